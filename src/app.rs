@@ -1,0 +1,116 @@
+//! Builds and runs the bridge; `main` and the tests both start it through
+//! [`start`]. Shutdown order lives in [`RunningApp::shutdown`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use socketioxide::SocketIo;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::decode::{Decoder, HttpRegistry, LocalRegistry, SchemaRegistry};
+use crate::gateway::{self, Dispatcher, Gateway};
+use crate::http::{self, HttpState};
+use crate::kafka::{ConsumerHandle, ensure_topics, spawn_consumer};
+use crate::metrics::Metrics;
+
+/// How long shutdown waits for tasks before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub struct RunningApp {
+    /// Where HTTP and Socket.IO listen (the real port when configured with 0).
+    pub addr: SocketAddr,
+    pub consumer: ConsumerHandle,
+    pub metrics: Arc<Metrics>,
+    io: SocketIo,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
+    config.validate()?;
+    let metrics = Arc::new(Metrics::default());
+    let registry = match &config.schemas.registry_url {
+        Some(url) => SchemaRegistry::Http(HttpRegistry::new(url)),
+        None => SchemaRegistry::Local(LocalRegistry::load(&config.schemas.local_dir)?),
+    };
+    let decoder = Arc::new(Decoder::new(Arc::new(registry)));
+    if let Some(partitions) = config.kafka.create_topics {
+        let names: Vec<&str> = config.kafka.topics.all().map(|(_, name)| name).collect();
+        ensure_topics(&config.kafka, &names, partitions).await?;
+    }
+
+    let limits = config.limits.clone();
+    let gateway = Arc::new(Gateway::new(
+        Authenticator::new(&config.auth)?,
+        limits.clone(),
+        config.index_shards,
+        metrics.clone(),
+    ));
+    let (socket_layer, io) = SocketIo::builder()
+        .with_state(gateway.clone())
+        .max_buffer_size(limits.socket_buffer)
+        .max_payload(limits.max_message_bytes as u64)
+        .ws_max_message_size(limits.max_message_bytes)
+        .ws_max_frame_size(limits.max_message_bytes)
+        .build_layer();
+    gateway::attach(&io);
+
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let consumer = spawn_consumer(
+        &config.kafka,
+        decoder,
+        Dispatcher::new(gateway),
+        metrics.clone(),
+        &tasks,
+        shutdown.clone(),
+    )?;
+
+    let router = http::router(HttpState {
+        consumer: consumer.clone(),
+        metrics: metrics.clone(),
+    })
+    .layer(socket_layer);
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    // axum does not set TCP_NODELAY; without it small events wait on Nagle.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "http server failed");
+        }
+    });
+    tracing::info!(%addr, "crm-bridge listening");
+    Ok(RunningApp {
+        addr,
+        consumer,
+        metrics,
+        io,
+        shutdown,
+        tasks,
+    })
+}
+
+impl RunningApp {
+    /// Stops in order: disconnect clients (they reconnect elsewhere), stop
+    /// HTTP and the consumer (which commits its offsets), wait for tasks.
+    pub async fn shutdown(self) {
+        self.io.close().await;
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait()).await.is_err() {
+            tracing::warn!("tasks still running after the shutdown grace period");
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Resolved Avro values → typed events. The value has already been resolved
+//! against the bridge's reader schema, so fields are present with the reader's
+//! types; what is checked here is meaning (non-empty ids, known symbols).
+
+use apache_avro::types::Value;
+use serde_json::{Map, Number, Value as Json};
+
+use super::{DecodeError, TopicKind};
+use crate::domain::{
+    Action, ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, NotificationEvent, OrgId,
+    UserId,
+};
+
+/// The fields of one record, by name.
+struct Fields(Vec<(String, Value)>);
+
+impl Fields {
+    fn take(&mut self, name: &'static str) -> Result<Value, DecodeError> {
+        let at = self.0.iter().position(|(n, _)| n == name).ok_or(DecodeError::Field(name))?;
+        Ok(unwrap_union(self.0.swap_remove(at).1))
+    }
+
+    fn string(&mut self, name: &'static str) -> Result<String, DecodeError> {
+        match self.take(name)? {
+            Value::String(s) if !s.is_empty() => Ok(s),
+            _ => Err(DecodeError::Field(name)),
+        }
+    }
+
+    fn optional_string(&mut self, name: &'static str) -> Result<Option<String>, DecodeError> {
+        match self.take(name)? {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s)),
+            _ => Err(DecodeError::Field(name)),
+        }
+    }
+
+    fn millis(&mut self, name: &'static str) -> Result<i64, DecodeError> {
+        match self.take(name)? {
+            Value::TimestampMillis(ms) | Value::Long(ms) => Ok(ms),
+            _ => Err(DecodeError::Field(name)),
+        }
+    }
+
+    /// An enum symbol, mapped to the action of the same meaning.
+    fn action(&mut self, name: &'static str) -> Result<Action, DecodeError> {
+        let Value::Enum(_, symbol) = self.take(name)? else {
+            return Err(DecodeError::Field(name));
+        };
+        Ok(match symbol.as_str() {
+            "create" => Action::Create,
+            "update" => Action::Update,
+            "delete" => Action::Delete,
+            "activity" => Action::Activity,
+            "email" => Action::Email,
+            "note" => Action::Note,
+            "stage_change" => Action::StageChange,
+            "assignment" => Action::Assignment,
+            "comment" => Action::Comment,
+            "new_email" => Action::NewEmail,
+            "reply" => Action::Reply,
+            "forward" => Action::Forward,
+            _ => return Err(DecodeError::Field(name)),
+        })
+    }
+
+    fn changes(&mut self, name: &'static str) -> Result<Map<String, Json>, DecodeError> {
+        let Value::Map(entries) = self.take(name)? else {
+            return Err(DecodeError::Field(name));
+        };
+        entries
+            .into_iter()
+            .map(|(k, v)| Ok((k, scalar_to_json(unwrap_union(v)).ok_or(DecodeError::Field(name))?)))
+            .collect()
+    }
+}
+
+fn unwrap_union(value: Value) -> Value {
+    match value {
+        Value::Union(_, inner) => *inner,
+        other => other,
+    }
+}
+
+fn scalar_to_json(value: Value) -> Option<Json> {
+    Some(match value {
+        Value::Null => Json::Null,
+        Value::Boolean(b) => Json::Bool(b),
+        Value::Int(i) => Json::from(i),
+        Value::Long(l) => Json::from(l),
+        Value::Float(f) => Json::Number(Number::from_f64(f64::from(f))?),
+        Value::Double(d) => Json::Number(Number::from_f64(d)?),
+        Value::String(s) => Json::String(s),
+        _ => return None,
+    })
+}
+
+pub(super) fn to_event(kind: TopicKind, value: Value) -> Result<CrmEvent, DecodeError> {
+    let Value::Record(fields) = value else {
+        return Err(DecodeError::Avro("value is not a record".into()));
+    };
+    let mut f = Fields(fields);
+    let org_field = f.string("organizationId")?;
+    let org = OrgId::new(&org_field).ok_or(DecodeError::Field("organizationId"))?;
+    let body = match kind {
+        TopicKind::Contacts => EventBody::Contact(ContactEvent {
+            contact_id: f.string("contactId")?,
+            action: f.action("action")?,
+            actor_user_id: f.string("actorUserId")?,
+            occurred_at_ms: f.millis("occurredAt")?,
+            changes: f.changes("changes")?,
+        }),
+        TopicKind::Deals => EventBody::Deal(DealEvent {
+            deal_id: f.string("dealId")?,
+            pipeline_id: f.string("pipelineId")?,
+            action: f.action("action")?,
+            actor_user_id: f.string("actorUserId")?,
+            occurred_at_ms: f.millis("occurredAt")?,
+            previous_stage: f.optional_string("previousStage")?,
+            new_stage: f.optional_string("newStage")?,
+            changes: f.changes("changes")?,
+        }),
+        TopicKind::Email => EventBody::Email(EmailEvent {
+            email_id: f.string("emailId")?,
+            thread_id: f.string("threadId")?,
+            contact_id: f.optional_string("contactId")?,
+            action: f.action("action")?,
+            subject: f.optional_string("subject")?.unwrap_or_default(),
+            from: f.string("from")?,
+            occurred_at_ms: f.millis("occurredAt")?,
+        }),
+        TopicKind::Notifications => EventBody::Notification(NotificationEvent {
+            notification_id: f.string("notificationId")?,
+            target_user: UserId::new(&f.string("targetUserId")?).ok_or(DecodeError::Field("targetUserId"))?,
+            kind: f.string("type")?,
+            title: f.optional_string("title")?.unwrap_or_default(),
+            message: f.optional_string("message")?.unwrap_or_default(),
+            link: f.optional_string("link")?,
+            occurred_at_ms: f.millis("occurredAt")?,
+        }),
+    };
+    Ok(CrmEvent { org, body })
+}

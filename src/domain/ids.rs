@@ -1,0 +1,59 @@
+//! Identifier newtypes. Built once at a boundary (token, record) and trusted after.
+
+use std::fmt;
+use std::sync::Arc;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Returns `None` for an empty or whitespace-only id: an event or a
+            /// principal without one cannot be authorised.
+            pub fn new(raw: &str) -> Option<Self> {
+                let trimmed = raw.trim();
+                (!trimmed.is_empty() && trimmed.len() == raw.len()).then(|| Self(Arc::from(raw)))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), &*self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A tenant. Every event and every principal belongs to exactly one.
+    OrgId
+);
+id_type!(
+    /// A CRM user (the JWT `sub`, or the user an API key acts as).
+    UserId
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_empty_and_padded_ids() {
+        assert!(OrgId::new("").is_none());
+        assert!(OrgId::new("  ").is_none());
+        assert!(OrgId::new(" org-1").is_none());
+        assert_eq!(OrgId::new("org-1").unwrap().as_str(), "org-1");
+    }
+}

@@ -1,0 +1,12 @@
+//! The CRM's vocabulary: tenants, users, resources, actions and the typed events
+//! decoded from Kafka. Pure data; no I/O. Everything else speaks these types.
+
+mod event;
+mod ids;
+mod resource;
+
+pub use event::{
+    ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, NotificationEvent,
+};
+pub use ids::{OrgId, UserId};
+pub use resource::{Action, ActionSet, FilterField, ResourceKind};

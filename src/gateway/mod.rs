@@ -1,0 +1,86 @@
+//! The Socket.IO edge: authenticates connections, turns client requests into
+//! subscriptions in the index, and delivers routed events to sockets.
+//!
+//! - `connect.rs`: handshake authentication and the `connected` event.
+//! - `requests.rs`: `subscribe`, `unsubscribe`, `ping`.
+//! - `session.rs`: what one connection holds (principal, subscriptions).
+//! - `dispatch.rs`: the [`Deliver`](crate::kafka::Deliver) sink: route, render
+//!   once, emit to each matching socket without waiting.
+
+mod connect;
+mod dispatch;
+mod requests;
+mod session;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use serde::Deserialize;
+use socketioxide::SocketIo;
+use socketioxide::extract::SocketRef;
+use socketioxide::handler::ConnectHandler;
+
+pub use dispatch::Dispatcher;
+
+use crate::auth::Authenticator;
+use crate::metrics::Metrics;
+use crate::routing::SubscriptionIndex;
+
+/// Per-connection bounds.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientLimits {
+    /// Active subscriptions per connection (the seed's limit).
+    pub max_subscriptions: usize,
+    /// Packets queued per socket before it counts as too slow. At ~300 bytes
+    /// an event this is ~150 KB per socket at worst; a client that falls this
+    /// far behind is disconnected rather than buffered without bound.
+    pub socket_buffer: usize,
+    /// Largest inbound message, in bytes (the seed's 1 MB).
+    pub max_message_bytes: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        Self {
+            max_subscriptions: 1000,
+            socket_buffer: 512,
+            max_message_bytes: 1_000_000,
+        }
+    }
+}
+
+impl ClientLimits {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.max_subscriptions > 0, "limits.max_subscriptions must be positive");
+        anyhow::ensure!(self.socket_buffer > 0, "limits.socket_buffer must be positive");
+        anyhow::ensure!(self.max_message_bytes >= 1024, "limits.max_message_bytes must be at least 1024");
+        Ok(())
+    }
+}
+
+/// Shared by every socket handler (socketioxide state).
+pub struct Gateway {
+    pub(crate) index: SubscriptionIndex<SocketRef>,
+    pub(crate) auth: Authenticator,
+    pub(crate) limits: ClientLimits,
+    pub(crate) metrics: Arc<Metrics>,
+    next_client: AtomicU64,
+}
+
+impl Gateway {
+    pub fn new(auth: Authenticator, limits: ClientLimits, index_shards: usize, metrics: Arc<Metrics>) -> Self {
+        Self {
+            index: SubscriptionIndex::new(index_shards),
+            auth,
+            limits,
+            metrics,
+            next_client: AtomicU64::new(1),
+        }
+    }
+}
+
+/// Registers the default namespace's handlers on `io`.
+pub fn attach(io: &SocketIo) {
+    io.ns("/", connect::on_connect.with(connect::authenticate));
+}

@@ -1,0 +1,40 @@
+//! Plain HTTP beside Socket.IO: liveness, readiness and counters.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+
+use crate::kafka::ConsumerHandle;
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub consumer: ConsumerHandle,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/stats", get(stats))
+        .with_state(state)
+}
+
+/// 200 once every partition is assigned at a known position: from then on no
+/// record produced is missed. Clients are accepted whenever the process runs.
+async fn readyz(State(state): State<HttpState>) -> (StatusCode, &'static str) {
+    if state.consumer.is_assigned() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "waiting for Kafka partitions")
+    }
+}
+
+async fn stats(State(state): State<HttpState>) -> Json<serde_json::Value> {
+    Json(state.metrics.snapshot())
+}

@@ -1,0 +1,15 @@
+//! Kafka at the edge: configuration, topic creation for dev, and the live
+//! consumer that feeds decoded events to a [`Deliver`] sink.
+//!
+//! Scaling: every bridge node must see every event its own clients may
+//! receive, so each node is its own consumer group (`<group_prefix>-<node_id>`)
+//! and reads all partitions of the CRM topics. Nodes are added behind a load
+//! balancer; Kafka fans the log out to all of them.
+
+mod admin;
+mod config;
+mod consumer;
+
+pub use admin::ensure_topics;
+pub use config::{KafkaConfig, TopicNames};
+pub use consumer::{ConsumerHandle, Deliver, spawn_consumer};

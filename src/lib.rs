@@ -1,0 +1,39 @@
+//! crm-bridge streams CRM domain events from Kafka to authorised Socket.IO
+//! clients.
+//!
+//! The data flow, and the module that owns each step:
+//!
+//! ```text
+//! Kafka record ─► kafka::consumer ─► decode ─► routing::SubscriptionIndex ─► gateway::dispatch ─► socket
+//!                 (assign, offsets)  (Avro)    (who subscribed, same org)    (render once, emit)
+//!                                               ▲
+//! client request ─► gateway::requests ─► protocol (parse) ─┘
+//! ```
+//!
+//! - [`domain`]: tenants, users, resources, actions and typed events. Pure.
+//! - [`decode`]: Confluent wire format, schema registries, Avro → [`domain`].
+//! - [`routing`]: the sharded subscription index; isolation by organisation.
+//! - [`protocol`]: the client contract: requests, payloads, error object. Pure.
+//! - [`auth`]: JWT and API-key verification into a [`auth::Principal`].
+//! - [`kafka`]: the live consumer and topic set-up.
+//! - [`gateway`]: Socket.IO handlers and delivery to sockets.
+//! - [`http`], [`metrics`], [`telemetry`]: the operational edges.
+//! - [`app`]: wires it all together and owns start-up and shutdown order.
+//! - [`demo`]: the demo producer `make run` starts.
+//!
+//! Imports point down this list's data flow: `domain` and `protocol` know
+//! nothing of sockets or Kafka.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod decode;
+pub mod demo;
+pub mod domain;
+pub mod gateway;
+pub mod http;
+pub mod kafka;
+pub mod metrics;
+pub mod protocol;
+pub mod routing;
+pub mod telemetry;

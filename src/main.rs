@@ -1,0 +1,100 @@
+//! The `crm-bridge` command: run the bridge, or the dev helpers around it.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use crm_bridge::auth::{DEV_JWT_SECRET, hash_api_key, sign_dev_token};
+use crm_bridge::config::Config;
+use crm_bridge::decode::LocalRegistry;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(version, about = "Streams CRM events from Kafka to Socket.IO clients")]
+struct Cli {
+    /// TOML configuration file; `CRM_BRIDGE_*` variables override it.
+    #[arg(long, env = "CRM_BRIDGE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the bridge (the default).
+    Serve,
+    /// Print a JWT for a user, signed with the dev secret `make run` uses.
+    Token {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        org: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: u64,
+    },
+    /// Print the SHA-256 to store in `auth.api_keys` for an API key.
+    HashApiKey { key: String },
+    /// Produce demo CRM activity to the configured topics.
+    Demo {
+        /// Events per second.
+        #[arg(long, default_value_t = 4.0)]
+        rate: f64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Token { user, name, org, ttl } => {
+            println!("{}", sign_dev_token(DEV_JWT_SECRET, &user, &name, &org, ttl));
+            Ok(())
+        }
+        Command::HashApiKey { key } => {
+            println!("{}", hash_api_key(&key));
+            Ok(())
+        }
+        Command::Serve => serve(Config::load(cli.config.as_deref())?).await,
+        Command::Demo { rate } => {
+            let config = Config::load(cli.config.as_deref())?;
+            crm_bridge::telemetry::init(&config.log);
+            let registry = LocalRegistry::load(&config.schemas.local_dir).context("loading schemas")?;
+            let stop = CancellationToken::new();
+            tokio::spawn({
+                let stop = stop.clone();
+                async move {
+                    wait_for_signal().await;
+                    stop.cancel();
+                }
+            });
+            crm_bridge::demo::run(&config.kafka, &registry, rate, stop).await
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    crm_bridge::telemetry::init(&config.log);
+    let app = crm_bridge::app::start(config).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    app.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.ok();
+}

@@ -1,0 +1,87 @@
+//! The seed's error object, and the one place internal failures become what a
+//! client is told. Messages help the client fix its request; they never carry
+//! internals (addresses, stack traces, other tenants' ids).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::now_rfc3339;
+
+/// The seed's error codes, spelled as on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    Unauthorized,
+    Forbidden,
+    InvalidRequest,
+    ResourceNotFound,
+    RateLimited,
+    ServerError,
+}
+
+/// An error for one client request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+/// `{ code, message, details?, timestamp }`, as the seed's error format.
+#[derive(Serialize)]
+pub struct ErrorPayload<'a> {
+    code: ErrorCode,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a Value>,
+    timestamp: String,
+}
+
+impl ClientError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+
+    pub fn payload(&self) -> ErrorPayload<'_> {
+        ErrorPayload {
+            code: self.code,
+            message: &self.message,
+            details: self.details.as_ref(),
+            timestamp: now_rfc3339(),
+        }
+    }
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_in_the_seed_shape() {
+        let err = ClientError::new(ErrorCode::ResourceNotFound, "no such resource");
+        let json = serde_json::to_value(err.payload()).unwrap();
+        assert_eq!(json["code"], "RESOURCE_NOT_FOUND");
+        assert_eq!(json["message"], "no such resource");
+        assert!(json.get("details").is_none());
+        assert!(json["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+}

@@ -1,0 +1,13 @@
+//! The client contract (`shared/seed/websocket-api.md`) as pure code: requests
+//! parsed into routing keys, typed events rendered into the seed's payloads,
+//! and the seed's error object. No sockets here, so all of it is unit-tested.
+
+mod error;
+mod outbound;
+mod request;
+mod timestamp;
+
+pub use error::{ClientError, ErrorCode};
+pub use outbound::{Outbound, render};
+pub use request::{SubscriptionRequest, parse_subscribe, parse_unsubscribe};
+pub use timestamp::{format_millis, now_rfc3339};

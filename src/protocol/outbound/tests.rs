@@ -1,0 +1,118 @@
+use serde_json::{Value, json};
+
+use super::*;
+use crate::domain::{ContactEvent, DealEvent, EmailEvent, NotificationEvent, OrgId, UserId};
+
+const T: i64 = 1_736_510_400_000;
+const TS: &str = "2025-01-10T12:00:00.000Z";
+
+fn rendered(body: EventBody) -> (&'static str, Value) {
+    let out = render(&CrmEvent { org: OrgId::new("org-1").unwrap(), body });
+    (out.name, serde_json::from_str(out.payload.get()).unwrap())
+}
+
+fn contact(action: Action) -> EventBody {
+    let mut changes = Map::new();
+    changes.insert("email".into(), json!("jane@example.com"));
+    changes.insert("score".into(), json!(42));
+    EventBody::Contact(ContactEvent {
+        contact_id: "contact_123".into(),
+        action,
+        actor_user_id: "user_1".into(),
+        occurred_at_ms: T,
+        changes,
+    })
+}
+
+#[test]
+fn contact_update_is_a_resource_update_with_the_seed_fields() {
+    assert_eq!(
+        rendered(contact(Action::Update)),
+        (
+            "resource-update",
+            json!({
+                "resource": "contact", "id": "contact_123", "action": "update",
+                "data": {"email": "jane@example.com", "score": 42},
+                "timestamp": TS, "userId": "user_1"
+            })
+        )
+    );
+}
+
+#[test]
+fn delete_is_a_resource_delete() {
+    assert_eq!(
+        rendered(contact(Action::Delete)),
+        (
+            "resource-delete",
+            json!({"resource": "contact", "id": "contact_123", "timestamp": TS, "userId": "user_1"})
+        )
+    );
+}
+
+#[test]
+fn stage_change_is_a_pipeline_update() {
+    let body = EventBody::Deal(DealEvent {
+        deal_id: "deal_789".into(),
+        pipeline_id: "pipeline_456".into(),
+        action: Action::StageChange,
+        actor_user_id: "user_123".into(),
+        occurred_at_ms: T,
+        previous_stage: Some("negotiation".into()),
+        new_stage: Some("closed-won".into()),
+        changes: Map::new(),
+    });
+    assert_eq!(
+        rendered(body),
+        (
+            "pipeline-update",
+            json!({
+                "pipelineId": "pipeline_456", "dealId": "deal_789",
+                "previousStage": "negotiation", "newStage": "closed-won",
+                "userId": "user_123", "timestamp": TS
+            })
+        )
+    );
+}
+
+#[test]
+fn email_and_notification_match_the_seed() {
+    let email = EventBody::Email(EmailEvent {
+        email_id: "email_789".into(),
+        thread_id: "thread_1".into(),
+        contact_id: Some("contact_123".into()),
+        action: Action::Reply,
+        subject: "Re: Follow up".into(),
+        from: "client@example.com".into(),
+        occurred_at_ms: T,
+    });
+    assert_eq!(
+        rendered(email),
+        (
+            "email-received",
+            json!({
+                "emailId": "email_789", "contactId": "contact_123", "subject": "Re: Follow up",
+                "from": "client@example.com", "timestamp": TS, "threadId": "thread_1", "action": "reply"
+            })
+        )
+    );
+    let notification = EventBody::Notification(NotificationEvent {
+        notification_id: "notif-123".into(),
+        target_user: UserId::new("user_1").unwrap(),
+        kind: "mention".into(),
+        title: "You were mentioned".into(),
+        message: "John mentioned you in a comment".into(),
+        link: Some("/deals/deal_789".into()),
+        occurred_at_ms: T,
+    });
+    assert_eq!(
+        rendered(notification),
+        (
+            "notification",
+            json!({
+                "id": "notif-123", "type": "mention", "title": "You were mentioned",
+                "message": "John mentioned you in a comment", "link": "/deals/deal_789", "timestamp": TS
+            })
+        )
+    );
+}

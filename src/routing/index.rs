@@ -1,0 +1,127 @@
+//! The sharded subscription index.
+//!
+//! Keys are spread over shards by hash, each behind its own `RwLock`, so routing
+//! (reads) and subscribing (writes) on different keys never contend on one global
+//! lock. Routing one event costs one lookup per key it matches (at most five)
+//! plus one step per matching subscriber: it does not grow with the number of
+//! subscriptions held.
+//!
+//! `std::sync::RwLock` rather than Tokio's: no `.await` happens while a guard is
+//! held, and every critical section is a hash lookup or a short copy.
+
+use std::hash::{BuildHasher, Hash};
+use std::sync::RwLock;
+
+use hashbrown::{DefaultHashBuilder, HashMap};
+
+use super::key::{KeyRef, event_matches};
+use super::SubscriptionKey;
+use crate::domain::{ActionSet, CrmEvent};
+
+/// Identifies one connection for the lifetime of the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+/// One subscriber of one key: the handle to deliver to and what it asked for.
+struct Entry<C> {
+    handle: C,
+    actions: ActionSet,
+}
+
+type Shard<C> = HashMap<SubscriptionKey, HashMap<ClientId, Entry<C>>>;
+
+/// Maps subscription keys to the clients holding them. `C` is the handle used
+/// to deliver to a client; the index only clones it.
+pub struct SubscriptionIndex<C> {
+    shards: Box<[RwLock<Shard<C>>]>,
+    hasher: DefaultHashBuilder,
+}
+
+impl<C: Clone> SubscriptionIndex<C> {
+    /// `shards` is rounded up to at least one.
+    pub fn new(shards: usize) -> Self {
+        Self {
+            shards: (0..shards.max(1)).map(|_| RwLock::default()).collect(),
+            hasher: DefaultHashBuilder::default(),
+        }
+    }
+
+    fn shard(&self, key: &impl Hash) -> &RwLock<Shard<C>> {
+        let hash = self.hasher.hash_one(key);
+        &self.shards[(hash % self.shards.len() as u64) as usize]
+    }
+
+    /// Adds or replaces `client`'s subscription to `key`. Returns true when it
+    /// is new, false when an existing one had its action set replaced.
+    pub fn insert(&self, key: SubscriptionKey, client: ClientId, handle: C, actions: ActionSet) -> bool {
+        let mut shard = write(self.shard(&key));
+        shard
+            .entry(key)
+            .or_default()
+            .insert(client, Entry { handle, actions })
+            .is_none()
+    }
+
+    /// Removes `client`'s subscription to `key`; true if there was one.
+    pub fn remove(&self, key: &SubscriptionKey, client: ClientId) -> bool {
+        let mut shard = write(self.shard(key));
+        let Some(subscribers) = shard.get_mut(key) else {
+            return false;
+        };
+        let removed = subscribers.remove(&client).is_some();
+        if subscribers.is_empty() {
+            shard.remove(key);
+        }
+        removed
+    }
+
+    /// Appends to `out` every client that subscribed to `event`, once each,
+    /// however many of its subscriptions match.
+    pub fn route(&self, event: &CrmEvent, out: &mut Vec<(ClientId, C)>) {
+        let start = out.len();
+        let mut keys_with_subscribers = 0;
+        event_matches(event, |(key, action): (KeyRef<'_>, _)| {
+            let shard = read(self.shard(&key));
+            let Some(subscribers) = shard.get(&key) else {
+                return;
+            };
+            keys_with_subscribers += 1;
+            out.extend(
+                subscribers
+                    .iter()
+                    .filter(|(_, e)| action.is_none_or(|a| e.actions.contains(a)))
+                    .map(|(id, e)| (*id, e.handle.clone())),
+            );
+        });
+        // Only a client matched through two keys can appear twice.
+        if keys_with_subscribers > 1 {
+            out[start..].sort_unstable_by_key(|(id, _)| *id);
+            let mut seen = start;
+            for i in start..out.len() {
+                if i == start || out[i].0 != out[seen - 1].0 {
+                    out.swap(seen, i);
+                    seen += 1;
+                }
+            }
+            out.truncate(seen);
+        }
+    }
+
+    /// Number of distinct keys with at least one subscriber.
+    pub fn key_count(&self) -> usize {
+        self.shards.iter().map(|s| read(s).len()).sum()
+    }
+}
+
+// A panic while holding a guard cannot leave a shard half-updated (each
+// mutation is a single map operation), so a poisoned lock is still sound.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests;
