@@ -109,7 +109,10 @@ impl RunningApp {
         self.io.close().await;
         self.shutdown.cancel();
         self.tasks.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("tasks still running after the shutdown grace period");
         }
     }

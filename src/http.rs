@@ -31,7 +31,10 @@ async fn readyz(State(state): State<HttpState>) -> (StatusCode, &'static str) {
     if state.consumer.is_assigned() {
         (StatusCode::OK, "ready")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "waiting for Kafka partitions")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for Kafka partitions",
+        )
     }
 }
 

@@ -49,8 +49,16 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Token { user, name, org, ttl } => {
-            println!("{}", sign_dev_token(DEV_JWT_SECRET, &user, &name, &org, ttl));
+        Command::Token {
+            user,
+            name,
+            org,
+            ttl,
+        } => {
+            println!(
+                "{}",
+                sign_dev_token(DEV_JWT_SECRET, &user, &name, &org, ttl)
+            );
             Ok(())
         }
         Command::HashApiKey { key } => {
@@ -61,7 +69,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo { rate } => {
             let config = Config::load(cli.config.as_deref())?;
             crm_bridge::telemetry::init(&config.log);
-            let registry = LocalRegistry::load(&config.schemas.local_dir).context("loading schemas")?;
+            let registry =
+                LocalRegistry::load(&config.schemas.local_dir).context("loading schemas")?;
             let stop = CancellationToken::new();
             tokio::spawn({
                 let stop = stop.clone();

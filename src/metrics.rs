@@ -47,7 +47,12 @@ pub struct ReasonCounter(Mutex<BTreeMap<&'static str, u64>>);
 
 impl ReasonCounter {
     pub fn inc(&self, reason: &'static str) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(reason).or_default() += 1;
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
+            .or_default() += 1;
     }
 
     pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {

@@ -42,10 +42,12 @@ impl ApiKeys {
             .iter()
             .map(|c| {
                 let mut hash = [0u8; 32];
-                hex::decode_to_slice(&c.sha256, &mut hash)
-                    .map_err(|_| anyhow::anyhow!("api key `{}`: sha256 must be 64 hex digits", c.name))?;
-                let org = OrgId::new(&c.organization_id)
-                    .ok_or_else(|| anyhow::anyhow!("api key `{}`: organization_id is empty", c.name))?;
+                hex::decode_to_slice(&c.sha256, &mut hash).map_err(|_| {
+                    anyhow::anyhow!("api key `{}`: sha256 must be 64 hex digits", c.name)
+                })?;
+                let org = OrgId::new(&c.organization_id).ok_or_else(|| {
+                    anyhow::anyhow!("api key `{}`: organization_id is empty", c.name)
+                })?;
                 let user = UserId::new(&c.user_id)
                     .ok_or_else(|| anyhow::anyhow!("api key `{}`: user_id is empty", c.name))?;
                 Ok(StoredKey {
@@ -94,7 +96,10 @@ mod tests {
     #[test]
     fn a_stored_key_yields_its_principal() {
         let principal = keys().verify("key-one").unwrap();
-        assert_eq!((principal.org.as_str(), principal.user.as_str()), ("org-1", "svc-1"));
+        assert_eq!(
+            (principal.org.as_str(), principal.user.as_str()),
+            ("org-1", "svc-1")
+        );
         assert_eq!(principal.method, AuthMethod::ApiKey);
     }
 

@@ -99,7 +99,11 @@ impl JwtVerifier {
             .map(|k| {
                 let pem = k.pem.as_bytes();
                 let key = match k.algorithm {
-                    Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384
+                    Algorithm::RS256
+                    | Algorithm::RS384
+                    | Algorithm::RS512
+                    | Algorithm::PS256
+                    | Algorithm::PS384
                     | Algorithm::PS512 => DecodingKey::from_rsa_pem(pem)?,
                     Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem)?,
                     Algorithm::EdDSA => DecodingKey::from_ed_pem(pem)?,
@@ -112,18 +116,27 @@ impl JwtVerifier {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let hs_secret = config.hs_secret.as_ref().map(|s| DecodingKey::from_secret(s.expose().as_bytes()));
+        let hs_secret = config
+            .hs_secret
+            .as_ref()
+            .map(|s| DecodingKey::from_secret(s.expose().as_bytes()));
         for alg in &config.algorithms {
             let has_key = if is_hmac(*alg) {
                 hs_secret.is_some()
             } else {
                 keys.iter().any(|k| k.algorithm == *alg)
             };
-            anyhow::ensure!(has_key, "auth.jwt.algorithms lists {alg:?} but no key for it is configured");
+            anyhow::ensure!(
+                has_key,
+                "auth.jwt.algorithms lists {alg:?} but no key for it is configured"
+            );
         }
         if let Some(secret) = &config.hs_secret {
             // RFC 7518 §3.2: an HS256 key must be at least 256 bits.
-            anyhow::ensure!(secret.expose().len() >= 32, "auth.jwt.hs_secret must be at least 32 bytes");
+            anyhow::ensure!(
+                secret.expose().len() >= 32,
+                "auth.jwt.hs_secret must be at least 32 bytes"
+            );
         }
         Ok(Self {
             allowed: config.algorithms.iter().copied().collect(),
@@ -136,7 +149,8 @@ impl JwtVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
         if !self.allowed.contains(&header.alg) {
             return Err(AuthError::AlgorithmNotAllowed);
         }
@@ -159,7 +173,8 @@ impl JwtVerifier {
         Ok(Principal {
             user: UserId::new(&claims.sub).ok_or(AuthError::BadClaims("sub"))?,
             name: claims.name.unwrap_or_else(|| claims.sub.clone()),
-            org: OrgId::new(&claims.organization_id).ok_or(AuthError::BadClaims("organizationId"))?,
+            org: OrgId::new(&claims.organization_id)
+                .ok_or(AuthError::BadClaims("organizationId"))?,
             roles: claims.roles,
             method: AuthMethod::Jwt,
             expires_at: Some(claims.exp),
@@ -184,7 +199,9 @@ impl JwtVerifier {
 
 /// Signs an HS256 token, as `crm-bridge token` and the tests do.
 pub fn sign_dev_token(secret: &str, user: &str, name: &str, org: &str, ttl_seconds: u64) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let claims = Claims {
         sub: user.into(),
         name: Some(name.into()),
@@ -192,8 +209,12 @@ pub fn sign_dev_token(secret: &str, user: &str, name: &str, org: &str, ttl_secon
         roles: vec!["user".into()],
         exp: now + ttl_seconds,
     };
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
-        .expect("HS256 signing with an in-memory secret cannot fail")
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 signing with an in-memory secret cannot fail")
 }
 
 #[cfg(test)]

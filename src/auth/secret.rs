@@ -26,6 +26,9 @@ impl std::fmt::Debug for Secret {
 mod tests {
     #[test]
     fn debug_never_shows_the_value() {
-        assert_eq!(format!("{:?}", super::Secret::new("hunter2")), "Secret([redacted])");
+        assert_eq!(
+            format!("{:?}", super::Secret::new("hunter2")),
+            "Secret([redacted])"
+        );
     }
 }

@@ -16,7 +16,11 @@ struct Fields(Vec<(String, Value)>);
 
 impl Fields {
     fn take(&mut self, name: &'static str) -> Result<Value, DecodeError> {
-        let at = self.0.iter().position(|(n, _)| n == name).ok_or(DecodeError::Field(name))?;
+        let at = self
+            .0
+            .iter()
+            .position(|(n, _)| n == name)
+            .ok_or(DecodeError::Field(name))?;
         Ok(unwrap_union(self.0.swap_remove(at).1))
     }
 
@@ -70,7 +74,12 @@ impl Fields {
         };
         entries
             .into_iter()
-            .map(|(k, v)| Ok((k, scalar_to_json(unwrap_union(v)).ok_or(DecodeError::Field(name))?)))
+            .map(|(k, v)| {
+                Ok((
+                    k,
+                    scalar_to_json(unwrap_union(v)).ok_or(DecodeError::Field(name))?,
+                ))
+            })
             .collect()
     }
 }
@@ -131,7 +140,8 @@ pub(super) fn to_event(kind: TopicKind, value: Value) -> Result<CrmEvent, Decode
         }),
         TopicKind::Notifications => EventBody::Notification(NotificationEvent {
             notification_id: f.string("notificationId")?,
-            target_user: UserId::new(&f.string("targetUserId")?).ok_or(DecodeError::Field("targetUserId"))?,
+            target_user: UserId::new(&f.string("targetUserId")?)
+                .ok_or(DecodeError::Field("targetUserId"))?,
             kind: f.string("type")?,
             title: f.optional_string("title")?.unwrap_or_default(),
             message: f.optional_string("message")?.unwrap_or_default(),

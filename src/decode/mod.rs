@@ -28,7 +28,12 @@ pub enum TopicKind {
 }
 
 impl TopicKind {
-    pub const ALL: [TopicKind; 4] = [Self::Contacts, Self::Deals, Self::Email, Self::Notifications];
+    pub const ALL: [TopicKind; 4] = [
+        Self::Contacts,
+        Self::Deals,
+        Self::Email,
+        Self::Notifications,
+    ];
 
     /// The reader schema: the shape this build of the bridge understands.
     /// Writers may use any compatible version (Avro schema resolution).
@@ -100,7 +105,11 @@ impl Decoder {
         Self { registry, readers }
     }
 
-    pub async fn decode(&self, kind: TopicKind, value: Option<&[u8]>) -> Result<CrmEvent, DecodeError> {
+    pub async fn decode(
+        &self,
+        kind: TopicKind,
+        value: Option<&[u8]>,
+    ) -> Result<CrmEvent, DecodeError> {
         let (schema_id, mut body) = split_frame(value.ok_or(DecodeError::EmptyValue)?)?;
         let writer = self.registry.writer_schema(schema_id).await?;
         let reader = &self.readers[&kind];

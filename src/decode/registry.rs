@@ -72,15 +72,21 @@ impl LocalRegistry {
         };
         for entry in manifest.schema {
             let path = dir.join(&entry.file);
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            let schema = Arc::new(Schema::parse_str(&text).with_context(|| format!("parsing {}", path.display()))?);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let schema = Arc::new(
+                Schema::parse_str(&text).with_context(|| format!("parsing {}", path.display()))?,
+            );
             anyhow::ensure!(
                 registry.by_id.insert(entry.id, schema.clone()).is_none(),
                 "schema id {} is listed twice in {}",
                 entry.id,
                 manifest_path.display()
             );
-            let latest = registry.by_subject.entry(entry.subject).or_insert((entry.id, schema.clone()));
+            let latest = registry
+                .by_subject
+                .entry(entry.subject)
+                .or_insert((entry.id, schema.clone()));
             if entry.id > latest.0 {
                 *latest = (entry.id, schema);
             }
@@ -124,11 +130,17 @@ impl HttpRegistry {
     }
 
     async fn get(&self, id: u32) -> Result<Arc<Schema>, RegistryError> {
-        if let Some(schema) = self.cache.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        if let Some(schema) = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
             return Ok(schema.clone());
         }
         let url = format!("{}/schemas/ids/{id}", self.base_url);
-        let unavailable = |e: reqwest::Error| RegistryError::Unavailable(e.without_url().to_string());
+        let unavailable =
+            |e: reqwest::Error| RegistryError::Unavailable(e.without_url().to_string());
         let response = self.client.get(&url).send().await.map_err(unavailable)?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Err(RegistryError::UnknownId(id));
@@ -139,8 +151,10 @@ impl HttpRegistry {
             .json()
             .await
             .map_err(unavailable)?;
-        let schema =
-            Arc::new(Schema::parse_str(&body.schema).map_err(|e| RegistryError::InvalidSchema(e.to_string()))?);
+        let schema = Arc::new(
+            Schema::parse_str(&body.schema)
+                .map_err(|e| RegistryError::InvalidSchema(e.to_string()))?,
+        );
         self.cache
             .write()
             .unwrap_or_else(|e| e.into_inner())

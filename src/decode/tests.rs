@@ -22,14 +22,32 @@ fn deal_record(schema: &Schema, org: &str) -> Vec<u8> {
     r.put("action", Value::Enum(3, "stage_change".into()));
     r.put("actorUserId", "user_1");
     r.put("occurredAt", Value::TimestampMillis(1_000));
-    r.put("previousStage", Value::Union(1, Box::new(Value::String("lead".into()))));
-    r.put("newStage", Value::Union(1, Box::new(Value::String("won".into()))));
-    r.put("changes", Value::Map([("amount".to_string(), Value::Union(2, Box::new(Value::Long(5))))].into()));
+    r.put(
+        "previousStage",
+        Value::Union(1, Box::new(Value::String("lead".into()))),
+    );
+    r.put(
+        "newStage",
+        Value::Union(1, Box::new(Value::String("won".into()))),
+    );
+    r.put(
+        "changes",
+        Value::Map(
+            [(
+                "amount".to_string(),
+                Value::Union(2, Box::new(Value::Long(5))),
+            )]
+            .into(),
+        ),
+    );
     apache_avro::to_avro_datum(schema, r).unwrap()
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 #[test]
@@ -38,7 +56,9 @@ fn decodes_a_framed_record() {
     let framed = frame(id, &deal_record(&schema, "org-1"));
     let event = block_on(decoder().decode(TopicKind::Deals, Some(&framed))).unwrap();
     assert_eq!(event.org.as_str(), "org-1");
-    let EventBody::Deal(deal) = event.body else { panic!("not a deal") };
+    let EventBody::Deal(deal) = event.body else {
+        panic!("not a deal")
+    };
     assert_eq!(deal.action, Action::StageChange);
     assert_eq!(deal.new_stage.as_deref(), Some("won"));
     assert_eq!(deal.changes["amount"], 5);
@@ -53,20 +73,31 @@ fn failures_have_their_reason() {
 
     assert_eq!(reason(TopicKind::Deals, &good[..3]), "truncated");
     assert_eq!(reason(TopicKind::Deals, b"{\"not\":\"avro\"}"), "bad_magic");
-    assert_eq!(reason(TopicKind::Deals, &frame(999, &good[5..])), "unknown_schema");
+    assert_eq!(
+        reason(TopicKind::Deals, &frame(999, &good[5..])),
+        "unknown_schema"
+    );
     assert_eq!(reason(TopicKind::Deals, &good[..good.len() - 4]), "avro");
-    assert_eq!(reason(TopicKind::Deals, &frame(id, &deal_record(&schema, ""))), "invalid_field");
-    assert_eq!(block_on(d.decode(TopicKind::Deals, None)).unwrap_err().reason(), "empty_value");
+    assert_eq!(
+        reason(TopicKind::Deals, &frame(id, &deal_record(&schema, ""))),
+        "invalid_field"
+    );
+    assert_eq!(
+        block_on(d.decode(TopicKind::Deals, None))
+            .unwrap_err()
+            .reason(),
+        "empty_value"
+    );
 }
 
 #[test]
 fn a_writer_schema_with_an_added_field_still_decodes() {
     let mut json: serde_json::Value =
         serde_json::from_str(TopicKind::Deals.reader_schema_json()).unwrap();
-    json["fields"]
-        .as_array_mut()
-        .unwrap()
-        .insert(2, serde_json::json!({"name": "region", "type": "string", "default": "eu"}));
+    json["fields"].as_array_mut().unwrap().insert(
+        2,
+        serde_json::json!({"name": "region", "type": "string", "default": "eu"}),
+    );
     let v2 = Schema::parse(&json).unwrap();
     let mut r = Record::new(&v2).unwrap();
     for (name, value) in [
@@ -90,8 +121,13 @@ fn a_writer_schema_with_an_added_field_still_decodes() {
     let registry = LocalRegistry::load(&dir).unwrap();
     let decoder = Decoder::new(Arc::new(SchemaRegistry::Local(registry)));
     let event = block_on(decoder.decode(TopicKind::Deals, Some(&frame(102, &body)))).unwrap();
-    let EventBody::Deal(deal) = event.body else { panic!("not a deal") };
-    assert_eq!((deal.deal_id.as_str(), deal.action), ("deal_9", Action::Update));
+    let EventBody::Deal(deal) = event.body else {
+        panic!("not a deal")
+    };
+    assert_eq!(
+        (deal.deal_id.as_str(), deal.action),
+        ("deal_9", Action::Update)
+    );
 }
 
 /// A registry directory holding the v2 schema under id 102.
@@ -110,7 +146,12 @@ fn tempdir_with_v2(schema: &serde_json::Value) -> std::path::PathBuf {
 #[test]
 fn the_bundled_registry_lists_every_topic() {
     let registry = local();
-    for subject in ["crm.contacts-value", "crm.deals-value", "crm.email-value", "crm.notifications-value"] {
+    for subject in [
+        "crm.contacts-value",
+        "crm.deals-value",
+        "crm.email-value",
+        "crm.notifications-value",
+    ] {
         assert!(registry.latest(subject).is_some(), "{subject}");
     }
 }

@@ -5,8 +5,6 @@ mod event;
 mod ids;
 mod resource;
 
-pub use event::{
-    ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, NotificationEvent,
-};
+pub use event::{ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, NotificationEvent};
 pub use ids::{OrgId, UserId};
 pub use resource::{Action, ActionSet, FilterField, ResourceKind};

@@ -179,7 +179,10 @@ mod tests {
             Action::parse_for(ResourceKind::Deal, "stage-change"),
             Some(Action::StageChange)
         );
-        assert_eq!(Action::parse_for(ResourceKind::Contact, "stage-change"), None);
+        assert_eq!(
+            Action::parse_for(ResourceKind::Contact, "stage-change"),
+            None
+        );
         assert_eq!(
             Action::parse_for(ResourceKind::EmailThread, "new-email"),
             Some(Action::NewEmail)
@@ -191,7 +194,10 @@ mod tests {
         let set: ActionSet = [Action::Update, Action::Forward].into_iter().collect();
         assert!(set.contains(Action::Update) && set.contains(Action::Forward));
         assert!(!set.contains(Action::Delete));
-        assert_eq!(set.iter().collect::<Vec<_>>(), [Action::Update, Action::Forward]);
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            [Action::Update, Action::Forward]
+        );
         assert!(ActionSet::default().is_empty());
     }
 

@@ -33,7 +33,11 @@ impl std::fmt::Display for ConnectRefusal {
 /// Finds the credential: `auth.token`, then `auth.apiKey`, then an
 /// `Authorization: Bearer` header on the handshake request.
 fn credential<'a>(auth: Option<&'a Value>, socket: &'a SocketRef) -> Option<Credential<'a>> {
-    let field = |name| auth.and_then(|a| a.get(name)).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let field = |name| {
+        auth.and_then(|a| a.get(name))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
     if let Some(token) = field("token") {
         return Some(Credential::Token(token));
     }
@@ -45,7 +49,10 @@ fn credential<'a>(auth: Option<&'a Value>, socket: &'a SocketRef) -> Option<Cred
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(|token| Credential::Token(token.trim()))
 }
 
@@ -61,13 +68,17 @@ pub async fn authenticate(
             gateway.metrics.auth_failures.inc(e.reason());
             tracing::info!(reason = e.reason(), error = %e, "connection refused");
             let message = match e {
-                crate::auth::AuthError::Missing => "Authentication required: send auth.token or auth.apiKey",
+                crate::auth::AuthError::Missing => {
+                    "Authentication required: send auth.token or auth.apiKey"
+                }
                 _ => "Invalid authentication token",
             };
             ConnectRefusal(ClientError::new(ErrorCode::Unauthorized, message))
         })?;
     let client = ClientId(gateway.next_client_id());
-    socket.extensions.insert(Arc::new(Session::new(client, principal)));
+    socket
+        .extensions
+        .insert(Arc::new(Session::new(client, principal)));
     Ok(())
 }
 

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use socketioxide::SendError;
-use socketioxide::extract::SocketRef;
 use socketioxide::SocketError;
+use socketioxide::extract::SocketRef;
 
 use super::Gateway;
 use crate::domain::CrmEvent;

@@ -52,9 +52,18 @@ impl Default for ClientLimits {
 
 impl ClientLimits {
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.max_subscriptions > 0, "limits.max_subscriptions must be positive");
-        anyhow::ensure!(self.socket_buffer > 0, "limits.socket_buffer must be positive");
-        anyhow::ensure!(self.max_message_bytes >= 1024, "limits.max_message_bytes must be at least 1024");
+        anyhow::ensure!(
+            self.max_subscriptions > 0,
+            "limits.max_subscriptions must be positive"
+        );
+        anyhow::ensure!(
+            self.socket_buffer > 0,
+            "limits.socket_buffer must be positive"
+        );
+        anyhow::ensure!(
+            self.max_message_bytes >= 1024,
+            "limits.max_message_bytes must be at least 1024"
+        );
         Ok(())
     }
 }
@@ -69,7 +78,12 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(auth: Authenticator, limits: ClientLimits, index_shards: usize, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        auth: Authenticator,
+        limits: ClientLimits,
+        index_shards: usize,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             index: SubscriptionIndex::new(index_shards),
             auth,

@@ -29,8 +29,10 @@ async fn on_subscribe(
     match result {
         Ok((outcome, request)) => {
             let replaced = matches!(outcome, Subscribed::Replaced);
-            ack.send(&json!({ "ok": true, "subscription": request.describe(), "replaced": replaced }))
-                .ok();
+            ack.send(
+                &json!({ "ok": true, "subscription": request.describe(), "replaced": replaced }),
+            )
+            .ok();
         }
         Err(error) => refuse(&gateway, &socket, ack, &error),
     }
@@ -48,7 +50,10 @@ async fn on_unsubscribe(
             ack.send(&json!({ "ok": true })).ok();
         }
         Ok(_) => {
-            let error = ClientError::new(ErrorCode::ResourceNotFound, "no such subscription on this connection");
+            let error = ClientError::new(
+                ErrorCode::ResourceNotFound,
+                "no such subscription on this connection",
+            );
             refuse(&gateway, &socket, ack, &error);
         }
         Err(error) => refuse(&gateway, &socket, ack, &error),

@@ -58,7 +58,9 @@ impl Session {
         let state = self.state();
         if !state.closed {
             let inbox = self.inbox_key();
-            gateway.index.insert(inbox, self.client, socket.clone(), ActionSet::default());
+            gateway
+                .index
+                .insert(inbox, self.client, socket.clone(), ActionSet::default());
         }
     }
 
@@ -70,7 +72,10 @@ impl Session {
     ) -> Result<Subscribed, ClientError> {
         let mut state = self.state();
         if state.closed {
-            return Err(ClientError::new(ErrorCode::InvalidRequest, "connection is closing"));
+            return Err(ClientError::new(
+                ErrorCode::InvalidRequest,
+                "connection is closing",
+            ));
         }
         let is_new = !state.subscriptions.contains_key(&request.key);
         if is_new && state.subscriptions.len() >= gateway.limits.max_subscriptions {
@@ -82,10 +87,15 @@ impl Session {
                 ),
             ));
         }
-        state.subscriptions.insert(request.key.clone(), request.actions);
-        gateway
-            .index
-            .insert(request.key.clone(), self.client, socket.clone(), request.actions);
+        state
+            .subscriptions
+            .insert(request.key.clone(), request.actions);
+        gateway.index.insert(
+            request.key.clone(),
+            self.client,
+            socket.clone(),
+            request.actions,
+        );
         if is_new {
             gateway.metrics.subscriptions.inc();
             Ok(Subscribed::New)

@@ -9,7 +9,11 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use super::KafkaConfig;
 
-pub async fn ensure_topics(config: &KafkaConfig, names: &[&str], partitions: i32) -> anyhow::Result<()> {
+pub async fn ensure_topics(
+    config: &KafkaConfig,
+    names: &[&str],
+    partitions: i32,
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = config.client_config().create()?;
     let topics: Vec<NewTopic<'_>> = names
         .iter()

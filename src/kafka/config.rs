@@ -68,7 +68,9 @@ impl TopicNames {
     }
 
     pub fn all(&self) -> impl Iterator<Item = (TopicKind, &str)> {
-        TopicKind::ALL.into_iter().map(|kind| (kind, self.name(kind)))
+        TopicKind::ALL
+            .into_iter()
+            .map(|kind| (kind, self.name(kind)))
     }
 }
 
@@ -77,7 +79,10 @@ impl KafkaConfig {
         let mut names: Vec<&str> = self.topics.all().map(|(_, n)| n).collect();
         names.sort_unstable();
         names.dedup();
-        anyhow::ensure!(names.len() == TopicKind::ALL.len(), "kafka.topics must name four distinct topics");
+        anyhow::ensure!(
+            names.len() == TopicKind::ALL.len(),
+            "kafka.topics must name four distinct topics"
+        );
         anyhow::ensure!(!self.brokers.is_empty(), "kafka.brokers is empty");
         Ok(())
     }

@@ -63,8 +63,11 @@ pub fn spawn_consumer(
 ) -> anyhow::Result<ConsumerHandle> {
     let node_id = config.node_id();
     let consumer: Arc<StreamConsumer> = Arc::new(config.consumer_config(&node_id).create()?);
-    let topics: HashMap<String, TopicKind> =
-        config.topics.all().map(|(kind, name)| (name.to_owned(), kind)).collect();
+    let topics: HashMap<String, TopicKind> = config
+        .topics
+        .all()
+        .map(|(kind, name)| (name.to_owned(), kind))
+        .collect();
     let handle = ConsumerHandle::default();
     let assigned = handle.assigned.clone();
     tracing::info!(node_id, brokers = %config.brokers, "starting live consumer");
@@ -113,7 +116,10 @@ async fn assign_all(
 
 /// Every partition of `topics`, at the group's committed offset or else the
 /// current high watermark. Blocking (librdkafka round trips).
-fn starting_positions(consumer: &StreamConsumer, topics: &[String]) -> anyhow::Result<TopicPartitionList> {
+fn starting_positions(
+    consumer: &StreamConsumer,
+    topics: &[String],
+) -> anyhow::Result<TopicPartitionList> {
     let mut partitions = TopicPartitionList::new();
     for topic in topics {
         let metadata = consumer.fetch_metadata(Some(topic), LOOKUP_TIMEOUT)?;
@@ -132,9 +138,17 @@ fn starting_positions(consumer: &StreamConsumer, topics: &[String]) -> anyhow::R
     for element in committed.elements() {
         let offset = match element.offset() {
             Offset::Offset(committed) => committed,
-            _ => consumer.fetch_watermarks(element.topic(), element.partition(), LOOKUP_TIMEOUT)?.1,
+            _ => {
+                consumer
+                    .fetch_watermarks(element.topic(), element.partition(), LOOKUP_TIMEOUT)?
+                    .1
+            }
         };
-        positions.add_partition_offset(element.topic(), element.partition(), Offset::Offset(offset))?;
+        positions.add_partition_offset(
+            element.topic(),
+            element.partition(),
+            Offset::Offset(offset),
+        )?;
     }
     Ok(positions)
 }

@@ -152,11 +152,23 @@ fn resource_event(
 ) -> (&'static str, Box<RawValue>) {
     let timestamp = format_millis(occurred_at_ms);
     if action == Action::Delete {
-        let payload = ResourceDelete { resource, id, timestamp, user_id };
+        let payload = ResourceDelete {
+            resource,
+            id,
+            timestamp,
+            user_id,
+        };
         ("resource-delete", to_raw(&payload))
     } else {
         let action = action.as_str();
-        let payload = ResourceUpdate { resource, id, action, data, timestamp, user_id };
+        let payload = ResourceUpdate {
+            resource,
+            id,
+            action,
+            data,
+            timestamp,
+            user_id,
+        };
         ("resource-update", to_raw(&payload))
     }
 }

@@ -40,7 +40,10 @@ pub fn describe_key(key: &SubscriptionKey, actions: Option<ActionSet>) -> Value 
                 out.insert("filter".into(), json!({ field.as_str(): **value }));
             }
             Selector::Organization => {
-                out.insert("filter".into(), json!({ "organizationId": key.org.as_str() }));
+                out.insert(
+                    "filter".into(),
+                    json!({ "organizationId": key.org.as_str() }),
+                );
             }
         }
     }
@@ -53,7 +56,10 @@ pub fn describe_key(key: &SubscriptionKey, actions: Option<ActionSet>) -> Value 
 
 /// Parses `{ resource, id | filter, events? }`. `events` absent means every
 /// action the resource has.
-pub fn parse_subscribe(org: &OrgId, raw: Option<&Value>) -> Result<SubscriptionRequest, ClientError> {
+pub fn parse_subscribe(
+    org: &OrgId,
+    raw: Option<&Value>,
+) -> Result<SubscriptionRequest, ClientError> {
     let fields = as_object(raw)?;
     reject_unknown(fields, &["resource", "id", "filter", "events"])?;
     let key = parse_key(org, fields)?;
@@ -61,7 +67,9 @@ pub fn parse_subscribe(org: &OrgId, raw: Option<&Value>) -> Result<SubscriptionR
     let actions = match fields.get("events") {
         None | Some(Value::Null) => kind.all_actions(),
         Some(Value::Array(names)) if names.is_empty() => {
-            return Err(ClientError::invalid("`events` must not be empty; omit it for all events"));
+            return Err(ClientError::invalid(
+                "`events` must not be empty; omit it for all events",
+            ));
         }
         Some(Value::Array(names)) if names.len() > kind.actions().len() * 4 => {
             return Err(ClientError::invalid("`events` lists too many entries"));
@@ -74,7 +82,11 @@ pub fn parse_subscribe(org: &OrgId, raw: Option<&Value>) -> Result<SubscriptionR
                     .ok_or_else(|| unknown_event(kind, name))
             })
             .collect::<Result<ActionSet, _>>()?,
-        Some(_) => return Err(ClientError::invalid("`events` must be an array of event names")),
+        Some(_) => {
+            return Err(ClientError::invalid(
+                "`events` must be an array of event names",
+            ));
+        }
     };
     Ok(SubscriptionRequest { key, actions })
 }
@@ -89,7 +101,9 @@ pub fn parse_unsubscribe(org: &OrgId, raw: Option<&Value>) -> Result<Subscriptio
 fn as_object(raw: Option<&Value>) -> Result<&Map<String, Value>, ClientError> {
     match raw {
         Some(Value::Object(fields)) => Ok(fields),
-        _ => Err(ClientError::invalid("expected an object such as { resource, id, events }")),
+        _ => Err(ClientError::invalid(
+            "expected an object such as { resource, id, events }",
+        )),
     }
 }
 
@@ -113,13 +127,21 @@ fn parse_key(org: &OrgId, fields: &Map<String, Value>) -> Result<SubscriptionKey
             )
             .with_details(json!({ "resources": ResourceKind::ALL.map(ResourceKind::as_str) }))
         })?,
-        _ => return Err(ClientError::invalid("`resource` must be a string such as \"contact\"")),
+        _ => {
+            return Err(ClientError::invalid(
+                "`resource` must be a string such as \"contact\"",
+            ));
+        }
     };
     let selector = match (fields.get("id"), fields.get("filter")) {
         (Some(id), None) => Selector::Id(id_value("id", id)?),
         (None, Some(Value::Object(filter))) => parse_filter(org, kind, filter)?,
         (None, Some(_)) => return Err(ClientError::invalid("`filter` must be an object")),
-        (Some(_), Some(_)) => return Err(ClientError::invalid("send either `id` or `filter`, not both")),
+        (Some(_), Some(_)) => {
+            return Err(ClientError::invalid(
+                "send either `id` or `filter`, not both",
+            ));
+        }
         (None, None) => return Err(ClientError::invalid("`id` or `filter` is required")),
     };
     Ok(SubscriptionKey {
@@ -130,7 +152,11 @@ fn parse_key(org: &OrgId, fields: &Map<String, Value>) -> Result<SubscriptionKey
 
 /// A filter names `organizationId` (which must be the caller's own) and/or one
 /// narrower field. With only `organizationId`, it selects the whole organisation.
-fn parse_filter(org: &OrgId, kind: ResourceKind, filter: &Map<String, Value>) -> Result<Selector, ClientError> {
+fn parse_filter(
+    org: &OrgId,
+    kind: ResourceKind,
+    filter: &Map<String, Value>,
+) -> Result<Selector, ClientError> {
     let mut narrower = None;
     for (name, value) in filter {
         let field = FilterField::parse_for(kind, name).ok_or_else(|| {
@@ -151,7 +177,9 @@ fn parse_filter(org: &OrgId, kind: ResourceKind, filter: &Map<String, Value>) ->
             }
             FilterField::OrganizationId => {}
             _ if narrower.is_some() => {
-                return Err(ClientError::invalid("a filter may name one field besides organizationId"));
+                return Err(ClientError::invalid(
+                    "a filter may name one field besides organizationId",
+                ));
             }
             _ => narrower = Some(Selector::Field(field, value)),
         }

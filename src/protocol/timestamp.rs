@@ -5,9 +5,8 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 pub fn format_millis(unix_ms: i64) -> String {
-    let format = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
         .format(&format)
@@ -23,7 +22,13 @@ pub fn now_rfc3339() -> String {
 mod tests {
     #[test]
     fn formats_with_milliseconds_in_utc() {
-        assert_eq!(super::format_millis(1_736_510_400_000), "2025-01-10T12:00:00.000Z");
-        assert_eq!(super::format_millis(1_736_510_400_042), "2025-01-10T12:00:00.042Z");
+        assert_eq!(
+            super::format_millis(1_736_510_400_000),
+            "2025-01-10T12:00:00.000Z"
+        );
+        assert_eq!(
+            super::format_millis(1_736_510_400_042),
+            "2025-01-10T12:00:00.042Z"
+        );
     }
 }

@@ -14,8 +14,8 @@ use std::sync::RwLock;
 
 use hashbrown::{DefaultHashBuilder, HashMap};
 
-use super::key::{KeyRef, event_matches};
 use super::SubscriptionKey;
+use super::key::{KeyRef, event_matches};
 use crate::domain::{ActionSet, CrmEvent};
 
 /// Identifies one connection for the lifetime of the process.
@@ -53,7 +53,13 @@ impl<C: Clone> SubscriptionIndex<C> {
 
     /// Adds or replaces `client`'s subscription to `key`. Returns true when it
     /// is new, false when an existing one had its action set replaced.
-    pub fn insert(&self, key: SubscriptionKey, client: ClientId, handle: C, actions: ActionSet) -> bool {
+    pub fn insert(
+        &self,
+        key: SubscriptionKey,
+        client: ClientId,
+        handle: C,
+        actions: ActionSet,
+    ) -> bool {
         let mut shard = write(self.shard(&key));
         shard
             .entry(key)

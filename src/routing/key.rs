@@ -132,7 +132,10 @@ pub fn event_matches<'a>(event: &'a CrmEvent, mut visit: impl FnMut(Match<'a>)) 
             visit((resource(kind, SelectorRef::Organization), Some(action)));
             match body {
                 EventBody::Deal(deal) => visit((
-                    resource(kind, SelectorRef::Field(FilterField::PipelineId, &deal.pipeline_id)),
+                    resource(
+                        kind,
+                        SelectorRef::Field(FilterField::PipelineId, &deal.pipeline_id),
+                    ),
                     Some(action),
                 )),
                 EventBody::Email(email) => {

@@ -10,7 +10,10 @@ const ES_PUBLIC: &str = include_str!("../../../tests/fixtures/jwt/es256-public.p
 const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn claims(exp: u64) -> serde_json::Value {
@@ -22,15 +25,28 @@ fn config(algorithms: Vec<Algorithm>) -> JwtConfig {
         algorithms,
         hs_secret: Some(Secret::new(SECRET)),
         keys: vec![
-            PublicKeyConfig { kid: Some("rsa-1".into()), algorithm: Algorithm::RS256, pem: RS_PUBLIC.into() },
-            PublicKeyConfig { kid: None, algorithm: Algorithm::ES256, pem: ES_PUBLIC.into() },
+            PublicKeyConfig {
+                kid: Some("rsa-1".into()),
+                algorithm: Algorithm::RS256,
+                pem: RS_PUBLIC.into(),
+            },
+            PublicKeyConfig {
+                kid: None,
+                algorithm: Algorithm::ES256,
+                pem: ES_PUBLIC.into(),
+            },
         ],
         ..JwtConfig::default()
     }
 }
 
 fn all() -> JwtVerifier {
-    JwtVerifier::new(&config(vec![Algorithm::HS256, Algorithm::RS256, Algorithm::ES256])).unwrap()
+    JwtVerifier::new(&config(vec![
+        Algorithm::HS256,
+        Algorithm::RS256,
+        Algorithm::ES256,
+    ]))
+    .unwrap()
 }
 
 fn sign(header: Header, claims: &serde_json::Value, key: &EncodingKey) -> String {
@@ -38,7 +54,11 @@ fn sign(header: Header, claims: &serde_json::Value, key: &EncodingKey) -> String
 }
 
 fn hs(claims: &serde_json::Value) -> String {
-    sign(Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(SECRET.as_bytes()))
+    sign(
+        Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
 }
 
 #[test]
@@ -46,7 +66,11 @@ fn accepts_hs256_rs256_and_es256() {
     let rs = {
         let mut h = Header::new(Algorithm::RS256);
         h.kid = Some("rsa-1".into());
-        sign(h, &claims(now() + 60), &EncodingKey::from_rsa_pem(RS_PRIVATE.as_bytes()).unwrap())
+        sign(
+            h,
+            &claims(now() + 60),
+            &EncodingKey::from_rsa_pem(RS_PRIVATE.as_bytes()).unwrap(),
+        )
     };
     let es = sign(
         Header::new(Algorithm::ES256),
@@ -55,23 +79,34 @@ fn accepts_hs256_rs256_and_es256() {
     );
     for token in [hs(&claims(now() + 60)), rs, es] {
         let p = all().verify(&token).unwrap();
-        assert_eq!((p.user.as_str(), p.org.as_str(), p.name.as_str()), ("user_1", "org-1", "Jane"));
+        assert_eq!(
+            (p.user.as_str(), p.org.as_str(), p.name.as_str()),
+            ("user_1", "org-1", "Jane")
+        );
         assert_eq!(p.roles, ["admin"]);
     }
 }
 
 #[test]
 fn dev_tokens_verify_with_the_dev_secret() {
-    let mut cfg = JwtConfig::default();
-    cfg.hs_secret = Some(Secret::new(DEV_JWT_SECRET));
-    let p = JwtVerifier::new(&cfg).unwrap().verify(&sign_dev_token(DEV_JWT_SECRET, "u", "U", "o", 60)).unwrap();
+    let cfg = JwtConfig {
+        hs_secret: Some(Secret::new(DEV_JWT_SECRET)),
+        ..JwtConfig::default()
+    };
+    let p = JwtVerifier::new(&cfg)
+        .unwrap()
+        .verify(&sign_dev_token(DEV_JWT_SECRET, "u", "U", "o", 60))
+        .unwrap();
     assert_eq!(p.user.as_str(), "u");
 }
 
 #[test]
 fn refuses_expired_tampered_and_unsigned_tokens() {
     let v = all();
-    assert!(matches!(v.verify(&hs(&claims(now() - 3600))), Err(AuthError::InvalidToken(_))));
+    assert!(matches!(
+        v.verify(&hs(&claims(now() - 3600))),
+        Err(AuthError::InvalidToken(_))
+    ));
     // Within the leeway an expired token still passes.
     assert!(v.verify(&hs(&claims(now() - 5))).is_ok());
     let mut tampered = hs(&claims(now() + 60));
@@ -86,7 +121,10 @@ fn refuses_expired_tampered_and_unsigned_tokens() {
     // alg "none": header {"alg":"none"} with no signature.
     let none = format!(
         "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
-        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims(now() + 60).to_string())
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            claims(now() + 60).to_string()
+        )
     );
     assert!(v.verify(&none).is_err());
     assert!(v.verify("not a jwt").is_err());
@@ -103,15 +141,26 @@ fn algorithms_are_pinned_by_configuration() {
     assert_eq!(hs_only.verify(&es), Err(AuthError::AlgorithmNotAllowed));
     // Algorithm confusion: an HS256 token "signed" with the RSA public key.
     let rs_only = JwtVerifier::new(&config(vec![Algorithm::RS256])).unwrap();
-    let confused = sign(Header::new(Algorithm::HS256), &claims(now() + 60), &EncodingKey::from_secret(RS_PUBLIC.as_bytes()));
-    assert_eq!(rs_only.verify(&confused), Err(AuthError::AlgorithmNotAllowed));
+    let confused = sign(
+        Header::new(Algorithm::HS256),
+        &claims(now() + 60),
+        &EncodingKey::from_secret(RS_PUBLIC.as_bytes()),
+    );
+    assert_eq!(
+        rs_only.verify(&confused),
+        Err(AuthError::AlgorithmNotAllowed)
+    );
 }
 
 #[test]
 fn unknown_kid_is_refused() {
     let mut h = Header::new(Algorithm::RS256);
     h.kid = Some("rsa-2".into());
-    let token = sign(h, &claims(now() + 60), &EncodingKey::from_rsa_pem(RS_PRIVATE.as_bytes()).unwrap());
+    let token = sign(
+        h,
+        &claims(now() + 60),
+        &EncodingKey::from_rsa_pem(RS_PRIVATE.as_bytes()).unwrap(),
+    );
     assert_eq!(all().verify(&token), Err(AuthError::UnknownKey));
 }
 
@@ -121,7 +170,10 @@ fn requires_organization_and_checks_issuer_and_audience() {
     let no_org = json!({"sub": "u", "exp": now() + 60});
     assert!(v.verify(&hs(&no_org)).is_err());
     let empty_org = json!({"sub": "u", "organizationId": "", "exp": now() + 60});
-    assert_eq!(v.verify(&hs(&empty_org)), Err(AuthError::BadClaims("organizationId")));
+    assert_eq!(
+        v.verify(&hs(&empty_org)),
+        Err(AuthError::BadClaims("organizationId"))
+    );
 
     let mut cfg = config(vec![Algorithm::HS256]);
     cfg.issuer = Some("https://auth.example".into());
@@ -139,5 +191,8 @@ fn configuration_must_have_keys_for_its_algorithms() {
     let mut cfg = JwtConfig::default();
     assert!(JwtVerifier::new(&cfg).is_err(), "HS256 without a secret");
     cfg.hs_secret = Some(Secret::new("short"));
-    assert!(JwtVerifier::new(&cfg).is_err(), "a secret shorter than 32 bytes");
+    assert!(
+        JwtVerifier::new(&cfg).is_err(),
+        "a secret shorter than 32 bytes"
+    );
 }

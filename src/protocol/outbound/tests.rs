@@ -7,7 +7,10 @@ const T: i64 = 1_736_510_400_000;
 const TS: &str = "2025-01-10T12:00:00.000Z";
 
 fn rendered(body: EventBody) -> (&'static str, Value) {
-    let out = render(&CrmEvent { org: OrgId::new("org-1").unwrap(), body });
+    let out = render(&CrmEvent {
+        org: OrgId::new("org-1").unwrap(),
+        body,
+    });
     (out.name, serde_json::from_str(out.payload.get()).unwrap())
 }
 

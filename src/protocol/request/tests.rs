@@ -16,7 +16,10 @@ fn code(raw: Value) -> ErrorCode {
 
 #[test]
 fn parses_the_seed_examples() {
-    let by_id = subscribe(json!({"resource": "contact", "id": "contact_123", "events": ["update", "delete"]})).unwrap();
+    let by_id = subscribe(
+        json!({"resource": "contact", "id": "contact_123", "events": ["update", "delete"]}),
+    )
+    .unwrap();
     assert_eq!(
         by_id.key.scope,
         Scope::Resource(ResourceKind::Contact, Selector::Id("contact_123".into()))
@@ -24,12 +27,18 @@ fn parses_the_seed_examples() {
     assert!(by_id.actions.contains(Action::Delete) && !by_id.actions.contains(Action::Note));
 
     let org_wide = subscribe(json!({"resource": "contact", "filter": {"organizationId": "org-1"}, "events": ["create", "update"]})).unwrap();
-    assert_eq!(org_wide.key.scope, Scope::Resource(ResourceKind::Contact, Selector::Organization));
+    assert_eq!(
+        org_wide.key.scope,
+        Scope::Resource(ResourceKind::Contact, Selector::Organization)
+    );
 
     let pipeline = subscribe(json!({"resource": "deal", "filter": {"pipelineId": "pipeline_123"}, "events": ["create", "stage-change"]})).unwrap();
     assert_eq!(
         pipeline.key.scope,
-        Scope::Resource(ResourceKind::Deal, Selector::Field(FilterField::PipelineId, "pipeline_123".into()))
+        Scope::Resource(
+            ResourceKind::Deal,
+            Selector::Field(FilterField::PipelineId, "pipeline_123".into())
+        )
     );
 
     let thread = subscribe(json!({"resource": "email-thread", "id": "thread_123", "events": ["new-email", "reply", "forward"]})).unwrap();
@@ -44,14 +53,23 @@ fn events_default_to_all_of_the_resource() {
 
 #[test]
 fn keys_are_always_in_the_callers_organisation() {
-    let req = subscribe(json!({"resource": "deal", "filter": {"organizationId": "org-1", "pipelineId": "p"}})).unwrap();
+    let req = subscribe(
+        json!({"resource": "deal", "filter": {"organizationId": "org-1", "pipelineId": "p"}}),
+    )
+    .unwrap();
     assert_eq!(req.key.org, org());
-    assert_eq!(code(json!({"resource": "deal", "filter": {"organizationId": "org-2"}})), ErrorCode::Forbidden);
+    assert_eq!(
+        code(json!({"resource": "deal", "filter": {"organizationId": "org-2"}})),
+        ErrorCode::Forbidden
+    );
 }
 
 #[test]
 fn refuses_malformed_requests_with_the_right_code() {
-    assert_eq!(code(json!({"resource": "invoice", "id": "x"})), ErrorCode::ResourceNotFound);
+    assert_eq!(
+        code(json!({"resource": "invoice", "id": "x"})),
+        ErrorCode::ResourceNotFound
+    );
     for bad in [
         json!(null),
         json!("contact"),
@@ -73,20 +91,38 @@ fn refuses_malformed_requests_with_the_right_code() {
         json!({"resource": "contact", "id": "x", "events": [1]}),
         json!({"resource": "contact", "id": "x", "extra": true}),
     ] {
-        assert_eq!(subscribe(bad.clone()).unwrap_err().code, ErrorCode::InvalidRequest, "{bad}");
+        assert_eq!(
+            subscribe(bad.clone()).unwrap_err().code,
+            ErrorCode::InvalidRequest,
+            "{bad}"
+        );
     }
-    assert_eq!(parse_subscribe(&org(), None).unwrap_err().code, ErrorCode::InvalidRequest);
+    assert_eq!(
+        parse_subscribe(&org(), None).unwrap_err().code,
+        ErrorCode::InvalidRequest
+    );
 }
 
 #[test]
 fn unsubscribe_names_the_same_key_as_subscribe() {
-    let sub = subscribe(json!({"resource": "deal", "filter": {"pipelineId": "p"}, "events": ["create"]})).unwrap();
-    let unsub = parse_unsubscribe(&org(), Some(&json!({"resource": "deal", "filter": {"pipelineId": "p"}}))).unwrap();
+    let sub =
+        subscribe(json!({"resource": "deal", "filter": {"pipelineId": "p"}, "events": ["create"]}))
+            .unwrap();
+    let unsub = parse_unsubscribe(
+        &org(),
+        Some(&json!({"resource": "deal", "filter": {"pipelineId": "p"}})),
+    )
+    .unwrap();
     assert_eq!(sub.key, unsub);
 }
 
 #[test]
 fn describe_echoes_what_the_client_sent() {
-    let req = subscribe(json!({"resource": "deal", "filter": {"pipelineId": "p"}, "events": ["create"]})).unwrap();
-    assert_eq!(req.describe(), json!({"resource": "deal", "filter": {"pipelineId": "p"}, "events": ["create"]}));
+    let req =
+        subscribe(json!({"resource": "deal", "filter": {"pipelineId": "p"}, "events": ["create"]}))
+            .unwrap();
+    assert_eq!(
+        req.describe(),
+        json!({"resource": "deal", "filter": {"pipelineId": "p"}, "events": ["create"]})
+    );
 }

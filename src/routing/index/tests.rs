@@ -2,8 +2,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::domain::{
-    Action, ContactEvent, DealEvent, EmailEvent, EventBody, FilterField, NotificationEvent,
-    OrgId, ResourceKind, UserId,
+    Action, ContactEvent, DealEvent, EmailEvent, EventBody, FilterField, NotificationEvent, OrgId,
+    ResourceKind, UserId,
 };
 use crate::routing::{Scope, Selector};
 
@@ -28,7 +28,10 @@ fn deal(org_id: u8, deal_id: &str, pipeline: &str, action: Action) -> CrmEvent {
 }
 
 fn key(org_id: u8, scope: Scope) -> SubscriptionKey {
-    SubscriptionKey { org: org(org_id), scope }
+    SubscriptionKey {
+        org: org(org_id),
+        scope,
+    }
 }
 
 fn routed(index: &SubscriptionIndex<u64>, event: &CrmEvent) -> Vec<u64> {
@@ -43,34 +46,68 @@ fn routed(index: &SubscriptionIndex<u64>, event: &CrmEvent) -> Vec<u64> {
 fn routes_by_id_filter_and_organisation_once_per_client() {
     let index = SubscriptionIndex::new(4);
     let all = ResourceKind::Deal.all_actions();
-    let by_id = key(1, Scope::Resource(ResourceKind::Deal, Selector::Id("deal_1".into())));
+    let by_id = key(
+        1,
+        Scope::Resource(ResourceKind::Deal, Selector::Id("deal_1".into())),
+    );
     let by_pipeline = key(
         1,
-        Scope::Resource(ResourceKind::Deal, Selector::Field(FilterField::PipelineId, "p1".into())),
+        Scope::Resource(
+            ResourceKind::Deal,
+            Selector::Field(FilterField::PipelineId, "p1".into()),
+        ),
     );
-    let whole_org = key(1, Scope::Resource(ResourceKind::Deal, Selector::Organization));
+    let whole_org = key(
+        1,
+        Scope::Resource(ResourceKind::Deal, Selector::Organization),
+    );
     index.insert(by_id.clone(), ClientId(1), 1, all);
     index.insert(by_pipeline.clone(), ClientId(1), 1, all);
     index.insert(by_pipeline, ClientId(2), 2, all);
     index.insert(whole_org, ClientId(3), 3, all);
-    index.insert(by_id.clone(), ClientId(4), 4, [Action::Delete].into_iter().collect());
+    index.insert(
+        by_id.clone(),
+        ClientId(4),
+        4,
+        [Action::Delete].into_iter().collect(),
+    );
 
-    assert_eq!(routed(&index, &deal(1, "deal_1", "p1", Action::Update)), [1, 2, 3]);
-    assert_eq!(routed(&index, &deal(1, "deal_1", "p1", Action::Delete)), [1, 2, 3, 4]);
-    assert_eq!(routed(&index, &deal(1, "deal_2", "p2", Action::Update)), [3]);
+    assert_eq!(
+        routed(&index, &deal(1, "deal_1", "p1", Action::Update)),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        routed(&index, &deal(1, "deal_1", "p1", Action::Delete)),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(
+        routed(&index, &deal(1, "deal_2", "p2", Action::Update)),
+        [3]
+    );
     // The same ids in another organisation reach nobody.
     assert!(routed(&index, &deal(2, "deal_1", "p1", Action::Update)).is_empty());
 
     assert!(index.remove(&by_id, ClientId(1)));
     assert!(!index.remove(&by_id, ClientId(1)));
-    assert_eq!(routed(&index, &deal(1, "deal_1", "p9", Action::Update)), [3]);
+    assert_eq!(
+        routed(&index, &deal(1, "deal_1", "p9", Action::Update)),
+        [3]
+    );
 }
 
 #[test]
 fn resubscribing_replaces_the_action_set() {
     let index = SubscriptionIndex::new(1);
-    let k = key(1, Scope::Resource(ResourceKind::Deal, Selector::Id("d".into())));
-    assert!(index.insert(k.clone(), ClientId(1), 1, [Action::Update].into_iter().collect()));
+    let k = key(
+        1,
+        Scope::Resource(ResourceKind::Deal, Selector::Id("d".into())),
+    );
+    assert!(index.insert(
+        k.clone(),
+        ClientId(1),
+        1,
+        [Action::Update].into_iter().collect()
+    ));
     assert!(!index.insert(k, ClientId(1), 1, [Action::Delete].into_iter().collect()));
     assert!(routed(&index, &deal(1, "d", "p", Action::Update)).is_empty());
     assert_eq!(routed(&index, &deal(1, "d", "p", Action::Delete)), [1]);
@@ -79,9 +116,22 @@ fn resubscribing_replaces_the_action_set() {
 #[test]
 fn emails_reach_subscribers_of_their_contact_that_asked_for_email() {
     let index = SubscriptionIndex::new(2);
-    let contact = key(1, Scope::Resource(ResourceKind::Contact, Selector::Id("c1".into())));
-    index.insert(contact.clone(), ClientId(1), 1, [Action::Email].into_iter().collect());
-    index.insert(contact, ClientId(2), 2, [Action::Update].into_iter().collect());
+    let contact = key(
+        1,
+        Scope::Resource(ResourceKind::Contact, Selector::Id("c1".into())),
+    );
+    index.insert(
+        contact.clone(),
+        ClientId(1),
+        1,
+        [Action::Email].into_iter().collect(),
+    );
+    index.insert(
+        contact,
+        ClientId(2),
+        2,
+        [Action::Update].into_iter().collect(),
+    );
     let email = CrmEvent {
         org: org(1),
         body: EventBody::Email(EmailEvent {
@@ -127,13 +177,24 @@ fn arb_kind() -> impl Strategy<Value = ResourceKind> {
 
 fn arb_event() -> impl Strategy<Value = CrmEvent> {
     let id = || (0u8..3).prop_map(|i| format!("r{i}"));
-    (0u8..3, arb_kind(), id(), id(), proptest::option::of(id()), 0u8..3)
+    (
+        0u8..3,
+        arb_kind(),
+        id(),
+        id(),
+        proptest::option::of(id()),
+        0u8..3,
+    )
         .prop_flat_map(move |(o, kind, rid, other, contact, user)| {
             arb_action(kind).prop_map(move |action| {
                 let body = match (kind, user) {
                     (_, 0) => EventBody::Notification(NotificationEvent {
                         notification_id: "n".into(),
-                        target_user: UserId::new(&format!("u{o}{}", u8::from(other.ends_with('0')))).unwrap(),
+                        target_user: UserId::new(&format!(
+                            "u{o}{}",
+                            u8::from(other.ends_with('0'))
+                        ))
+                        .unwrap(),
                         kind: "mention".into(),
                         title: "t".into(),
                         message: "m".into(),
@@ -182,7 +243,9 @@ fn arb_sub() -> impl Strategy<Value = Sub> {
             0 => Scope::Resource(kind, Selector::Id(value)),
             1 => Scope::Resource(kind, Selector::Organization),
             2 => match kind.filter_fields().last() {
-                Some(FilterField::OrganizationId) | None => Scope::Resource(kind, Selector::Organization),
+                Some(FilterField::OrganizationId) | None => {
+                    Scope::Resource(kind, Selector::Organization)
+                }
                 Some(field) => Scope::Resource(kind, Selector::Field(*field, value)),
             },
             _ => Scope::Inbox(UserId::new(&format!("u{client_org}{}", client % 2)).unwrap()),
@@ -194,7 +257,11 @@ fn arb_sub() -> impl Strategy<Value = Sub> {
             .filter(|(i, _)| bits & (1 << i) != 0)
             .map(|(_, a)| *a)
             .collect();
-        Sub { client, key: key(client_org, scope), actions }
+        Sub {
+            client,
+            key: key(client_org, scope),
+            actions,
+        }
     })
 }
 

@@ -1,0 +1,22 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+.PHONY: run test deps lint
+
+TANSU_INSTALL := deploy/dev/install-tansu.sh
+
+## Dev broker, topics, bridge, demo producer and a live watcher, on this machine.
+run:
+	bash deploy/dev/run.sh
+
+## Everything the tests need that the machine does not ship.
+deps:
+	cd tests/client && npm ci --no-audit --no-fund
+	bash $(TANSU_INSTALL) >/dev/null
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+## Every test: lint, unit and property tests, integration tests against the
+## real broker and the official socket.io-client.
+test: deps lint
+	TANSU="$$(bash $(TANSU_INSTALL))" cargo test --no-fail-fast

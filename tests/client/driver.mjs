@@ -1,0 +1,63 @@
+// Drives the official socket.io-client for the Rust integration tests.
+//
+// Reads one JSON command per line on stdin, writes one JSON observation per
+// line on stdout. Commands:
+//   {"op":"connect","client":"a","url":"http://127.0.0.1:3000","auth":{...},
+//    "headers":{...},"transports":["websocket"]}
+//   {"op":"emit","client":"a","event":"subscribe","data":{...},"ack":"r1"}
+//      ("data" absent: emit with no argument; "ack" absent: no callback)
+//   {"op":"disconnect","client":"a"}
+// Observations: {"client","type":"connect"|"connect_error"|"disconnect"|"event"|"ack", ...}
+import { createInterface } from "node:readline";
+import { io } from "socket.io-client";
+
+const sockets = new Map();
+const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+
+function connect({ client, url, auth, headers, transports }) {
+  const socket = io(url, {
+    auth: auth ?? {},
+    extraHeaders: headers ?? {},
+    transports: transports ?? ["websocket"],
+    reconnection: false,
+    forceNew: true,
+    timeout: 10000,
+  });
+  sockets.set(client, socket);
+  socket.on("connect", () => out({ client, type: "connect", id: socket.id }));
+  socket.on("connect_error", (err) =>
+    out({ client, type: "connect_error", message: err.message, data: err.data ?? null }),
+  );
+  socket.on("disconnect", (reason) => out({ client, type: "disconnect", reason }));
+  socket.onAny((event, ...args) => out({ client, type: "event", event, data: args[0] ?? null }));
+}
+
+function emit({ client, event, data, ack }) {
+  const socket = sockets.get(client);
+  const args = data === undefined ? [] : [data];
+  if (ack !== undefined) {
+    args.push((reply) => out({ client, type: "ack", ref: ack, data: reply ?? null }));
+  }
+  socket.emit(event, ...args);
+}
+
+const lines = createInterface({ input: process.stdin });
+lines.on("line", (line) => {
+  if (!line.trim()) return;
+  const command = JSON.parse(line);
+  switch (command.op) {
+    case "connect":
+      return connect(command);
+    case "emit":
+      return emit(command);
+    case "disconnect":
+      return sockets.get(command.client)?.disconnect();
+    default:
+      out({ type: "driver_error", message: `unknown op ${command.op}` });
+  }
+});
+// The test closed our stdin: it is done (or failed). Leave nothing behind.
+lines.on("close", () => {
+  for (const socket of sockets.values()) socket.disconnect();
+  process.exit(0);
+});

@@ -1,0 +1,195 @@
+//! Produces Avro records the way an independent producing service would: its
+//! own encoding of the `schemas/` files (through apache-avro's writer, never
+//! the bridge's decoding code) and its own Confluent framing.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use apache_avro::Schema;
+use apache_avro::types::{Record, Value};
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use super::{Broker, repo_path};
+
+/// Schema ids of `schemas/registry.toml`: part of the producer contract.
+pub const CONTACT_ID: u32 = 1;
+pub const DEAL_ID: u32 = 2;
+pub const EMAIL_ID: u32 = 3;
+pub const NOTIFICATION_ID: u32 = 4;
+
+pub fn schema(file: &str) -> Schema {
+    Schema::parse_str(&std::fs::read_to_string(repo_path(&format!("schemas/{file}"))).unwrap())
+        .unwrap()
+}
+
+/// `0x00`, big-endian schema id, Avro body.
+pub fn confluent_frame(schema_id: u32, body: &[u8]) -> Vec<u8> {
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&schema_id.to_be_bytes());
+    framed.extend_from_slice(body);
+    framed
+}
+
+pub fn encode(schema: &Schema, schema_id: u32, fields: Vec<(&str, Value)>) -> Vec<u8> {
+    let mut record = Record::new(schema).unwrap();
+    for (name, value) in fields {
+        record.put(name, value);
+    }
+    confluent_frame(
+        schema_id,
+        &apache_avro::to_avro_datum(schema, record).unwrap(),
+    )
+}
+
+pub fn s(v: &str) -> Value {
+    Value::String(v.into())
+}
+
+pub fn opt(v: Option<&str>) -> Value {
+    match v {
+        Some(v) => Value::Union(1, Box::new(s(v))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn symbol(symbols: &[&str], name: &str) -> Value {
+    Value::Enum(
+        symbols.iter().position(|s| *s == name).unwrap() as u32,
+        name.into(),
+    )
+}
+
+pub fn contact(
+    org: &str,
+    contact_id: &str,
+    action: &str,
+    user: &str,
+    changes: &[(&str, &str)],
+) -> Vec<u8> {
+    let symbols = ["create", "update", "delete", "activity", "email", "note"];
+    let map = changes
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::Union(4, Box::new(s(v)))))
+        .collect();
+    encode(
+        &schema("contact-event.avsc"),
+        CONTACT_ID,
+        vec![
+            ("eventId", s(&uuid::Uuid::new_v4().to_string())),
+            ("contactId", s(contact_id)),
+            ("organizationId", s(org)),
+            ("action", symbol(&symbols, action)),
+            ("actorUserId", s(user)),
+            ("occurredAt", Value::TimestampMillis(now_ms())),
+            ("changes", Value::Map(map)),
+        ],
+    )
+}
+
+pub fn deal(
+    org: &str,
+    deal_id: &str,
+    pipeline: &str,
+    action: &str,
+    stages: Option<(&str, &str)>,
+) -> Vec<u8> {
+    let symbols = [
+        "create",
+        "update",
+        "delete",
+        "stage_change",
+        "assignment",
+        "comment",
+    ];
+    encode(
+        &schema("deal-event.avsc"),
+        DEAL_ID,
+        vec![
+            ("eventId", s(&uuid::Uuid::new_v4().to_string())),
+            ("dealId", s(deal_id)),
+            ("organizationId", s(org)),
+            ("pipelineId", s(pipeline)),
+            ("action", symbol(&symbols, action)),
+            ("actorUserId", s("user_mover")),
+            ("occurredAt", Value::TimestampMillis(now_ms())),
+            ("previousStage", opt(stages.map(|s| s.0))),
+            ("newStage", opt(stages.map(|s| s.1))),
+            ("changes", Value::Map(Default::default())),
+        ],
+    )
+}
+
+pub fn email(org: &str, thread: &str, contact_id: Option<&str>, subject: &str) -> Vec<u8> {
+    encode(
+        &schema("email-event.avsc"),
+        EMAIL_ID,
+        vec![
+            ("eventId", s(&uuid::Uuid::new_v4().to_string())),
+            (
+                "emailId",
+                s(&format!("email_{}", uuid::Uuid::new_v4().simple())),
+            ),
+            ("threadId", s(thread)),
+            ("organizationId", s(org)),
+            ("contactId", opt(contact_id)),
+            (
+                "action",
+                symbol(&["new_email", "reply", "forward"], "new_email"),
+            ),
+            ("subject", s(subject)),
+            ("from", s("client@example.com")),
+            ("occurredAt", Value::TimestampMillis(now_ms())),
+        ],
+    )
+}
+
+pub fn notification(org: &str, target: &str, title: &str) -> Vec<u8> {
+    encode(
+        &schema("notification-event.avsc"),
+        NOTIFICATION_ID,
+        vec![
+            (
+                "notificationId",
+                s(&format!("notif-{}", uuid::Uuid::new_v4().simple())),
+            ),
+            ("organizationId", s(org)),
+            ("targetUserId", s(target)),
+            ("type", s("mention")),
+            ("title", s(title)),
+            ("message", s("John mentioned you in a comment")),
+            ("link", opt(Some("/deals/deal_789"))),
+            ("occurredAt", Value::TimestampMillis(now_ms())),
+        ],
+    )
+}
+
+pub struct Producer(FutureProducer);
+
+impl Producer {
+    pub fn new(broker: &Broker) -> Self {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", &broker.addr)
+            .set("linger.ms", "0")
+            .create()
+            .expect("producer");
+        Self(producer)
+    }
+
+    pub async fn send(&self, topic: &str, key: &str, value: &[u8]) {
+        self.0
+            .send(
+                FutureRecord::to(topic).key(key).payload(value),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produce");
+    }
+}

@@ -1,0 +1,105 @@
+//! The bridge, started in-process the way `main` starts it.
+
+use std::time::{Duration, Instant};
+
+use crm_bridge::app::{self, RunningApp};
+use crm_bridge::auth::{ApiKeyConfig, Secret, hash_api_key, sign_dev_token};
+use crm_bridge::config::Config;
+
+use super::{Broker, repo_path};
+
+pub const TEST_SECRET: &str = "integration-test-secret-0123456789abcdef";
+pub const TEST_API_KEY: &str = "test-api-key-for-org-1-0123456789";
+
+/// A token for `user` in `org`, valid for an hour.
+pub fn token(user: &str, org: &str) -> String {
+    sign_dev_token(TEST_SECRET, user, &format!("{user} name"), org, 3600)
+}
+
+/// A correctly signed token that expired two minutes ago (beyond the leeway).
+pub fn expired_token(user: &str, org: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 120;
+    let claims = serde_json::json!({"sub": user, "organizationId": org, "exp": exp});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+pub struct TestBridge {
+    app: Option<RunningApp>,
+    pub url: String,
+}
+
+impl TestBridge {
+    pub async fn start(broker: &Broker) -> Self {
+        Self::start_with(broker, |_| {}).await
+    }
+
+    pub async fn start_with(broker: &Broker, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        };
+        config.kafka.brokers = broker.addr.clone();
+        config.kafka.node_id = Some(format!("test-{}", uuid::Uuid::new_v4()));
+        config.kafka.create_topics = Some(2);
+        config.schemas.local_dir = repo_path("schemas");
+        config.auth.jwt.hs_secret = Some(Secret::new(TEST_SECRET));
+        config.auth.api_keys = vec![ApiKeyConfig {
+            sha256: hash_api_key(TEST_API_KEY),
+            organization_id: "org-1".into(),
+            user_id: "svc_reporting".into(),
+            name: "Reporting".into(),
+            roles: vec![],
+        }];
+        tweak(&mut config);
+        let app = app::start(config).await.expect("bridge starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !app.consumer.is_assigned() {
+            assert!(
+                Instant::now() < deadline,
+                "bridge never assigned its partitions"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let url = format!("http://{}", app.addr);
+        Self {
+            app: Some(app),
+            url,
+        }
+    }
+
+    pub async fn stats(&self) -> serde_json::Value {
+        reqwest::get(format!("{}/stats", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+    }
+}
+
+/// A failed test still shuts the bridge down while its broker is alive, so
+/// the consumer's final commit does not wait on a dead broker.
+impl Drop for TestBridge {
+    fn drop(&mut self) {
+        if let Some(app) = self.app.take() {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(app.shutdown())
+            });
+        }
+    }
+}

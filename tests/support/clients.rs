@@ -1,0 +1,159 @@
+//! The official socket.io-client, driven through `tests/client/driver.mjs`.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+use super::repo_path;
+
+/// How long an expected observation may take before the test fails.
+const WAIT: Duration = Duration::from_secs(15);
+
+pub struct Clients {
+    _child: Child,
+    stdin: ChildStdin,
+    observations: mpsc::Receiver<Value>,
+    /// Observations read but not yet claimed by a `wait_for`.
+    pub seen: Vec<Value>,
+}
+
+impl Clients {
+    pub async fn spawn() -> Self {
+        let driver = repo_path("tests/client/driver.mjs");
+        assert!(
+            repo_path("tests/client/node_modules/socket.io-client").exists(),
+            "run `npm ci` in tests/client (make test does)"
+        );
+        let mut child = Command::new("node")
+            .arg(driver)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting node");
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (tx, observations) = mpsc::channel(100_000);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let value: Value = serde_json::from_str(&line).expect("driver writes JSON lines");
+                if tx.send(value).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            _child: child,
+            stdin,
+            observations,
+            seen: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, command: Value) {
+        let mut line = command.to_string();
+        line.push('\n');
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// Connects `client` and waits for the bridge's `connected` event.
+    pub async fn connect(&mut self, client: &str, url: &str, auth: Value) -> Value {
+        self.send(json!({"op": "connect", "client": client, "url": url, "auth": auth}))
+            .await;
+        self.event(client, "connected").await
+    }
+
+    pub async fn emit(&mut self, client: &str, event: &str, data: Value) {
+        self.send(json!({"op": "emit", "client": client, "event": event, "data": data}))
+            .await;
+    }
+
+    /// Emits with an acknowledgement callback and returns the reply.
+    pub async fn request(&mut self, client: &str, event: &str, data: Value) -> Value {
+        let reference = uuid::Uuid::new_v4().to_string();
+        self.send(
+            json!({"op": "emit", "client": client, "event": event, "data": data, "ack": reference}),
+        )
+        .await;
+        let ack = self
+            .wait_for(&format!("{client} ack of {event}"), |o| {
+                o["type"] == "ack" && o["ref"] == reference
+            })
+            .await;
+        ack["data"].clone()
+    }
+
+    /// Subscribes and asserts the bridge accepted it.
+    pub async fn subscribe(&mut self, client: &str, request: Value) {
+        let reply = self.request(client, "subscribe", request.clone()).await;
+        assert_eq!(reply["ok"], true, "subscribe {request} refused: {reply}");
+    }
+
+    /// The data of the next `event` sent to `client`.
+    pub async fn event(&mut self, client: &str, event: &str) -> Value {
+        let found = self
+            .wait_for(&format!("{client} receiving {event}"), |o| {
+                o["client"] == client && o["type"] == "event" && o["event"] == event
+            })
+            .await;
+        found["data"].clone()
+    }
+
+    /// Claims the first observation matching `matches`, waiting for it.
+    pub async fn wait_for(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        if let Some(at) = self.seen.iter().position(&matches) {
+            return self.seen.remove(at);
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.observations.recv()).await {
+                Ok(Some(observation)) if matches(&observation) => return observation,
+                Ok(Some(observation)) => self.seen.push(observation),
+                Ok(None) => panic!("the Node driver exited while waiting for {what}"),
+                Err(_) => panic!("timed out waiting for {what}; unclaimed: {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Collects everything observed during `quiet` into `seen`.
+    pub async fn settle(&mut self, quiet: Duration) {
+        let deadline = tokio::time::Instant::now() + quiet;
+        while let Ok(Some(observation)) =
+            tokio::time::timeout_at(deadline, self.observations.recv()).await
+        {
+            self.seen.push(observation);
+        }
+    }
+
+    /// Unclaimed events named `event` that `client` received.
+    pub fn unclaimed(&self, client: &str, event: &str) -> Vec<&Value> {
+        self.seen
+            .iter()
+            .filter(|o| o["client"] == client && o["type"] == "event" && o["event"] == event)
+            .collect()
+    }
+
+    /// Unclaimed events of any resource-event kind that `client` received.
+    pub fn unclaimed_deliveries(&self, client: &str) -> Vec<&Value> {
+        const DELIVERIES: [&str; 5] = [
+            "resource-update",
+            "resource-delete",
+            "pipeline-update",
+            "email-received",
+            "notification",
+        ];
+        self.seen
+            .iter()
+            .filter(|o| {
+                o["client"] == client
+                    && o["type"] == "event"
+                    && DELIVERIES.contains(&o["event"].as_str().unwrap_or(""))
+            })
+            .collect()
+    }
+}
