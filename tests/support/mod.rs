@@ -2,7 +2,7 @@
 //! free port, the official socket.io-client driven through Node, and a
 //! producer with its own Avro encoding. Everything binds to 127.0.0.1 and is
 //! torn down when the test ends, pass or fail.
-#![allow(dead_code)] // each test file uses a different part of the harness
+#![allow(dead_code, unused_imports)] // each test file uses a different part of the harness
 
 pub mod avro;
 pub mod bridge;
@@ -11,6 +11,7 @@ pub mod clients;
 
 pub use avro::Producer;
 pub use bridge::{TEST_API_KEY, TestBridge, token};
+
 pub use broker::Broker;
 pub use clients::Clients;
 

@@ -1,0 +1,83 @@
+//! What operators and the load balancer rely on: health, readiness, limits.
+
+mod support;
+
+use std::time::Duration;
+
+use crm_bridge::kafka::ensure_topics;
+use serde_json::json;
+use support::{Broker, Clients, TestBridge, token};
+
+async fn status(url: &str) -> u16 {
+    reqwest::get(url).await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_waits_for_every_topic_then_health_and_readiness_answer() {
+    let broker = Broker::start();
+    // No topics yet, and the bridge is not asked to create them.
+    let mut config = crm_bridge::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    config.kafka.brokers = broker.addr.clone();
+    config.kafka.node_id = Some("readiness".into());
+    config.schemas.local_dir = support::repo_path("schemas");
+    config.auth.jwt.hs_secret = Some(crm_bridge::auth::Secret::new(support::bridge::TEST_SECRET));
+    let app = crm_bridge::app::start(config.clone()).await.unwrap();
+    let url = format!("http://{}", app.addr);
+
+    assert_eq!(status(&format!("{url}/healthz")).await, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(status(&format!("{url}/readyz")).await, 503);
+
+    let names: Vec<&str> = config.kafka.topics.all().map(|(_, n)| n).collect();
+    ensure_topics(&config.kafka, &names, 1).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while status(&format!("{url}/readyz")).await != 200 {
+        assert!(std::time::Instant::now() < deadline, "never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscription_limit_refuses_only_the_excess() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start_with(&broker, |c| c.limits.max_subscriptions = 2).await;
+    let mut clients = Clients::spawn().await;
+    clients
+        .connect("l", &bridge.url, json!({"token": token("user_l", "org-1")}))
+        .await;
+    clients
+        .subscribe("l", json!({"resource": "deal", "id": "d1"}))
+        .await;
+    clients
+        .subscribe("l", json!({"resource": "deal", "id": "d2"}))
+        .await;
+    // Replacing an existing subscription's events is not a new one.
+    clients
+        .subscribe(
+            "l",
+            json!({"resource": "deal", "id": "d2", "events": ["delete"]}),
+        )
+        .await;
+    let third = clients
+        .request("l", "subscribe", json!({"resource": "deal", "id": "d3"}))
+        .await;
+    assert_eq!(third["error"]["code"], "RATE_LIMITED");
+    assert_eq!(clients.event("l", "error").await["code"], "RATE_LIMITED");
+
+    let producer = support::Producer::new(&broker);
+    producer
+        .send(
+            "crm.deals",
+            "d1",
+            &support::avro::deal("org-1", "d1", "p", "update", None),
+        )
+        .await;
+    assert_eq!(clients.event("l", "resource-update").await["id"], "d1");
+    let stats = bridge.stats().await;
+    assert_eq!(stats["subscriptions"], 2, "{stats}");
+    bridge.stop().await;
+}
