@@ -275,7 +275,13 @@ pub async fn run(
                 (&topics.email, key, value)
             }
             _ => {
-                let (target, _) = org.users[fastrand::usize(..org.users.len())];
+                // Someone else is mentioned: the actor's teammate.
+                let (target, _) = org
+                    .users
+                    .iter()
+                    .copied()
+                    .find(|(id, _)| *id != user)
+                    .unwrap_or((user, user_name));
                 let deal = org.deals[fastrand::usize(..org.deals.len())];
                 let value = encoder.encode(
                     "notifications",

@@ -81,3 +81,67 @@ async fn the_subscription_limit_refuses_only_the_excess() {
     assert_eq!(stats["subscriptions"], 2, "{stats}");
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_cannot_keep_up_is_cut_off_with_a_reason() {
+    let broker = Broker::start();
+    // A tiny queue, so a burst overflows it however fast the client reads.
+    let bridge = TestBridge::start_with(&broker, |c| c.limits.socket_buffer = 2).await;
+    let mut clients = Clients::spawn().await;
+    clients
+        .connect(
+            "slow",
+            &bridge.url,
+            json!({"token": token("user_s", "org-1")}),
+        )
+        .await;
+    clients
+        .subscribe("slow", json!({"resource": "deal", "id": "d_burst"}))
+        .await;
+
+    let producer = support::Producer::new(&broker);
+    let record = support::avro::deal("org-1", "d_burst", "p", "update", None);
+    futures::future::join_all((0..500).map(|_| producer.send("crm.deals", "d_burst", &record)))
+        .await;
+
+    let gone = clients
+        .wait_for("slow client disconnected", |o| {
+            o["client"] == "slow" && o["type"] == "disconnect"
+        })
+        .await;
+    assert_eq!(gone["reason"], "io server disconnect");
+    let told = clients.unclaimed("slow", "error");
+    assert_eq!(told.len(), 1, "told once: {told:?}");
+    assert_eq!(told[0]["data"]["code"], "RATE_LIMITED");
+    assert_eq!(told[0]["data"]["details"]["reason"], "slow_consumer");
+    let stats = bridge.stats().await;
+    assert!(
+        stats["dropped"]["slow_client"].as_u64() >= Some(1),
+        "{stats}"
+    );
+    assert_eq!(stats["subscriptions"], 0, "{stats}");
+
+    // The node lives on for everyone else.
+    clients
+        .connect(
+            "next",
+            &bridge.url,
+            json!({"token": token("user_n", "org-1")}),
+        )
+        .await;
+    clients
+        .subscribe("next", json!({"resource": "deal", "id": "d_after"}))
+        .await;
+    producer
+        .send(
+            "crm.deals",
+            "d_after",
+            &support::avro::deal("org-1", "d_after", "p", "update", None),
+        )
+        .await;
+    assert_eq!(
+        clients.event("next", "resource-update").await["id"],
+        "d_after"
+    );
+    bridge.stop().await;
+}

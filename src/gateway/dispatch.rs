@@ -2,9 +2,9 @@
 //! its payload once, and emits it to each matching socket.
 //!
 //! Emitting never waits: each socket has a bounded queue
-//! (`limits.socket_buffer`). A socket whose queue is full cannot keep up; it
-//! is disconnected (dropping it is safer than growing memory), counted, and
-//! on reconnect it resubscribes. Kafka still holds what it missed.
+//! (`limits.socket_buffer`). A socket whose queue is full cannot keep up: it
+//! is cut off (see [`super::overflow`]) rather than buffered without bound,
+//! and counted. Kafka still holds what it missed.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use socketioxide::SendError;
 use socketioxide::SocketError;
 use socketioxide::extract::SocketRef;
 
-use super::Gateway;
+use super::{Gateway, overflow};
 use crate::domain::CrmEvent;
 use crate::kafka::Deliver;
 use crate::protocol::render;
@@ -48,8 +48,7 @@ impl Deliver for Dispatcher {
                 Ok(()) => metrics.deliveries.inc(),
                 Err(SendError::Socket(SocketError::InternalChannelFull)) => {
                     metrics.dropped.inc("slow_client");
-                    tracing::warn!(sid = %socket.id, "socket buffer full; disconnecting slow client");
-                    socket.disconnect().ok();
+                    overflow::cut_off(&self.gateway, socket);
                 }
                 // Already disconnecting; its cleanup removes it from the index.
                 Err(SendError::Socket(SocketError::Closed)) => metrics.dropped.inc("closed"),

@@ -6,9 +6,11 @@
 //! - `session.rs`: what one connection holds (principal, subscriptions).
 //! - `dispatch.rs`: the [`Deliver`](crate::kafka::Deliver) sink: route, render
 //!   once, emit to each matching socket without waiting.
+//! - `overflow.rs`: cutting off a client whose outgoing queue is full.
 
 mod connect;
 mod dispatch;
+mod overflow;
 mod requests;
 mod session;
 

@@ -115,11 +115,12 @@ impl Session {
         existed
     }
 
-    /// Removes everything this connection put in the index. Idempotent.
-    pub fn close(&self, gateway: &Gateway) {
+    /// Removes everything this connection put in the index. Idempotent:
+    /// returns true only for the call that closed it.
+    pub fn close(&self, gateway: &Gateway) -> bool {
         let mut state = self.state();
         if state.closed {
-            return;
+            return false;
         }
         state.closed = true;
         for (key, _) in state.subscriptions.drain() {
@@ -127,5 +128,6 @@ impl Session {
             gateway.metrics.subscriptions.dec();
         }
         gateway.index.remove(&self.inbox_key(), self.client);
+        true
     }
 }
