@@ -13,7 +13,7 @@ async fn status(url: &str) -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readiness_waits_for_every_topic_then_health_and_readiness_answer() {
+async fn readiness_waits_for_every_topic_and_late_topics_are_read_from_the_start() {
     let broker = Broker::start();
     // No topics yet, and the bridge is not asked to create them.
     let mut config = crm_bridge::config::Config {
@@ -31,13 +31,31 @@ async fn readiness_waits_for_every_topic_then_health_and_readiness_answer() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(status(&format!("{url}/readyz")).await, 503);
 
+    // A client may connect before readiness; a topic created after start-up
+    // is read from its beginning, so this early record is not missed.
+    let mut clients = Clients::spawn().await;
+    clients
+        .connect("early", &url, json!({"token": token("user_e", "org-1")}))
+        .await;
+    clients
+        .subscribe("early", json!({"resource": "deal", "id": "deal_early"}))
+        .await;
     let names: Vec<&str> = config.kafka.topics.all().map(|(_, n)| n).collect();
     ensure_topics(&config.kafka, &names, 1).await.unwrap();
+    let early = support::avro::deal("org-1", "deal_early", "p", "update", None);
+    support::Producer::new(&broker)
+        .send("crm.deals", "deal_early", &early)
+        .await;
+
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while status(&format!("{url}/readyz")).await != 200 {
         assert!(std::time::Instant::now() < deadline, "never became ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(
+        clients.event("early", "resource-update").await["id"],
+        "deal_early"
+    );
     app.shutdown().await;
 }
 

@@ -4,6 +4,9 @@
 mod support;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use apache_avro::types::Value;
 use axum::extract::Path;
@@ -113,8 +116,9 @@ async fn a_v2_writer_schema_from_the_local_registry_decodes() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// Serves `GET /schemas/ids/{id}` as a Confluent Schema Registry does.
-async fn start_http_registry() -> String {
+/// Serves `GET /schemas/ids/{id}` as a Confluent Schema Registry does, or
+/// 503 for everything while `up` is false.
+async fn start_http_registry(up: Arc<AtomicBool>) -> String {
     let schemas: Vec<(u32, String)> = vec![
         (
             1,
@@ -133,8 +137,13 @@ async fn start_http_registry() -> String {
                 .iter()
                 .find(|(i, _)| *i == id)
                 .map(|(_, s)| s.clone());
+            let up = up.load(Ordering::SeqCst);
             async move {
                 match found {
+                    _ if !up => Err((
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        axum::Json(json!({"error_code": 50003})),
+                    )),
                     Some(schema) => Ok(axum::Json(json!({ "schema": schema }))),
                     None => Err((
                         StatusCode::NOT_FOUND,
@@ -153,7 +162,7 @@ async fn start_http_registry() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writer_schemas_come_from_an_http_schema_registry() {
     let broker = Broker::start();
-    let registry = start_http_registry().await;
+    let registry = start_http_registry(Arc::new(AtomicBool::new(true))).await;
     let bridge =
         TestBridge::start_with(&broker, |c| c.schemas.registry_url = Some(registry.clone())).await;
     expect_v2_delivery(&bridge, &broker).await;
@@ -171,5 +180,45 @@ async fn writer_schemas_come_from_an_http_schema_registry() {
         assert!(std::time::Instant::now() < deadline, "not counted: {stats}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_outage_holds_records_instead_of_skipping_them() {
+    let broker = Broker::start();
+    let up = Arc::new(AtomicBool::new(false));
+    let registry = start_http_registry(up.clone()).await;
+    let bridge =
+        TestBridge::start_with(&broker, |c| c.schemas.registry_url = Some(registry.clone())).await;
+    let mut clients = Clients::spawn().await;
+    clients
+        .connect("o", &bridge.url, json!({"token": token("user_o", "org-1")}))
+        .await;
+    clients
+        .subscribe("o", json!({"resource": "deal", "id": "deal_held"}))
+        .await;
+    let producer = Producer::new(&broker);
+    producer
+        .send(
+            "crm.deals",
+            "deal_held",
+            &support::avro::deal("org-1", "deal_held", "p", "update", None),
+        )
+        .await;
+
+    clients.settle(Duration::from_millis(700)).await;
+    assert!(clients.unclaimed_deliveries("o").is_empty());
+    let stats = bridge.stats().await;
+    assert_eq!(
+        stats["decodeFailures"],
+        json!({}),
+        "nothing skipped while the registry is down: {stats}"
+    );
+
+    up.store(true, Ordering::SeqCst);
+    assert_eq!(
+        clients.event("o", "resource-update").await["id"],
+        "deal_held"
+    );
     bridge.stop().await;
 }

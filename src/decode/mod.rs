@@ -2,7 +2,7 @@
 //! Avro resolution against the bridge's reader schemas, and mapping to types.
 //!
 //! Failures are typed ([`DecodeError`]) so the consumer can count them by
-//! reason; none of them is retryable except a registry that cannot be reached.
+//! reason; only a registry that cannot be reached is worth retrying.
 
 mod mapping;
 mod registry;
@@ -72,6 +72,12 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// True when retrying the same record may succeed (the registry is down).
+    /// Every other failure is a property of the record itself.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Registry(RegistryError::Unavailable(_)))
+    }
+
     /// A short, fixed label for counting failures by reason.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -79,7 +85,8 @@ impl DecodeError {
             Self::Wire(WireError::Truncated) => "truncated",
             Self::Wire(WireError::BadMagic(_)) => "bad_magic",
             Self::Registry(RegistryError::UnknownId(_)) => "unknown_schema",
-            Self::Registry(_) => "registry_unavailable",
+            Self::Registry(RegistryError::InvalidSchema(_)) => "invalid_schema",
+            Self::Registry(RegistryError::Unavailable(_)) => "registry_unavailable",
             Self::Avro(_) => "avro",
             Self::Field(_) => "invalid_field",
         }

@@ -20,6 +20,8 @@ pub struct KafkaConfig {
     pub topics: TopicNames,
     /// Create missing topics at start-up (dev and tests), with this many partitions.
     pub create_topics: Option<i32>,
+    /// How often to look for partitions added to the topics.
+    pub partition_refresh_seconds: u64,
     /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.*`), applied last.
     pub properties: BTreeMap<String, String>,
 }
@@ -32,6 +34,9 @@ impl Default for KafkaConfig {
             group_prefix: "crm-bridge".into(),
             topics: TopicNames::default(),
             create_topics: None,
+            // Partitions are added rarely; a 30 s delay costs nothing, as their
+            // records are read from the beginning once found.
+            partition_refresh_seconds: 30,
             properties: BTreeMap::new(),
         }
     }

@@ -1,17 +1,15 @@
 //! The live consumer: Kafka → decode → [`Deliver`], one record at a time.
 //!
-//! - Assignment is manual (`assign`, not `subscribe`): this node reads every
-//!   partition, starting from its group's committed offset or, for a new node,
-//!   the high watermark read at start-up. Because that position is fixed before
-//!   `/readyz` turns green, a record produced after readiness is never missed
-//!   (with `subscribe` + `auto.offset.reset=latest` the position is resolved
-//!   later, and records produced in between would be skipped).
+//! - Partitions are assigned by `assignment.rs`, not by a consumer group
+//!   rebalance: this node reads every partition of the CRM topics.
 //! - One task reads all partitions in order, so per-partition (per-resource)
 //!   order is kept. Delivery never waits on a socket, so one task suffices.
 //! - An offset is stored only after its record was delivered (or skipped as
 //!   undecodable); librdkafka commits stored offsets every second and at
 //!   shutdown. A poison record is counted, logged, skipped and committed:
 //!   redelivering it could not make it decodable.
+//! - A schema registry that cannot be reached is retried with backoff, holding
+//!   the record (and so consumption) rather than skipping data that is fine.
 //! - Backpressure: `recv` pulls from librdkafka's bounded prefetch queue
 //!   (`queued.max.messages.kbytes`); if delivery is slow, Kafka holds the rest.
 
@@ -20,13 +18,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::KafkaConfig;
-use crate::decode::{Decoder, TopicKind};
+use super::assignment::keep_assigned;
+use crate::decode::{DecodeError, Decoder, TopicKind};
 use crate::domain::CrmEvent;
 use crate::metrics::Metrics;
 
@@ -38,20 +37,18 @@ pub trait Deliver: Send + 'static {
 /// Observes the consumer from outside.
 #[derive(Clone, Default)]
 pub struct ConsumerHandle {
-    assigned: Arc<AtomicBool>,
+    pub(super) assigned: Arc<AtomicBool>,
 }
 
 impl ConsumerHandle {
-    /// True once every partition is assigned at a known position.
+    /// True once every topic's partitions are assigned at a known position.
     pub fn is_assigned(&self) -> bool {
         self.assigned.load(Ordering::Acquire)
     }
 }
 
-/// Metadata and offset look-ups at start-up.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
-/// Between attempts to assign while the broker or a topic is missing.
-const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Longest wait between decode attempts while the schema registry is down.
+const MAX_REGISTRY_BACKOFF: Duration = Duration::from_secs(5);
 
 pub fn spawn_consumer(
     config: &KafkaConfig,
@@ -69,88 +66,24 @@ pub fn spawn_consumer(
         .map(|(kind, name)| (name.to_owned(), kind))
         .collect();
     let handle = ConsumerHandle::default();
-    let assigned = handle.assigned.clone();
     tracing::info!(node_id, brokers = %config.brokers, "starting live consumer");
+    let refresh = Duration::from_secs(config.partition_refresh_seconds.max(1));
+    let names = topics.keys().cloned().collect();
+    tasks.spawn(keep_assigned(
+        consumer.clone(),
+        names,
+        handle.clone(),
+        refresh,
+        shutdown.clone(),
+    ));
     tasks.spawn(async move {
-        if assign_all(&consumer, &topics, &shutdown).await {
-            assigned.store(true, Ordering::Release);
-            consume(&consumer, &topics, &decoder, sink, &metrics, &shutdown).await;
-            assigned.store(false, Ordering::Release);
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                tracing::warn!(error = %e, "final offset commit failed");
-            }
+        consume(&consumer, &topics, &decoder, sink, &metrics, &shutdown).await;
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            // Nothing assigned yet, or the broker is gone: nothing to lose.
+            tracing::debug!(error = %e, "final offset commit failed");
         }
     });
     Ok(handle)
-}
-
-/// Retries until every topic's partitions are assigned, or shutdown (false).
-async fn assign_all(
-    consumer: &Arc<StreamConsumer>,
-    topics: &HashMap<String, TopicKind>,
-    shutdown: &CancellationToken,
-) -> bool {
-    loop {
-        let lookup = {
-            let consumer = consumer.clone();
-            let names: Vec<String> = topics.keys().cloned().collect();
-            tokio::task::spawn_blocking(move || starting_positions(&consumer, &names))
-        };
-        match lookup.await {
-            Ok(Ok(positions)) => match consumer.assign(&positions) {
-                Ok(()) => {
-                    tracing::info!(partitions = positions.count(), "assigned all partitions");
-                    return true;
-                }
-                Err(e) => tracing::warn!(error = %e, "assign failed; retrying"),
-            },
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot assign partitions yet; retrying"),
-            Err(e) => tracing::error!(error = %e, "position look-up task failed; retrying"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(RETRY_DELAY) => {}
-        }
-    }
-}
-
-/// Every partition of `topics`, at the group's committed offset or else the
-/// current high watermark. Blocking (librdkafka round trips).
-fn starting_positions(
-    consumer: &StreamConsumer,
-    topics: &[String],
-) -> anyhow::Result<TopicPartitionList> {
-    let mut partitions = TopicPartitionList::new();
-    for topic in topics {
-        let metadata = consumer.fetch_metadata(Some(topic), LOOKUP_TIMEOUT)?;
-        let found = metadata.topics().iter().find(|t| t.name() == topic);
-        match found {
-            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-                for p in t.partitions() {
-                    partitions.add_partition(topic, p.id());
-                }
-            }
-            _ => anyhow::bail!("topic {topic} does not exist (yet)"),
-        }
-    }
-    let committed = consumer.committed_offsets(partitions, LOOKUP_TIMEOUT)?;
-    let mut positions = TopicPartitionList::new();
-    for element in committed.elements() {
-        let offset = match element.offset() {
-            Offset::Offset(committed) => committed,
-            _ => {
-                consumer
-                    .fetch_watermarks(element.topic(), element.partition(), LOOKUP_TIMEOUT)?
-                    .1
-            }
-        };
-        positions.add_partition_offset(
-            element.topic(),
-            element.partition(),
-            Offset::Offset(offset),
-        )?;
-    }
-    Ok(positions)
 }
 
 async fn consume(
@@ -179,7 +112,11 @@ async fn consume(
         };
         metrics.records_consumed.inc();
         let kind = topics[message.topic()];
-        match decoder.decode(kind, message.payload()).await {
+        let Some(decoded) = decode_with_retry(decoder, kind, message.payload(), shutdown).await
+        else {
+            return; // shutting down; the record stays uncommitted
+        };
+        match decoded {
             Ok(event) => {
                 metrics.records_decoded.inc();
                 sink.deliver(&event);
@@ -198,6 +135,29 @@ async fn consume(
         }
         if let Err(e) = consumer.store_offset_from_message(&message) {
             tracing::warn!(error = %e, "storing offset failed");
+        }
+    }
+}
+
+/// Decodes, retrying while the failure is transient. `None` on shutdown.
+async fn decode_with_retry(
+    decoder: &Decoder,
+    kind: TopicKind,
+    payload: Option<&[u8]>,
+    shutdown: &CancellationToken,
+) -> Option<Result<CrmEvent, DecodeError>> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match decoder.decode(kind, payload).await {
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "cannot decode yet; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_REGISTRY_BACKOFF);
+            }
+            decoded => return Some(decoded),
         }
     }
 }

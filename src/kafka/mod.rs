@@ -7,6 +7,7 @@
 //! balancer; Kafka fans the log out to all of them.
 
 mod admin;
+mod assignment;
 mod config;
 mod consumer;
 

@@ -1,0 +1,143 @@
+//! Keeps every partition of the CRM topics assigned to this node's consumer.
+//!
+//! Assignment is manual (`incremental_assign`, not a group `subscribe`):
+//! every node reads every partition, so a group rebalance would only add
+//! delay. At start-up a partition starts at the group's committed offset or,
+//! for a new node, at the high watermark read then. Because that position is
+//! fixed before `/readyz` turns green, a record produced after readiness is
+//! never missed (with `subscribe` + `auto.offset.reset=latest` the position
+//! is resolved later, and records produced in between would be skipped).
+//!
+//! Topics created after start-up, and partitions added to a topic, are found
+//! by polling metadata and read from their beginning: all of their records
+//! were written after this node started.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::ConsumerHandle;
+
+/// Metadata and offset look-ups.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Between look-ups while a topic is missing or the broker unreachable.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Polls until shutdown: every `refresh` once all topics are assigned, every
+/// second before that. Publishes readiness on `handle`.
+pub async fn keep_assigned(
+    consumer: Arc<StreamConsumer>,
+    topics: Vec<String>,
+    handle: ConsumerHandle,
+    refresh: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut at_start = true;
+    loop {
+        let sync = {
+            let (consumer, topics) = (consumer.clone(), topics.clone());
+            tokio::task::spawn_blocking(move || assign_missing(&consumer, &topics, at_start))
+        };
+        let complete = match sync.await {
+            Ok(Ok(outcome)) => {
+                if outcome.added > 0 {
+                    tracing::info!(added = outcome.added, at_start, "assigned partitions");
+                }
+                at_start = false;
+                outcome.complete
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot look up partitions; retrying");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "partition look-up task failed; retrying");
+                false
+            }
+        };
+        if complete && !handle.assigned.swap(true, Ordering::AcqRel) {
+            tracing::info!("every topic assigned; ready");
+        }
+        let wait = if complete { refresh } else { RETRY_DELAY };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    handle.assigned.store(false, Ordering::Release);
+}
+
+struct Outcome {
+    /// Partitions newly assigned by this call.
+    added: usize,
+    /// Every topic has at least one partition assigned.
+    complete: bool,
+}
+
+/// Assigns the partitions of `topics` not assigned yet. Blocking (librdkafka
+/// round trips). A topic that does not exist yet is left for a later call.
+fn assign_missing(
+    consumer: &StreamConsumer,
+    topics: &[String],
+    at_start: bool,
+) -> anyhow::Result<Outcome> {
+    let assigned = consumer.assignment()?;
+    let mut missing = TopicPartitionList::new();
+    let mut complete = true;
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), LOOKUP_TIMEOUT)?;
+        let partitions = match metadata.topics().iter().find(|t| t.name() == topic) {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => t.partitions(),
+            _ => {
+                complete = false;
+                continue;
+            }
+        };
+        for p in partitions {
+            if assigned.find_partition(topic, p.id()).is_none() {
+                missing.add_partition(topic, p.id());
+            }
+        }
+    }
+    let added = missing.count();
+    if added > 0 {
+        consumer.incremental_assign(&starting_offsets(consumer, missing, at_start)?)?;
+    }
+    Ok(Outcome { added, complete })
+}
+
+/// At start-up: the committed offset, else the high watermark. Later: the
+/// beginning, since the partition is newer than this node.
+fn starting_offsets(
+    consumer: &StreamConsumer,
+    partitions: TopicPartitionList,
+    at_start: bool,
+) -> anyhow::Result<TopicPartitionList> {
+    if !at_start {
+        let mut from_beginning = partitions;
+        from_beginning.set_all_offsets(Offset::Beginning)?;
+        return Ok(from_beginning);
+    }
+    let committed = consumer.committed_offsets(partitions, LOOKUP_TIMEOUT)?;
+    let mut positions = TopicPartitionList::new();
+    for element in committed.elements() {
+        let offset = match element.offset() {
+            Offset::Offset(committed) => committed,
+            _ => {
+                consumer
+                    .fetch_watermarks(element.topic(), element.partition(), LOOKUP_TIMEOUT)?
+                    .1
+            }
+        };
+        positions.add_partition_offset(
+            element.topic(),
+            element.partition(),
+            Offset::Offset(offset),
+        )?;
+    }
+    Ok(positions)
+}
