@@ -11,7 +11,7 @@ use apache_avro::types::{Record, Value};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
-use crate::decode::{LocalRegistry, frame};
+use crate::decode::{LocalRegistry, TopicKind, frame};
 use crate::kafka::KafkaConfig;
 
 pub const STAGES: [&str; 6] = [
@@ -21,6 +21,22 @@ pub const STAGES: [&str; 6] = [
     "negotiation",
     "closed-won",
     "closed-lost",
+];
+const CONTACT_ACTIONS: [&str; 6] = ["create", "update", "delete", "activity", "email", "note"];
+const DEAL_ACTIONS: [&str; 6] = [
+    "create",
+    "update",
+    "delete",
+    "stage_change",
+    "assignment",
+    "comment",
+];
+const EMAIL_ACTIONS: [&str; 3] = ["new_email", "reply", "forward"];
+const SUBJECTS: [&str; 4] = [
+    "Re: Follow up",
+    "Pricing question",
+    "Contract draft",
+    "Meeting next week",
 ];
 
 /// A demo organisation: its users and resources.
@@ -66,28 +82,35 @@ pub const ORGS: [DemoOrg; 2] = [
     },
 ];
 
-struct Encoder {
-    schemas: HashMap<&'static str, (u32, Arc<Schema>)>,
+/// One record to produce: its topic, key and Avro fields.
+struct Activity {
+    topic: TopicKind,
+    key: String,
+    fields: Vec<(&'static str, Value)>,
 }
 
-impl Encoder {
-    fn encode(&self, subject: &str, fields: Vec<(&str, Value)>) -> anyhow::Result<Vec<u8>> {
-        let (id, schema) = &self.schemas[subject];
-        let mut record =
-            Record::new(schema).ok_or_else(|| anyhow::anyhow!("{subject} is not a record"))?;
-        for (name, value) in fields {
-            record.put(name, value);
-        }
-        Ok(frame(*id, &apache_avro::to_avro_datum(schema, record)?))
-    }
+fn pick<T: Copy>(items: &[T]) -> T {
+    items[fastrand::usize(..items.len())]
 }
 
 fn s(v: &str) -> Value {
     Value::String(v.to_owned())
 }
 
-fn some(v: &str) -> Value {
-    Value::Union(1, Box::new(s(v)))
+fn optional(v: Option<&str>) -> Value {
+    match v {
+        Some(v) => Value::Union(1, Box::new(s(v))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    }
+}
+
+/// A value of the `changes` map (`["null", "boolean", "long", "double", "string"]`).
+fn change_string(v: &str) -> Value {
+    Value::Union(4, Box::new(s(v)))
+}
+
+fn change_long(v: i64) -> Value {
+    Value::Union(2, Box::new(Value::Long(v)))
 }
 
 fn now_ms() -> Value {
@@ -97,23 +120,213 @@ fn now_ms() -> Value {
     Value::TimestampMillis(ms)
 }
 
-fn action(symbols: &[&str], symbol: &str) -> Value {
+fn symbol(symbols: &[&str], name: &str) -> Value {
     let index = symbols
         .iter()
-        .position(|s| *s == symbol)
+        .position(|s| *s == name)
         .expect("known symbol") as u32;
-    Value::Enum(index, symbol.to_owned())
+    Value::Enum(index, name.to_owned())
 }
 
-const CONTACT_ACTIONS: [&str; 6] = ["create", "update", "delete", "activity", "email", "note"];
-const DEAL_ACTIONS: [&str; 6] = [
-    "create",
-    "update",
-    "delete",
-    "stage_change",
-    "assignment",
-    "comment",
-];
+fn uuid() -> Value {
+    Value::String(uuid::Uuid::new_v4().to_string())
+}
+
+/// Invents activity: deals move through stages (remembered per deal), deals
+/// and contacts change, emails arrive, teammates get mentioned.
+struct Simulation {
+    stages: HashMap<&'static str, usize>,
+}
+
+impl Simulation {
+    fn next(&mut self) -> Activity {
+        let org = &ORGS[fastrand::usize(..ORGS.len())];
+        let (user, user_name) = pick(org.users);
+        match fastrand::u8(..100) {
+            0..=39 => self.stage_change(org, user),
+            40..=54 => deal_update(org, user, user_name),
+            55..=74 => contact_change(org, user),
+            75..=89 => email(org),
+            _ => mention(org, user, user_name),
+        }
+    }
+
+    fn stage_change(&mut self, org: &DemoOrg, user: &str) -> Activity {
+        let deal = pick(org.deals);
+        let stage = self.stages.entry(deal).or_insert(0);
+        let previous = STAGES[*stage];
+        *stage = (*stage + 1 + fastrand::usize(..2)) % STAGES.len();
+        let next = STAGES[*stage];
+        let changes = HashMap::from([("stage".to_owned(), change_string(next))]);
+        deal_activity(
+            org,
+            deal,
+            user,
+            "stage_change",
+            Some((previous, next)),
+            changes,
+        )
+    }
+}
+
+fn deal_activity(
+    org: &DemoOrg,
+    deal: &str,
+    user: &str,
+    action: &str,
+    stages: Option<(&str, &str)>,
+    changes: HashMap<String, Value>,
+) -> Activity {
+    Activity {
+        topic: TopicKind::Deals,
+        key: deal.to_owned(),
+        fields: vec![
+            ("eventId", uuid()),
+            ("dealId", s(deal)),
+            ("organizationId", s(org.id)),
+            ("pipelineId", s(org.pipeline)),
+            ("action", symbol(&DEAL_ACTIONS, action)),
+            ("actorUserId", s(user)),
+            ("occurredAt", now_ms()),
+            ("previousStage", optional(stages.map(|s| s.0))),
+            ("newStage", optional(stages.map(|s| s.1))),
+            ("changes", Value::Map(changes)),
+        ],
+    }
+}
+
+fn deal_update(org: &DemoOrg, user: &str, user_name: &str) -> Activity {
+    let changes = HashMap::from([
+        (
+            "amount".to_owned(),
+            change_long(i64::from(fastrand::u32(5..500)) * 1000),
+        ),
+        ("owner".to_owned(), change_string(user_name)),
+    ]);
+    deal_activity(org, pick(org.deals), user, "update", None, changes)
+}
+
+fn contact_change(org: &DemoOrg, user: &str) -> Activity {
+    let (contact, email) = pick(org.contacts);
+    let changes = HashMap::from([
+        ("email".to_owned(), change_string(email)),
+        (
+            "leadScore".to_owned(),
+            change_long(i64::from(fastrand::u8(..100))),
+        ),
+    ]);
+    Activity {
+        topic: TopicKind::Contacts,
+        key: contact.to_owned(),
+        fields: vec![
+            ("eventId", uuid()),
+            ("contactId", s(contact)),
+            ("organizationId", s(org.id)),
+            (
+                "action",
+                symbol(
+                    &CONTACT_ACTIONS,
+                    pick(&["update", "update", "activity", "note"]),
+                ),
+            ),
+            ("actorUserId", s(user)),
+            ("occurredAt", now_ms()),
+            ("changes", Value::Map(changes)),
+        ],
+    }
+}
+
+fn email(org: &DemoOrg) -> Activity {
+    let (contact, from) = pick(org.contacts);
+    let thread = format!("thread_{contact}");
+    Activity {
+        topic: TopicKind::Email,
+        key: thread.clone(),
+        fields: vec![
+            ("eventId", uuid()),
+            (
+                "emailId",
+                Value::String(format!("email_{}", fastrand::u32(..1_000_000))),
+            ),
+            ("threadId", Value::String(thread)),
+            ("organizationId", s(org.id)),
+            ("contactId", optional(Some(contact))),
+            ("action", symbol(&EMAIL_ACTIONS, "new_email")),
+            ("subject", s(pick(&SUBJECTS))),
+            ("from", s(from)),
+            ("occurredAt", now_ms()),
+        ],
+    }
+}
+
+/// `user` mentions a random teammate.
+fn mention(org: &DemoOrg, user: &str, user_name: &str) -> Activity {
+    let teammates: Vec<&str> = org
+        .users
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| *id != user)
+        .collect();
+    let target = if teammates.is_empty() {
+        user
+    } else {
+        pick(&teammates)
+    };
+    Activity {
+        topic: TopicKind::Notifications,
+        key: target.to_owned(),
+        fields: vec![
+            (
+                "notificationId",
+                Value::String(format!("notif-{}", fastrand::u32(..1_000_000))),
+            ),
+            ("organizationId", s(org.id)),
+            ("targetUserId", s(target)),
+            ("type", s("mention")),
+            ("title", s("You were mentioned")),
+            (
+                "message",
+                Value::String(format!("{user_name} mentioned you in a comment")),
+            ),
+            (
+                "link",
+                optional(Some(&format!("/deals/{}", pick(org.deals)))),
+            ),
+            ("occurredAt", now_ms()),
+        ],
+    }
+}
+
+/// Encodes with the latest schema of each topic's subject (`<topic>-value`).
+struct Encoder {
+    schemas: HashMap<TopicKind, (u32, Arc<Schema>)>,
+}
+
+impl Encoder {
+    fn new(kafka: &KafkaConfig, registry: &LocalRegistry) -> anyhow::Result<Self> {
+        let mut schemas = HashMap::new();
+        for (kind, topic) in kafka.topics.all() {
+            // The bundled registry names subjects after the default topics.
+            let subject = format!("crm.{}-value", kind.label());
+            let found = registry
+                .latest(&subject)
+                .ok_or_else(|| anyhow::anyhow!("no schema for subject {subject}"))?;
+            tracing::info!(topic, subject, schema_id = found.0, "demo producer writing");
+            schemas.insert(kind, found);
+        }
+        Ok(Self { schemas })
+    }
+
+    fn encode(&self, activity: Activity) -> anyhow::Result<Vec<u8>> {
+        let (id, schema) = &self.schemas[&activity.topic];
+        let mut record =
+            Record::new(schema).ok_or_else(|| anyhow::anyhow!("schema {id} is not a record"))?;
+        for (name, value) in activity.fields {
+            record.put(name, value);
+        }
+        Ok(frame(*id, &apache_avro::to_avro_datum(schema, record)?))
+    }
+}
 
 /// Produces `rate` events per second until `stop` is cancelled.
 pub async fn run(
@@ -122,26 +335,11 @@ pub async fn run(
     rate: f64,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let topics = &kafka.topics;
-    let subjects = [
-        ("contacts", topics.contacts.as_str()),
-        ("deals", topics.deals.as_str()),
-        ("email", topics.email.as_str()),
-        ("notifications", topics.notifications.as_str()),
-    ];
-    let mut schemas = HashMap::new();
-    for (short, topic) in subjects {
-        // Subjects follow the topic name strategy of the bundled registry.
-        let subject = format!("crm.{short}-value");
-        let found = registry
-            .latest(&subject)
-            .ok_or_else(|| anyhow::anyhow!("no schema for subject {subject}"))?;
-        schemas.insert(short, found);
-        tracing::info!(topic, subject, "demo producer writing");
-    }
-    let encoder = Encoder { schemas };
+    let encoder = Encoder::new(kafka, registry)?;
     let producer: FutureProducer = kafka.client_config().set("linger.ms", "5").create()?;
-    let mut stages: HashMap<&str, usize> = HashMap::new();
+    let mut simulation = Simulation {
+        stages: HashMap::new(),
+    };
     let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.01)));
     let mut produced = 0u64;
     loop {
@@ -149,170 +347,50 @@ pub async fn run(
             _ = stop.cancelled() => return Ok(()),
             _ = interval.tick() => {}
         }
-        let org = &ORGS[fastrand::usize(..ORGS.len())];
-        let (user, user_name) = org.users[fastrand::usize(..org.users.len())];
-        let event_id = Value::String(uuid::Uuid::new_v4().to_string());
-        let (topic, key, value) = match fastrand::u8(..100) {
-            0..=39 => {
-                let deal = org.deals[fastrand::usize(..org.deals.len())];
-                let stage = stages.entry(deal).or_insert(0);
-                let previous = STAGES[*stage];
-                *stage = (*stage + 1 + fastrand::usize(..2)) % STAGES.len();
-                let next = STAGES[*stage];
-                let value = encoder.encode(
-                    "deals",
-                    vec![
-                        ("eventId", event_id),
-                        ("dealId", s(deal)),
-                        ("organizationId", s(org.id)),
-                        ("pipelineId", s(org.pipeline)),
-                        ("action", action(&DEAL_ACTIONS, "stage_change")),
-                        ("actorUserId", s(user)),
-                        ("occurredAt", now_ms()),
-                        ("previousStage", some(previous)),
-                        ("newStage", some(next)),
-                        (
-                            "changes",
-                            Value::Map(HashMap::from([(
-                                "stage".to_owned(),
-                                Value::Union(4, Box::new(s(next))),
-                            )])),
-                        ),
-                    ],
-                )?;
-                (&topics.deals, deal.to_owned(), value)
+        let activity = simulation.next();
+        let topic = kafka.topics.name(activity.topic);
+        let key = activity.key.clone();
+        let value = encoder.encode(activity)?;
+        match producer
+            .send(
+                FutureRecord::to(topic).key(&key).payload(&value),
+                Duration::from_secs(5),
+            )
+            .await
+        {
+            Err((e, _)) => tracing::warn!(error = %e, topic, "demo producer could not send"),
+            Ok(_) => {
+                produced += 1;
+                if produced.is_multiple_of(100) {
+                    tracing::info!(produced, "demo producer progress");
+                }
             }
-            40..=54 => {
-                let deal = org.deals[fastrand::usize(..org.deals.len())];
-                let amount = Value::Union(
-                    2,
-                    Box::new(Value::Long(i64::from(fastrand::u32(5..500)) * 1000)),
-                );
-                let value = encoder.encode(
-                    "deals",
-                    vec![
-                        ("eventId", event_id),
-                        ("dealId", s(deal)),
-                        ("organizationId", s(org.id)),
-                        ("pipelineId", s(org.pipeline)),
-                        ("action", action(&DEAL_ACTIONS, "update")),
-                        ("actorUserId", s(user)),
-                        ("occurredAt", now_ms()),
-                        ("previousStage", Value::Union(0, Box::new(Value::Null))),
-                        ("newStage", Value::Union(0, Box::new(Value::Null))),
-                        (
-                            "changes",
-                            Value::Map(HashMap::from([
-                                ("amount".to_owned(), amount),
-                                ("owner".to_owned(), Value::Union(4, Box::new(s(user_name)))),
-                            ])),
-                        ),
-                    ],
-                )?;
-                (&topics.deals, deal.to_owned(), value)
-            }
-            55..=74 => {
-                let (contact, email) = org.contacts[fastrand::usize(..org.contacts.len())];
-                let verb = ["update", "update", "activity", "note"][fastrand::usize(..4)];
-                let value = encoder.encode(
-                    "contacts",
-                    vec![
-                        ("eventId", event_id),
-                        ("contactId", s(contact)),
-                        ("organizationId", s(org.id)),
-                        ("action", action(&CONTACT_ACTIONS, verb)),
-                        ("actorUserId", s(user)),
-                        ("occurredAt", now_ms()),
-                        (
-                            "changes",
-                            Value::Map(HashMap::from([
-                                ("email".to_owned(), Value::Union(4, Box::new(s(email)))),
-                                (
-                                    "leadScore".to_owned(),
-                                    Value::Union(
-                                        2,
-                                        Box::new(Value::Long(i64::from(fastrand::u8(..100)))),
-                                    ),
-                                ),
-                            ])),
-                        ),
-                    ],
-                )?;
-                (&topics.contacts, contact.to_owned(), value)
-            }
-            75..=89 => {
-                let (contact, from) = org.contacts[fastrand::usize(..org.contacts.len())];
-                let thread = format!("thread_{contact}");
-                let key = thread.clone();
-                let value = encoder.encode(
-                    "email",
-                    vec![
-                        ("eventId", event_id),
-                        (
-                            "emailId",
-                            Value::String(format!("email_{}", fastrand::u32(..1_000_000))),
-                        ),
-                        ("threadId", Value::String(thread)),
-                        ("organizationId", s(org.id)),
-                        ("contactId", some(contact)),
-                        (
-                            "action",
-                            action(&["new_email", "reply", "forward"], "new_email"),
-                        ),
-                        (
-                            "subject",
-                            s([
-                                "Re: Follow up",
-                                "Pricing question",
-                                "Contract draft",
-                                "Meeting next week",
-                            ][fastrand::usize(..4)]),
-                        ),
-                        ("from", s(from)),
-                        ("occurredAt", now_ms()),
-                    ],
-                )?;
-                (&topics.email, key, value)
-            }
-            _ => {
-                // Someone else is mentioned: the actor's teammate.
-                let (target, _) = org
-                    .users
-                    .iter()
-                    .copied()
-                    .find(|(id, _)| *id != user)
-                    .unwrap_or((user, user_name));
-                let deal = org.deals[fastrand::usize(..org.deals.len())];
-                let value = encoder.encode(
-                    "notifications",
-                    vec![
-                        (
-                            "notificationId",
-                            Value::String(format!("notif-{}", fastrand::u32(..1_000_000))),
-                        ),
-                        ("organizationId", s(org.id)),
-                        ("targetUserId", s(target)),
-                        ("type", s("mention")),
-                        ("title", s("You were mentioned")),
-                        (
-                            "message",
-                            Value::String(format!("{user_name} mentioned you in a comment")),
-                        ),
-                        ("link", some(&format!("/deals/{deal}"))),
-                        ("occurredAt", now_ms()),
-                    ],
-                )?;
-                (&topics.notifications, target.to_owned(), value)
-            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Decoder, SchemaRegistry};
+
+    #[tokio::test]
+    async fn every_simulated_activity_decodes_in_the_bridge() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        let encoder =
+            Encoder::new(&KafkaConfig::default(), &LocalRegistry::load(&dir).unwrap()).unwrap();
+        let decoder = Decoder::new(Arc::new(SchemaRegistry::Local(
+            LocalRegistry::load(&dir).unwrap(),
+        )));
+        let mut simulation = Simulation {
+            stages: HashMap::new(),
         };
-        let record = FutureRecord::to(topic).key(&key).payload(&value);
-        if let Err((e, _)) = producer.send(record, Duration::from_secs(5)).await {
-            tracing::warn!(error = %e, topic, "demo producer could not send");
-        } else {
-            produced += 1;
-            if produced.is_multiple_of(100) {
-                tracing::info!(produced, "demo producer progress");
-            }
+        for _ in 0..300 {
+            let activity = simulation.next();
+            let kind = activity.topic;
+            let framed = encoder.encode(activity).unwrap();
+            let event = decoder.decode(kind, Some(&framed)).await.unwrap();
+            assert!(ORGS.iter().any(|org| org.id == event.org.as_str()));
         }
     }
 }

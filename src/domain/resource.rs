@@ -76,6 +76,21 @@ pub enum Action {
 }
 
 impl Action {
+    pub const ALL: [Action; 12] = [
+        Self::Create,
+        Self::Update,
+        Self::Delete,
+        Self::Activity,
+        Self::Email,
+        Self::Note,
+        Self::StageChange,
+        Self::Assignment,
+        Self::Comment,
+        Self::NewEmail,
+        Self::Reply,
+        Self::Forward,
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Create => "create",
@@ -118,23 +133,7 @@ impl ActionSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Action> {
-        use Action::*;
-        [
-            Create,
-            Update,
-            Delete,
-            Activity,
-            Email,
-            Note,
-            StageChange,
-            Assignment,
-            Comment,
-            NewEmail,
-            Reply,
-            Forward,
-        ]
-        .into_iter()
-        .filter(move |a| self.contains(*a))
+        Action::ALL.into_iter().filter(move |a| self.contains(*a))
     }
 }
 
