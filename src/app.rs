@@ -13,10 +13,11 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::decode::{Decoder, HttpRegistry, LocalRegistry, SchemaRegistry};
-use crate::gateway::{self, Dispatcher, Gateway};
+use crate::gateway::{self, Dispatcher, Gateway, GatewayParts};
 use crate::http::{self, HttpState};
-use crate::kafka::{ConsumerHandle, ensure_topics, spawn_consumer};
+use crate::kafka::{ConsumerHandle, LivePositions, ensure_topics, spawn_consumer};
 use crate::metrics::Metrics;
+use crate::replay::Replayer;
 
 /// How long shutdown waits for tasks before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -45,12 +46,21 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     }
 
     let limits = config.limits.clone();
-    let gateway = Arc::new(Gateway::new(
-        Authenticator::new(&config.auth)?,
-        limits.clone(),
-        config.index_shards,
+    let live = Arc::new(LivePositions::default());
+    let replayer = Replayer::new(
+        config.replay.clone(),
+        config.kafka.clone(),
+        decoder.clone(),
         metrics.clone(),
-    ));
+    );
+    let gateway = Arc::new(Gateway::new(GatewayParts {
+        auth: Authenticator::new(&config.auth)?,
+        limits: limits.clone(),
+        index_shards: config.index_shards,
+        metrics: metrics.clone(),
+        replayer: Arc::new(replayer),
+        live: live.clone(),
+    }));
     let (socket_layer, io) = SocketIo::builder()
         .with_state(gateway.clone())
         .max_buffer_size(limits.socket_buffer)
@@ -66,6 +76,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         &config.kafka,
         decoder,
         Dispatcher::new(gateway),
+        live,
         metrics.clone(),
         &tasks,
         shutdown.clone(),

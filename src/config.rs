@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::auth::{AuthConfig, DEV_JWT_SECRET};
 use crate::gateway::ClientLimits;
 use crate::kafka::KafkaConfig;
+use crate::replay::ReplayConfig;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -25,6 +26,7 @@ pub struct Config {
     pub schemas: SchemaConfig,
     pub auth: AuthConfig,
     pub limits: ClientLimits,
+    pub replay: ReplayConfig,
     /// Shards of the subscription index: more shards, less lock contention
     /// between routing and subscribing. 64 is plenty for a few cores.
     pub index_shards: usize,
@@ -40,6 +42,7 @@ impl Default for Config {
             schemas: SchemaConfig::default(),
             auth: AuthConfig::default(),
             limits: ClientLimits::default(),
+            replay: ReplayConfig::default(),
             index_shards: 64,
         }
     }
@@ -116,6 +119,7 @@ impl Config {
             "auth.jwt.hs_secret is the public dev secret; set a real one (or dev_mode = true locally)"
         );
         self.limits.validate()?;
+        self.replay.validate()?;
         self.kafka.validate()
     }
 }

@@ -11,7 +11,8 @@ use apache_avro::types::{Record, Value};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
-use crate::decode::{LocalRegistry, TopicKind, frame};
+use crate::decode::{LocalRegistry, frame};
+use crate::domain::TopicKind;
 use crate::kafka::KafkaConfig;
 
 pub const STAGES: [&str; 6] = [
@@ -389,7 +390,12 @@ mod tests {
             let activity = simulation.next();
             let kind = activity.topic;
             let framed = encoder.encode(activity).unwrap();
-            let event = decoder.decode(kind, Some(&framed)).await.unwrap();
+            let position = crate::domain::Position {
+                topic: kind,
+                partition: 0,
+                offset: 0,
+            };
+            let event = decoder.decode(position, Some(&framed)).await.unwrap();
             assert!(ORGS.iter().any(|org| org.id == event.org.as_str()));
         }
     }

@@ -16,6 +16,7 @@
 //! - [`protocol`]: the client contract: requests, payloads, error object. Pure.
 //! - [`auth`]: JWT and API-key verification into a [`auth::Principal`].
 //! - [`kafka`]: the live consumer and topic set-up.
+//! - [`replay`]: resume cursors, replay planning and replay reads from Kafka.
 //! - [`gateway`]: Socket.IO handlers and delivery to sockets.
 //! - [`http`], [`metrics`], [`telemetry`]: the operational edges.
 //! - [`app`]: wires it all together and owns start-up and shutdown order.
@@ -35,5 +36,6 @@ pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod protocol;
+pub mod replay;
 pub mod routing;
 pub mod telemetry;

@@ -73,6 +73,8 @@ pub struct Metrics {
     pub clients_connected: Gauge,
     pub subscriptions: Gauge,
     pub auth_failures: ReasonCounter,
+    pub replay_requests: Counter,
+    pub replayed_events: Counter,
     pub client_errors: ReasonCounter,
 }
 
@@ -93,6 +95,8 @@ impl Metrics {
             "clientsConnected": self.clients_connected.get(),
             "subscriptions": self.subscriptions.get(),
             "authFailures": self.auth_failures.snapshot(),
+            "replayRequests": self.replay_requests.get(),
+            "replayedEvents": self.replayed_events.get(),
             "clientErrors": self.client_errors.snapshot(),
         })
     }

@@ -4,9 +4,9 @@
 
 use crm_bridge::domain::{
     Action, ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, NotificationEvent, OrgId,
-    UserId,
+    Position, TopicKind, UserId,
 };
-use crm_bridge::protocol::parse_subscribe;
+use crm_bridge::protocol::{Caller, parse_subscribe};
 use crm_bridge::routing::{ClientId, Scope, SubscriptionIndex, SubscriptionKey};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -85,6 +85,11 @@ fn arb_event() -> impl Strategy<Value = CrmEvent> {
             };
             CrmEvent {
                 org: OrgId::new(ORGS[o]).unwrap(),
+                position: Position {
+                    topic: TopicKind::Deals,
+                    partition: 0,
+                    offset: 0,
+                },
                 body,
             }
         })
@@ -108,7 +113,8 @@ proptest! {
             let n = who % clients.len();
             let org = OrgId::new(ORGS[clients[n].org]).unwrap();
             // Refused requests (other org, unknown resource, ...) subscribe nothing.
-            if let Ok(sub) = parse_subscribe(&org, Some(request)) {
+            let user = UserId::new(USERS[clients[n].user]).unwrap();
+            if let Ok(sub) = parse_subscribe(Caller { org: &org, user: &user }, Some(request)) {
                 index.insert(sub.key, ClientId(n as u64), n, sub.actions);
             }
         }

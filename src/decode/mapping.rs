@@ -5,10 +5,10 @@
 use apache_avro::types::Value;
 use serde_json::{Map, Number, Value as Json};
 
-use super::{DecodeError, TopicKind};
+use super::DecodeError;
 use crate::domain::{
     Action, ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, NotificationEvent, OrgId,
-    UserId,
+    Position, TopicKind, UserId,
 };
 
 /// The fields of one record, by name.
@@ -104,14 +104,14 @@ fn scalar_to_json(value: Value) -> Option<Json> {
     })
 }
 
-pub(super) fn to_event(kind: TopicKind, value: Value) -> Result<CrmEvent, DecodeError> {
+pub(super) fn to_event(position: Position, value: Value) -> Result<CrmEvent, DecodeError> {
     let Value::Record(fields) = value else {
         return Err(DecodeError::Avro("value is not a record".into()));
     };
     let mut f = Fields(fields);
     let org_field = f.string("organizationId")?;
     let org = OrgId::new(&org_field).ok_or(DecodeError::Field("organizationId"))?;
-    let body = match kind {
+    let body = match position.topic {
         TopicKind::Contacts => EventBody::Contact(ContactEvent {
             contact_id: f.string("contactId")?,
             action: f.action("action")?,
@@ -149,5 +149,9 @@ pub(super) fn to_event(kind: TopicKind, value: Value) -> Result<CrmEvent, Decode
             occurred_at_ms: f.millis("occurredAt")?,
         }),
     };
-    Ok(CrmEvent { org, body })
+    Ok(CrmEvent {
+        org,
+        position,
+        body,
+    })
 }

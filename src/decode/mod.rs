@@ -11,48 +11,27 @@ mod wire;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use apache_avro::Schema;
+use tokio_util::sync::CancellationToken;
 
 pub use registry::{HttpRegistry, LocalRegistry, RegistryError, SchemaRegistry};
 pub use wire::{WireError, frame, split_frame};
 
-use crate::domain::CrmEvent;
+use crate::domain::{CrmEvent, Position, TopicKind};
 
-/// Which typed event a topic carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TopicKind {
-    Contacts,
-    Deals,
-    Email,
-    Notifications,
-}
+/// Longest wait between decode attempts while the schema registry is down.
+const MAX_REGISTRY_BACKOFF: Duration = Duration::from_secs(5);
 
-impl TopicKind {
-    pub const ALL: [TopicKind; 4] = [
-        Self::Contacts,
-        Self::Deals,
-        Self::Email,
-        Self::Notifications,
-    ];
-
-    /// The reader schema: the shape this build of the bridge understands.
-    /// Writers may use any compatible version (Avro schema resolution).
-    pub fn reader_schema_json(self) -> &'static str {
-        match self {
-            Self::Contacts => include_str!("../../schemas/contact-event.avsc"),
-            Self::Deals => include_str!("../../schemas/deal-event.avsc"),
-            Self::Email => include_str!("../../schemas/email-event.avsc"),
-            Self::Notifications => include_str!("../../schemas/notification-event.avsc"),
-        }
-    }
-
-    pub const fn label(self) -> &'static str {
-        match self {
-            Self::Contacts => "contacts",
-            Self::Deals => "deals",
-            Self::Email => "email",
-            Self::Notifications => "notifications",
-        }
+/// The reader schema of a topic: the shape this build of the bridge
+/// understands. Writers may use any compatible version (schema resolution).
+pub fn reader_schema_json(kind: TopicKind) -> &'static str {
+    match kind {
+        TopicKind::Contacts => include_str!("../../schemas/contact-event.avsc"),
+        TopicKind::Deals => include_str!("../../schemas/deal-event.avsc"),
+        TopicKind::Email => include_str!("../../schemas/email-event.avsc"),
+        TopicKind::Notifications => include_str!("../../schemas/notification-event.avsc"),
     }
 }
 
@@ -104,7 +83,7 @@ impl Decoder {
         let readers = TopicKind::ALL
             .into_iter()
             .map(|kind| {
-                let schema = Schema::parse_str(kind.reader_schema_json())
+                let schema = Schema::parse_str(reader_schema_json(kind))
                     .expect("the bundled reader schemas are valid Avro");
                 (kind, schema)
             })
@@ -112,17 +91,44 @@ impl Decoder {
         Self { registry, readers }
     }
 
+    /// Decodes the value of the record at `position`.
     pub async fn decode(
         &self,
-        kind: TopicKind,
+        position: Position,
         value: Option<&[u8]>,
     ) -> Result<CrmEvent, DecodeError> {
+        let kind = position.topic;
         let (schema_id, mut body) = split_frame(value.ok_or(DecodeError::EmptyValue)?)?;
         let writer = self.registry.writer_schema(schema_id).await?;
         let reader = &self.readers[&kind];
         let value = apache_avro::from_avro_datum(&writer, &mut body, Some(reader))
             .map_err(|e| DecodeError::Avro(e.to_string()))?;
-        mapping::to_event(kind, value)
+        mapping::to_event(position, value)
+    }
+
+    /// Decodes, retrying with backoff while the failure is transient (the
+    /// registry is down): skipping would lose a record that is fine. `None`
+    /// once `cancel` fires.
+    pub async fn decode_with_retry(
+        &self,
+        position: Position,
+        value: Option<&[u8]>,
+        cancel: &CancellationToken,
+    ) -> Option<Result<CrmEvent, DecodeError>> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.decode(position, value).await {
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot decode yet; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return None,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_REGISTRY_BACKOFF);
+                }
+                decoded => return Some(decoded),
+            }
+        }
     }
 }
 

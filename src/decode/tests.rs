@@ -3,7 +3,13 @@ use std::path::Path;
 use apache_avro::types::{Record, Value};
 
 use super::*;
-use crate::domain::{Action, EventBody};
+use crate::domain::{Action, EventBody, Position, TopicKind};
+
+const DEALS_0: Position = Position {
+    topic: TopicKind::Deals,
+    partition: 0,
+    offset: 0,
+};
 
 fn local() -> LocalRegistry {
     LocalRegistry::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas")).unwrap()
@@ -54,7 +60,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 fn decodes_a_framed_record() {
     let (id, schema) = local().latest("crm.deals-value").unwrap();
     let framed = frame(id, &deal_record(&schema, "org-1"));
-    let event = block_on(decoder().decode(TopicKind::Deals, Some(&framed))).unwrap();
+    let event = block_on(decoder().decode(DEALS_0, Some(&framed))).unwrap();
     assert_eq!(event.org.as_str(), "org-1");
     let EventBody::Deal(deal) = event.body else {
         panic!("not a deal")
@@ -71,21 +77,16 @@ fn failures_have_their_reason() {
     let (id, schema) = local().latest("crm.deals-value").unwrap();
     let good = frame(id, &deal_record(&schema, "org-1"));
 
-    assert_eq!(reason(TopicKind::Deals, &good[..3]), "truncated");
-    assert_eq!(reason(TopicKind::Deals, b"{\"not\":\"avro\"}"), "bad_magic");
+    assert_eq!(reason(DEALS_0, &good[..3]), "truncated");
+    assert_eq!(reason(DEALS_0, b"{\"not\":\"avro\"}"), "bad_magic");
+    assert_eq!(reason(DEALS_0, &frame(999, &good[5..])), "unknown_schema");
+    assert_eq!(reason(DEALS_0, &good[..good.len() - 4]), "avro");
     assert_eq!(
-        reason(TopicKind::Deals, &frame(999, &good[5..])),
-        "unknown_schema"
-    );
-    assert_eq!(reason(TopicKind::Deals, &good[..good.len() - 4]), "avro");
-    assert_eq!(
-        reason(TopicKind::Deals, &frame(id, &deal_record(&schema, ""))),
+        reason(DEALS_0, &frame(id, &deal_record(&schema, ""))),
         "invalid_field"
     );
     assert_eq!(
-        block_on(d.decode(TopicKind::Deals, None))
-            .unwrap_err()
-            .reason(),
+        block_on(d.decode(DEALS_0, None)).unwrap_err().reason(),
         "empty_value"
     );
 }
@@ -93,7 +94,7 @@ fn failures_have_their_reason() {
 #[test]
 fn a_writer_schema_with_an_added_field_still_decodes() {
     let mut json: serde_json::Value =
-        serde_json::from_str(TopicKind::Deals.reader_schema_json()).unwrap();
+        serde_json::from_str(reader_schema_json(TopicKind::Deals)).unwrap();
     json["fields"].as_array_mut().unwrap().insert(
         2,
         serde_json::json!({"name": "region", "type": "string", "default": "eu"}),
@@ -120,7 +121,7 @@ fn a_writer_schema_with_an_added_field_still_decodes() {
     let dir = tempdir_with_v2(&json);
     let registry = LocalRegistry::load(&dir).unwrap();
     let decoder = Decoder::new(Arc::new(SchemaRegistry::Local(registry)));
-    let event = block_on(decoder.decode(TopicKind::Deals, Some(&frame(102, &body)))).unwrap();
+    let event = block_on(decoder.decode(DEALS_0, Some(&frame(102, &body)))).unwrap();
     let EventBody::Deal(deal) = event.body else {
         panic!("not a deal")
     };

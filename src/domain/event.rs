@@ -2,13 +2,14 @@
 
 use serde_json::{Map, Value};
 
-use super::{Action, OrgId, ResourceKind, UserId};
+use super::{Action, OrgId, Position, ResourceKind, UserId};
 
 /// One decoded record. `org` is hoisted out of the body because every routing
 /// and authorisation decision starts from it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CrmEvent {
     pub org: OrgId,
+    pub position: Position,
     pub body: EventBody,
 }
 

@@ -4,7 +4,9 @@
 mod event;
 mod ids;
 mod resource;
+mod topic;
 
 pub use event::{ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, NotificationEvent};
 pub use ids::{OrgId, UserId};
 pub use resource::{Action, ActionSet, FilterField, ResourceKind};
+pub use topic::{Position, TopicKind};

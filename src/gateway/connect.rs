@@ -14,9 +14,10 @@ use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
 use super::session::Session;
-use super::{Gateway, requests};
+use super::{Client, Gateway, replay, requests};
 use crate::auth::Credential;
-use crate::protocol::{ClientError, ErrorCode, now_rfc3339};
+use crate::domain::ActionSet;
+use crate::protocol::{ClientError, ErrorCode, SubscriptionRequest, now_rfc3339};
 use crate::routing::ClientId;
 
 /// A refused connection, displayed as the seed's error object in JSON.
@@ -90,7 +91,6 @@ pub async fn on_connect(
     // Cleanup is registered before anything enters the index.
     socket.on_disconnect(on_disconnect);
     requests::register(&socket);
-    session.open(&gateway, &socket);
     gateway.metrics.clients_connected.inc();
     tracing::debug!(
         sid = %socket.id,
@@ -98,12 +98,28 @@ pub async fn on_connect(
         org = %session.principal.org,
         "client connected"
     );
+    // Every connection receives its user's notifications without asking.
+    let inbox = SubscriptionRequest {
+        key: session.inbox_key(),
+        actions: ActionSet::default(),
+        since: None,
+    };
+    // Read before subscribing: resuming from it can only repeat, never miss.
+    let inbox_cursor = replay::live_cursor(&gateway, &inbox);
     let greeting = json!({
         "sessionId": socket.id.to_string(),
         "userId": session.principal.user.as_str(),
         "timestamp": now_rfc3339(),
+        "notificationsCursor": inbox_cursor.to_string(),
     });
     socket.emit("connected", &greeting).ok();
+    let client = Client {
+        socket: socket.clone(),
+        session: session.clone(),
+    };
+    if let Err(e) = session.subscribe(&gateway, &client, &inbox) {
+        tracing::debug!(error = %e, "no inbox for a closing connection");
+    }
 }
 
 async fn on_disconnect(

@@ -1,27 +1,28 @@
 //! Delivery: the consumer's sink. Routes an event through the index, renders
-//! its payload once, and emits it to each matching socket.
+//! its payload once, and offers it to each matching connection: emitted at
+//! once, or held while that connection replays (see `session.rs`).
 //!
 //! Emitting never waits: each socket has a bounded queue
-//! (`limits.socket_buffer`). A socket whose queue is full cannot keep up: it
+//! (`limits.socket_buffer`), and a replaying connection holds at most
+//! `replay.live_buffer` events. A client past either bound cannot keep up: it
 //! is cut off (see [`super::overflow`]) rather than buffered without bound,
-//! and counted. Kafka still holds what it missed.
+//! and counted. Kafka still holds what it missed; its cursor resumes it.
 
 use std::sync::Arc;
 
-use socketioxide::SendError;
-use socketioxide::SocketError;
-use socketioxide::extract::SocketRef;
+use socketioxide::{SendError, SocketError};
 
-use super::{Gateway, overflow};
+use super::session::{Offer, Waiting};
+use super::{Client, Gateway, overflow};
 use crate::domain::CrmEvent;
 use crate::kafka::Deliver;
-use crate::protocol::render;
+use crate::protocol::{Delivery, render};
 use crate::routing::ClientId;
 
 pub struct Dispatcher {
     gateway: Arc<Gateway>,
     /// Reused for every event so routing does not allocate in steady state.
-    recipients: Vec<(ClientId, SocketRef)>,
+    recipients: Vec<(ClientId, Client)>,
 }
 
 impl Dispatcher {
@@ -40,21 +41,37 @@ impl Deliver for Dispatcher {
         if self.recipients.is_empty() {
             return;
         }
-        let metrics = &self.gateway.metrics;
+        let gateway = &self.gateway;
+        let metrics = &gateway.metrics;
         metrics.events_routed.inc();
-        let outbound = render(event);
-        for (_, socket) in self.recipients.drain(..) {
-            match socket.emit(outbound.name, &*outbound.payload) {
-                Ok(()) => metrics.deliveries.inc(),
-                Err(SendError::Socket(SocketError::InternalChannelFull)) => {
-                    metrics.dropped.inc("slow_client");
-                    overflow::cut_off(&self.gateway, socket);
-                }
-                // Already disconnecting; its cleanup removes it from the index.
-                Err(SendError::Socket(SocketError::Closed)) => metrics.dropped.inc("closed"),
+        let outbound = Arc::new(render(event, Delivery::Live));
+        // Shared by every connection that has to hold it; made on first need.
+        let mut shared_event: Option<Arc<CrmEvent>> = None;
+        let live_buffer = gateway.replayer.config().live_buffer;
+        for (_, client) in self.recipients.drain(..) {
+            let hold = || Waiting {
+                event: shared_event
+                    .get_or_insert_with(|| Arc::new(event.clone()))
+                    .clone(),
+                outbound: outbound.clone(),
+            };
+            let emit = || match client.socket.emit(outbound.name, &*outbound.payload) {
+                Ok(()) => Offer::Emitted,
+                Err(SendError::Socket(SocketError::InternalChannelFull)) => Offer::Overflow,
+                Err(SendError::Socket(SocketError::Closed)) => Offer::Closed,
                 Err(SendError::Serialize(e)) => {
-                    metrics.dropped.inc("serialize");
                     tracing::error!(error = %e, "cannot serialise an event");
+                    Offer::Closed
+                }
+            };
+            match client.session.offer(live_buffer, hold, emit) {
+                Offer::Emitted => metrics.deliveries.inc(),
+                Offer::Held => {}
+                // Already disconnecting; its cleanup removes it from the index.
+                Offer::Closed => metrics.dropped.inc("closed"),
+                Offer::Overflow => {
+                    metrics.dropped.inc("slow_client");
+                    overflow::cut_off(gateway, &client);
                 }
             }
         }

@@ -3,7 +3,9 @@
 //!
 //! - `connect.rs`: handshake authentication and the `connected` event.
 //! - `requests.rs`: `subscribe`, `unsubscribe`, `ping`.
-//! - `session.rs`: what one connection holds (principal, subscriptions).
+//! - `session.rs`: what one connection holds (principal, subscriptions), and
+//!   the seam between replay and live delivery.
+//! - `replay.rs`: the per-connection replay worker.
 //! - `dispatch.rs`: the [`Deliver`](crate::kafka::Deliver) sink: route, render
 //!   once, emit to each matching socket without waiting.
 //! - `overflow.rs`: cutting off a client whose outgoing queue is full.
@@ -11,6 +13,7 @@
 mod connect;
 mod dispatch;
 mod overflow;
+mod replay;
 mod requests;
 mod session;
 
@@ -25,8 +28,11 @@ use socketioxide::handler::ConnectHandler;
 pub use dispatch::Dispatcher;
 
 use crate::auth::Authenticator;
+use crate::kafka::LivePositions;
 use crate::metrics::Metrics;
+use crate::replay::Replayer;
 use crate::routing::SubscriptionIndex;
+use session::Session;
 
 /// Per-connection bounds.
 #[derive(Clone, Debug, Deserialize)]
@@ -70,27 +76,43 @@ impl ClientLimits {
     }
 }
 
+/// What the index holds for a connection: where to emit, and its session.
+#[derive(Clone)]
+pub struct Client {
+    socket: SocketRef,
+    session: Arc<Session>,
+}
+
 /// Shared by every socket handler (socketioxide state).
 pub struct Gateway {
-    pub(crate) index: SubscriptionIndex<SocketRef>,
-    pub(crate) auth: Authenticator,
-    pub(crate) limits: ClientLimits,
-    pub(crate) metrics: Arc<Metrics>,
+    index: SubscriptionIndex<Client>,
+    auth: Authenticator,
+    limits: ClientLimits,
+    metrics: Arc<Metrics>,
+    replayer: Arc<Replayer>,
+    live: Arc<LivePositions>,
     next_client: AtomicU64,
 }
 
+/// What the gateway is built from.
+pub struct GatewayParts {
+    pub auth: Authenticator,
+    pub limits: ClientLimits,
+    pub index_shards: usize,
+    pub metrics: Arc<Metrics>,
+    pub replayer: Arc<Replayer>,
+    pub live: Arc<LivePositions>,
+}
+
 impl Gateway {
-    pub fn new(
-        auth: Authenticator,
-        limits: ClientLimits,
-        index_shards: usize,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(parts: GatewayParts) -> Self {
         Self {
-            index: SubscriptionIndex::new(index_shards),
-            auth,
-            limits,
-            metrics,
+            index: SubscriptionIndex::new(parts.index_shards),
+            auth: parts.auth,
+            limits: parts.limits,
+            metrics: parts.metrics,
+            replayer: parts.replayer,
+            live: parts.live,
             next_client: AtomicU64::new(1),
         }
     }

@@ -12,19 +12,15 @@ use std::time::Duration;
 
 use serde_json::json;
 use socketioxide::SocketError;
-use socketioxide::extract::SocketRef;
 
-use super::Gateway;
-use super::session::Session;
+use super::{Client, Gateway};
 use crate::protocol::{ClientError, ErrorCode};
 
 const RETRY_EVERY: Duration = Duration::from_millis(50);
 const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 
-pub fn cut_off(gateway: &Arc<Gateway>, socket: SocketRef) {
-    let Some(session) = socket.extensions.get::<Arc<Session>>() else {
-        return;
-    };
+pub fn cut_off(gateway: &Arc<Gateway>, client: &Client) {
+    let (socket, session) = (client.socket.clone(), &client.session);
     if !session.close(gateway) {
         return; // already being cut off or disconnecting
     }

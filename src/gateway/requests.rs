@@ -7,9 +7,9 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 
-use super::Gateway;
-use super::session::{Session, Subscribed};
-use crate::protocol::{ClientError, ErrorCode, parse_subscribe, parse_unsubscribe};
+use super::session::{ReplayJob, Session, Subscribed};
+use super::{Client, Gateway, replay};
+use crate::protocol::{Caller, ClientError, ErrorCode, parse_subscribe, parse_unsubscribe};
 
 pub fn register(socket: &SocketRef) {
     socket.on("subscribe", on_subscribe);
@@ -17,6 +17,16 @@ pub fn register(socket: &SocketRef) {
     socket.on("ping", on_ping);
 }
 
+fn caller(session: &Session) -> Caller<'_> {
+    Caller {
+        org: &session.principal.org,
+        user: &session.principal.user,
+    }
+}
+
+/// Without `since`, the subscription is live at once and the acknowledgement
+/// carries its cursor. With `since`, it first replays what was missed; the
+/// acknowledgement comes when the replay is done, after the replayed events.
 async fn on_subscribe(
     socket: SocketRef,
     TryData(data): TryData<Value>,
@@ -24,17 +34,39 @@ async fn on_subscribe(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
-    let result = parse_subscribe(&session.principal.org, data.as_ref().ok())
-        .and_then(|request| Ok((session.subscribe(&gateway, &socket, &request)?, request)));
-    match result {
-        Ok((outcome, request)) => {
-            let replaced = matches!(outcome, Subscribed::Replaced);
-            ack.send(
-                &json!({ "ok": true, "subscription": request.describe(), "replaced": replaced }),
-            )
-            .ok();
+    let request = match parse_subscribe(caller(&session), data.as_ref().ok()) {
+        Ok(request) => request,
+        Err(error) => return refuse(&gateway, &socket, ack, &error),
+    };
+    let client = Client {
+        socket: socket.clone(),
+        session: session.clone(),
+    };
+    let Some(since) = request.since.clone() else {
+        match session.subscribe(&gateway, &client, &request) {
+            Ok(outcome) => {
+                let reply = json!({
+                    "ok": true,
+                    "subscription": request.describe(),
+                    "replaced": matches!(outcome, Subscribed::Replaced),
+                    "cursor": replay::live_cursor(&gateway, &request).to_string(),
+                    "replayed": 0,
+                });
+                ack.send(&reply).ok();
+            }
+            Err(error) => refuse(&gateway, &socket, ack, &error),
         }
-        Err(error) => refuse(&gateway, &socket, ack, &error),
+        return;
+    };
+    match session.subscribe_replaying(&gateway, &client, ReplayJob { request, ack }, since) {
+        Ok(true) => {
+            tokio::spawn(replay::run(gateway.clone(), client));
+        }
+        Ok(false) => {} // the connection's worker is already running
+        Err(refused) => {
+            let (error, job) = *refused;
+            refuse(&gateway, &socket, job.ack, &error);
+        }
     }
 }
 
@@ -45,7 +77,7 @@ async fn on_unsubscribe(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
-    match parse_unsubscribe(&session.principal.org, data.as_ref().ok()) {
+    match parse_unsubscribe(caller(&session), data.as_ref().ok()) {
         Ok(key) if session.unsubscribe(&gateway, &key) => {
             ack.send(&json!({ "ok": true })).ok();
         }

@@ -1,32 +1,99 @@
-//! What one connection holds: its principal and its subscriptions.
+//! What one connection holds: its principal, its subscriptions, and while it
+//! replays, the live events waiting for the replay to finish.
+//!
+//! The seam between replay and live delivery (no gap, no duplicate):
+//! 1. A subscription with `since` enters the index at once, marked as
+//!    replaying, and the connection enters replay mode: from then on, every
+//!    live event for this connection waits in `waiting` (bounded) instead of
+//!    being emitted.
+//! 2. The replay worker (`replay.rs`) reads `[since, end)`, where `end` is
+//!    each partition's head read *after* step 1. Any record at or after
+//!    `end` was therefore handled by live delivery after step 1, and waits.
+//! 3. When no replay is left, the waiting events are flushed in order,
+//!    skipping those a replay already sent (offset in `[since, end)`) and
+//!    those the client already had (offset before `since`), unless another,
+//!    live subscription of the connection wants them. Then the connection is
+//!    live again.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
-use socketioxide::extract::SocketRef;
+use socketioxide::extract::AckSender;
 
-use super::Gateway;
+use super::{Client, Gateway};
 use crate::auth::Principal;
-use crate::domain::ActionSet;
-use crate::protocol::{ClientError, ErrorCode, SubscriptionRequest};
-use crate::routing::{ClientId, Scope, SubscriptionKey};
+use crate::domain::{ActionSet, CrmEvent};
+use crate::protocol::{ClientError, ErrorCode, Outbound, SubscriptionRequest};
+use crate::replay::Cursor;
+use crate::routing::{ClientId, Scope, SubscriptionKey, key_matches};
 
 pub struct Session {
     pub client: ClientId,
     pub principal: Principal,
-    // std Mutex: held for a map update plus an index update, never across
-    // `.await`. It also orders subscribe against disconnect, so a subscription
-    // can never be added to the index after the socket's cleanup ran.
+    // std Mutex: never held across `.await`; live emits happen under it (they
+    // never wait), which keeps them ordered with the replay seam.
     state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
-    subscriptions: HashMap<SubscriptionKey, ActionSet>,
+    subscriptions: HashMap<SubscriptionKey, Subscription>,
     closed: bool,
+    /// Present while the connection replays.
+    replay: Option<ReplayMode>,
 }
 
-/// Whether a subscribe created a subscription or replaced one's events.
+struct Subscription {
+    actions: ActionSet,
+    /// Present while this subscription's replay is pending or has run and
+    /// the connection has not yet flushed.
+    replay: Option<ReplayWindow>,
+}
+
+/// Offsets `[since, end)` a subscription's replay covers.
+struct ReplayWindow {
+    since: Cursor,
+    /// Set when the replay is planned.
+    end: Option<Cursor>,
+}
+
+#[derive(Default)]
+struct ReplayMode {
+    jobs: VecDeque<ReplayJob>,
+    waiting: VecDeque<Arc<Waiting>>,
+}
+
+/// A subscription to replay, and where to send its acknowledgement.
+pub struct ReplayJob {
+    pub request: SubscriptionRequest,
+    pub ack: AckSender,
+}
+
+/// A live event held while the connection replays.
+pub struct Waiting {
+    pub event: Arc<CrmEvent>,
+    pub outbound: Arc<Outbound>,
+}
+
+/// What live delivery should do with an event for this connection.
+pub enum Offer {
+    /// Emit it (done under the session lock by the caller's closure).
+    Emitted,
+    /// Held until the replay finishes.
+    Held,
+    /// The connection is closing.
+    Closed,
+    /// Too many events held: the client must be cut off.
+    Overflow,
+}
+
+/// The replay worker's next step.
+pub enum Step {
+    Replay(ReplayJob),
+    Flush(Vec<Arc<Waiting>>),
+    Done,
+}
+
 pub enum Subscribed {
     New,
     Replaced,
@@ -45,7 +112,7 @@ impl Session {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The implicit subscription to the user's own notifications.
+    /// The subscription to the user's own notifications every connection has.
     pub fn inbox_key(&self) -> SubscriptionKey {
         SubscriptionKey {
             org: self.principal.org.clone(),
@@ -53,55 +120,75 @@ impl Session {
         }
     }
 
-    /// Puts the implicit inbox subscription in the index.
-    pub fn open(&self, gateway: &Gateway, socket: &SocketRef) {
-        let state = self.state();
-        if !state.closed {
-            let inbox = self.inbox_key();
-            gateway
-                .index
-                .insert(inbox, self.client, socket.clone(), ActionSet::default());
-        }
-    }
-
+    /// Adds a live subscription, or replaces one's actions.
     pub fn subscribe(
         &self,
         gateway: &Gateway,
-        socket: &SocketRef,
+        client: &Client,
         request: &SubscriptionRequest,
     ) -> Result<Subscribed, ClientError> {
         let mut state = self.state();
-        if state.closed {
-            return Err(ClientError::new(
-                ErrorCode::InvalidRequest,
-                "connection is closing",
-            ));
-        }
-        let is_new = !state.subscriptions.contains_key(&request.key);
-        if is_new && state.subscriptions.len() >= gateway.limits.max_subscriptions {
-            return Err(ClientError::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "subscription limit reached ({} per connection); unsubscribe first",
-                    gateway.limits.max_subscriptions
-                ),
-            ));
-        }
-        state
-            .subscriptions
-            .insert(request.key.clone(), request.actions);
+        let is_new = check_room(&state, gateway, &request.key)?;
+        let live = Subscription {
+            actions: request.actions,
+            replay: None,
+        };
+        state.subscriptions.insert(request.key.clone(), live);
         gateway.index.insert(
             request.key.clone(),
             self.client,
-            socket.clone(),
+            client.clone(),
             request.actions,
         );
-        if is_new {
+        if is_new && request.key.resource().is_some() {
             gateway.metrics.subscriptions.inc();
-            Ok(Subscribed::New)
-        } else {
-            Ok(Subscribed::Replaced)
         }
+        Ok(if is_new {
+            Subscribed::New
+        } else {
+            Subscribed::Replaced
+        })
+    }
+
+    /// Adds a subscription that first replays from `since`. Returns true when
+    /// the caller must start the connection's replay worker.
+    pub fn subscribe_replaying(
+        &self,
+        gateway: &Gateway,
+        client: &Client,
+        job: ReplayJob,
+        since: Cursor,
+    ) -> Result<bool, Box<(ClientError, ReplayJob)>> {
+        let mut state = self.state();
+        let is_new = match check_room(&state, gateway, &job.request.key) {
+            Ok(is_new) => is_new,
+            Err(e) => return Err(Box::new((e, job))),
+        };
+        let request = &job.request;
+        let window = ReplayWindow { since, end: None };
+        let subscription = Subscription {
+            actions: request.actions,
+            replay: Some(window),
+        };
+        state
+            .subscriptions
+            .insert(request.key.clone(), subscription);
+        gateway.index.insert(
+            request.key.clone(),
+            self.client,
+            client.clone(),
+            request.actions,
+        );
+        if is_new && request.key.resource().is_some() {
+            gateway.metrics.subscriptions.inc();
+        }
+        let start_worker = state.replay.is_none();
+        state
+            .replay
+            .get_or_insert_with(ReplayMode::default)
+            .jobs
+            .push_back(job);
+        Ok(start_worker)
     }
 
     /// True if the subscription existed.
@@ -110,7 +197,9 @@ impl Session {
         let existed = state.subscriptions.remove(key).is_some();
         if existed {
             gateway.index.remove(key, self.client);
-            gateway.metrics.subscriptions.dec();
+            if key.resource().is_some() {
+                gateway.metrics.subscriptions.dec();
+            }
         }
         existed
     }
@@ -123,11 +212,143 @@ impl Session {
             return false;
         }
         state.closed = true;
+        state.replay = None;
         for (key, _) in state.subscriptions.drain() {
             gateway.index.remove(&key, self.client);
-            gateway.metrics.subscriptions.dec();
+            if key.resource().is_some() {
+                gateway.metrics.subscriptions.dec();
+            }
         }
-        gateway.index.remove(&self.inbox_key(), self.client);
         true
     }
+
+    /// Live delivery of one event: emitted now through `emit` (under the
+    /// lock, so it cannot overtake a replay seam), or held while replaying.
+    pub fn offer(
+        &self,
+        limit: usize,
+        waiting: impl FnOnce() -> Waiting,
+        emit: impl FnOnce() -> Offer,
+    ) -> Offer {
+        let mut state = self.state();
+        if state.closed {
+            return Offer::Closed;
+        }
+        match &mut state.replay {
+            None => emit(),
+            Some(mode) if mode.waiting.len() >= limit => Offer::Overflow,
+            Some(mode) => {
+                mode.waiting.push_back(Arc::new(waiting()));
+                Offer::Held
+            }
+        }
+    }
+
+    /// Records where a subscription's replay ends. False if it is gone
+    /// (unsubscribed or closed meanwhile).
+    pub fn set_replay_end(&self, key: &SubscriptionKey, end: Cursor) -> bool {
+        let mut state = self.state();
+        match state
+            .subscriptions
+            .get_mut(key)
+            .and_then(|s| s.replay.as_mut())
+        {
+            Some(window) => {
+                window.end = Some(end);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The next thing the replay worker must do. Flushes come in batches, so
+    /// a job queued meanwhile runs before the rest of the flush.
+    pub fn next_step(&self, batch: usize) -> Step {
+        let mut state = self.state();
+        let state = &mut *state;
+        let Some(mode) = state.replay.as_mut() else {
+            return Step::Done;
+        };
+        if let Some(job) = mode.jobs.pop_front() {
+            return Step::Replay(job);
+        }
+        if mode.waiting.is_empty() {
+            state.replay = None;
+            for subscription in state.subscriptions.values_mut() {
+                subscription.replay = None;
+            }
+            return Step::Done;
+        }
+        let take = mode.waiting.len().min(batch);
+        let flush = mode
+            .waiting
+            .drain(..take)
+            .filter(|w| wanted_after_replay(&state.subscriptions, &w.event))
+            .collect();
+        Step::Flush(flush)
+    }
 }
+
+/// Ok(is_new), or the subscription limit's error.
+fn check_room(
+    state: &State,
+    gateway: &Gateway,
+    key: &SubscriptionKey,
+) -> Result<bool, ClientError> {
+    if state.closed {
+        return Err(ClientError::new(
+            ErrorCode::InvalidRequest,
+            "connection is closing",
+        ));
+    }
+    let is_new = !state.subscriptions.contains_key(key);
+    let held = state
+        .subscriptions
+        .keys()
+        .filter(|k| k.resource().is_some())
+        .count();
+    if is_new && key.resource().is_some() && held >= gateway.limits.max_subscriptions {
+        return Err(ClientError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "subscription limit reached ({} per connection); unsubscribe first",
+                gateway.limits.max_subscriptions
+            ),
+        ));
+    }
+    Ok(is_new)
+}
+
+/// Step 3 of the seam: whether a held live event still has to be sent.
+fn wanted_after_replay(
+    subscriptions: &HashMap<SubscriptionKey, Subscription>,
+    event: &CrmEvent,
+) -> bool {
+    let p = event.position;
+    let mut wanted = false;
+    for (key, subscription) in subscriptions {
+        if !key_matches(key, subscription.actions, event) {
+            continue;
+        }
+        let Some(window) = &subscription.replay else {
+            wanted = true; // a live subscription wants it
+            continue;
+        };
+        let end = window
+            .end
+            .as_ref()
+            .and_then(|c| c.get(p.topic, p.partition))
+            .unwrap_or(0);
+        let since = window.since.get(p.topic, p.partition).unwrap_or(0);
+        if p.offset >= end {
+            wanted = true; // after the replay's end: only live has it
+        } else if p.offset >= since {
+            return false; // the replay sent it already
+        }
+        // Before `since`: the client had it.
+    }
+    wanted
+}
+
+#[cfg(test)]
+mod tests;

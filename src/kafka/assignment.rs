@@ -12,6 +12,7 @@
 //! by polling metadata and read from their beginning: all of their records
 //! were written after this node started.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -20,7 +21,8 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use super::ConsumerHandle;
+use super::{ConsumerHandle, LivePositions};
+use crate::domain::TopicKind;
 
 /// Metadata and offset look-ups.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,7 +33,7 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// second before that. Publishes readiness on `handle`.
 pub async fn keep_assigned(
     consumer: Arc<StreamConsumer>,
-    topics: Vec<String>,
+    topics: HashMap<String, TopicKind>,
     handle: ConsumerHandle,
     refresh: Duration,
     shutdown: CancellationToken,
@@ -39,8 +41,8 @@ pub async fn keep_assigned(
     let mut at_start = true;
     loop {
         let sync = {
-            let (consumer, topics) = (consumer.clone(), topics.clone());
-            tokio::task::spawn_blocking(move || assign_missing(&consumer, &topics, at_start))
+            let (consumer, topics, live) = (consumer.clone(), topics.clone(), handle.live.clone());
+            tokio::task::spawn_blocking(move || assign_missing(&consumer, &topics, &live, at_start))
         };
         let complete = match sync.await {
             Ok(Ok(outcome)) => {
@@ -78,17 +80,19 @@ struct Outcome {
     complete: bool,
 }
 
-/// Assigns the partitions of `topics` not assigned yet. Blocking (librdkafka
-/// round trips). A topic that does not exist yet is left for a later call.
+/// Assigns the partitions of `topics` not assigned yet, and records where
+/// live delivery starts in each. Blocking (librdkafka round trips). A topic
+/// that does not exist yet is left for a later call.
 fn assign_missing(
     consumer: &StreamConsumer,
-    topics: &[String],
+    topics: &HashMap<String, TopicKind>,
+    live: &LivePositions,
     at_start: bool,
 ) -> anyhow::Result<Outcome> {
     let assigned = consumer.assignment()?;
     let mut missing = TopicPartitionList::new();
     let mut complete = true;
-    for topic in topics {
+    for topic in topics.keys() {
         let metadata = consumer.fetch_metadata(Some(topic), LOOKUP_TIMEOUT)?;
         let partitions = match metadata.topics().iter().find(|t| t.name() == topic) {
             Some(t) if t.error().is_none() && !t.partitions().is_empty() => t.partitions(),
@@ -105,7 +109,13 @@ fn assign_missing(
     }
     let added = missing.count();
     if added > 0 {
-        consumer.incremental_assign(&starting_offsets(consumer, missing, at_start)?)?;
+        let positions = starting_offsets(consumer, missing, at_start)?;
+        consumer.incremental_assign(&positions)?;
+        for element in positions.elements() {
+            if let Offset::Offset(offset) = element.offset() {
+                live.start_at(topics[element.topic()], element.partition(), offset);
+            }
+        }
     }
     Ok(Outcome { added, complete })
 }
@@ -117,21 +127,18 @@ fn starting_offsets(
     partitions: TopicPartitionList,
     at_start: bool,
 ) -> anyhow::Result<TopicPartitionList> {
-    if !at_start {
-        let mut from_beginning = partitions;
-        from_beginning.set_all_offsets(Offset::Beginning)?;
-        return Ok(from_beginning);
-    }
-    let committed = consumer.committed_offsets(partitions, LOOKUP_TIMEOUT)?;
+    let committed = match at_start {
+        true => consumer.committed_offsets(partitions, LOOKUP_TIMEOUT)?,
+        false => partitions,
+    };
     let mut positions = TopicPartitionList::new();
     for element in committed.elements() {
-        let offset = match element.offset() {
-            Offset::Offset(committed) => committed,
-            _ => {
-                consumer
-                    .fetch_watermarks(element.topic(), element.partition(), LOOKUP_TIMEOUT)?
-                    .1
-            }
+        let (low, high) =
+            consumer.fetch_watermarks(element.topic(), element.partition(), LOOKUP_TIMEOUT)?;
+        let offset = match (at_start, element.offset()) {
+            (true, Offset::Offset(committed)) => committed.clamp(low, high),
+            (true, _) => high,
+            (false, _) => low,
         };
         positions.add_partition_offset(
             element.topic(),

@@ -25,8 +25,10 @@ use tokio_util::task::TaskTracker;
 
 use super::KafkaConfig;
 use super::assignment::keep_assigned;
-use crate::decode::{DecodeError, Decoder, TopicKind};
+use super::positions::LivePositions;
+use crate::decode::Decoder;
 use crate::domain::CrmEvent;
+use crate::domain::{Position, TopicKind};
 use crate::metrics::Metrics;
 
 /// Where decoded events go. Must not block: it runs on the consume loop.
@@ -35,9 +37,11 @@ pub trait Deliver: Send + 'static {
 }
 
 /// Observes the consumer from outside.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ConsumerHandle {
     pub(super) assigned: Arc<AtomicBool>,
+    /// How far live delivery has got, per partition.
+    pub live: Arc<LivePositions>,
 }
 
 impl ConsumerHandle {
@@ -47,13 +51,11 @@ impl ConsumerHandle {
     }
 }
 
-/// Longest wait between decode attempts while the schema registry is down.
-const MAX_REGISTRY_BACKOFF: Duration = Duration::from_secs(5);
-
 pub fn spawn_consumer(
     config: &KafkaConfig,
     decoder: Arc<Decoder>,
     sink: impl Deliver,
+    live: Arc<LivePositions>,
     metrics: Arc<Metrics>,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
@@ -65,19 +67,25 @@ pub fn spawn_consumer(
         .all()
         .map(|(kind, name)| (name.to_owned(), kind))
         .collect();
-    let handle = ConsumerHandle::default();
+    let handle = ConsumerHandle {
+        assigned: Arc::default(),
+        live,
+    };
     tracing::info!(node_id, brokers = %config.brokers, "starting live consumer");
     let refresh = Duration::from_secs(config.partition_refresh_seconds.max(1));
-    let names = topics.keys().cloned().collect();
     tasks.spawn(keep_assigned(
         consumer.clone(),
-        names,
+        topics.clone(),
         handle.clone(),
         refresh,
         shutdown.clone(),
     ));
+    let live = handle.live.clone();
     tasks.spawn(async move {
-        consume(&consumer, &topics, &decoder, sink, &metrics, &shutdown).await;
+        consume(
+            &consumer, &topics, &decoder, sink, &metrics, &live, &shutdown,
+        )
+        .await;
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
             // Nothing assigned yet, or the broker is gone: nothing to lose.
             tracing::debug!(error = %e, "final offset commit failed");
@@ -92,6 +100,7 @@ async fn consume(
     decoder: &Decoder,
     mut sink: impl Deliver,
     metrics: &Metrics,
+    live: &LivePositions,
     shutdown: &CancellationToken,
 ) {
     loop {
@@ -111,8 +120,14 @@ async fn consume(
             }
         };
         metrics.records_consumed.inc();
-        let kind = topics[message.topic()];
-        let Some(decoded) = decode_with_retry(decoder, kind, message.payload(), shutdown).await
+        let position = Position {
+            topic: topics[message.topic()],
+            partition: message.partition(),
+            offset: message.offset(),
+        };
+        let Some(decoded) = decoder
+            .decode_with_retry(position, message.payload(), shutdown)
+            .await
         else {
             return; // shutting down; the record stays uncommitted
         };
@@ -133,31 +148,9 @@ async fn consume(
                 );
             }
         }
+        live.handled(position);
         if let Err(e) = consumer.store_offset_from_message(&message) {
             tracing::warn!(error = %e, "storing offset failed");
-        }
-    }
-}
-
-/// Decodes, retrying while the failure is transient. `None` on shutdown.
-async fn decode_with_retry(
-    decoder: &Decoder,
-    kind: TopicKind,
-    payload: Option<&[u8]>,
-    shutdown: &CancellationToken,
-) -> Option<Result<CrmEvent, DecodeError>> {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match decoder.decode(kind, payload).await {
-            Err(e) if e.is_transient() => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "cannot decode yet; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return None,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(MAX_REGISTRY_BACKOFF);
-            }
-            decoded => return Some(decoded),
         }
     }
 }

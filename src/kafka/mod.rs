@@ -10,7 +10,9 @@ mod admin;
 mod assignment;
 mod config;
 mod consumer;
+mod positions;
 
 pub use admin::ensure_topics;
 pub use config::{KafkaConfig, TopicNames};
 pub use consumer::{ConsumerHandle, Deliver, spawn_consumer};
+pub use positions::LivePositions;

@@ -8,6 +8,6 @@ mod request;
 mod timestamp;
 
 pub use error::{ClientError, ErrorCode};
-pub use outbound::{Outbound, render};
-pub use request::{SubscriptionRequest, parse_subscribe, parse_unsubscribe};
+pub use outbound::{Delivery, Outbound, render};
+pub use request::{Caller, SubscriptionRequest, describe_key, parse_subscribe, parse_unsubscribe};
 pub use timestamp::{format_millis, now_rfc3339};

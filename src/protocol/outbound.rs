@@ -8,6 +8,10 @@
 //! | email (any action)             | `email-received`  |
 //! | notification                   | `notification`    |
 //!
+//! Every payload also carries `position` (`d.1.1534`: topic code, partition,
+//! offset), from which clients advance their resume cursors, and
+//! `replayed: true` when it is sent by a replay rather than live.
+//!
 //! A payload is rendered once per record and shared by every recipient.
 
 use serde::Serialize;
@@ -85,10 +89,32 @@ impl Serialize for ResourceKind {
     }
 }
 
+/// How an event reaches the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Live,
+    Replayed,
+}
+
+/// The seed's fields of one payload, plus where the event sits in Kafka.
+#[derive(Serialize)]
+struct Positioned<'a, T> {
+    #[serde(flatten)]
+    fields: T,
+    position: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    replayed: bool,
+}
+
 /// Renders `event` as the client event it becomes.
-pub fn render(event: &CrmEvent) -> Outbound {
+pub fn render(event: &CrmEvent, delivery: Delivery) -> Outbound {
+    let stamp = Stamp {
+        position: event.position.to_string(),
+        replayed: delivery == Delivery::Replayed,
+    };
     let (name, payload) = match &event.body {
         EventBody::Contact(c) => resource_event(
+            &stamp,
             ResourceKind::Contact,
             &c.contact_id,
             c.action,
@@ -98,7 +124,7 @@ pub fn render(event: &CrmEvent) -> Outbound {
         ),
         EventBody::Deal(d) if d.action == Action::StageChange => (
             "pipeline-update",
-            to_raw(&PipelineUpdate {
+            stamp.apply(PipelineUpdate {
                 pipeline_id: &d.pipeline_id,
                 deal_id: &d.deal_id,
                 previous_stage: d.previous_stage.as_deref(),
@@ -108,6 +134,7 @@ pub fn render(event: &CrmEvent) -> Outbound {
             }),
         ),
         EventBody::Deal(d) => resource_event(
+            &stamp,
             ResourceKind::Deal,
             &d.deal_id,
             d.action,
@@ -117,7 +144,7 @@ pub fn render(event: &CrmEvent) -> Outbound {
         ),
         EventBody::Email(e) => (
             "email-received",
-            to_raw(&EmailReceived {
+            stamp.apply(EmailReceived {
                 email_id: &e.email_id,
                 contact_id: e.contact_id.as_deref(),
                 subject: &e.subject,
@@ -129,7 +156,7 @@ pub fn render(event: &CrmEvent) -> Outbound {
         ),
         EventBody::Notification(n) => (
             "notification",
-            to_raw(&Notification {
+            stamp.apply(Notification {
                 id: &n.notification_id,
                 kind: &n.kind,
                 title: &n.title,
@@ -143,6 +170,7 @@ pub fn render(event: &CrmEvent) -> Outbound {
 }
 
 fn resource_event(
+    stamp: &Stamp,
     resource: ResourceKind,
     id: &str,
     action: Action,
@@ -158,7 +186,7 @@ fn resource_event(
             timestamp,
             user_id,
         };
-        ("resource-delete", to_raw(&payload))
+        ("resource-delete", stamp.apply(payload))
     } else {
         let action = action.as_str();
         let payload = ResourceUpdate {
@@ -169,13 +197,26 @@ fn resource_event(
             timestamp,
             user_id,
         };
-        ("resource-update", to_raw(&payload))
+        ("resource-update", stamp.apply(payload))
     }
 }
 
-fn to_raw(payload: &impl Serialize) -> Box<RawValue> {
-    // Serialising these structs of strings and a JSON map cannot fail.
-    serde_json::value::to_raw_value(payload).expect("payload serialises")
+/// What every payload carries besides the seed's fields.
+struct Stamp {
+    position: String,
+    replayed: bool,
+}
+
+impl Stamp {
+    fn apply(&self, fields: impl Serialize) -> Box<RawValue> {
+        let payload = Positioned {
+            fields,
+            position: &self.position,
+            replayed: self.replayed,
+        };
+        // Serialising these structs of strings and a JSON map cannot fail.
+        serde_json::value::to_raw_value(&payload).expect("payload serialises")
+    }
 }
 
 #[cfg(test)]

@@ -8,17 +8,30 @@
 use serde_json::{Map, Value, json};
 
 use super::{ClientError, ErrorCode};
-use crate::domain::{Action, ActionSet, FilterField, OrgId, ResourceKind};
+use crate::domain::{Action, ActionSet, FilterField, OrgId, ResourceKind, UserId};
+use crate::replay::Cursor;
 use crate::routing::{Scope, Selector, SubscriptionKey};
 
 /// Longest resource id or filter value accepted; CRM ids are far shorter.
 const MAX_ID_LEN: usize = 256;
+
+/// The resource name of a user's own notifications.
+const NOTIFICATION: &str = "notification";
+
+/// Who is asking: every key is built inside their organisation.
+#[derive(Clone, Copy)]
+pub struct Caller<'a> {
+    pub org: &'a OrgId,
+    pub user: &'a UserId,
+}
 
 /// A valid subscription request: what to match and which actions.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SubscriptionRequest {
     pub key: SubscriptionKey,
     pub actions: ActionSet,
+    /// Resume from this cursor: replay what the client missed first.
+    pub since: Option<Cursor>,
 }
 
 impl SubscriptionRequest {
@@ -30,8 +43,12 @@ impl SubscriptionRequest {
 
 pub fn describe_key(key: &SubscriptionKey, actions: Option<ActionSet>) -> Value {
     let mut out = Map::new();
-    if let Scope::Resource(kind, selector) = &key.scope {
-        out.insert("resource".into(), kind.as_str().into());
+    let (kind, selector) = match &key.scope {
+        Scope::Resource(kind, selector) => (kind, selector),
+        Scope::Inbox(_) => return json!({ "resource": NOTIFICATION }),
+    };
+    out.insert("resource".into(), kind.as_str().into());
+    {
         match selector {
             Selector::Id(id) => {
                 out.insert("id".into(), (**id).into());
@@ -56,14 +73,32 @@ pub fn describe_key(key: &SubscriptionKey, actions: Option<ActionSet>) -> Value 
 
 /// Parses `{ resource, id | filter, events? }`. `events` absent means every
 /// action the resource has.
+///
+/// `{ resource: "notification", since? }` resumes the caller's own
+/// notifications, which every connection receives without subscribing.
 pub fn parse_subscribe(
-    org: &OrgId,
+    caller: Caller<'_>,
     raw: Option<&Value>,
 ) -> Result<SubscriptionRequest, ClientError> {
     let fields = as_object(raw)?;
-    reject_unknown(fields, &["resource", "id", "filter", "events"])?;
-    let key = parse_key(org, fields)?;
-    let kind = key.resource().expect("parse_key builds resource keys");
+    reject_unknown(fields, &["resource", "id", "filter", "events", "since"])?;
+    let since = match fields.get("since") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(Cursor::parse(text).map_err(|_| {
+            ClientError::invalid(
+                "`since` must be a cursor from an acknowledgement or the client module",
+            )
+        })?),
+        Some(_) => return Err(ClientError::invalid("`since` must be a string")),
+    };
+    let key = parse_key(caller, fields)?;
+    let Some(kind) = key.resource() else {
+        return Ok(SubscriptionRequest {
+            key,
+            actions: ActionSet::default(),
+            since,
+        });
+    };
     let actions = match fields.get("events") {
         None | Some(Value::Null) => kind.all_actions(),
         Some(Value::Array(names)) if names.is_empty() => {
@@ -88,14 +123,21 @@ pub fn parse_subscribe(
             ));
         }
     };
-    Ok(SubscriptionRequest { key, actions })
+    Ok(SubscriptionRequest {
+        key,
+        actions,
+        since,
+    })
 }
 
 /// Parses `{ resource, id | filter }`; `events`, if sent, is ignored.
-pub fn parse_unsubscribe(org: &OrgId, raw: Option<&Value>) -> Result<SubscriptionKey, ClientError> {
+pub fn parse_unsubscribe(
+    caller: Caller<'_>,
+    raw: Option<&Value>,
+) -> Result<SubscriptionKey, ClientError> {
     let fields = as_object(raw)?;
-    reject_unknown(fields, &["resource", "id", "filter", "events"])?;
-    parse_key(org, fields)
+    reject_unknown(fields, &["resource", "id", "filter", "events", "since"])?;
+    parse_key(caller, fields)
 }
 
 fn as_object(raw: Option<&Value>) -> Result<&Map<String, Value>, ClientError> {
@@ -118,7 +160,25 @@ fn reject_unknown(fields: &Map<String, Value>, allowed: &[&str]) -> Result<(), C
     }
 }
 
-fn parse_key(org: &OrgId, fields: &Map<String, Value>) -> Result<SubscriptionKey, ClientError> {
+fn parse_key(
+    caller: Caller<'_>,
+    fields: &Map<String, Value>,
+) -> Result<SubscriptionKey, ClientError> {
+    let org = caller.org;
+    if fields.get("resource").and_then(Value::as_str) == Some(NOTIFICATION) {
+        if fields.contains_key("id")
+            || fields.contains_key("filter")
+            || fields.contains_key("events")
+        {
+            return Err(ClientError::invalid(
+                "notifications take no `id`, `filter` or `events`",
+            ));
+        }
+        return Ok(SubscriptionKey {
+            org: org.clone(),
+            scope: Scope::Inbox(caller.user.clone()),
+        });
+    }
     let kind = match fields.get("resource") {
         Some(Value::String(name)) => ResourceKind::parse(name).ok_or_else(|| {
             ClientError::new(

@@ -8,7 +8,9 @@ use std::hash::{Hash, Hasher};
 
 use hashbrown::Equivalent;
 
-use crate::domain::{Action, CrmEvent, EventBody, FilterField, OrgId, ResourceKind, UserId};
+use crate::domain::{
+    Action, ActionSet, CrmEvent, EventBody, FilterField, OrgId, ResourceKind, TopicKind, UserId,
+};
 
 /// What a subscription selects, always within one organisation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,5 +156,32 @@ pub fn event_matches<'a>(event: &'a CrmEvent, mut visit: impl FnMut(Match<'a>)) 
                 _ => {}
             }
         }
+    }
+}
+
+/// Whether `event` is one a subscription to `key` with `actions` receives:
+/// the same rule the index applies, for one subscription (used by replay).
+pub fn key_matches(key: &SubscriptionKey, actions: ActionSet, event: &CrmEvent) -> bool {
+    let mut found = false;
+    event_matches(event, |(candidate, action)| {
+        if candidate.equivalent(key) && action.is_none_or(|a| actions.contains(a)) {
+            found = true;
+        }
+    });
+    found
+}
+
+/// The topics whose events a subscription can match.
+pub fn topics_of(key: &SubscriptionKey, actions: ActionSet) -> Vec<TopicKind> {
+    match &key.scope {
+        Scope::Inbox(_) => vec![TopicKind::Notifications],
+        Scope::Resource(ResourceKind::Contact, Selector::Id(_))
+            if actions.contains(Action::Email) =>
+        {
+            vec![TopicKind::Contacts, TopicKind::Email]
+        }
+        Scope::Resource(ResourceKind::Contact, _) => vec![TopicKind::Contacts],
+        Scope::Resource(ResourceKind::Deal, _) => vec![TopicKind::Deals],
+        Scope::Resource(ResourceKind::EmailThread, _) => vec![TopicKind::Email],
     }
 }

@@ -10,4 +10,4 @@ mod index;
 mod key;
 
 pub use index::{ClientId, SubscriptionIndex};
-pub use key::{Scope, Selector, SubscriptionKey, event_matches};
+pub use key::{Scope, Selector, SubscriptionKey, event_matches, key_matches, topics_of};

@@ -1,17 +1,43 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::domain::{ContactEvent, DealEvent, EmailEvent, NotificationEvent, OrgId, UserId};
+use crate::domain::{
+    ContactEvent, DealEvent, EmailEvent, NotificationEvent, OrgId, Position, TopicKind, UserId,
+};
 
 const T: i64 = 1_736_510_400_000;
 const TS: &str = "2025-01-10T12:00:00.000Z";
 
-fn rendered(body: EventBody) -> (&'static str, Value) {
-    let out = render(&CrmEvent {
+fn event(body: EventBody) -> CrmEvent {
+    CrmEvent {
         org: OrgId::new("org-1").unwrap(),
+        position: Position {
+            topic: TopicKind::Deals,
+            partition: 3,
+            offset: 42,
+        },
         body,
-    });
-    (out.name, serde_json::from_str(out.payload.get()).unwrap())
+    }
+}
+
+/// The seed's fields, after checking the position every payload carries.
+fn rendered(body: EventBody) -> (&'static str, Value) {
+    let out = render(&event(body), Delivery::Live);
+    let mut payload: Value = serde_json::from_str(out.payload.get()).unwrap();
+    assert_eq!(payload["position"], "d.3.42");
+    assert!(payload.get("replayed").is_none());
+    payload.as_object_mut().unwrap().remove("position");
+    (out.name, payload)
+}
+
+#[test]
+fn replayed_events_say_so() {
+    let out = render(&event(contact(Action::Note)), Delivery::Replayed);
+    let payload: Value = serde_json::from_str(out.payload.get()).unwrap();
+    assert_eq!(
+        (payload["replayed"].clone(), payload["position"].clone()),
+        (json!(true), json!("d.3.42"))
+    );
 }
 
 fn contact(action: Action) -> EventBody {

@@ -6,8 +6,16 @@ fn org() -> OrgId {
     OrgId::new("org-1").unwrap()
 }
 
+fn user() -> UserId {
+    UserId::new("user_1").unwrap()
+}
+
+fn caller<'a>(org: &'a OrgId, user: &'a UserId) -> Caller<'a> {
+    Caller { org, user }
+}
+
 fn subscribe(raw: Value) -> Result<SubscriptionRequest, ClientError> {
-    parse_subscribe(&org(), Some(&raw))
+    parse_subscribe(caller(&org(), &user()), Some(&raw))
 }
 
 fn code(raw: Value) -> ErrorCode {
@@ -98,7 +106,9 @@ fn refuses_malformed_requests_with_the_right_code() {
         );
     }
     assert_eq!(
-        parse_subscribe(&org(), None).unwrap_err().code,
+        parse_subscribe(caller(&org(), &user()), None)
+            .unwrap_err()
+            .code,
         ErrorCode::InvalidRequest
     );
 }
@@ -109,7 +119,7 @@ fn unsubscribe_names_the_same_key_as_subscribe() {
         subscribe(json!({"resource": "deal", "filter": {"pipelineId": "p"}, "events": ["create"]}))
             .unwrap();
     let unsub = parse_unsubscribe(
-        &org(),
+        caller(&org(), &user()),
         Some(&json!({"resource": "deal", "filter": {"pipelineId": "p"}})),
     )
     .unwrap();
@@ -124,5 +134,28 @@ fn describe_echoes_what_the_client_sent() {
     assert_eq!(
         req.describe(),
         json!({"resource": "deal", "filter": {"pipelineId": "p"}, "events": ["create"]})
+    );
+}
+
+#[test]
+fn since_is_a_cursor_and_notifications_resume_the_callers_inbox() {
+    let req = subscribe(json!({"resource": "deal", "id": "d", "since": "1:d0.5,d1.7"})).unwrap();
+    let since = req.since.unwrap();
+    assert_eq!(since.get(crate::domain::TopicKind::Deals, 1), Some(7));
+    assert_eq!(
+        code(json!({"resource": "deal", "id": "d", "since": "yesterday"})),
+        ErrorCode::InvalidRequest
+    );
+    assert_eq!(
+        code(json!({"resource": "deal", "id": "d", "since": 5})),
+        ErrorCode::InvalidRequest
+    );
+
+    let inbox = subscribe(json!({"resource": "notification", "since": "1:n0.3"})).unwrap();
+    assert_eq!(inbox.key.scope, Scope::Inbox(user()));
+    assert_eq!(inbox.key.org, org());
+    assert_eq!(
+        code(json!({"resource": "notification", "id": "someone_else"})),
+        ErrorCode::InvalidRequest
     );
 }

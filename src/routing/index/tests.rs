@@ -3,7 +3,13 @@ use proptest::prelude::*;
 use super::*;
 use crate::domain::{
     Action, ContactEvent, DealEvent, EmailEvent, EventBody, FilterField, NotificationEvent, OrgId,
-    ResourceKind, UserId,
+    Position, ResourceKind, TopicKind, UserId,
+};
+
+const POSITION: Position = Position {
+    topic: TopicKind::Deals,
+    partition: 0,
+    offset: 0,
 };
 use crate::routing::{Scope, Selector};
 
@@ -13,6 +19,7 @@ fn org(i: u8) -> OrgId {
 
 fn deal(org_id: u8, deal_id: &str, pipeline: &str, action: Action) -> CrmEvent {
     CrmEvent {
+        position: POSITION,
         org: org(org_id),
         body: EventBody::Deal(DealEvent {
             deal_id: deal_id.into(),
@@ -133,6 +140,7 @@ fn emails_reach_subscribers_of_their_contact_that_asked_for_email() {
         [Action::Update].into_iter().collect(),
     );
     let email = CrmEvent {
+        position: POSITION,
         org: org(1),
         body: EventBody::Email(EmailEvent {
             email_id: "e".into(),
@@ -228,7 +236,11 @@ fn arb_event() -> impl Strategy<Value = CrmEvent> {
                         occurred_at_ms: 0,
                     }),
                 };
-                CrmEvent { org: org(o), body }
+                CrmEvent {
+                    org: org(o),
+                    position: POSITION,
+                    body,
+                }
             })
         })
 }

@@ -1,0 +1,155 @@
+//! The per-connection replay worker: runs the connection's queued replays one
+//! at a time, then flushes the live events held meanwhile (see `session.rs`
+//! for the seam). Emits at the client's pace: a full socket queue makes it
+//! wait, not drop, until `replay.timeout_seconds`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use socketioxide::SocketError;
+use socketioxide::extract::SocketRef;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::session::{ReplayJob, Step};
+use super::{Client, Gateway, overflow};
+use crate::protocol::{Delivery, describe_key, render};
+use crate::replay::{Cursor, plan};
+use crate::routing::{key_matches, topics_of};
+
+/// Held live events flushed per lock acquisition.
+const FLUSH_BATCH: usize = 256;
+/// Pause before retrying an emit into a full socket queue.
+const FULL_QUEUE_PAUSE: Duration = Duration::from_millis(2);
+
+/// The socket went away or stayed full past the deadline.
+struct Gone;
+
+pub async fn run(gateway: Arc<Gateway>, client: Client) {
+    let deadline = Instant::now() + Duration::from_secs(gateway.replayer.config().timeout_seconds);
+    loop {
+        let result = match client.session.next_step(FLUSH_BATCH) {
+            Step::Done => return,
+            Step::Replay(job) => replay(&gateway, &client, job, deadline).await,
+            Step::Flush(batch) => flush(&client.socket, &batch, deadline).await,
+        };
+        if result.is_err() {
+            gateway.metrics.dropped.inc("replay_abandoned");
+            overflow::cut_off(&gateway, &client);
+            return;
+        }
+    }
+}
+
+async fn flush(
+    socket: &SocketRef,
+    batch: &[Arc<super::session::Waiting>],
+    deadline: Instant,
+) -> Result<(), Gone> {
+    for waiting in batch {
+        emit_patiently(
+            socket,
+            waiting.outbound.name,
+            &waiting.outbound.payload,
+            deadline,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn replay(
+    gateway: &Arc<Gateway>,
+    client: &Client,
+    job: ReplayJob,
+    deadline: Instant,
+) -> Result<(), Gone> {
+    let ReplayJob { request, ack } = job;
+    let since = request.since.clone().unwrap_or_default();
+    let replayer = &gateway.replayer;
+    let _permit = replayer.permit().await;
+    gateway.metrics.replay_requests.inc();
+    let extents = match replayer
+        .extents(topics_of(&request.key, request.actions))
+        .await
+    {
+        Ok(extents) => extents,
+        Err(e) => {
+            tracing::warn!(error = %e, "replay cannot read partition extents");
+            return Err(Gone);
+        }
+    };
+    let plan = plan(
+        &since,
+        &extents,
+        replayer.config().max_records_per_partition,
+    );
+    if !client
+        .session
+        .set_replay_end(&request.key, plan.end.clone())
+    {
+        return Ok(()); // unsubscribed meanwhile
+    }
+    let cancel = CancellationToken::new();
+    let _stop_reader = cancel.clone().drop_guard();
+    let mut events = replayer.read(plan.ranges.clone(), cancel);
+    let mut replayed = 0u64;
+    while let Some(event) = events.recv().await {
+        if key_matches(&request.key, request.actions, &event) {
+            let outbound = render(&event, Delivery::Replayed);
+            emit_patiently(&client.socket, outbound.name, &outbound.payload, deadline).await?;
+            replayed += 1;
+        }
+    }
+    gateway.metrics.replayed_events.add(replayed);
+    let subscription = describe_key(
+        &request.key,
+        request.key.resource().map(|_| request.actions),
+    );
+    if !plan.gaps.is_empty() {
+        gateway.metrics.dropped.inc("replay_gap");
+        let gap = json!({ "subscription": subscription, "gaps": plan.gaps });
+        client.socket.emit("subscription-gap", &gap).ok();
+    }
+    let reply = json!({
+        "ok": true,
+        "subscription": subscription,
+        "cursor": plan.end.to_string(),
+        "replayed": replayed,
+        "gaps": plan.gaps,
+    });
+    ack.send(&reply).ok();
+    Ok(())
+}
+
+/// A cursor for a subscription that starts live now: the live consumer's
+/// position in each partition of its topics.
+pub fn live_cursor(gateway: &Gateway, request: &crate::protocol::SubscriptionRequest) -> Cursor {
+    let mut cursor = Cursor::default();
+    for topic in topics_of(&request.key, request.actions) {
+        for (partition, offset) in gateway.live.of(topic) {
+            cursor.set(topic, partition, offset);
+        }
+    }
+    cursor
+}
+
+async fn emit_patiently(
+    socket: &SocketRef,
+    name: &str,
+    payload: &serde_json::value::RawValue,
+    deadline: Instant,
+) -> Result<(), Gone> {
+    loop {
+        match socket.emit(name, payload) {
+            Ok(()) => return Ok(()),
+            Err(socketioxide::SendError::Socket(SocketError::InternalChannelFull))
+                if Instant::now() < deadline =>
+            {
+                tokio::time::sleep(FULL_QUEUE_PAUSE).await;
+            }
+            Err(_) => return Err(Gone),
+        }
+    }
+}

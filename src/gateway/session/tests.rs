@@ -1,0 +1,83 @@
+//! The seam rule: which held live events still go out after a replay.
+
+use super::*;
+use crate::domain::{DealEvent, EventBody, OrgId, Position, ResourceKind, TopicKind};
+use crate::routing::Selector;
+
+fn deal_event(deal: &str, offset: i64) -> CrmEvent {
+    CrmEvent {
+        org: OrgId::new("org-1").unwrap(),
+        position: Position {
+            topic: TopicKind::Deals,
+            partition: 0,
+            offset,
+        },
+        body: EventBody::Deal(DealEvent {
+            deal_id: deal.into(),
+            pipeline_id: "p".into(),
+            action: crate::domain::Action::Update,
+            actor_user_id: "u".into(),
+            occurred_at_ms: 0,
+            previous_stage: None,
+            new_stage: None,
+            changes: Default::default(),
+        }),
+    }
+}
+
+fn key(deal: &str) -> SubscriptionKey {
+    SubscriptionKey {
+        org: OrgId::new("org-1").unwrap(),
+        scope: Scope::Resource(ResourceKind::Deal, Selector::Id(deal.into())),
+    }
+}
+
+fn cursor(offset: i64) -> Cursor {
+    let mut c = Cursor::default();
+    c.set(TopicKind::Deals, 0, offset);
+    c
+}
+
+/// A subscription to `deal` replaying `[since, end)` (or live when `None`).
+fn subs(entries: &[(&str, Option<(i64, i64)>)]) -> HashMap<SubscriptionKey, Subscription> {
+    entries
+        .iter()
+        .map(|(deal, window)| {
+            let replay = window.map(|(since, end)| ReplayWindow {
+                since: cursor(since),
+                end: Some(cursor(end)),
+            });
+            let actions = ResourceKind::Deal.all_actions();
+            (key(deal), Subscription { actions, replay })
+        })
+        .collect()
+}
+
+#[test]
+fn events_the_replay_sent_are_not_sent_again() {
+    let s = subs(&[("d1", Some((10, 20)))]);
+    assert!(!wanted_after_replay(&s, &deal_event("d1", 15)));
+}
+
+#[test]
+fn events_after_the_replay_end_are_sent() {
+    let s = subs(&[("d1", Some((10, 20)))]);
+    assert!(wanted_after_replay(&s, &deal_event("d1", 20)));
+    assert!(wanted_after_replay(&s, &deal_event("d1", 99)));
+}
+
+#[test]
+fn events_before_the_cursor_were_already_had() {
+    let s = subs(&[("d1", Some((10, 20)))]);
+    assert!(!wanted_after_replay(&s, &deal_event("d1", 5)));
+}
+
+#[test]
+fn a_live_subscription_still_gets_what_the_replay_did_not_send() {
+    // d1 is live; d2 replays. An event for d1 is wanted whatever its offset.
+    let s = subs(&[("d1", None), ("d2", Some((10, 20)))]);
+    assert!(wanted_after_replay(&s, &deal_event("d1", 5)));
+    assert!(wanted_after_replay(&s, &deal_event("d1", 15)));
+    // Events nobody subscribed to are not wanted.
+    assert!(!wanted_after_replay(&s, &deal_event("d9", 30)));
+}

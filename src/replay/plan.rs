@@ -1,0 +1,203 @@
+//! What a replay reads, and what it must report as lost. Pure.
+
+use serde::Serialize;
+
+use super::Cursor;
+use crate::domain::TopicKind;
+
+/// One partition's current extent in Kafka.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent {
+    pub topic: TopicKind,
+    pub partition: i32,
+    /// Oldest offset still held (retention moves it).
+    pub low: i64,
+    /// Offset the next record will get.
+    pub high: i64,
+}
+
+/// Offsets `[from, to)` of one partition to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    pub topic: TopicKind,
+    pub partition: i32,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// Offsets `[from, to)` of one partition that will not be replayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gap {
+    #[serde(serialize_with = "topic_label")]
+    pub topic: TopicKind,
+    pub partition: i32,
+    pub from: i64,
+    pub to: i64,
+    pub reason: GapReason,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GapReason {
+    /// Kafka no longer holds these records.
+    Retention,
+    /// Further back than `replay.max_records_per_partition`.
+    Limit,
+}
+
+fn topic_label<S: serde::Serializer>(topic: &TopicKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(topic.label())
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    pub ranges: Vec<Range>,
+    pub gaps: Vec<Gap>,
+    /// Where the subscription stands once the ranges are read: its cursor.
+    pub end: Cursor,
+}
+
+/// Plans a replay from `since` over `extents`. A partition the cursor does not
+/// name starts at its oldest record; either way at most `limit` records per
+/// partition are read, and anything skipped is reported as a gap.
+pub fn plan(since: &Cursor, extents: &[Extent], limit: i64) -> Plan {
+    let mut out = Plan::default();
+    for e in extents {
+        out.end.set(e.topic, e.partition, e.high);
+        let mut from = since.get(e.topic, e.partition).unwrap_or(e.low).min(e.high);
+        let gap = |from, to, reason| Gap {
+            topic: e.topic,
+            partition: e.partition,
+            from,
+            to,
+            reason,
+        };
+        if from < e.low {
+            out.gaps.push(gap(from, e.low, GapReason::Retention));
+            from = e.low;
+        }
+        if e.high - from > limit {
+            out.gaps.push(gap(from, e.high - limit, GapReason::Limit));
+            from = e.high - limit;
+        }
+        if from < e.high {
+            out.ranges.push(Range {
+                topic: e.topic,
+                partition: e.partition,
+                from,
+                to: e.high,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: TopicKind = TopicKind::Deals;
+
+    fn extent(partition: i32, low: i64, high: i64) -> Extent {
+        Extent {
+            topic: D,
+            partition,
+            low,
+            high,
+        }
+    }
+
+    fn since(entries: &[(i32, i64)]) -> Cursor {
+        let mut c = Cursor::default();
+        for (p, o) in entries {
+            c.set(D, *p, *o);
+        }
+        c
+    }
+
+    #[test]
+    fn reads_from_the_cursor_to_the_head() {
+        let p = plan(
+            &since(&[(0, 10), (1, 50)]),
+            &[extent(0, 0, 30), extent(1, 0, 50)],
+            1000,
+        );
+        assert_eq!(
+            p.ranges,
+            [Range {
+                topic: D,
+                partition: 0,
+                from: 10,
+                to: 30
+            }]
+        );
+        assert!(p.gaps.is_empty());
+        assert_eq!(p.end, since(&[(0, 30), (1, 50)]));
+    }
+
+    #[test]
+    fn reports_what_retention_took() {
+        let p = plan(&since(&[(0, 5)]), &[extent(0, 20, 30)], 1000);
+        assert_eq!(
+            p.gaps,
+            [Gap {
+                topic: D,
+                partition: 0,
+                from: 5,
+                to: 20,
+                reason: GapReason::Retention
+            }]
+        );
+        assert_eq!(
+            p.ranges,
+            [Range {
+                topic: D,
+                partition: 0,
+                from: 20,
+                to: 30
+            }]
+        );
+    }
+
+    #[test]
+    fn caps_how_far_back_it_reads() {
+        let p = plan(&since(&[(0, 0)]), &[extent(0, 0, 5000)], 1000);
+        assert_eq!(
+            p.gaps,
+            [Gap {
+                topic: D,
+                partition: 0,
+                from: 0,
+                to: 4000,
+                reason: GapReason::Limit
+            }]
+        );
+        assert_eq!(
+            p.ranges,
+            [Range {
+                topic: D,
+                partition: 0,
+                from: 4000,
+                to: 5000
+            }]
+        );
+        // A partition missing from the cursor: from the oldest record, still capped.
+        let p = plan(&Cursor::default(), &[extent(0, 100, 150)], 1000);
+        assert_eq!(
+            p.ranges,
+            [Range {
+                topic: D,
+                partition: 0,
+                from: 100,
+                to: 150
+            }]
+        );
+    }
+
+    #[test]
+    fn a_cursor_from_the_future_reads_nothing() {
+        let p = plan(&since(&[(0, 999_999)]), &[extent(0, 0, 30)], 1000);
+        assert!(p.ranges.is_empty() && p.gaps.is_empty());
+    }
+}
