@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
 
 use crate::kafka::ConsumerHandle;
@@ -22,7 +22,22 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/stats", get(stats))
+        .route(CLIENT_MODULE_PATH, get(client_module))
         .with_state(state)
+}
+
+/// The stable URL of the client module (`client/recovery.js`), built in so
+/// the module served always matches the bridge serving it.
+pub const CLIENT_MODULE_PATH: &str = "/client/crm-bridge-client.js";
+
+async fn client_module() -> impl axum::response::IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../client/recovery.js"),
+    )
 }
 
 /// 200 once every partition is assigned at a known position: from then on no

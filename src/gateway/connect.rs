@@ -13,11 +13,12 @@ use serde_json::{Value, json};
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
-use super::session::Session;
+use super::session::{ReplayJob, Session};
 use super::{Client, Gateway, replay, requests};
 use crate::auth::Credential;
 use crate::domain::ActionSet;
 use crate::protocol::{ClientError, ErrorCode, SubscriptionRequest, now_rfc3339};
+use crate::replay::Cursor;
 use crate::routing::ClientId;
 
 /// A refused connection, displayed as the seed's error object in JSON.
@@ -80,6 +81,15 @@ pub async fn authenticate(
     socket
         .extensions
         .insert(Arc::new(Session::new(client, principal)));
+    // A malformed cursor is ignored: notifications then start live.
+    let since = auth
+        .as_ref()
+        .ok()
+        .and_then(|a| a.get("notificationsSince"))
+        .and_then(Value::as_str);
+    if let Some(cursor) = since.and_then(|text| Cursor::parse(text).ok()) {
+        socket.extensions.insert(NotificationsSince(cursor));
+    }
     Ok(())
 }
 
@@ -117,10 +127,28 @@ pub async fn on_connect(
         socket: socket.clone(),
         session: session.clone(),
     };
-    if let Err(e) = session.subscribe(&gateway, &client, &inbox) {
-        tracing::debug!(error = %e, "no inbox for a closing connection");
+    let resumed = match socket.extensions.remove::<NotificationsSince>() {
+        None => session.subscribe(&gateway, &client, &inbox).map(|_| false),
+        Some(NotificationsSince(since)) => {
+            let job = ReplayJob {
+                request: inbox,
+                ack: None,
+            };
+            session
+                .subscribe_replaying(&gateway, &client, job, since)
+                .map_err(|refused| refused.0)
+        }
+    };
+    match resumed {
+        Ok(true) => drop(tokio::spawn(replay::run(gateway.clone(), client))),
+        Ok(false) => {}
+        Err(e) => tracing::debug!(error = %e, "no inbox for a closing connection"),
     }
 }
+
+/// `auth.notificationsSince`: resume the user's notifications from there.
+#[derive(Clone)]
+struct NotificationsSince(Cursor);
 
 async fn on_disconnect(
     socket: SocketRef,

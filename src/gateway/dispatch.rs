@@ -64,9 +64,9 @@ impl Deliver for Dispatcher {
                     Offer::Closed
                 }
             };
-            match client.session.offer(live_buffer, hold, emit) {
+            match client.session.offer(live_buffer, event, hold, emit) {
                 Offer::Emitted => metrics.deliveries.inc(),
-                Offer::Held => {}
+                Offer::Held | Offer::Skipped => {}
                 // Already disconnecting; its cleanup removes it from the index.
                 Offer::Closed => metrics.dropped.inc("closed"),
                 Offer::Overflow => {

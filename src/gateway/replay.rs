@@ -70,16 +70,24 @@ async fn replay(
     let replayer = &gateway.replayer;
     let _permit = replayer.permit().await;
     gateway.metrics.replay_requests.inc();
-    let extents = match replayer
-        .extents(topics_of(&request.key, request.actions))
-        .await
-    {
+    let topics = topics_of(&request.key, request.actions);
+    let mut extents = match replayer.extents(topics.clone()).await {
         Ok(extents) => extents,
         Err(e) => {
             tracing::warn!(error = %e, "replay cannot read partition extents");
             return Err(Gone);
         }
     };
+    // The replay ends where live delivery stands (see `kafka/positions.rs`);
+    // a partition live delivery has not started will bring everything live.
+    for extent in &mut extents {
+        let live_end = gateway
+            .live
+            .end_of(extent.topic)
+            .into_iter()
+            .find(|(p, _)| *p == extent.partition);
+        extent.high = live_end.map_or(extent.low, |(_, end)| end);
+    }
     let plan = plan(
         &since,
         &extents,
@@ -119,7 +127,9 @@ async fn replay(
         "replayed": replayed,
         "gaps": plan.gaps,
     });
-    ack.send(&reply).ok();
+    if let Some(ack) = ack {
+        ack.send(&reply).ok();
+    }
     Ok(())
 }
 
@@ -128,7 +138,7 @@ async fn replay(
 pub fn live_cursor(gateway: &Gateway, request: &crate::protocol::SubscriptionRequest) -> Cursor {
     let mut cursor = Cursor::default();
     for topic in topics_of(&request.key, request.actions) {
-        for (partition, offset) in gateway.live.of(topic) {
+        for (partition, offset) in gateway.live.end_of(topic) {
             cursor.set(topic, partition, offset);
         }
     }
@@ -149,7 +159,10 @@ async fn emit_patiently(
             {
                 tokio::time::sleep(FULL_QUEUE_PAUSE).await;
             }
-            Err(_) => return Err(Gone),
+            Err(e) => {
+                tracing::debug!(sid = %socket.id, error = %e, "replay cannot emit");
+                return Err(Gone);
+            }
         }
     }
 }

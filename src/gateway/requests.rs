@@ -58,14 +58,24 @@ async fn on_subscribe(
         }
         return;
     };
-    match session.subscribe_replaying(&gateway, &client, ReplayJob { request, ack }, since) {
+    match session.subscribe_replaying(
+        &gateway,
+        &client,
+        ReplayJob {
+            request,
+            ack: Some(ack),
+        },
+        since,
+    ) {
         Ok(true) => {
             tokio::spawn(replay::run(gateway.clone(), client));
         }
         Ok(false) => {} // the connection's worker is already running
         Err(refused) => {
             let (error, job) = *refused;
-            refuse(&gateway, &socket, job.ack, &error);
+            if let Some(ack) = job.ack {
+                refuse(&gateway, &socket, ack, &error);
+            }
         }
     }
 }

@@ -13,7 +13,8 @@
 //!    skipping those a replay already sent (offset in `[since, end)`) and
 //!    those the client already had (offset before `since`), unless another,
 //!    live subscription of the connection wants them. Then the connection is
-//!    live again.
+//!    live again, and keeps applying that rule: live delivery may lag behind
+//!    a replay's `end` (a node catching up after a restart).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -41,12 +42,15 @@ struct State {
     closed: bool,
     /// Present while the connection replays.
     replay: Option<ReplayMode>,
+    /// Some subscription has a replay window, so live events are checked
+    /// against it (see `offer`).
+    has_windows: bool,
 }
 
 struct Subscription {
     actions: ActionSet,
-    /// Present while this subscription's replay is pending or has run and
-    /// the connection has not yet flushed.
+    /// Present once the subscription replayed (or waits to): what the replay
+    /// covers, so nothing in it is sent twice.
     replay: Option<ReplayWindow>,
 }
 
@@ -63,10 +67,11 @@ struct ReplayMode {
     waiting: VecDeque<Arc<Waiting>>,
 }
 
-/// A subscription to replay, and where to send its acknowledgement.
+/// A subscription to replay, and where to send its acknowledgement (none
+/// for notifications resumed in the handshake).
 pub struct ReplayJob {
     pub request: SubscriptionRequest,
-    pub ack: AckSender,
+    pub ack: Option<AckSender>,
 }
 
 /// A live event held while the connection replays.
@@ -81,6 +86,8 @@ pub enum Offer {
     Emitted,
     /// Held until the replay finishes.
     Held,
+    /// A replay already sent it.
+    Skipped,
     /// The connection is closing.
     Closed,
     /// Too many events held: the client must be cut off.
@@ -182,6 +189,7 @@ impl Session {
         if is_new && request.key.resource().is_some() {
             gateway.metrics.subscriptions.inc();
         }
+        state.has_windows = true;
         let start_worker = state.replay.is_none();
         state
             .replay
@@ -223,22 +231,28 @@ impl Session {
     }
 
     /// Live delivery of one event: emitted now through `emit` (under the
-    /// lock, so it cannot overtake a replay seam), or held while replaying.
+    /// lock, so it cannot overtake a replay seam), held while replaying, or
+    /// skipped when a replay already sent it (live delivery can lag behind
+    /// a replay's end, e.g. on a node that just restarted).
     pub fn offer(
         &self,
         limit: usize,
-        waiting: impl FnOnce() -> Waiting,
+        event: &CrmEvent,
+        hold: impl FnOnce() -> Waiting,
         emit: impl FnOnce() -> Offer,
     ) -> Offer {
         let mut state = self.state();
         if state.closed {
             return Offer::Closed;
         }
+        let replayed_before =
+            state.has_windows && !wanted_after_replay(&state.subscriptions, event);
         match &mut state.replay {
+            None if replayed_before => Offer::Skipped,
             None => emit(),
             Some(mode) if mode.waiting.len() >= limit => Offer::Overflow,
             Some(mode) => {
-                mode.waiting.push_back(Arc::new(waiting()));
+                mode.waiting.push_back(Arc::new(hold()));
                 Offer::Held
             }
         }
@@ -274,9 +288,6 @@ impl Session {
         }
         if mode.waiting.is_empty() {
             state.replay = None;
-            for subscription in state.subscriptions.values_mut() {
-                subscription.replay = None;
-            }
             return Step::Done;
         }
         let take = mode.waiting.len().min(batch);

@@ -134,6 +134,7 @@ async fn consume(
         match decoded {
             Ok(event) => {
                 metrics.records_decoded.inc();
+                live.routing(position);
                 sink.deliver(&event);
             }
             Err(e) => {

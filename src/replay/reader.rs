@@ -156,7 +156,7 @@ impl Replayer {
         }
         let consumer = self.take_consumer()?;
         let mut assignment = TopicPartitionList::new();
-        let mut remaining: HashMap<(TopicKind, i32), Range> = HashMap::new();
+        let mut remaining: HashMap<(TopicKind, i32), Reading> = HashMap::new();
         let kinds: HashMap<&str, TopicKind> =
             self.kafka.topics.all().map(|(k, n)| (n, k)).collect();
         for r in ranges {
@@ -165,9 +165,10 @@ impl Replayer {
                 r.partition,
                 Offset::Offset(r.from),
             )?;
-            remaining.insert((r.topic, r.partition), *r);
+            remaining.insert((r.topic, r.partition), Reading::new(*r));
         }
         consumer.assign(&assignment)?;
+        tracing::debug!(?ranges, "replay reading");
         while !remaining.is_empty() {
             let message = tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -178,10 +179,30 @@ impl Replayer {
             };
             let key = (topic, message.partition());
             // Anything outside the ranges (a stale prefetch) is ignored.
-            let Some(range) = remaining.get(&key).copied() else {
+            let Some(reading) = remaining.get_mut(&key) else {
                 continue;
             };
             let offset = message.offset();
+            match reading.check(offset) {
+                Verdict::Use => {}
+                Verdict::Ignore => continue,
+                Verdict::SeekTo(earlier) => {
+                    tracing::debug!(
+                        partition = message.partition(),
+                        offset,
+                        earlier,
+                        "replay seeks back"
+                    );
+                    consumer.seek(
+                        message.topic(),
+                        message.partition(),
+                        Offset::Offset(earlier),
+                        LOOKUP_TIMEOUT,
+                    )?;
+                    continue;
+                }
+            }
+            let range = reading.range;
             if offset < range.from {
                 continue;
             }
@@ -212,7 +233,97 @@ impl Replayer {
                 None => break,
             }
         }
+        tracing::debug!(unfinished = ?remaining, "replay read done");
         self.give_back(consumer);
         Ok(())
+    }
+}
+
+/// Reading one range. Some Kafka-compatible brokers (tansu 0.6) answer a
+/// fetch that starts inside a record batch with the *next* batch, silently
+/// skipping the rest of the first one; Apache Kafka returns the whole batch.
+/// So the first record read must be at or before `from`: if it is after,
+/// the reader seeks further back (doubling the step) until it is. Records
+/// still arriving from before a seek are recognised by their offsets, which
+/// do not go back below the one that caused it.
+#[derive(Debug)]
+struct Reading {
+    range: Range,
+    started: bool,
+    fetched_from: i64,
+    step: i64,
+    /// After a seek: the offset that caused it. Records at or after it are
+    /// left over from the earlier fetch.
+    stale_from: Option<i64>,
+}
+
+/// What to do with a record.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Use,
+    Ignore,
+    SeekTo(i64),
+}
+
+impl Reading {
+    fn new(range: Range) -> Self {
+        Self {
+            range,
+            started: false,
+            fetched_from: range.from,
+            step: 16,
+            stale_from: None,
+        }
+    }
+
+    fn check(&mut self, offset: i64) -> Verdict {
+        if self.started {
+            return Verdict::Use;
+        }
+        match self.stale_from {
+            Some(stale) if offset >= stale => return Verdict::Ignore,
+            _ => self.stale_from = None,
+        }
+        if offset <= self.range.from || self.fetched_from == 0 {
+            self.started = true;
+            return Verdict::Use;
+        }
+        self.fetched_from = (self.fetched_from - self.step).max(0);
+        self.step = self.step.saturating_mul(2);
+        self.stale_from = Some(offset);
+        Verdict::SeekTo(self.fetched_from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeks_back_until_the_first_record_is_not_after_the_start() {
+        let mut reading = Reading::new(Range {
+            topic: TopicKind::Deals,
+            partition: 0,
+            from: 100,
+            to: 200,
+        });
+        assert_eq!(reading.check(130), Verdict::SeekTo(84));
+        // Left over from the first fetch.
+        assert_eq!(reading.check(131), Verdict::Ignore);
+        assert_eq!(reading.check(120), Verdict::SeekTo(52));
+        assert_eq!(reading.check(125), Verdict::Ignore);
+        assert_eq!(reading.check(50), Verdict::Use);
+        assert_eq!(
+            reading.check(130),
+            Verdict::Use,
+            "only the first record is checked"
+        );
+        let mut at_zero = Reading::new(Range {
+            topic: TopicKind::Deals,
+            partition: 0,
+            from: 0,
+            to: 5,
+        });
+        assert_eq!(at_zero.check(3), Verdict::Use);
     }
 }

@@ -7,22 +7,32 @@
 //   {"op":"emit","client":"a","event":"subscribe","data":{...},"ack":"r1"}
 //      ("data" absent: emit with no argument; "ack" absent: no callback)
 //   {"op":"disconnect","client":"a"}
-// Observations: {"client","type":"connect"|"connect_error"|"disconnect"|"event"|"ack", ...}
+//   {"op":"drop","client":"a"}         (cut the transport: the client reconnects)
+//   {"op":"reconnect","client":"a","auth":{...}}   (optionally with new auth)
+// "module": true on connect uses the project's client module (client/), with
+// reconnection on; otherwise the stock client with reconnection off.
+// Observations: {"client","type":"connect"|"connect_error"|"disconnect"|"event"|"ack"|"recovered", ...}
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
+import { withRecovery } from "../../client/recovery.js";
+
+const recoveringIo = withRecovery(io);
 
 const sockets = new Map();
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 
-function connect({ client, url, auth, headers, transports }) {
-  const socket = io(url, {
+function connect({ client, url, auth, headers, transports, module }) {
+  const socket = (module ? recoveringIo : io)(url, {
     auth: auth ?? {},
     extraHeaders: headers ?? {},
     transports: transports ?? ["websocket"],
-    reconnection: false,
+    reconnection: Boolean(module),
+    reconnectionDelay: 100,
+    reconnectionDelayMax: 500,
     forceNew: true,
     timeout: 10000,
   });
+  socket.on("recovered", (data) => out({ client, type: "recovered", data }));
   sockets.set(client, socket);
   socket.on("connect", () => out({ client, type: "connect", id: socket.id }));
   socket.on("connect_error", (err) =>
@@ -52,6 +62,13 @@ lines.on("line", (line) => {
       return emit(command);
     case "disconnect":
       return sockets.get(command.client)?.disconnect();
+    case "drop":
+      return sockets.get(command.client)?.io.engine.close();
+    case "reconnect": {
+      const socket = sockets.get(command.client);
+      if (command.auth) socket.auth = { ...socket.auth, ...command.auth };
+      return socket.connect();
+    }
     default:
       out({ type: "driver_error", message: `unknown op ${command.op}` });
   }

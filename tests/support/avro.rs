@@ -170,6 +170,7 @@ pub fn notification(org: &str, target: &str, title: &str) -> Vec<u8> {
     )
 }
 
+#[derive(Clone)]
 pub struct Producer(FutureProducer);
 
 impl Producer {
@@ -192,4 +193,37 @@ impl Producer {
             .map_err(|(e, _)| e)
             .expect("produce");
     }
+}
+
+/// A deal update carrying `seq` in its changes, to check exactly-once delivery.
+pub fn deal_seq(org: &str, deal_id: &str, pipeline: &str, seq: u64) -> Vec<u8> {
+    let symbols = [
+        "create",
+        "update",
+        "delete",
+        "stage_change",
+        "assignment",
+        "comment",
+    ];
+    let changes = [(
+        "seq".to_string(),
+        Value::Union(2, Box::new(Value::Long(seq as i64))),
+    )]
+    .into();
+    encode(
+        &schema("deal-event.avsc"),
+        DEAL_ID,
+        vec![
+            ("eventId", s(&uuid::Uuid::new_v4().to_string())),
+            ("dealId", s(deal_id)),
+            ("organizationId", s(org)),
+            ("pipelineId", s(pipeline)),
+            ("action", symbol(&symbols, "update")),
+            ("actorUserId", s("user_seq")),
+            ("occurredAt", Value::TimestampMillis(now_ms())),
+            ("previousStage", opt(None)),
+            ("newStage", opt(None)),
+            ("changes", Value::Map(changes)),
+        ],
+    )
 }

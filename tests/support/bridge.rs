@@ -60,6 +60,9 @@ impl TestBridge {
             roles: vec![],
         }];
         tweak(&mut config);
+        // Warnings and errors show in a failing test's output (`RUST_LOG` for more).
+        config.log.filter = "warn".into();
+        crm_bridge::telemetry::init(&config.log);
         let app = app::start(config).await.expect("bridge starts");
         let deadline = Instant::now() + Duration::from_secs(30);
         while !app.consumer.is_assigned() {
@@ -73,6 +76,22 @@ impl TestBridge {
         Self {
             app: Some(app),
             url,
+        }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.app.as_ref().expect("running").addr
+    }
+
+    /// Waits until live delivery has handled at least `records`.
+    pub async fn wait_consumed(&self, records: u64) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.stats().await["recordsConsumed"].as_u64() < Some(records) {
+            assert!(
+                Instant::now() < deadline,
+                "the bridge never consumed {records} records"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -138,22 +138,38 @@ impl Clients {
             .collect()
     }
 
+    /// Claims the next `count` resource events `client` receives, in order.
+    pub async fn deliveries(&mut self, client: &str, count: usize) -> Vec<Value> {
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            let found = self
+                .wait_for(
+                    &format!("{client} delivery {} of {count}", out.len() + 1),
+                    |o| o["client"] == client && o["type"] == "event" && is_delivery(o),
+                )
+                .await;
+            out.push(found["data"].clone());
+        }
+        out
+    }
+
     /// Unclaimed events of any resource-event kind that `client` received.
     pub fn unclaimed_deliveries(&self, client: &str) -> Vec<&Value> {
-        const DELIVERIES: [&str; 5] = [
-            "resource-update",
-            "resource-delete",
-            "pipeline-update",
-            "email-received",
-            "notification",
-        ];
         self.seen
             .iter()
-            .filter(|o| {
-                o["client"] == client
-                    && o["type"] == "event"
-                    && DELIVERIES.contains(&o["event"].as_str().unwrap_or(""))
-            })
+            .filter(|o| o["client"] == client && o["type"] == "event" && is_delivery(o))
             .collect()
     }
+}
+
+/// Whether an observation is one of the events that carry CRM data.
+fn is_delivery(observation: &Value) -> bool {
+    const DELIVERIES: [&str; 5] = [
+        "resource-update",
+        "resource-delete",
+        "pipeline-update",
+        "email-received",
+        "notification",
+    ];
+    DELIVERIES.contains(&observation["event"].as_str().unwrap_or(""))
 }

@@ -8,6 +8,8 @@ pub mod avro;
 pub mod bridge;
 pub mod broker;
 pub mod clients;
+pub mod process;
+pub mod proxy;
 
 pub use avro::Producer;
 pub use bridge::{TEST_API_KEY, TestBridge, token};

@@ -1,0 +1,192 @@
+// crm-bridge client module: wraps a socket.io-client socket so that a page
+// recovers what it missed with no code of its own.
+//
+// It remembers every `subscribe` (and the user's notifications) with a resume
+// cursor, advances the cursors from the `position` every event carries, and
+// on each reconnect subscribes again with `since`: the bridge replays what
+// was missed from Kafka, then continues live, with no gap and no duplicate.
+// After a reconnect `socket.recovered` and `socket.replayed` say how it went,
+// and a `recovered` event reports `{ recovered, replayed, gaps }`.
+//
+// It also unpacks the bridge's `connect_error` (whose message is the error
+// object as JSON) into `err.data`, so `err.data.code === "UNAUTHORIZED"`.
+//
+// Served by the bridge at /client/crm-bridge-client.js; published as the npm
+// package `crm-bridge-client`. No dependencies: pass it socket.io-client's io.
+
+/** Before reconnecting after being cut off as a slow consumer. */
+const SLOW_CONSUMER_PAUSE_MS = 500;
+
+const EVENTS = ["resource-update", "resource-delete", "pipeline-update", "email-received", "notification"];
+
+/** Cursor text ("1:d0.120,d1.87") → Map("d0" → 120). */
+function parseCursor(text) {
+  const map = new Map();
+  if (typeof text !== "string" || !text.startsWith("1:")) return map;
+  for (const entry of text.slice(2).split(",")) {
+    const dot = entry.indexOf(".");
+    if (dot > 1) map.set(entry.slice(0, dot), Number(entry.slice(dot + 1)));
+  }
+  return map;
+}
+
+function formatCursor(map) {
+  return "1:" + [...map].map(([partition, offset]) => `${partition}.${offset}`).join(",");
+}
+
+/** Advances `cursor` past `position` ("d.1.119") if the cursor covers that topic. */
+function advance(cursor, position) {
+  const [topic, partition, offset] = position.split(".");
+  const covered = [...cursor.keys()].some((key) => key[0] === topic);
+  if (!covered) return;
+  const key = topic + partition;
+  const next = Number(offset) + 1;
+  if (!(cursor.get(key) >= next)) cursor.set(key, next);
+}
+
+/** Identifies a subscription the way the bridge does: resource + id or filter. */
+function keyOf(request) {
+  const filter = request.filter ? Object.entries(request.filter).sort() : null;
+  return JSON.stringify([request.resource, request.id ?? null, filter]);
+}
+
+function call(callback, value) {
+  if (typeof callback === "function") callback(value);
+}
+
+export function withRecovery(io) {
+  return function connect(url, options) {
+    return recovering(io(url, options));
+  };
+}
+
+function recovering(socket) {
+  const send = socket.emit.bind(socket);
+  /** key → { request, cursor: Map | null (null until acknowledged), reply } */
+  const subscriptions = new Map();
+  let inbox = null; // the notifications cursor
+  let connectedBefore = false;
+  // The current reconnect: subscriptions not yet resumed, refusals, gaps.
+  let resubscribing = 0;
+  let failed = 0;
+  let gaps = [];
+
+  socket.recovered = false;
+  socket.replayed = 0;
+
+  const notify = (event, data) => socket.listeners(event).forEach((listener) => listener(data));
+
+  function subscribe(request, callback) {
+    const key = keyOf(request);
+    const known = subscriptions.get(key);
+    // The app re-subscribing after a reconnect, as the seed's guide suggests:
+    // the module already did, with its cursor.
+    if (known && known.reply && known.request.events === request.events) return call(callback, known.reply);
+    const entry = { request: { ...request }, cursor: null, reply: null };
+    delete entry.request.since;
+    subscriptions.set(key, entry);
+    send("subscribe", request, (reply) => {
+      if (reply?.ok) {
+        entry.cursor = parseCursor(reply.cursor);
+        entry.reply = reply;
+      } else if (subscriptions.get(key) === entry) {
+        subscriptions.delete(key);
+      }
+      call(callback, reply);
+    });
+  }
+
+  socket.emit = (event, ...args) => {
+    const callback = typeof args[args.length - 1] === "function" ? args.pop() : undefined;
+    if (event === "subscribe" && args[0] && typeof args[0] === "object") return subscribe(args[0], callback), socket;
+    if (event === "unsubscribe" && args[0] && typeof args[0] === "object") subscriptions.delete(keyOf(args[0]));
+    return callback ? send(event, ...args, callback) : send(event, ...args);
+  };
+
+  // Registered before any of the page's listeners, so cursors are current
+  // whenever the page sees an event.
+  for (const name of EVENTS) {
+    socket.on(name, (data) => {
+      if (!data || typeof data.position !== "string") return;
+      if (data.replayed) return void (socket.replayed += 1);
+      // A subscription being resumed takes its cursor from the bridge's reply.
+      for (const entry of subscriptions.values()) if (entry.reply) advance(entry.cursor, data.position);
+      if (name === "notification" && inbox) advance(inbox, data.position);
+    });
+  }
+
+  socket.on("connected", (data) => {
+    if (!inbox) inbox = parseCursor(data?.notificationsCursor);
+  });
+
+  // Notifications are resumed in the handshake itself, so none is missed or
+  // repeated between connecting and subscribing.
+  socket.on("disconnect", () => {
+    if (inbox && socket.auth && typeof socket.auth === "object") {
+      socket.auth = { ...socket.auth, notificationsSince: formatCursor(inbox) };
+    }
+  });
+
+
+  // Cut off as too slow: the bridge disconnected on purpose, so socket.io
+  // will not reconnect by itself. Resume after a pause, at the page's pace.
+  let cutOff = false;
+  socket.on("error", (error) => {
+    if (error?.details?.reason === "slow_consumer") cutOff = true;
+  });
+  socket.on("disconnect", (reason) => {
+    if (reason === "io server disconnect" && cutOff) {
+      cutOff = false;
+      setTimeout(() => socket.connect(), SLOW_CONSUMER_PAUSE_MS);
+    }
+  });
+
+  socket.on("connect_error", (err) => {
+    try {
+      err.data = JSON.parse(err.message);
+    } catch {
+      // not the bridge's refusal (a transport error): leave it as it is
+    }
+  });
+
+  function report() {
+    if (resubscribing > 0) return;
+    socket.recovered = failed === 0 && gaps.length === 0;
+    notify("recovered", { recovered: socket.recovered, replayed: socket.replayed, gaps: [...gaps] });
+  }
+
+  socket.on("subscription-gap", (data) => {
+    gaps.push(...(data?.gaps ?? []).map((gap) => ({ subscription: data.subscription, ...gap })));
+    report();
+  });
+
+  socket.on("connect", () => {
+    if (!connectedBefore) {
+      connectedBefore = true;
+      return;
+    }
+    socket.recovered = false;
+    socket.replayed = 0;
+    gaps = [];
+    failed = 0;
+    const pending = [...subscriptions.values()];
+    resubscribing = pending.length;
+    for (const entry of pending) {
+      const since = entry.cursor ? { since: formatCursor(entry.cursor) } : {};
+      entry.reply = null;
+      send("subscribe", { ...entry.request, ...since }, (reply) => {
+        if (reply?.ok) {
+          entry.cursor = parseCursor(reply.cursor);
+          entry.reply = reply;
+        } else {
+          failed += 1;
+        }
+        resubscribing -= 1;
+        report();
+      });
+    }
+    report();
+  });
+
+  return socket;
+}
