@@ -44,7 +44,14 @@ function advance(cursor, position) {
   if (!(cursor.get(key) >= next)) cursor.set(key, next);
 }
 
-/** Identifies a subscription the way the bridge does: resource + id or filter. */
+/** Identifies a subscription as the bridge describes it (its `events` aside). */
+function canonicalKey(subscription) {
+  if (!subscription) return null;
+  const { events, ...rest } = subscription;
+  return keyOf(rest);
+}
+
+/** Identifies a subscription request: resource + id or filter. */
 function keyOf(request) {
   const filter = request.filter ? Object.entries(request.filter).sort() : null;
   return JSON.stringify([request.resource, request.id ?? null, filter]);
@@ -87,13 +94,20 @@ function recovering(socket) {
     subscriptions.set(key, entry);
     send("subscribe", request, (reply) => {
       if (reply?.ok) {
-        entry.cursor = parseCursor(reply.cursor);
-        entry.reply = reply;
+        accept(entry, reply);
       } else if (subscriptions.get(key) === entry) {
         subscriptions.delete(key);
       }
       call(callback, reply);
     });
+  }
+
+  /** Takes an acknowledgement; a replaying one waits for `subscription-resumed`. */
+  function accept(entry, reply) {
+    entry.canonical = canonicalKey(reply.subscription);
+    entry.cursor = parseCursor(reply.cursor);
+    entry.reply = reply;
+    entry.resuming = Boolean(reply.replaying);
   }
 
   socket.emit = (event, ...args) => {
@@ -109,8 +123,10 @@ function recovering(socket) {
     socket.on(name, (data) => {
       if (!data || typeof data.position !== "string") return;
       if (data.replayed) return void (socket.replayed += 1);
-      // A subscription being resumed takes its cursor from the bridge's reply.
-      for (const entry of subscriptions.values()) if (entry.reply) advance(entry.cursor, data.position);
+      // A subscription being resumed takes its cursor from `subscription-resumed`.
+      for (const entry of subscriptions.values()) {
+        if (entry.reply && !entry.resuming) advance(entry.cursor, data.position);
+      }
       if (name === "notification" && inbox) advance(inbox, data.position);
     });
   }
@@ -137,7 +153,11 @@ function recovering(socket) {
   socket.on("disconnect", (reason) => {
     if (reason === "io server disconnect" && cutOff) {
       cutOff = false;
-      setTimeout(() => socket.connect(), SLOW_CONSUMER_PAUSE_MS);
+      // A fresh transport: the old one may still hold what it could not send.
+      setTimeout(() => {
+        socket.io.engine?.close();
+        socket.connect();
+      }, SLOW_CONSUMER_PAUSE_MS);
     }
   });
 
@@ -155,8 +175,18 @@ function recovering(socket) {
     notify("recovered", { recovered: socket.recovered, replayed: socket.replayed, gaps: [...gaps] });
   }
 
-  socket.on("subscription-gap", (data) => {
+  socket.on("subscription-resumed", (data) => {
     gaps.push(...(data?.gaps ?? []).map((gap) => ({ subscription: data.subscription, ...gap })));
+    const key = canonicalKey(data?.subscription);
+    for (const entry of subscriptions.values()) {
+      if (entry.canonical !== key || !entry.resuming) continue;
+      entry.cursor = parseCursor(data.cursor);
+      entry.resuming = false;
+      if (entry.awaited) {
+        entry.awaited = false;
+        resubscribing -= 1;
+      }
+    }
     report();
   });
 
@@ -174,13 +204,15 @@ function recovering(socket) {
     for (const entry of pending) {
       const since = entry.cursor ? { since: formatCursor(entry.cursor) } : {};
       entry.reply = null;
+      entry.awaited = true;
       send("subscribe", { ...entry.request, ...since }, (reply) => {
-        if (reply?.ok) {
-          entry.cursor = parseCursor(reply.cursor);
-          entry.reply = reply;
-        } else {
+        if (!reply?.ok) {
           failed += 1;
+        } else {
+          accept(entry, reply);
+          if (entry.resuming) return; // done when `subscription-resumed` arrives
         }
+        entry.awaited = false;
         resubscribing -= 1;
         report();
       });

@@ -130,13 +130,8 @@ pub async fn on_connect(
     let resumed = match socket.extensions.remove::<NotificationsSince>() {
         None => session.subscribe(&gateway, &client, &inbox).map(|_| false),
         Some(NotificationsSince(since)) => {
-            let job = ReplayJob {
-                request: inbox,
-                ack: None,
-            };
-            session
-                .subscribe_replaying(&gateway, &client, job, since)
-                .map_err(|refused| refused.0)
+            let job = ReplayJob { request: inbox };
+            session.subscribe_replaying(&gateway, &client, job, since)
         }
     };
     match resumed {

@@ -31,7 +31,10 @@ pub async fn run(gateway: Arc<Gateway>, client: Client) {
     loop {
         let result = match client.session.next_step(FLUSH_BATCH) {
             Step::Done => return,
-            Step::Replay(job) => replay(&gateway, &client, job, deadline).await,
+            Step::Replay(job) => {
+                tracing::debug!(key = ?job.request.key, "replay starts");
+                replay(&gateway, &client, job, deadline).await
+            }
             Step::Flush(batch) => flush(&client.socket, &batch, deadline).await,
         };
         if result.is_err() {
@@ -65,7 +68,7 @@ async fn replay(
     job: ReplayJob,
     deadline: Instant,
 ) -> Result<(), Gone> {
-    let ReplayJob { request, ack } = job;
+    let ReplayJob { request } = job;
     let since = request.since.clone().unwrap_or_default();
     let replayer = &gateway.replayer;
     let _permit = replayer.permit().await;
@@ -111,6 +114,7 @@ async fn replay(
         }
     }
     gateway.metrics.replayed_events.add(replayed);
+    tracing::debug!(replayed, "replay sent");
     let subscription = describe_key(
         &request.key,
         request.key.resource().map(|_| request.actions),
@@ -118,18 +122,19 @@ async fn replay(
     if !plan.gaps.is_empty() {
         gateway.metrics.dropped.inc("replay_gap");
         let gap = json!({ "subscription": subscription, "gaps": plan.gaps });
-        client.socket.emit("subscription-gap", &gap).ok();
+        let payload = serde_json::value::to_raw_value(&gap).expect("JSON values serialise");
+        emit_patiently(&client.socket, "subscription-gap", &payload, deadline).await?;
     }
-    let reply = json!({
-        "ok": true,
+    // An event rather than the acknowledgement (already sent): an emit can
+    // wait for room in a full socket queue, an acknowledgement cannot.
+    let resumed = json!({
         "subscription": subscription,
         "cursor": plan.end.to_string(),
         "replayed": replayed,
         "gaps": plan.gaps,
     });
-    if let Some(ack) = ack {
-        ack.send(&reply).ok();
-    }
+    let payload = serde_json::value::to_raw_value(&resumed).expect("JSON values serialise");
+    emit_patiently(&client.socket, "subscription-resumed", &payload, deadline).await?;
     Ok(())
 }
 
@@ -157,6 +162,7 @@ async fn emit_patiently(
             Err(socketioxide::SendError::Socket(SocketError::InternalChannelFull))
                 if Instant::now() < deadline =>
             {
+                tracing::trace!(sid = %socket.id, "replay waits for the socket");
                 tokio::time::sleep(FULL_QUEUE_PAUSE).await;
             }
             Err(e) => {

@@ -25,8 +25,9 @@ fn caller(session: &Session) -> Caller<'_> {
 }
 
 /// Without `since`, the subscription is live at once and the acknowledgement
-/// carries its cursor. With `since`, it first replays what was missed; the
-/// acknowledgement comes when the replay is done, after the replayed events.
+/// carries its cursor. With `since`, it is acknowledged at once (`replaying:
+/// true`), replays what was missed, then sends `subscription-resumed` with
+/// its cursor, the number replayed and any gaps, and continues live.
 async fn on_subscribe(
     socket: SocketRef,
     TryData(data): TryData<Value>,
@@ -58,25 +59,17 @@ async fn on_subscribe(
         }
         return;
     };
-    match session.subscribe_replaying(
-        &gateway,
-        &client,
-        ReplayJob {
-            request,
-            ack: Some(ack),
-        },
-        since,
-    ) {
-        Ok(true) => {
-            tokio::spawn(replay::run(gateway.clone(), client));
-        }
-        Ok(false) => {} // the connection's worker is already running
-        Err(refused) => {
-            let (error, job) = *refused;
-            if let Some(ack) = job.ack {
-                refuse(&gateway, &socket, ack, &error);
+    let cursor = since.to_string();
+    let subscription = request.describe();
+    match session.subscribe_replaying(&gateway, &client, ReplayJob { request }, since) {
+        Ok(start_worker) => {
+            let reply = json!({ "ok": true, "subscription": subscription, "cursor": cursor, "replaying": true });
+            ack.send(&reply).ok();
+            if start_worker {
+                tokio::spawn(replay::run(gateway.clone(), client));
             }
         }
+        Err(error) => refuse(&gateway, &socket, ack, &error),
     }
 }
 

@@ -19,8 +19,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use socketioxide::extract::AckSender;
-
 use super::{Client, Gateway};
 use crate::auth::Principal;
 use crate::domain::{ActionSet, CrmEvent};
@@ -67,11 +65,9 @@ struct ReplayMode {
     waiting: VecDeque<Arc<Waiting>>,
 }
 
-/// A subscription to replay, and where to send its acknowledgement (none
-/// for notifications resumed in the handshake).
+/// A subscription to replay. Its outcome is the `subscription-resumed` event.
 pub struct ReplayJob {
     pub request: SubscriptionRequest,
-    pub ack: Option<AckSender>,
 }
 
 /// A live event held while the connection replays.
@@ -165,11 +161,11 @@ impl Session {
         client: &Client,
         job: ReplayJob,
         since: Cursor,
-    ) -> Result<bool, Box<(ClientError, ReplayJob)>> {
+    ) -> Result<bool, ClientError> {
         let mut state = self.state();
         let is_new = match check_room(&state, gateway, &job.request.key) {
             Ok(is_new) => is_new,
-            Err(e) => return Err(Box::new((e, job))),
+            Err(e) => return Err(e),
         };
         let request = &job.request;
         let window = ReplayWindow { since, end: None };

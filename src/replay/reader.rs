@@ -18,6 +18,8 @@ use crate::metrics::Metrics;
 
 /// Metadata and watermark look-ups.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// A range that received nothing for this long steps its fetch back.
+const NOTHING_YET: Duration = Duration::from_millis(200);
 /// Decoded events a reader may run ahead of the socket it feeds.
 const READ_AHEAD: usize = 1024;
 
@@ -173,6 +175,19 @@ impl Replayer {
             let message = tokio::select! {
                 _ = cancel.cancelled() => break,
                 m = consumer.recv() => m?,
+                _ = tokio::time::sleep(NOTHING_YET) => {
+                    // Every record in a range exists (live delivery saw it), so
+                    // a range that has not started has a fetch position the
+                    // broker answers with nothing: step back.
+                    tracing::debug!(?remaining, "replay waiting for records");
+                    for ((topic, partition), reading) in remaining.iter_mut() {
+                        if let Some(earlier) = reading.stalled() {
+                            let name = self.kafka.topics.name(*topic);
+                            consumer.seek(name, *partition, Offset::Offset(earlier), LOOKUP_TIMEOUT)?;
+                        }
+                    }
+                    continue;
+                }
             };
             let Some(&topic) = kinds.get(message.topic()) else {
                 continue;
@@ -206,6 +221,7 @@ impl Replayer {
             if offset < range.from {
                 continue;
             }
+            reading.last = offset;
             if offset + 1 >= range.to {
                 remaining.remove(&key);
             }
@@ -243,7 +259,8 @@ impl Replayer {
 /// fetch that starts inside a record batch with the *next* batch, silently
 /// skipping the rest of the first one; Apache Kafka returns the whole batch.
 /// So the first record read must be at or before `from`: if it is after,
-/// the reader seeks further back (doubling the step) until it is. Records
+/// the reader seeks further back (doubling the step) until it is; so it does
+/// when nothing at all arrives (the range sits inside the last batch). Records
 /// still arriving from before a seek are recognised by their offsets, which
 /// do not go back below the one that caused it.
 #[derive(Debug)]
@@ -255,6 +272,8 @@ struct Reading {
     /// After a seek: the offset that caused it. Records at or after it are
     /// left over from the earlier fetch.
     stale_from: Option<i64>,
+    /// The last offset used, for diagnostics.
+    last: i64,
 }
 
 /// What to do with a record.
@@ -273,7 +292,23 @@ impl Reading {
             fetched_from: range.from,
             step: 16,
             stale_from: None,
+            last: -1,
         }
+    }
+
+    /// `Some(offset)` to seek back to when nothing has arrived yet.
+    fn stalled(&mut self) -> Option<i64> {
+        if self.started || self.fetched_from == 0 {
+            return None;
+        }
+        self.step_back();
+        self.stale_from = None;
+        Some(self.fetched_from)
+    }
+
+    fn step_back(&mut self) {
+        self.fetched_from = (self.fetched_from - self.step).max(0);
+        self.step = self.step.saturating_mul(2);
     }
 
     fn check(&mut self, offset: i64) -> Verdict {
@@ -288,8 +323,7 @@ impl Reading {
             self.started = true;
             return Verdict::Use;
         }
-        self.fetched_from = (self.fetched_from - self.step).max(0);
-        self.step = self.step.saturating_mul(2);
+        self.step_back();
         self.stale_from = Some(offset);
         Verdict::SeekTo(self.fetched_from)
     }
@@ -318,6 +352,15 @@ mod tests {
             Verdict::Use,
             "only the first record is checked"
         );
+        let mut silent = Reading::new(Range {
+            topic: TopicKind::Deals,
+            partition: 0,
+            from: 40,
+            to: 60,
+        });
+        assert_eq!(silent.stalled(), Some(24));
+        assert_eq!(silent.stalled(), Some(0));
+        assert_eq!(silent.stalled(), None);
         let mut at_zero = Reading::new(Range {
             topic: TopicKind::Deals,
             partition: 0,
