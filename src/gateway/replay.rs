@@ -20,6 +20,8 @@ use crate::routing::{key_matches, topics_of};
 
 /// Held live events flushed per lock acquisition.
 const FLUSH_BATCH: usize = 256;
+/// Pause while waiting for live delivery to start on a partition.
+const LIVE_NOT_STARTED_PAUSE: Duration = Duration::from_millis(50);
 /// Pause before retrying an emit into a full socket queue.
 const FULL_QUEUE_PAUSE: Duration = Duration::from_millis(2);
 
@@ -81,15 +83,24 @@ async fn replay(
             return Err(Gone);
         }
     };
-    // The replay ends where live delivery stands (see `kafka/positions.rs`);
-    // a partition live delivery has not started will bring everything live.
+    // The replay ends where live delivery stands (see `kafka/positions.rs`),
+    // so it waits until live delivery has started on every partition (a
+    // node that just started may not have assigned them yet).
     for extent in &mut extents {
-        let live_end = gateway
-            .live
-            .end_of(extent.topic)
-            .into_iter()
-            .find(|(p, _)| *p == extent.partition);
-        extent.high = live_end.map_or(extent.low, |(_, end)| end);
+        extent.high = loop {
+            let live_end = gateway
+                .live
+                .end_of(extent.topic)
+                .into_iter()
+                .find(|(p, _)| *p == extent.partition);
+            match live_end {
+                Some((_, end)) => break end,
+                None if Instant::now() < deadline => {
+                    tokio::time::sleep(LIVE_NOT_STARTED_PAUSE).await
+                }
+                None => return Err(Gone),
+            }
+        };
     }
     let plan = plan(
         &since,

@@ -163,10 +163,7 @@ impl Session {
         since: Cursor,
     ) -> Result<bool, ClientError> {
         let mut state = self.state();
-        let is_new = match check_room(&state, gateway, &job.request.key) {
-            Ok(is_new) => is_new,
-            Err(e) => return Err(e),
-        };
+        let is_new = check_room(&state, gateway, &job.request.key)?;
         let request = &job.request;
         let window = ReplayWindow { since, end: None };
         let subscription = Subscription {
