@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test deps lint
+.PHONY: run test deps lint bench-replay
 
 TANSU_INSTALL := deploy/dev/install-tansu.sh
 
@@ -20,3 +20,7 @@ lint:
 ## real broker and the official socket.io-client.
 test: deps lint
 	TANSU="$$(bash $(TANSU_INSTALL))" cargo test --no-fail-fast
+
+## Replay catch-up of 100,000 events beside live delivery, in one run (release build).
+bench-replay: deps
+	TANSU="$$(bash $(TANSU_INSTALL))" cargo bench --bench replay
