@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test deps lint bench-replay
+.PHONY: run test deps lint bench-replay bench-latency
 
 TANSU_INSTALL := deploy/dev/install-tansu.sh
 
@@ -24,3 +24,7 @@ test: deps lint
 ## Replay catch-up of 100,000 events beside live delivery, in one run (release build).
 bench-replay: deps
 	TANSU="$$(bash $(TANSU_INSTALL))" cargo bench --bench replay
+
+## Produce-to-receive latency of single records on an idle bridge (release build).
+bench-latency: deps
+	TANSU="$$(bash $(TANSU_INSTALL))" cargo bench --bench latency

@@ -131,21 +131,7 @@ impl Session {
         request: &SubscriptionRequest,
     ) -> Result<Subscribed, ClientError> {
         let mut state = self.state();
-        let is_new = check_room(&state, gateway, &request.key)?;
-        let live = Subscription {
-            actions: request.actions,
-            replay: None,
-        };
-        state.subscriptions.insert(request.key.clone(), live);
-        gateway.index.insert(
-            request.key.clone(),
-            self.client,
-            client.clone(),
-            request.actions,
-        );
-        if is_new && request.key.resource().is_some() {
-            gateway.metrics.subscriptions.inc();
-        }
+        let is_new = self.register(&mut state, gateway, client, request, None)?;
         Ok(if is_new {
             Subscribed::New
         } else {
@@ -163,12 +149,31 @@ impl Session {
         since: Cursor,
     ) -> Result<bool, ClientError> {
         let mut state = self.state();
-        let is_new = check_room(&state, gateway, &job.request.key)?;
-        let request = &job.request;
         let window = ReplayWindow { since, end: None };
+        self.register(&mut state, gateway, client, &job.request, Some(window))?;
+        state.has_windows = true;
+        let start_worker = state.replay.is_none();
+        state
+            .replay
+            .get_or_insert_with(ReplayMode::default)
+            .jobs
+            .push_back(job);
+        Ok(start_worker)
+    }
+
+    /// Puts a subscription in the session and the index; true if it is new.
+    fn register(
+        &self,
+        state: &mut State,
+        gateway: &Gateway,
+        client: &Client,
+        request: &SubscriptionRequest,
+        replay: Option<ReplayWindow>,
+    ) -> Result<bool, ClientError> {
+        let is_new = check_room(state, gateway, &request.key)?;
         let subscription = Subscription {
             actions: request.actions,
-            replay: Some(window),
+            replay,
         };
         state
             .subscriptions
@@ -182,14 +187,7 @@ impl Session {
         if is_new && request.key.resource().is_some() {
             gateway.metrics.subscriptions.inc();
         }
-        state.has_windows = true;
-        let start_worker = state.replay.is_none();
-        state
-            .replay
-            .get_or_insert_with(ReplayMode::default)
-            .jobs
-            .push_back(job);
-        Ok(start_worker)
+        Ok(is_new)
     }
 
     /// True if the subscription existed.
@@ -238,10 +236,11 @@ impl Session {
         if state.closed {
             return Offer::Closed;
         }
-        let replayed_before =
-            state.has_windows && !wanted_after_replay(&state.subscriptions, event);
+        let state = &mut *state;
         match &mut state.replay {
-            None if replayed_before => Offer::Skipped,
+            None if state.has_windows && !wanted_after_replay(&state.subscriptions, event) => {
+                Offer::Skipped
+            }
             None => emit(),
             Some(mode) if mode.waiting.len() >= limit => Offer::Overflow,
             Some(mode) => {

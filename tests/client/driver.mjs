@@ -39,7 +39,10 @@ function connect({ client, url, auth, headers, transports, module }) {
     out({ client, type: "connect_error", message: err.message, data: err.data ?? null }),
   );
   socket.on("disconnect", (reason) => out({ client, type: "disconnect", reason }));
-  socket.onAny((event, ...args) => out({ client, type: "event", event, data: args[0] ?? null }));
+  // `at`: wall-clock receive time in ms (sub-ms precision), for latency benchmarks.
+  socket.onAny((event, ...args) =>
+    out({ client, type: "event", event, data: args[0] ?? null, at: performance.timeOrigin + performance.now() }),
+  );
 }
 
 function emit({ client, event, data, ack }) {

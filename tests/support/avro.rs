@@ -100,6 +100,17 @@ pub fn deal(
     action: &str,
     stages: Option<(&str, &str)>,
 ) -> Vec<u8> {
+    deal_record(org, deal_id, pipeline, action, stages, Default::default())
+}
+
+fn deal_record(
+    org: &str,
+    deal_id: &str,
+    pipeline: &str,
+    action: &str,
+    stages: Option<(&str, &str)>,
+    changes: std::collections::HashMap<String, Value>,
+) -> Vec<u8> {
     let symbols = [
         "create",
         "update",
@@ -121,7 +132,7 @@ pub fn deal(
             ("occurredAt", Value::TimestampMillis(now_ms())),
             ("previousStage", opt(stages.map(|s| s.0))),
             ("newStage", opt(stages.map(|s| s.1))),
-            ("changes", Value::Map(Default::default())),
+            ("changes", Value::Map(changes)),
         ],
     )
 }
@@ -197,33 +208,10 @@ impl Producer {
 
 /// A deal update carrying `seq` in its changes, to check exactly-once delivery.
 pub fn deal_seq(org: &str, deal_id: &str, pipeline: &str, seq: u64) -> Vec<u8> {
-    let symbols = [
-        "create",
-        "update",
-        "delete",
-        "stage_change",
-        "assignment",
-        "comment",
-    ];
     let changes = [(
         "seq".to_string(),
         Value::Union(2, Box::new(Value::Long(seq as i64))),
     )]
     .into();
-    encode(
-        &schema("deal-event.avsc"),
-        DEAL_ID,
-        vec![
-            ("eventId", s(&uuid::Uuid::new_v4().to_string())),
-            ("dealId", s(deal_id)),
-            ("organizationId", s(org)),
-            ("pipelineId", s(pipeline)),
-            ("action", symbol(&symbols, "update")),
-            ("actorUserId", s("user_seq")),
-            ("occurredAt", Value::TimestampMillis(now_ms())),
-            ("previousStage", opt(None)),
-            ("newStage", opt(None)),
-            ("changes", Value::Map(changes)),
-        ],
-    )
+    deal_record(org, deal_id, pipeline, "update", None, changes)
 }
