@@ -7,7 +7,8 @@ set -euo pipefail
 
 TANSU_VERSION=0.6.0
 # `dynostore` gives the `memory://` storage engine: fast, nothing on disk.
-TANSU_FEATURES=dynostore
+# `libsql` gives `sqlite://`, which enforces retention (one test needs it).
+TANSU_FEATURES=dynostore,libsql
 
 root="${CRM_BRIDGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/crm-bridge}/tansu-${TANSU_VERSION}-${TANSU_FEATURES}"
 bin="$root/bin/tansu"

@@ -9,6 +9,7 @@ use super::{free_port, repo_path};
 pub struct Broker {
     child: Child,
     pub addr: String,
+    storage: String,
 }
 
 /// The tansu binary: `$TANSU` (set by `make test`), else installed on demand.
@@ -29,12 +30,35 @@ fn tansu_binary() -> &'static str {
 }
 
 impl Broker {
+    /// A broker with in-memory storage: fast, gone when it stops.
     pub fn start() -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), "memory://tansu/")
+    }
+
+    /// A broker storing into an SQLite file: slower, but it survives a
+    /// restart and enforces `retention.ms` (at start-up, then every 10 min).
+    pub fn start_sqlite(dir: &std::path::Path) -> Self {
+        Self::start_on(free_port(), &format!("sqlite://{}/tansu.db", dir.display()))
+    }
+
+    /// Stops and starts again on the same port and storage.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = self.addr.rsplit(':').next().unwrap().parse().unwrap();
+        let restarted = Self::start_on(port, &self.storage.clone());
+        *self = restarted;
+    }
+
+    fn start_on(port: u16, storage: &str) -> Self {
         let url = format!("tcp://127.0.0.1:{port}");
         let log_dir = repo_path("target/test-logs");
         std::fs::create_dir_all(&log_dir).unwrap();
-        let log = std::fs::File::create(log_dir.join(format!("tansu-{port}.log"))).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_dir.join(format!("tansu-{port}.log")))
+            .unwrap();
         let child = Command::new(tansu_binary())
             .args([
                 "broker",
@@ -43,7 +67,7 @@ impl Broker {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", "memory://tansu/"])
+            .args(["--storage-engine", storage])
             .env_remove("CLUSTER_ID")
             .env_remove("STORAGE_ENGINE")
             .stdout(log.try_clone().unwrap())
@@ -53,6 +77,7 @@ impl Broker {
         let broker = Self {
             child,
             addr: format!("127.0.0.1:{port}"),
+            storage: storage.to_owned(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(&broker.addr).is_err() {

@@ -1,0 +1,75 @@
+//! A cursor that points before what Kafka still holds: the client is told
+//! exactly which subscription lost what (a `retention` gap), gets the rest
+//! replayed, and continues live. Needs a broker that enforces retention: tansu
+//! with SQLite storage deletes expired records when it starts.
+
+mod support;
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use serde_json::json;
+use support::avro::{deal_seq, now_ms};
+use support::{Broker, Clients, Producer, TestBridge, token};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_before_retention_reports_the_lost_range_and_replays_the_rest() {
+    let dir = std::env::temp_dir().join(format!("crm-bridge-retention-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut broker = Broker::start_sqlite(&dir);
+    // One partition, records older than a minute expire.
+    let admin: AdminClient<DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &broker.addr).create().unwrap();
+    let topics: Vec<NewTopic<'_>> = ["crm.contacts", "crm.deals", "crm.email", "crm.notifications"]
+        .iter()
+        .map(|name| {
+            NewTopic::new(name, 1, TopicReplication::Fixed(1))
+                .set("cleanup.policy", "delete")
+                .set("retention.ms", "60000")
+        })
+        .collect();
+    for result in admin.create_topics(&topics, &AdminOptions::new()).await.unwrap() {
+        result.expect("topic created");
+    }
+
+    let bridge = TestBridge::start_with(&broker, |c| c.kafka.create_topics = None).await;
+    let mut clients = Clients::spawn().await;
+    clients.connect("old", &bridge.url, json!({"token": token("user_t", "org-1")})).await;
+    let request = json!({"resource": "deal", "id": "deal_t"});
+    let ack = clients.request("old", "subscribe", request.clone()).await;
+    clients.send(json!({"op": "disconnect", "client": "old"})).await;
+
+    // Five records from an hour ago (expired), then five current ones.
+    let producer = Producer::new(&broker);
+    for seq in 0..10 {
+        let age = if seq < 5 { 3_600_000 } else { 0 };
+        let record = deal_seq("org-1", "deal_t", "p", seq);
+        producer.send_at("crm.deals", "deal_t", &record, now_ms() - age).await;
+    }
+    bridge.wait_consumed(10).await;
+    // Retention runs when the broker starts.
+    broker.restart();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    clients.connect("new", &bridge.url, json!({"token": token("user_t", "org-1")})).await;
+    let mut resume = request.clone();
+    resume["since"] = ack["cursor"].clone();
+    clients.request("new", "subscribe", resume).await;
+    let told = clients.event("new", "subscription-gap").await;
+    let gap = &told["gaps"][0];
+    assert_eq!(gap["reason"], "retention", "{told}");
+    assert_eq!((gap["from"].clone(), gap["to"].clone()), (json!(0), json!(5)), "{told}");
+    let resumed = clients.event("new", "subscription-resumed").await;
+    assert_eq!(resumed["replayed"], 5, "{resumed}");
+    let replayed = clients.deliveries("new", 5).await;
+    let seqs: Vec<u64> = replayed.iter().map(|e| e["data"]["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [5, 6, 7, 8, 9]);
+
+    // And it continues live.
+    producer.send("crm.deals", "deal_t", &deal_seq("org-1", "deal_t", "p", 10)).await;
+    assert_eq!(clients.deliveries("new", 1).await[0]["data"]["seq"], 10);
+    bridge.stop().await;
+    drop(broker);
+    std::fs::remove_dir_all(dir).ok();
+}
