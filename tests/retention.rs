@@ -19,55 +19,91 @@ async fn a_cursor_before_retention_reports_the_lost_range_and_replays_the_rest()
     std::fs::create_dir_all(&dir).unwrap();
     let mut broker = Broker::start_sqlite(&dir);
     // One partition, records older than a minute expire.
-    let admin: AdminClient<DefaultClientContext> =
-        rdkafka::ClientConfig::new().set("bootstrap.servers", &broker.addr).create().unwrap();
-    let topics: Vec<NewTopic<'_>> = ["crm.contacts", "crm.deals", "crm.email", "crm.notifications"]
-        .iter()
-        .map(|name| {
-            NewTopic::new(name, 1, TopicReplication::Fixed(1))
-                .set("cleanup.policy", "delete")
-                .set("retention.ms", "60000")
-        })
-        .collect();
-    for result in admin.create_topics(&topics, &AdminOptions::new()).await.unwrap() {
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .create()
+        .unwrap();
+    let topics: Vec<NewTopic<'_>> = [
+        "crm.contacts",
+        "crm.deals",
+        "crm.email",
+        "crm.notifications",
+    ]
+    .iter()
+    .map(|name| {
+        NewTopic::new(name, 1, TopicReplication::Fixed(1))
+            .set("cleanup.policy", "delete")
+            .set("retention.ms", "60000")
+    })
+    .collect();
+    for result in admin
+        .create_topics(&topics, &AdminOptions::new())
+        .await
+        .unwrap()
+    {
         result.expect("topic created");
     }
 
     let bridge = TestBridge::start_with(&broker, |c| c.kafka.create_topics = None).await;
     let mut clients = Clients::spawn().await;
-    clients.connect("old", &bridge.url, json!({"token": token("user_t", "org-1")})).await;
+    clients
+        .connect(
+            "old",
+            &bridge.url,
+            json!({"token": token("user_t", "org-1")}),
+        )
+        .await;
     let request = json!({"resource": "deal", "id": "deal_t"});
     let ack = clients.request("old", "subscribe", request.clone()).await;
-    clients.send(json!({"op": "disconnect", "client": "old"})).await;
+    clients
+        .send(json!({"op": "disconnect", "client": "old"}))
+        .await;
 
     // Five records from an hour ago (expired), then five current ones.
     let producer = Producer::new(&broker);
     for seq in 0..10 {
         let age = if seq < 5 { 3_600_000 } else { 0 };
         let record = deal_seq("org-1", "deal_t", "p", seq);
-        producer.send_at("crm.deals", "deal_t", &record, now_ms() - age).await;
+        producer
+            .send_at("crm.deals", "deal_t", &record, now_ms() - age)
+            .await;
     }
     bridge.wait_consumed(10).await;
     // Retention runs when the broker starts.
     broker.restart();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    clients.connect("new", &bridge.url, json!({"token": token("user_t", "org-1")})).await;
+    clients
+        .connect(
+            "new",
+            &bridge.url,
+            json!({"token": token("user_t", "org-1")}),
+        )
+        .await;
     let mut resume = request.clone();
     resume["since"] = ack["cursor"].clone();
     clients.request("new", "subscribe", resume).await;
     let told = clients.event("new", "subscription-gap").await;
     let gap = &told["gaps"][0];
     assert_eq!(gap["reason"], "retention", "{told}");
-    assert_eq!((gap["from"].clone(), gap["to"].clone()), (json!(0), json!(5)), "{told}");
+    assert_eq!(
+        (gap["from"].clone(), gap["to"].clone()),
+        (json!(0), json!(5)),
+        "{told}"
+    );
     let resumed = clients.event("new", "subscription-resumed").await;
     assert_eq!(resumed["replayed"], 5, "{resumed}");
     let replayed = clients.deliveries("new", 5).await;
-    let seqs: Vec<u64> = replayed.iter().map(|e| e["data"]["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = replayed
+        .iter()
+        .map(|e| e["data"]["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, [5, 6, 7, 8, 9]);
 
     // And it continues live.
-    producer.send("crm.deals", "deal_t", &deal_seq("org-1", "deal_t", "p", 10)).await;
+    producer
+        .send("crm.deals", "deal_t", &deal_seq("org-1", "deal_t", "p", 10))
+        .await;
     assert_eq!(clients.deliveries("new", 1).await[0]["data"]["seq"], 10);
     bridge.stop().await;
     drop(broker);

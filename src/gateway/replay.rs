@@ -12,7 +12,7 @@ use socketioxide::extract::SocketRef;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::session::{ReplayJob, Step};
+use super::session::{ReplayJob, Step, Waiting};
 use super::{Client, Gateway, overflow};
 use crate::protocol::{Delivery, describe_key, render};
 use crate::replay::{Cursor, plan};
@@ -29,8 +29,10 @@ const FULL_QUEUE_PAUSE: Duration = Duration::from_millis(2);
 struct Gone;
 
 pub async fn run(gateway: Arc<Gateway>, client: Client) {
-    let deadline = Instant::now() + Duration::from_secs(gateway.replayer.config().timeout_seconds);
+    let timeout = Duration::from_secs(gateway.replayer.config().timeout_seconds);
     loop {
+        // Each replay, and each flushed batch, gets the whole timeout.
+        let deadline = Instant::now() + timeout;
         let result = match client.session.next_step(FLUSH_BATCH) {
             Step::Done => return,
             Step::Replay(job) => {
@@ -47,11 +49,7 @@ pub async fn run(gateway: Arc<Gateway>, client: Client) {
     }
 }
 
-async fn flush(
-    socket: &SocketRef,
-    batch: &[Arc<super::session::Waiting>],
-    deadline: Instant,
-) -> Result<(), Gone> {
+async fn flush(socket: &SocketRef, batch: &[Arc<Waiting>], deadline: Instant) -> Result<(), Gone> {
     for waiting in batch {
         emit_patiently(
             socket,

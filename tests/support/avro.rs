@@ -196,8 +196,15 @@ impl Producer {
 
     /// Sends with an explicit record timestamp (ms since the epoch).
     pub async fn send_at(&self, topic: &str, key: &str, value: &[u8], timestamp_ms: i64) {
-        let record = FutureRecord::to(topic).key(key).payload(value).timestamp(timestamp_ms);
-        self.0.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).expect("produce");
+        let record = FutureRecord::to(topic)
+            .key(key)
+            .payload(value)
+            .timestamp(timestamp_ms);
+        self.0
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produce");
     }
 
     pub async fn send(&self, topic: &str, key: &str, value: &[u8]) {

@@ -38,7 +38,11 @@ impl Broker {
     /// A broker storing into an SQLite file: slower, but it survives a
     /// restart and enforces `retention.ms` (at start-up, then every 10 min).
     pub fn start_sqlite(dir: &std::path::Path) -> Self {
-        Self::start_on(free_port(), &format!("sqlite://{}/tansu.db", dir.display()))
+        // tansu reads the URL path without its leading `/`: hence four.
+        Self::start_on(
+            free_port(),
+            &format!("sqlite:///{}/tansu.db", dir.display()),
+        )
     }
 
     /// Stops and starts again on the same port and storage.
