@@ -63,6 +63,20 @@ async fn connect_module(clients: &mut Clients, name: &str, url: &str, auth: Valu
     clients.event(name, "connected").await;
 }
 
+/// A page using the client module, subscribed to the pipeline.
+async fn subscribed_page(url: &str, user: &str) -> Clients {
+    let mut clients = Clients::spawn().await;
+    connect_module(
+        &mut clients,
+        "page",
+        url,
+        json!({"token": token(user, "org-1")}),
+    )
+    .await;
+    subscribe_pipeline(&mut clients, "page").await;
+    clients
+}
+
 async fn subscribe_pipeline(clients: &mut Clients, name: &str) -> Value {
     let reply = clients
         .request(
@@ -144,15 +158,7 @@ async fn a_bridge_killed_with_sigkill_and_restarted_loses_nothing() {
     let port = free_port();
     let mut node = BridgeProcess::start(&broker, port, "sigkill").await;
     let producer = Producer::new(&broker);
-    let mut clients = Clients::spawn().await;
-    connect_module(
-        &mut clients,
-        "page",
-        &node.url,
-        json!({"token": token("user_k", "org-1")}),
-    )
-    .await;
-    subscribe_pipeline(&mut clients, "page").await;
+    let mut clients = subscribed_page(&node.url, "user_k").await;
 
     produce(&producer, 0..40, Duration::ZERO).await;
     let mut received = clients.deliveries("page", 40).await;
@@ -178,15 +184,7 @@ async fn a_client_moved_to_another_node_resumes_there() {
     let node_b = TestBridge::start(&broker).await;
     let proxy = Proxy::start(node_a.addr()).await;
     let producer = Producer::new(&broker);
-    let mut clients = Clients::spawn().await;
-    connect_module(
-        &mut clients,
-        "page",
-        &proxy.url,
-        json!({"token": token("user_n", "org-1")}),
-    )
-    .await;
-    subscribe_pipeline(&mut clients, "page").await;
+    let mut clients = subscribed_page(&proxy.url, "user_n").await;
 
     produce(&producer, 0..50, Duration::ZERO).await;
     let mut received = clients.deliveries("page", 50).await;
