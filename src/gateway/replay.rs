@@ -86,13 +86,8 @@ async fn replay(
     // node that just started may not have assigned them yet).
     for extent in &mut extents {
         extent.high = loop {
-            let live_end = gateway
-                .live
-                .end_of(extent.topic)
-                .into_iter()
-                .find(|(p, _)| *p == extent.partition);
-            match live_end {
-                Some((_, end)) => break end,
+            match gateway.live.end(extent.topic, extent.partition) {
+                Some(end) => break end,
                 None if Instant::now() < deadline => {
                     tokio::time::sleep(LIVE_NOT_STARTED_PAUSE).await
                 }

@@ -99,31 +99,29 @@ impl KafkaConfig {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
     }
 
-    /// Settings shared by every client the bridge creates.
+    /// A plain client (admin, producer). `properties` go last, so operators
+    /// can override anything.
     pub fn client_config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.brokers);
-        config.set("client.id", "crm-bridge");
-        for (key, value) in &self.properties {
-            config.set(key, value);
-        }
-        config
-    }
-
-    /// The live consumer's settings; see `consumer.rs` for why each is set.
-    pub fn consumer_config(&self, node_id: &str) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.brokers)
-            .set("client.id", format!("crm-bridge-{node_id}"))
-            .set("group.id", format!("{}-{node_id}", self.group_prefix))
-            // Offsets are stored by hand once an event has been handed to every
-            // socket, and committed from there in the background.
-            .set("enable.auto.offset.store", "false")
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "1000")
-            // A new node starts at the head: its clients connect from now on.
-            .set("auto.offset.reset", "latest")
+            .set("client.id", "crm-bridge");
+        self.with_properties(config)
+    }
+
+    /// A consumer: fetch tuning every consumer of the bridge shares, then the
+    /// caller's `settings` (group, offsets), then `properties`.
+    pub fn consumer_config(
+        &self,
+        client_id: &str,
+        group_id: &str,
+        settings: &[(&str, &str)],
+    ) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", client_id)
+            .set("group.id", group_id)
             // Latency: brokers that hold a fetch for its full wait when idle
             // (tansu does) add up to this much. Measured produce → receive p50
             // on tansu (`make bench-latency`): 12.6 ms at 10, 7.8 ms at 5,
@@ -134,6 +132,13 @@ impl KafkaConfig {
             .set("max.partition.fetch.bytes", "10485760")
             // Bounds librdkafka's prefetch queue per partition (KB); Kafka is the buffer.
             .set("queued.max.messages.kbytes", "65536");
+        for (key, value) in settings {
+            config.set(*key, *value);
+        }
+        self.with_properties(config)
+    }
+
+    fn with_properties(&self, mut config: ClientConfig) -> ClientConfig {
         for (key, value) in &self.properties {
             config.set(key, value);
         }

@@ -61,7 +61,22 @@ pub fn spawn_consumer(
     shutdown: CancellationToken,
 ) -> anyhow::Result<ConsumerHandle> {
     let node_id = config.node_id();
-    let consumer: Arc<StreamConsumer> = Arc::new(config.consumer_config(&node_id).create()?);
+    let settings = [
+        // Offsets are stored by hand once an event has been handed to every
+        // socket, and committed from there in the background.
+        ("enable.auto.offset.store", "false"),
+        ("enable.auto.commit", "true"),
+        ("auto.commit.interval.ms", "1000"),
+        // A new node starts at the head: its clients connect from now on.
+        ("auto.offset.reset", "latest"),
+    ];
+    let client_id = format!("crm-bridge-{node_id}");
+    let group_id = format!("{}-{node_id}", config.group_prefix);
+    let consumer: Arc<StreamConsumer> = Arc::new(
+        config
+            .consumer_config(&client_id, &group_id, &settings)
+            .create()?,
+    );
     let topics: HashMap<String, TopicKind> = config
         .topics
         .all()

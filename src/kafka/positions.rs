@@ -24,6 +24,16 @@ struct Partition {
     in_flight: AtomicI64,
 }
 
+impl Partition {
+    /// `next`, or one past a record in flight. Reading `in_flight` before
+    /// `next` keeps this from ever being too low.
+    fn end(&self) -> i64 {
+        let in_flight = self.in_flight.load(Ordering::SeqCst);
+        let next = self.next.load(Ordering::SeqCst);
+        next.max(in_flight + 1)
+    }
+}
+
 #[derive(Default)]
 pub struct LivePositions {
     // The write lock is taken only when a partition is first seen; the hot
@@ -69,22 +79,23 @@ impl LivePositions {
         });
     }
 
-    /// Per partition of `topic`, the offset before which live delivery may
-    /// have routed records: `next`, or one past a record in flight. Reading
-    /// `in_flight` before `next` keeps this from ever being too low.
+    /// Per partition of `topic`, where live delivery stands (see [`Self::end`]).
     pub fn end_of(&self, topic: TopicKind) -> Vec<(i32, i64)> {
         let partitions = self.partitions.read().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<(i32, i64)> = partitions
             .iter()
             .filter(|((t, _), _)| *t == topic)
-            .map(|((_, partition), p)| {
-                let in_flight = p.in_flight.load(Ordering::SeqCst);
-                let next = p.next.load(Ordering::SeqCst);
-                (*partition, next.max(in_flight + 1))
-            })
+            .map(|((_, partition), p)| (*partition, p.end()))
             .collect();
         out.sort_unstable();
         out
+    }
+
+    /// The offset before which live delivery may have routed records in one
+    /// partition, or `None` if live delivery has not started there.
+    pub fn end(&self, topic: TopicKind, partition: i32) -> Option<i64> {
+        let partitions = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+        partitions.get(&(topic, partition)).map(Partition::end)
     }
 }
 

@@ -70,19 +70,15 @@ impl Replayer {
         if let Some(consumer) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(consumer);
         }
-        let mut config = self.kafka.client_config();
-        config
-            .set("client.id", format!("crm-bridge-replay-{}", self.node_id))
-            .set(
-                "group.id",
-                format!("{}-replay-{}", self.kafka.group_prefix, self.node_id),
-            )
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "10")
-            .set("fetch.max.bytes", "52428800")
-            .set("max.partition.fetch.bytes", "10485760");
+        // Reads only what it is assigned, from where it is told; commits nothing.
+        let settings = [
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+        ];
+        let client_id = format!("crm-bridge-replay-{}", self.node_id);
+        let group_id = format!("{}-replay-{}", self.kafka.group_prefix, self.node_id);
+        let config = self.kafka.consumer_config(&client_id, &group_id, &settings);
         Ok(config.create()?)
     }
 
