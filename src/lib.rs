@@ -17,6 +17,8 @@
 //! - [`auth`]: JWT and API-key verification into a [`auth::Principal`].
 //! - [`kafka`]: the live consumer and topic set-up.
 //! - [`replay`]: resume cursors, replay planning and replay reads from Kafka.
+//! - [`presence`]: collaboration rooms: presence and typing across nodes,
+//!   shared through a Kafka topic of the bridge's own.
 //! - [`gateway`]: Socket.IO handlers and delivery to sockets.
 //! - [`http`], [`metrics`], [`telemetry`]: the operational edges.
 //! - [`app`]: wires it all together and owns start-up and shutdown order.
@@ -35,6 +37,7 @@ pub mod gateway;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+pub mod presence;
 pub mod protocol;
 pub mod replay;
 pub mod routing;

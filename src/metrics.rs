@@ -76,6 +76,12 @@ pub struct Metrics {
     pub replay_requests: Counter,
     pub replayed_events: Counter,
     pub client_errors: ReasonCounter,
+    /// Socket-room memberships on this node.
+    pub room_seats: Gauge,
+    pub presence_sent: Counter,
+    pub presence_received: Counter,
+    /// Presence records not sent, not readable, or not received, by step.
+    pub presence_failures: ReasonCounter,
 }
 
 impl Metrics {
@@ -98,6 +104,10 @@ impl Metrics {
             "replayRequests": self.replay_requests.get(),
             "replayedEvents": self.replayed_events.get(),
             "clientErrors": self.client_errors.snapshot(),
+            "roomSeats": self.room_seats.get(),
+            "presenceSent": self.presence_sent.get(),
+            "presenceReceived": self.presence_received.get(),
+            "presenceFailures": self.presence_failures.snapshot(),
         })
     }
 }

@@ -1,12 +1,14 @@
-//! The CRM's vocabulary: tenants, users, resources, actions and the typed events
-//! decoded from Kafka. Pure data; no I/O. Everything else speaks these types.
+//! The CRM's vocabulary: tenants, users, resources, actions, collaboration
+//! rooms and the typed events decoded from Kafka. Pure data; no I/O. Everything else speaks these types.
 
 mod event;
 mod ids;
 mod resource;
+mod room;
 mod topic;
 
 pub use event::{ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, NotificationEvent};
 pub use ids::{OrgId, UserId};
 pub use resource::{Action, ActionSet, FilterField, ResourceKind};
+pub use room::{RoomKey, RoomKind};
 pub use topic::{Position, TopicKind};

@@ -5,9 +5,11 @@
 mod error;
 mod outbound;
 mod request;
+mod room;
 mod timestamp;
 
 pub use error::{ClientError, ErrorCode};
 pub use outbound::{Delivery, Outbound, render};
 pub use request::{Caller, SubscriptionRequest, describe_key, parse_subscribe, parse_unsubscribe};
+pub use room::{PresenceChange, Typing, describe_room, parse_room, parse_typing};
 pub use timestamp::{format_millis, now_rfc3339};

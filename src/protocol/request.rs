@@ -13,7 +13,10 @@ use crate::replay::Cursor;
 use crate::routing::{Scope, Selector, SubscriptionKey};
 
 /// Longest resource id or filter value accepted; CRM ids are far shorter.
-const MAX_ID_LEN: usize = 256;
+pub(super) const MAX_ID_LEN: usize = 256;
+
+/// How a subscription request looks, for error messages.
+const SUBSCRIPTION_SHAPE: &str = "{ resource, id, events }";
 
 /// The resource name of a user's own notifications.
 const NOTIFICATION: &str = "notification";
@@ -80,7 +83,7 @@ pub fn parse_subscribe(
     caller: Caller<'_>,
     raw: Option<&Value>,
 ) -> Result<SubscriptionRequest, ClientError> {
-    let fields = as_object(raw)?;
+    let fields = as_object(raw, SUBSCRIPTION_SHAPE)?;
     reject_unknown(fields, &["resource", "id", "filter", "events", "since"])?;
     let since = match fields.get("since") {
         None | Some(Value::Null) => None,
@@ -135,21 +138,28 @@ pub fn parse_unsubscribe(
     caller: Caller<'_>,
     raw: Option<&Value>,
 ) -> Result<SubscriptionKey, ClientError> {
-    let fields = as_object(raw)?;
+    let fields = as_object(raw, SUBSCRIPTION_SHAPE)?;
     reject_unknown(fields, &["resource", "id", "filter", "events", "since"])?;
     parse_key(caller, fields)
 }
 
-fn as_object(raw: Option<&Value>) -> Result<&Map<String, Value>, ClientError> {
+/// The request's fields; `shape` names them in the error for anything else.
+pub(super) fn as_object<'a>(
+    raw: Option<&'a Value>,
+    shape: &str,
+) -> Result<&'a Map<String, Value>, ClientError> {
     match raw {
         Some(Value::Object(fields)) => Ok(fields),
-        _ => Err(ClientError::invalid(
-            "expected an object such as { resource, id, events }",
-        )),
+        _ => Err(ClientError::invalid(format!(
+            "expected an object such as {shape}"
+        ))),
     }
 }
 
-fn reject_unknown(fields: &Map<String, Value>, allowed: &[&str]) -> Result<(), ClientError> {
+pub(super) fn reject_unknown(
+    fields: &Map<String, Value>,
+    allowed: &[&str],
+) -> Result<(), ClientError> {
     match fields.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(extra) => Err(ClientError::invalid(format!(
             "unknown field `{}`; allowed: {}",
@@ -251,7 +261,7 @@ fn parse_filter(
     }
 }
 
-fn id_value(name: &str, value: &Value) -> Result<Box<str>, ClientError> {
+pub(super) fn id_value(name: &str, value: &Value) -> Result<Box<str>, ClientError> {
     match value {
         Value::String(s) if !s.is_empty() && s.len() <= MAX_ID_LEN => Ok(s.as_str().into()),
         _ => Err(ClientError::invalid(format!(
@@ -269,7 +279,7 @@ fn unknown_event(kind: ResourceKind, name: &Value) -> ClientError {
 }
 
 /// Echo at most 64 bytes of client input in messages.
-fn truncate(s: &str) -> &str {
+pub(super) fn truncate(s: &str) -> &str {
     let mut end = s.len().min(64);
     while !s.is_char_boundary(end) {
         end -= 1;

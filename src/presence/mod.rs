@@ -1,0 +1,93 @@
+//! Collaboration rooms across bridge nodes: who is in a room (presence) and
+//! who there is typing, shared through a Kafka topic of the bridge's own so
+//! Kafka stays the only engine the nodes share.
+//!
+//! - `roster.rs`: the state machine: rooms, per-user presence over sockets
+//!   and instances, typing throttle and expiry. Pure.
+//! - `wire.rs`: the records on the presence topic.
+//! - `link.rs`: [`Presence`], the roster behind a lock, wired to Kafka: it
+//!   publishes this instance's changes, applies the others', sends heartbeats
+//!   and times out instances that stop (a node killed outright).
+//!
+//! A room also delivers its resource's CRM events; that part is a
+//! subscription held by the session (`gateway/session.rs`).
+
+mod link;
+mod roster;
+mod wire;
+
+use serde::Deserialize;
+
+pub use link::Presence;
+pub use roster::{NotInRoom, RoomView, Timing};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PresenceConfig {
+    /// The internal topic nodes share presence and typing through. Created
+    /// with the CRM topics when `kafka.create_topics` is set; in production,
+    /// create it with short retention (minutes): only its tail is ever read.
+    pub topic: String,
+    /// How often each node says it is alive.
+    pub heartbeat_ms: u64,
+    /// A node not heard from for this long is gone: its users leave their rooms.
+    pub node_timeout_ms: u64,
+    /// At most one `user-typing` per user, room and field per this interval.
+    pub typing_throttle_ms: u64,
+    /// A typing indicator lapses this long after the last `typing`.
+    pub typing_ttl_ms: u64,
+    /// How often each node republishes everything it holds, healing any
+    /// record another node missed.
+    pub resync_seconds: u64,
+    /// Rooms one connection may be in at once.
+    pub max_rooms_per_connection: usize,
+    /// `fetch.wait.max.ms` of the presence consumer: the most an idle broker
+    /// holds a fetch, so it bounds typing latency between nodes.
+    pub fetch_wait_ms: u32,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        Self {
+            topic: "crm-bridge.presence".into(),
+            heartbeat_ms: 1000,
+            node_timeout_ms: 5000,
+            typing_throttle_ms: 1000,
+            typing_ttl_ms: 5000,
+            resync_seconds: 60,
+            max_rooms_per_connection: 100,
+            fetch_wait_ms: 2,
+        }
+    }
+}
+
+impl PresenceConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.topic.is_empty(), "presence.topic is empty");
+        anyhow::ensure!(
+            self.heartbeat_ms > 0,
+            "presence.heartbeat_ms must be positive"
+        );
+        anyhow::ensure!(
+            self.node_timeout_ms >= 2 * self.heartbeat_ms,
+            "presence.node_timeout_ms must be at least twice heartbeat_ms"
+        );
+        anyhow::ensure!(
+            self.typing_ttl_ms > self.typing_throttle_ms,
+            "presence.typing_ttl_ms must exceed typing_throttle_ms, or steady typing flickers"
+        );
+        anyhow::ensure!(
+            self.max_rooms_per_connection > 0,
+            "presence.max_rooms_per_connection must be positive"
+        );
+        Ok(())
+    }
+
+    pub fn timing(&self) -> Timing {
+        Timing {
+            typing_throttle: self.typing_throttle_ms,
+            typing_ttl: self.typing_ttl_ms,
+            node_timeout: self.node_timeout_ms,
+        }
+    }
+}

@@ -1,0 +1,559 @@
+//! Who is in which room across the cluster, and who there is typing: a pure
+//! state machine (no I/O; the clock is passed in) that `link.rs` drives.
+//!
+//! Presence is per user: a user is in a room while any instance holds them
+//! there. This instance holds a user while one of their sockets here has
+//! joined; other instances' holdings arrive as [`Message`]s. `user-joined`
+//! goes out when a user's first holder appears and `user-left` when the last
+//! one goes, so two tabs (or two nodes) of one user make one presence.
+//!
+//! Every operation returns [`Effects`]: events for local sockets, and records
+//! for the other instances. The caller emits and publishes them in order.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::wire::{Envelope, InstanceId, Member, Message};
+use crate::domain::{RoomKey, UserId};
+use crate::protocol::{PresenceChange, Typing};
+use crate::routing::ClientId;
+
+/// Most members in one snapshot record (~100 bytes each, far below Kafka's
+/// 1 MB default record limit).
+const MEMBERS_PER_RECORD: usize = 2000;
+
+/// Timing rules, in milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// At most one `user-typing` per user, room and field per this interval.
+    pub typing_throttle: u64,
+    /// A typing indicator lapses this long after its last `typing`.
+    pub typing_ttl: u64,
+    /// An instance not heard from for this long is gone, with its users.
+    pub node_timeout: u64,
+}
+
+/// An event for some of this instance's sockets.
+#[derive(Debug)]
+pub struct Notice<C> {
+    pub to: Vec<C>,
+    pub event: &'static str,
+    pub payload: Value,
+}
+
+/// What an operation asks the caller to do, in this order.
+#[derive(Debug)]
+pub struct Effects<C> {
+    pub notices: Vec<Notice<C>>,
+    pub publish: Vec<Message>,
+}
+
+impl<C> Default for Effects<C> {
+    fn default() -> Self {
+        Self {
+            notices: Vec::new(),
+            publish: Vec::new(),
+        }
+    }
+}
+
+/// What a joining socket learns: the others in the room, and who is typing.
+#[derive(Debug, Default, PartialEq, Serialize)]
+pub struct RoomView {
+    pub members: Vec<MemberView>,
+    pub typing: Vec<TypingView>,
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    pub user_id: UserId,
+    pub user_name: Box<str>,
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingView {
+    pub user_id: UserId,
+    pub user_name: Box<str>,
+    pub field: Box<str>,
+    pub expires_at: String,
+}
+
+/// `typing` from a socket that has not joined the room.
+#[derive(Debug, PartialEq)]
+pub struct NotInRoom;
+
+pub struct Roster<C> {
+    me: InstanceId,
+    timing: Timing,
+    rooms: HashMap<RoomKey, Room<C>>,
+    peers: HashMap<InstanceId, Peer>,
+}
+
+struct Room<C> {
+    /// This instance's sockets in the room.
+    seats: HashMap<ClientId, Seat<C>>,
+    /// Everyone present, cluster-wide.
+    users: HashMap<UserId, Attendance>,
+    /// When each (user, field) last typed, by the typing instance's clock.
+    typing: HashMap<(UserId, Box<str>), u64>,
+}
+
+struct Seat<C> {
+    user: UserId,
+    handle: C,
+}
+
+struct Attendance {
+    name: Box<str>,
+    /// Sockets of this user in the room on this instance.
+    here: u32,
+    /// Other instances holding this user in the room.
+    peers: BTreeSet<InstanceId>,
+}
+
+#[derive(Default)]
+struct Peer {
+    last_seen: u64,
+    /// A snapshot (or its `hello`) has told us everything it holds.
+    synced: bool,
+    sync_requested_at: Option<u64>,
+    holds: HashSet<(RoomKey, UserId)>,
+    /// A snapshot arriving in several records, applied at its last.
+    incoming: Option<Vec<Member>>,
+}
+
+impl<C: Clone> Roster<C> {
+    pub fn new(me: InstanceId, timing: Timing) -> Self {
+        Self {
+            me,
+            timing,
+            rooms: HashMap::new(),
+            peers: HashMap::new(),
+        }
+    }
+
+    /// A local socket joins `room`. Joining twice changes nothing.
+    pub fn join(
+        &mut self,
+        room: &RoomKey,
+        client: ClientId,
+        handle: C,
+        user: &UserId,
+        name: &str,
+        now: u64,
+    ) -> (RoomView, Effects<C>) {
+        let mut effects = Effects::default();
+        let entry = self.rooms.entry(room.clone()).or_insert_with(Room::new);
+        if !entry.seats.contains_key(&client) {
+            entry.seats.insert(
+                client,
+                Seat {
+                    user: user.clone(),
+                    handle,
+                },
+            );
+            let attendance = entry
+                .users
+                .entry(user.clone())
+                .or_insert_with(|| Attendance {
+                    name: name.into(),
+                    here: 0,
+                    peers: BTreeSet::new(),
+                });
+            attendance.here += 1;
+            let first_here = attendance.here == 1;
+            let newly_present = first_here && attendance.peers.is_empty();
+            if newly_present {
+                let change = PresenceChange::new(room, user, name, now);
+                effects.notify(entry.others(user), "user-joined", &change);
+            }
+            if first_here {
+                effects.publish.push(Message::Join {
+                    member: Member {
+                        room: room.clone(),
+                        user: user.clone(),
+                        name: name.into(),
+                    },
+                });
+            }
+        }
+        (entry.view(user, now, self.timing.typing_ttl), effects)
+    }
+
+    /// A local socket leaves `room`; `None` if it was not in it.
+    pub fn leave(&mut self, room: &RoomKey, client: ClientId, now: u64) -> Option<Effects<C>> {
+        let entry = self.rooms.get_mut(room)?;
+        let seat = entry.seats.remove(&client)?;
+        let mut effects = Effects::default();
+        let attendance = entry.users.get_mut(&seat.user)?;
+        attendance.here -= 1;
+        if attendance.here == 0 {
+            effects.publish.push(Message::Leave {
+                room: room.clone(),
+                user: seat.user.clone(),
+            });
+            if attendance.peers.is_empty() {
+                entry.depart(room, &seat.user, now, &mut effects);
+            }
+        }
+        self.drop_if_empty(room);
+        Some(effects)
+    }
+
+    /// A local socket types in `field`; `Ok(None)` when throttled.
+    pub fn typing(
+        &mut self,
+        room: &RoomKey,
+        client: ClientId,
+        field: &str,
+        now: u64,
+    ) -> Result<Option<Effects<C>>, NotInRoom> {
+        let entry = self.rooms.get_mut(room).ok_or(NotInRoom)?;
+        let user = entry.seats.get(&client).ok_or(NotInRoom)?.user.clone();
+        let name = entry.users.get(&user).map_or("".into(), |a| a.name.clone());
+        let mut effects = Effects::default();
+        if !entry.show_typing(room, &user, &name, field, now, self.timing, &mut effects) {
+            return Ok(None);
+        }
+        effects.publish.push(Message::Typing {
+            room: room.clone(),
+            user,
+            name,
+            field: field.into(),
+        });
+        Ok(Some(effects))
+    }
+
+    /// A record from the presence topic.
+    pub fn apply(&mut self, envelope: &Envelope, now: u64) -> Effects<C> {
+        let mut effects = Effects::default();
+        let from = &envelope.from;
+        if *from == self.me {
+            return effects;
+        }
+        let peer = self.peers.entry(from.clone()).or_default();
+        peer.last_seen = now;
+        match &envelope.message {
+            Message::Hello => {
+                peer.synced = true;
+                self.replace_holdings(from, Vec::new(), now, &mut effects);
+                effects.publish.extend(self.snapshot());
+            }
+            Message::Heartbeat => {
+                let asked_lately = peer
+                    .sync_requested_at
+                    .is_some_and(|at| now < at + self.timing.node_timeout);
+                if !peer.synced && !asked_lately {
+                    peer.sync_requested_at = Some(now);
+                    effects
+                        .publish
+                        .push(Message::SyncRequest { to: from.clone() });
+                }
+            }
+            Message::Bye => self.drop_peer(from, now, &mut effects),
+            Message::SyncRequest { to } if *to == self.me => {
+                effects.publish.extend(self.snapshot());
+            }
+            Message::SyncRequest { .. } => {}
+            Message::Snapshot {
+                reset,
+                last,
+                members,
+            } => {
+                let incoming = match (*reset, peer.incoming.take()) {
+                    (true, _) | (false, None) => members.clone(),
+                    (false, Some(mut so_far)) => {
+                        so_far.extend(members.iter().cloned());
+                        so_far
+                    }
+                };
+                if *last {
+                    peer.synced = true;
+                    self.replace_holdings(from, incoming, now, &mut effects);
+                } else {
+                    peer.incoming = Some(incoming);
+                }
+            }
+            Message::Join { member } => self.hold(from, member, envelope.at, &mut effects),
+            Message::Leave { room, user } => {
+                self.release(from, room, user, envelope.at, &mut effects);
+            }
+            Message::Typing {
+                room,
+                user,
+                name,
+                field,
+            } => {
+                let fresh = now < envelope.at + self.timing.typing_ttl;
+                if let Some(entry) = self.rooms.get_mut(room).filter(|_| fresh) {
+                    let at = envelope.at;
+                    entry.show_typing(room, user, name, field, at, self.timing, &mut effects);
+                }
+            }
+        }
+        effects
+    }
+
+    /// Drops instances silent for longer than the node timeout (their users
+    /// leave) and typing indicators that have lapsed.
+    pub fn expire(&mut self, now: u64) -> Effects<C> {
+        let mut effects = Effects::default();
+        let timeout = self.timing.node_timeout;
+        let silent: Vec<InstanceId> = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| now > peer.last_seen + timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in silent {
+            tracing::warn!(instance = %id, "bridge instance timed out; its users leave their rooms");
+            self.drop_peer(&id, now, &mut effects);
+        }
+        let ttl = self.timing.typing_ttl;
+        for room in self.rooms.values_mut() {
+            room.typing.retain(|_, at| now < *at + ttl);
+        }
+        effects
+    }
+
+    /// Everything this instance holds, as snapshot records.
+    pub fn snapshot(&self) -> Vec<Message> {
+        let mut members = Vec::new();
+        for (room, entry) in &self.rooms {
+            for (user, attendance) in &entry.users {
+                if attendance.here > 0 {
+                    members.push(Member {
+                        room: room.clone(),
+                        user: user.clone(),
+                        name: attendance.name.clone(),
+                    });
+                }
+            }
+        }
+        let chunks: Vec<Vec<Member>> = if members.is_empty() {
+            vec![Vec::new()]
+        } else {
+            members
+                .chunks(MEMBERS_PER_RECORD)
+                .map(<[Member]>::to_vec)
+                .collect()
+        };
+        let count = chunks.len();
+        chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, members)| Message::Snapshot {
+                reset: i == 0,
+                last: i + 1 == count,
+                members,
+            })
+            .collect()
+    }
+
+    /// Other instances currently known (for `/stats`).
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether every instance heard from has told us what it holds.
+    pub fn is_synced(&self) -> bool {
+        self.peers.values().all(|peer| peer.synced)
+    }
+
+    fn hold(&mut self, from: &InstanceId, member: &Member, at: u64, effects: &mut Effects<C>) {
+        let Some(peer) = self.peers.get_mut(from) else {
+            return;
+        };
+        if !peer
+            .holds
+            .insert((member.room.clone(), member.user.clone()))
+        {
+            return;
+        }
+        let entry = self
+            .rooms
+            .entry(member.room.clone())
+            .or_insert_with(Room::new);
+        let attendance = entry
+            .users
+            .entry(member.user.clone())
+            .or_insert_with(|| Attendance {
+                name: member.name.clone(),
+                here: 0,
+                peers: BTreeSet::new(),
+            });
+        let newly_present = attendance.here == 0 && attendance.peers.is_empty();
+        attendance.peers.insert(from.clone());
+        if newly_present {
+            let change = PresenceChange::new(&member.room, &member.user, &member.name, at);
+            effects.notify(entry.others(&member.user), "user-joined", &change);
+        }
+    }
+
+    fn release(
+        &mut self,
+        from: &InstanceId,
+        room: &RoomKey,
+        user: &UserId,
+        at: u64,
+        effects: &mut Effects<C>,
+    ) {
+        let Some(peer) = self.peers.get_mut(from) else {
+            return;
+        };
+        if !peer.holds.remove(&(room.clone(), user.clone())) {
+            return;
+        }
+        let Some(entry) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let Some(attendance) = entry.users.get_mut(user) else {
+            return;
+        };
+        attendance.peers.remove(from);
+        if attendance.here == 0 && attendance.peers.is_empty() {
+            entry.depart(room, user, at, effects);
+        }
+        self.drop_if_empty(room);
+    }
+
+    /// Makes `members` exactly what `from` holds.
+    fn replace_holdings(
+        &mut self,
+        from: &InstanceId,
+        members: Vec<Member>,
+        now: u64,
+        effects: &mut Effects<C>,
+    ) {
+        let Some(peer) = self.peers.get(from) else {
+            return;
+        };
+        let wanted: HashSet<(RoomKey, UserId)> = members
+            .iter()
+            .map(|m| (m.room.clone(), m.user.clone()))
+            .collect();
+        let stale: Vec<(RoomKey, UserId)> = peer.holds.difference(&wanted).cloned().collect();
+        for (room, user) in stale {
+            self.release(from, &room, &user, now, effects);
+        }
+        for member in &members {
+            self.hold(from, member, now, effects);
+        }
+    }
+
+    fn drop_peer(&mut self, id: &InstanceId, now: u64, effects: &mut Effects<C>) {
+        self.replace_holdings(id, Vec::new(), now, effects);
+        self.peers.remove(id);
+    }
+
+    fn drop_if_empty(&mut self, room: &RoomKey) {
+        if self
+            .rooms
+            .get(room)
+            .is_some_and(|r| r.seats.is_empty() && r.users.is_empty())
+        {
+            self.rooms.remove(room);
+        }
+    }
+}
+
+impl<C: Clone> Room<C> {
+    fn new() -> Self {
+        Self {
+            seats: HashMap::new(),
+            users: HashMap::new(),
+            typing: HashMap::new(),
+        }
+    }
+
+    /// Local sockets of everyone but `user`.
+    fn others(&self, user: &UserId) -> Vec<C> {
+        self.seats
+            .values()
+            .filter(|seat| seat.user != *user)
+            .map(|seat| seat.handle.clone())
+            .collect()
+    }
+
+    /// `user` is no longer present anywhere: tell the room.
+    fn depart(&mut self, room: &RoomKey, user: &UserId, at: u64, effects: &mut Effects<C>) {
+        let Some(attendance) = self.users.remove(user) else {
+            return;
+        };
+        self.typing.retain(|(typist, _), _| typist != user);
+        let change = PresenceChange::new(room, user, &attendance.name, at);
+        effects.notify(self.others(user), "user-left", &change);
+    }
+
+    /// Shows `user` typing unless throttled; false when throttled.
+    #[allow(clippy::too_many_arguments)]
+    fn show_typing(
+        &mut self,
+        room: &RoomKey,
+        user: &UserId,
+        name: &str,
+        field: &str,
+        at: u64,
+        timing: Timing,
+        effects: &mut Effects<C>,
+    ) -> bool {
+        let key = (user.clone(), Box::<str>::from(field));
+        if let Some(last) = self.typing.get(&key) {
+            if at < last + timing.typing_throttle {
+                return false;
+            }
+        }
+        self.typing.insert(key, at);
+        let typing = Typing::new(room, user, name, field, at, at + timing.typing_ttl);
+        effects.notify(self.others(user), "user-typing", &typing);
+        true
+    }
+
+    fn view(&self, me: &UserId, now: u64, ttl: u64) -> RoomView {
+        let name_of = |user: &UserId| {
+            self.users
+                .get(user)
+                .map_or_else(|| "".into(), |a| a.name.clone())
+        };
+        let mut members: Vec<MemberView> = self
+            .users
+            .iter()
+            .filter(|(user, _)| *user != me)
+            .map(|(user, attendance)| MemberView {
+                user_id: user.clone(),
+                user_name: attendance.name.clone(),
+            })
+            .collect();
+        members.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        let mut typing: Vec<TypingView> = self
+            .typing
+            .iter()
+            .filter(|((user, _), at)| user != me && now < **at + ttl)
+            .map(|((user, field), at)| TypingView {
+                user_id: user.clone(),
+                user_name: name_of(user),
+                field: field.clone(),
+                expires_at: crate::protocol::format_millis((at + ttl) as i64),
+            })
+            .collect();
+        typing.sort_by(|a, b| (&a.user_id, &a.field).cmp(&(&b.user_id, &b.field)));
+        RoomView { members, typing }
+    }
+}
+
+impl<C> Effects<C> {
+    fn notify(&mut self, to: Vec<C>, event: &'static str, payload: &impl Serialize) {
+        if to.is_empty() {
+            return;
+        }
+        let payload = serde_json::to_value(payload).unwrap_or(Value::Null);
+        self.notices.push(Notice { to, event, payload });
+    }
+}
+
+#[cfg(test)]
+mod tests;
