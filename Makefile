@@ -8,9 +8,21 @@ run:
 	bash deploy/dev/run.sh
 
 ## Everything the tests need that the machine does not ship.
+## nginx (load-balancer tests) is installed but not started: a policy-rc.d
+## answering 101 ("forbidden") stops the package starting it; not enabled at boot.
 deps:
 	cd tests/client && npm ci --no-audit --no-fund
 	bash $(TANSU_INSTALL) >/dev/null
+	@test -x /usr/sbin/nginx || { \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  policy=; [ -e /usr/sbin/policy-rc.d ] || { policy=1; \
+	    printf '#!/bin/sh\nexit 101\n' | $$sudo tee /usr/sbin/policy-rc.d >/dev/null; \
+	    $$sudo chmod 755 /usr/sbin/policy-rc.d; }; \
+	  install="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx"; \
+	  $$install || { $$sudo apt-get update -q && $$install; }; status=$$?; \
+	  [ -z "$$policy" ] || $$sudo rm -f /usr/sbin/policy-rc.d; \
+	  ! command -v systemctl >/dev/null || $$sudo systemctl disable -q nginx; \
+	  exit $$status; }
 
 lint:
 	cargo fmt --check

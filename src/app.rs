@@ -17,6 +17,7 @@ use crate::gateway::{self, Dispatcher, Gateway, GatewayParts};
 use crate::http::{self, HttpState};
 use crate::kafka::{ConsumerHandle, LivePositions, ensure_topics, spawn_consumer};
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 use crate::replay::Replayer;
 
 /// How long shutdown waits for tasks before giving up on them.
@@ -41,9 +42,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     };
     let decoder = Arc::new(Decoder::new(Arc::new(registry)));
     if let Some(partitions) = config.kafka.create_topics {
-        let names: Vec<&str> = config.kafka.topics.all().map(|(_, name)| name).collect();
+        let mut names: Vec<&str> = config.kafka.topics.all().map(|(_, name)| name).collect();
+        names.push(&config.presence.topic);
         ensure_topics(&config.kafka, &names, partitions).await?;
     }
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let presence = Presence::start(
+        &config.presence,
+        &config.kafka,
+        metrics.clone(),
+        &tasks,
+        shutdown.clone(),
+    )?;
 
     let limits = config.limits.clone();
     let live = Arc::new(LivePositions::default());
@@ -60,6 +71,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         metrics: metrics.clone(),
         replayer: Arc::new(replayer),
         live: live.clone(),
+        presence: presence.clone(),
     }));
     let (socket_layer, io) = SocketIo::builder()
         .with_state(gateway.clone())
@@ -70,8 +82,6 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         .build_layer();
     gateway::attach(&io);
 
-    let shutdown = CancellationToken::new();
-    let tasks = TaskTracker::new();
     let consumer = spawn_consumer(
         &config.kafka,
         decoder,
@@ -84,6 +94,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
 
     let router = http::router(HttpState {
         consumer: consumer.clone(),
+        presence,
         metrics: metrics.clone(),
     })
     .layer(socket_layer);
@@ -114,8 +125,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
 }
 
 impl RunningApp {
-    /// Stops in order: disconnect clients (they reconnect elsewhere), stop
-    /// HTTP and the consumer (which commits its offsets), wait for tasks.
+    /// Stops in order: disconnect clients (they reconnect elsewhere, and
+    /// leave their rooms), stop HTTP, the consumer (which commits its
+    /// offsets) and presence (which says `bye`), wait for tasks.
     pub async fn shutdown(self) {
         self.io.close().await;
         self.shutdown.cancel();

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::auth::{AuthConfig, DEV_JWT_SECRET};
 use crate::gateway::ClientLimits;
 use crate::kafka::KafkaConfig;
+use crate::presence::PresenceConfig;
 use crate::replay::ReplayConfig;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -27,6 +28,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: ClientLimits,
     pub replay: ReplayConfig,
+    pub presence: PresenceConfig,
     /// Shards of the subscription index: more shards, less lock contention
     /// between routing and subscribing. 64 is plenty for a few cores.
     pub index_shards: usize,
@@ -43,6 +45,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: ClientLimits::default(),
             replay: ReplayConfig::default(),
+            presence: PresenceConfig::default(),
             index_shards: 64,
         }
     }
@@ -120,6 +123,14 @@ impl Config {
         );
         self.limits.validate()?;
         self.replay.validate()?;
+        self.presence.validate()?;
+        anyhow::ensure!(
+            self.kafka
+                .topics
+                .all()
+                .all(|(_, name)| name != self.presence.topic),
+            "presence.topic must not be one of the CRM topics"
+        );
         self.kafka.validate()
     }
 }

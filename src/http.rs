@@ -10,10 +10,12 @@ use axum::routing::get;
 
 use crate::kafka::ConsumerHandle;
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 
 #[derive(Clone)]
 pub struct HttpState {
     pub consumer: ConsumerHandle,
+    pub presence: Arc<Presence>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -40,19 +42,27 @@ async fn client_module() -> impl axum::response::IntoResponse {
     )
 }
 
-/// 200 once every partition is assigned at a known position: from then on no
-/// record produced is missed. Clients are accepted whenever the process runs.
+/// 200 once every partition is assigned at a known position (from then on
+/// no record produced is missed) and presence is in sync with the other
+/// nodes. Clients are accepted whenever the process runs.
 async fn readyz(State(state): State<HttpState>) -> (StatusCode, &'static str) {
-    if state.consumer.is_assigned() {
-        (StatusCode::OK, "ready")
-    } else {
+    if !state.consumer.is_assigned() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "waiting for Kafka partitions",
         )
+    } else if !state.presence.is_ready() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for presence from the other nodes",
+        )
+    } else {
+        (StatusCode::OK, "ready")
     }
 }
 
 async fn stats(State(state): State<HttpState>) -> Json<serde_json::Value> {
-    Json(state.metrics.snapshot())
+    let mut stats = state.metrics.snapshot();
+    stats["presencePeers"] = state.presence.peers().into();
+    Json(stats)
 }

@@ -40,7 +40,8 @@ async fn readiness_waits_for_every_topic_and_late_topics_are_read_from_the_start
     clients
         .subscribe("early", json!({"resource": "deal", "id": "deal_early"}))
         .await;
-    let names: Vec<&str> = config.kafka.topics.all().map(|(_, n)| n).collect();
+    let mut names: Vec<&str> = config.kafka.topics.all().map(|(_, n)| n).collect();
+    names.push(&config.presence.topic);
     ensure_topics(&config.kafka, &names, 1).await.unwrap();
     let early = support::avro::deal("org-1", "deal_early", "p", "update", None);
     support::Producer::new(&broker)

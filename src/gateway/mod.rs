@@ -3,6 +3,8 @@
 //!
 //! - `connect.rs`: handshake authentication and the `connected` event.
 //! - `requests.rs`: `subscribe`, `unsubscribe`, `ping`.
+//! - `rooms.rs`: `join-room`, `leave-room`, `typing` (the state is in
+//!   [`crate::presence`]; a room's CRM events are a session subscription).
 //! - `session.rs`: what one connection holds (principal, subscriptions), and
 //!   the seam between replay and live delivery.
 //! - `replay.rs`: the per-connection replay worker.
@@ -15,6 +17,7 @@ mod dispatch;
 mod overflow;
 mod replay;
 mod requests;
+mod rooms;
 mod session;
 
 use std::sync::Arc;
@@ -30,6 +33,7 @@ pub use dispatch::Dispatcher;
 use crate::auth::Authenticator;
 use crate::kafka::LivePositions;
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 use crate::replay::Replayer;
 use crate::routing::SubscriptionIndex;
 use session::Session;
@@ -46,6 +50,8 @@ pub struct ClientLimits {
     pub socket_buffer: usize,
     /// Largest inbound message, in bytes (the seed's 1 MB).
     pub max_message_bytes: usize,
+    /// Collaboration rooms one connection may be in at once.
+    pub max_rooms: usize,
 }
 
 impl Default for ClientLimits {
@@ -54,6 +60,7 @@ impl Default for ClientLimits {
             max_subscriptions: 1000,
             socket_buffer: 512,
             max_message_bytes: 1_000_000,
+            max_rooms: 100,
         }
     }
 }
@@ -68,6 +75,7 @@ impl ClientLimits {
             self.socket_buffer > 0,
             "limits.socket_buffer must be positive"
         );
+        anyhow::ensure!(self.max_rooms > 0, "limits.max_rooms must be positive");
         anyhow::ensure!(
             self.max_message_bytes >= 1024,
             "limits.max_message_bytes must be at least 1024"
@@ -91,6 +99,7 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     replayer: Arc<Replayer>,
     live: Arc<LivePositions>,
+    presence: Arc<Presence>,
     next_client: AtomicU64,
 }
 
@@ -102,6 +111,7 @@ pub struct GatewayParts {
     pub metrics: Arc<Metrics>,
     pub replayer: Arc<Replayer>,
     pub live: Arc<LivePositions>,
+    pub presence: Arc<Presence>,
 }
 
 impl Gateway {
@@ -113,6 +123,7 @@ impl Gateway {
             metrics: parts.metrics,
             replayer: parts.replayer,
             live: parts.live,
+            presence: parts.presence,
             next_client: AtomicU64::new(1),
         }
     }

@@ -8,16 +8,17 @@ use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 
 use super::session::{ReplayJob, Session, Subscribed};
-use super::{Client, Gateway, replay};
+use super::{Client, Gateway, replay, rooms};
 use crate::protocol::{Caller, ClientError, ErrorCode, parse_subscribe, parse_unsubscribe};
 
 pub fn register(socket: &SocketRef) {
     socket.on("subscribe", on_subscribe);
     socket.on("unsubscribe", on_unsubscribe);
     socket.on("ping", on_ping);
+    rooms::register(socket);
 }
 
-fn caller(session: &Session) -> Caller<'_> {
+pub(super) fn caller(session: &Session) -> Caller<'_> {
     Caller {
         org: &session.principal.org,
         user: &session.principal.user,
@@ -80,8 +81,12 @@ async fn on_unsubscribe(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
+    let client = Client {
+        socket: socket.clone(),
+        session: session.clone(),
+    };
     match parse_unsubscribe(caller(&session), data.as_ref().ok()) {
-        Ok(key) if session.unsubscribe(&gateway, &key) => {
+        Ok(key) if session.unsubscribe(&gateway, &client, &key) => {
             ack.send(&json!({ "ok": true })).ok();
         }
         Ok(_) => {
@@ -100,7 +105,7 @@ async fn on_ping(socket: SocketRef, ack: AckSender) {
     ack.send(&json!({ "ok": true })).ok();
 }
 
-fn refuse(gateway: &Gateway, socket: &SocketRef, ack: AckSender, error: &ClientError) {
+pub(super) fn refuse(gateway: &Gateway, socket: &SocketRef, ack: AckSender, error: &ClientError) {
     gateway.metrics.client_errors.inc(error_label(error.code));
     let payload = error.payload();
     ack.send(&json!({ "ok": false, "error": &payload })).ok();

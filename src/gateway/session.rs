@@ -16,12 +16,13 @@
 //!    live again, and keeps applying that rule: live delivery may lag behind
 //!    a replay's `end` (a node catching up after a restart).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use super::{Client, Gateway};
 use crate::auth::Principal;
-use crate::domain::{ActionSet, CrmEvent};
+use crate::domain::{ActionSet, CrmEvent, RoomKey};
+use crate::presence::RoomView;
 use crate::protocol::{ClientError, ErrorCode, Outbound, SubscriptionRequest};
 use crate::replay::Cursor;
 use crate::routing::{ClientId, Scope, SubscriptionKey, key_matches};
@@ -37,6 +38,7 @@ pub struct Session {
 #[derive(Default)]
 struct State {
     subscriptions: HashMap<SubscriptionKey, Subscription>,
+    rooms: HashSet<RoomKey>,
     closed: bool,
     /// Present while the connection replays.
     replay: Option<ReplayMode>,
@@ -45,11 +47,27 @@ struct State {
     has_windows: bool,
 }
 
+/// One key in the index, held by `subscribe`, by a joined room, or both.
+#[derive(Default)]
 struct Subscription {
-    actions: ActionSet,
+    /// The actions `subscribe` asked for; `None` while only a room holds it.
+    requested: Option<ActionSet>,
+    /// A joined room delivers this key's events, every action.
+    room: bool,
     /// Present once the subscription replayed (or waits to): what the replay
     /// covers, so nothing in it is sent twice.
     replay: Option<ReplayWindow>,
+}
+
+impl Subscription {
+    /// What the index delivers for `key`: the request's actions and a room's.
+    fn actions(&self, key: &SubscriptionKey) -> ActionSet {
+        let room = match (self.room, key.resource()) {
+            (true, Some(kind)) => kind.all_actions(),
+            _ => ActionSet::default(),
+        };
+        self.requested.unwrap_or_default().union(room)
+    }
 }
 
 /// Offsets `[since, end)` a subscription's replay covers.
@@ -170,41 +188,117 @@ impl Session {
         request: &SubscriptionRequest,
         replay: Option<ReplayWindow>,
     ) -> Result<bool, ClientError> {
-        let is_new = check_room(state, gateway, &request.key)?;
-        let subscription = Subscription {
-            actions: request.actions,
-            replay,
-        };
-        state
-            .subscriptions
-            .insert(request.key.clone(), subscription);
-        gateway.index.insert(
-            request.key.clone(),
-            self.client,
-            client.clone(),
-            request.actions,
-        );
-        if is_new && request.key.resource().is_some() {
+        let is_new = check_capacity(state, gateway, &request.key)?;
+        let key = &request.key;
+        let subscription = state.subscriptions.entry(key.clone()).or_default();
+        subscription.requested = Some(request.actions);
+        subscription.replay = replay;
+        let actions = subscription.actions(key);
+        gateway
+            .index
+            .insert(key.clone(), self.client, client.clone(), actions);
+        if is_new && key.resource().is_some() {
             gateway.metrics.subscriptions.inc();
         }
         Ok(is_new)
     }
 
-    /// True if the subscription existed.
-    pub fn unsubscribe(&self, gateway: &Gateway, key: &SubscriptionKey) -> bool {
+    /// True if the subscription existed. A room holding the same key keeps
+    /// delivering it.
+    pub fn unsubscribe(&self, gateway: &Gateway, client: &Client, key: &SubscriptionKey) -> bool {
         let mut state = self.state();
-        let existed = state.subscriptions.remove(key).is_some();
-        if existed {
-            gateway.index.remove(key, self.client);
-            if key.resource().is_some() {
-                gateway.metrics.subscriptions.dec();
-            }
+        let Some(subscription) = state.subscriptions.get_mut(key) else {
+            return false;
+        };
+        if subscription.requested.take().is_none() {
+            return false;
         }
-        existed
+        subscription.replay = None;
+        if key.resource().is_some() {
+            gateway.metrics.subscriptions.dec();
+        }
+        if subscription.room {
+            let actions = subscription.actions(key);
+            gateway
+                .index
+                .insert(key.clone(), self.client, client.clone(), actions);
+        } else {
+            state.subscriptions.remove(key);
+            gateway.index.remove(key, self.client);
+        }
+        true
     }
 
-    /// Removes everything this connection put in the index. Idempotent:
-    /// returns true only for the call that closed it.
+    /// Joins `room`: its presence, and its resource's events. Joining again
+    /// only returns the room as it is.
+    pub fn join_room(
+        &self,
+        gateway: &Gateway,
+        client: &Client,
+        room: &RoomKey,
+    ) -> Result<RoomView, ClientError> {
+        let mut state = self.state();
+        if state.closed {
+            return Err(closing());
+        }
+        let limit = gateway.limits.max_rooms;
+        if !state.rooms.contains(room) && state.rooms.len() >= limit {
+            return Err(ClientError::new(
+                ErrorCode::RateLimited,
+                format!("room limit reached ({limit} per connection); leave one first"),
+            ));
+        }
+        if state.rooms.insert(room.clone()) {
+            gateway.metrics.room_seats.inc();
+            let key = SubscriptionKey::of_room(room);
+            let subscription = state.subscriptions.entry(key.clone()).or_default();
+            subscription.room = true;
+            let actions = subscription.actions(&key);
+            gateway
+                .index
+                .insert(key, self.client, client.clone(), actions);
+        }
+        // Under the session lock, so a disconnect cannot slip in between
+        // and leave the socket seated in the room.
+        let (user, name) = (&self.principal.user, &self.principal.name);
+        let socket = client.socket.clone();
+        Ok(gateway.presence.join(room, self.client, socket, user, name))
+    }
+
+    /// False if the connection was not in `room`.
+    pub fn leave_room(&self, gateway: &Gateway, client: &Client, room: &RoomKey) -> bool {
+        let mut state = self.state();
+        if !state.rooms.remove(room) {
+            return false;
+        }
+        self.vacate(&mut state, gateway, room);
+        let key = SubscriptionKey::of_room(room);
+        if let Some(subscription) = state.subscriptions.get(&key) {
+            let actions = subscription.actions(&key);
+            gateway
+                .index
+                .insert(key, self.client, client.clone(), actions);
+        }
+        true
+    }
+
+    /// Leaves `room`'s presence and drops the room's hold on its key (the
+    /// key leaves the index when nothing else holds it).
+    fn vacate(&self, state: &mut State, gateway: &Gateway, room: &RoomKey) {
+        gateway.presence.leave(room, self.client);
+        gateway.metrics.room_seats.dec();
+        let key = SubscriptionKey::of_room(room);
+        if let Some(subscription) = state.subscriptions.get_mut(&key) {
+            subscription.room = false;
+            if subscription.requested.is_none() {
+                state.subscriptions.remove(&key);
+                gateway.index.remove(&key, self.client);
+            }
+        }
+    }
+
+    /// Removes everything this connection put in the index and leaves its
+    /// rooms. Idempotent: returns true only for the call that closed it.
     pub fn close(&self, gateway: &Gateway) -> bool {
         let mut state = self.state();
         if state.closed {
@@ -212,9 +306,13 @@ impl Session {
         }
         state.closed = true;
         state.replay = None;
-        for (key, _) in state.subscriptions.drain() {
+        let rooms: Vec<RoomKey> = state.rooms.drain().collect();
+        for room in &rooms {
+            self.vacate(&mut state, gateway, room);
+        }
+        for (key, subscription) in state.subscriptions.drain() {
             gateway.index.remove(&key, self.client);
-            if key.resource().is_some() {
+            if subscription.requested.is_some() && key.resource().is_some() {
                 gateway.metrics.subscriptions.dec();
             }
         }
@@ -292,23 +390,22 @@ impl Session {
     }
 }
 
-/// Ok(is_new), or the subscription limit's error.
-fn check_room(
+/// Ok(is_new), or the subscription limit's error. Keys only a room holds
+/// do not count: rooms have their own limit.
+fn check_capacity(
     state: &State,
     gateway: &Gateway,
     key: &SubscriptionKey,
 ) -> Result<bool, ClientError> {
     if state.closed {
-        return Err(ClientError::new(
-            ErrorCode::InvalidRequest,
-            "connection is closing",
-        ));
+        return Err(closing());
     }
-    let is_new = !state.subscriptions.contains_key(key);
+    let requested = |s: Option<&Subscription>| s.is_some_and(|s| s.requested.is_some());
+    let is_new = !requested(state.subscriptions.get(key));
     let held = state
         .subscriptions
-        .keys()
-        .filter(|k| k.resource().is_some())
+        .iter()
+        .filter(|(k, s)| k.resource().is_some() && requested(Some(s)))
         .count();
     if is_new && key.resource().is_some() && held >= gateway.limits.max_subscriptions {
         return Err(ClientError::new(
@@ -322,6 +419,10 @@ fn check_room(
     Ok(is_new)
 }
 
+fn closing() -> ClientError {
+    ClientError::new(ErrorCode::InvalidRequest, "connection is closing")
+}
+
 /// Step 3 of the seam: whether a held live event still has to be sent.
 fn wanted_after_replay(
     subscriptions: &HashMap<SubscriptionKey, Subscription>,
@@ -330,7 +431,10 @@ fn wanted_after_replay(
     let p = event.position;
     let mut wanted = false;
     for (key, subscription) in subscriptions {
-        if !key_matches(key, subscription.actions, event) {
+        let requested = subscription.requested.unwrap_or_default();
+        if !key_matches(key, requested, event) {
+            // A room's actions beyond the request are live only.
+            wanted |= subscription.room && key_matches(key, subscription.actions(key), event);
             continue;
         }
         let Some(window) = &subscription.replay else {

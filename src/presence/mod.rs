@@ -39,8 +39,6 @@ pub struct PresenceConfig {
     /// How often each node republishes everything it holds, healing any
     /// record another node missed.
     pub resync_seconds: u64,
-    /// Rooms one connection may be in at once.
-    pub max_rooms_per_connection: usize,
     /// `fetch.wait.max.ms` of the presence consumer: the most an idle broker
     /// holds a fetch, so it bounds typing latency between nodes.
     pub fetch_wait_ms: u32,
@@ -55,7 +53,6 @@ impl Default for PresenceConfig {
             typing_throttle_ms: 1000,
             typing_ttl_ms: 5000,
             resync_seconds: 60,
-            max_rooms_per_connection: 100,
             fetch_wait_ms: 2,
         }
     }
@@ -75,10 +72,6 @@ impl PresenceConfig {
         anyhow::ensure!(
             self.typing_ttl_ms > self.typing_throttle_ms,
             "presence.typing_ttl_ms must exceed typing_throttle_ms, or steady typing flickers"
-        );
-        anyhow::ensure!(
-            self.max_rooms_per_connection > 0,
-            "presence.max_rooms_per_connection must be positive"
         );
         Ok(())
     }

@@ -10,6 +10,7 @@
 //! Every operation returns [`Effects`]: events for local sockets, and records
 //! for the other instances. The caller emits and publishes them in order.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
@@ -148,14 +149,11 @@ impl<C: Clone> Roster<C> {
     ) -> (RoomView, Effects<C>) {
         let mut effects = Effects::default();
         let entry = self.rooms.entry(room.clone()).or_insert_with(Room::new);
-        if !entry.seats.contains_key(&client) {
-            entry.seats.insert(
-                client,
-                Seat {
-                    user: user.clone(),
-                    handle,
-                },
-            );
+        if let Entry::Vacant(seat) = entry.seats.entry(client) {
+            seat.insert(Seat {
+                user: user.clone(),
+                handle,
+            });
             let attendance = entry
                 .users
                 .entry(user.clone())
@@ -502,10 +500,12 @@ impl<C: Clone> Room<C> {
         effects: &mut Effects<C>,
     ) -> bool {
         let key = (user.clone(), Box::<str>::from(field));
-        if let Some(last) = self.typing.get(&key) {
-            if at < last + timing.typing_throttle {
-                return false;
-            }
+        if self
+            .typing
+            .get(&key)
+            .is_some_and(|last| at < last + timing.typing_throttle)
+        {
+            return false;
         }
         self.typing.insert(key, at);
         let typing = Typing::new(room, user, name, field, at, at + timing.typing_ttl);

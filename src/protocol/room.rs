@@ -69,13 +69,13 @@ fn room_key(
             )));
         }
     };
-    if let Some(org) = fields.get("organizationId") {
-        if id_value("organizationId", org)?.as_ref() != caller.org.as_str() {
-            return Err(ClientError::new(
-                ErrorCode::Forbidden,
-                "you can only join rooms of your own organization",
-            ));
-        }
+    if let Some(org) = fields.get("organizationId")
+        && id_value("organizationId", org)?.as_ref() != caller.org.as_str()
+    {
+        return Err(ClientError::new(
+            ErrorCode::Forbidden,
+            "you can only join rooms of your own organization",
+        ));
     }
     Ok(RoomKey {
         org: caller.org.clone(),

@@ -9,7 +9,8 @@ use std::hash::{Hash, Hasher};
 use hashbrown::Equivalent;
 
 use crate::domain::{
-    Action, ActionSet, CrmEvent, EventBody, FilterField, OrgId, ResourceKind, TopicKind, UserId,
+    Action, ActionSet, CrmEvent, EventBody, FilterField, OrgId, ResourceKind, RoomKey, RoomKind,
+    TopicKind, UserId,
 };
 
 /// What a subscription selects, always within one organisation.
@@ -73,6 +74,25 @@ impl SubscriptionKey {
         KeyRef {
             org: self.org.as_str(),
             scope,
+        }
+    }
+
+    /// What a room delivers: a pipeline room, its deals (`filter: {
+    /// pipelineId }`); a deal, contact or email-thread room, that resource
+    /// (`id`), contact rooms with the contact's emails. Every action.
+    pub fn of_room(room: &RoomKey) -> Self {
+        let (kind, selector) = match room.kind {
+            RoomKind::Pipeline => (
+                ResourceKind::Deal,
+                Selector::Field(FilterField::PipelineId, room.id.clone()),
+            ),
+            RoomKind::Deal => (ResourceKind::Deal, Selector::Id(room.id.clone())),
+            RoomKind::Contact => (ResourceKind::Contact, Selector::Id(room.id.clone())),
+            RoomKind::EmailThread => (ResourceKind::EmailThread, Selector::Id(room.id.clone())),
+        };
+        Self {
+            org: room.org.clone(),
+            scope: Scope::Resource(kind, selector),
         }
     }
 

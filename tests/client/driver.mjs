@@ -3,7 +3,10 @@
 // Reads one JSON command per line on stdin, writes one JSON observation per
 // line on stdout. Commands:
 //   {"op":"connect","client":"a","url":"http://127.0.0.1:3000","auth":{...},
-//    "headers":{...},"transports":["websocket"]}
+//    "headers":{...},"transports":["websocket"],"localAddress":"127.0.0.5"}
+//      ("transports" defaults to ["websocket"]; ["polling","websocket"] is the
+//      stock client's default. "localAddress": the source address of every
+//      request, polling and websocket, through an http.Agent.)
 //   {"op":"emit","client":"a","event":"subscribe","data":{...},"ack":"r1"}
 //      ("data" absent: emit with no argument; "ack" absent: no callback)
 //   {"op":"disconnect","client":"a"}
@@ -11,7 +14,9 @@
 //   {"op":"reconnect","client":"a","auth":{...}}   (optionally with new auth)
 // "module": true on connect uses the project's client module (client/), with
 // reconnection on; otherwise the stock client with reconnection off.
-// Observations: {"client","type":"connect"|"connect_error"|"disconnect"|"event"|"ack"|"recovered", ...}
+// Observations: {"client","type":"connect"|"connect_error"|"disconnect"|"event"|"ack"|"recovered"|"upgrade", ...}
+// ("upgrade": {"transport":"websocket"} once a polling session upgraded.)
+import { Agent } from "node:http";
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
 import { withRecovery } from "../../client/recovery.js";
@@ -21,11 +26,13 @@ const recoveringIo = withRecovery(io);
 const sockets = new Map();
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 
-function connect({ client, url, auth, headers, transports, module }) {
+function connect({ client, url, auth, headers, transports, localAddress, module }) {
   const socket = (module ? recoveringIo : io)(url, {
     auth: auth ?? {},
     extraHeaders: headers ?? {},
     transports: transports ?? ["websocket"],
+    // engine.io-client hands `agent` to both Node transports (xmlhttprequest-ssl, ws).
+    ...(localAddress && { agent: new Agent({ localAddress, keepAlive: true }) }),
     reconnection: Boolean(module),
     reconnectionDelay: 100,
     reconnectionDelayMax: 500,
@@ -34,6 +41,9 @@ function connect({ client, url, auth, headers, transports, module }) {
   });
   socket.on("recovered", (data) => out({ client, type: "recovered", data }));
   sockets.set(client, socket);
+  socket.io.on("open", () =>
+    socket.io.engine.on("upgrade", (transport) => out({ client, type: "upgrade", transport: transport.name })),
+  );
   socket.on("connect", () => out({ client, type: "connect", id: socket.id }));
   socket.on("connect_error", (err) =>
     out({ client, type: "connect_error", message: err.message, data: err.data ?? null }),

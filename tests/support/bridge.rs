@@ -52,6 +52,9 @@ impl TestBridge {
         config.kafka.create_topics = Some(2);
         config.schemas.local_dir = repo_path("schemas");
         config.auth.jwt.hs_secret = Some(Secret::new(TEST_SECRET));
+        // Fast presence, so readiness and node timeouts take little test time.
+        config.presence.heartbeat_ms = 250;
+        config.presence.node_timeout_ms = 2000;
         config.auth.api_keys = vec![ApiKeyConfig {
             sha256: hash_api_key(TEST_API_KEY),
             organization_id: "org-1".into(),
@@ -64,15 +67,8 @@ impl TestBridge {
         config.log.filter = "warn".into();
         crm_bridge::telemetry::init(&config.log);
         let app = app::start(config).await.expect("bridge starts");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !app.consumer.is_assigned() {
-            assert!(
-                Instant::now() < deadline,
-                "bridge never assigned its partitions"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let url = format!("http://{}", app.addr);
+        wait_ready(&url).await;
         Self {
             app: Some(app),
             url,
@@ -108,6 +104,22 @@ impl TestBridge {
         if let Some(app) = self.app.take() {
             app.shutdown().await;
         }
+    }
+}
+
+/// Waits for `/readyz`: partitions assigned and presence in sync.
+pub async fn wait_ready(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = reqwest::get(format!("{url}/readyz")).await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bridge at {url} never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

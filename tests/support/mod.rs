@@ -8,6 +8,7 @@ pub mod avro;
 pub mod bridge;
 pub mod broker;
 pub mod clients;
+pub mod nginx;
 pub mod process;
 pub mod proxy;
 
@@ -16,6 +17,7 @@ pub use bridge::{TEST_API_KEY, TestBridge, token};
 
 pub use broker::Broker;
 pub use clients::Clients;
+pub use nginx::Nginx;
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

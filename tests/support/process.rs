@@ -2,9 +2,8 @@
 //! it with SIGKILL.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use super::bridge::TEST_SECRET;
+use super::bridge::{TEST_SECRET, wait_ready};
 use super::{Broker, repo_path};
 
 pub struct BridgeProcess {
@@ -15,6 +14,11 @@ pub struct BridgeProcess {
 impl BridgeProcess {
     /// Starts the binary on `port` and waits until it is ready.
     pub async fn start(broker: &Broker, port: u16, node_id: &str) -> Self {
+        Self::start_with(broker, port, node_id, "").await
+    }
+
+    /// As [`start`](Self::start), with `extra` TOML appended to its config.
+    pub async fn start_with(broker: &Broker, port: u16, node_id: &str, extra: &str) -> Self {
         let dir = repo_path("target/test-logs");
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join(format!("bridge-{port}-{node_id}.toml"));
@@ -24,7 +28,7 @@ impl BridgeProcess {
                 "listen = \"127.0.0.1:{port}\"\n\
                  [kafka]\nbrokers = \"{}\"\nnode_id = \"{node_id}\"\ncreate_topics = 2\n\
                  [schemas]\nlocal_dir = \"{}\"\n\
-                 [auth.jwt]\nhs_secret = \"{TEST_SECRET}\"\n",
+                 [auth.jwt]\nhs_secret = \"{TEST_SECRET}\"\n{extra}",
                 broker.addr,
                 repo_path("schemas").display()
             ),
@@ -41,18 +45,8 @@ impl BridgeProcess {
             child,
             url: format!("http://127.0.0.1:{port}"),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = reqwest::get(format!("{}/readyz", bridge.url)).await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                return bridge;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "bridge process never became ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_ready(&bridge.url).await;
+        bridge
     }
 
     /// SIGKILL: no shutdown, no final commit, connections cut.

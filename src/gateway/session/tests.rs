@@ -47,8 +47,12 @@ fn subs(entries: &[(&str, Option<(i64, i64)>)]) -> HashMap<SubscriptionKey, Subs
                 since: cursor(since),
                 end: Some(cursor(end)),
             });
-            let actions = ResourceKind::Deal.all_actions();
-            (key(deal), Subscription { actions, replay })
+            let subscription = Subscription {
+                requested: Some(ResourceKind::Deal.all_actions()),
+                room: false,
+                replay,
+            };
+            (key(deal), subscription)
         })
         .collect()
 }
@@ -80,4 +84,20 @@ fn a_live_subscription_still_gets_what_the_replay_did_not_send() {
     assert!(wanted_after_replay(&s, &deal_event("d1", 15)));
     // Events nobody subscribed to are not wanted.
     assert!(!wanted_after_replay(&s, &deal_event("d9", 30)));
+}
+
+#[test]
+fn a_room_on_a_replaying_key_still_gets_actions_the_replay_did_not_cover() {
+    let mut s = subs(&[("d1", Some((10, 20)))]);
+    let only_stages = [crate::domain::Action::StageChange].into_iter().collect();
+    s.get_mut(&key("d1")).unwrap().requested = Some(only_stages);
+    assert!(
+        !wanted_after_replay(&s, &deal_event("d1", 15)),
+        "no room: an update was not asked for"
+    );
+    s.get_mut(&key("d1")).unwrap().room = true;
+    assert!(
+        wanted_after_replay(&s, &deal_event("d1", 15)),
+        "the room wants every action live"
+    );
 }

@@ -1,0 +1,102 @@
+//! Collaboration requests: `join-room`, `leave-room` and `typing`. Answers
+//! and refusals go out as in `requests.rs`.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
+
+use super::requests::{caller, refuse};
+use super::session::Session;
+use super::{Client, Gateway};
+use crate::presence::NotInRoom;
+use crate::protocol::{
+    ClientError, ErrorCode, describe_key, describe_room, parse_room, parse_typing,
+};
+use crate::routing::SubscriptionKey;
+
+pub fn register(socket: &SocketRef) {
+    socket.on("join-room", on_join);
+    socket.on("leave-room", on_leave);
+    socket.on("typing", on_typing);
+}
+
+/// Acknowledged with the others already in the room, who is typing there,
+/// and the subscription the room holds for its resource's events.
+async fn on_join(
+    socket: SocketRef,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+    Extension(session): Extension<Arc<Session>>,
+    State(gateway): State<Arc<Gateway>>,
+) {
+    let room = match parse_room(caller(&session), data.as_ref().ok()) {
+        Ok(room) => room,
+        Err(error) => return refuse(&gateway, &socket, ack, &error),
+    };
+    let client = Client {
+        socket: socket.clone(),
+        session: session.clone(),
+    };
+    match session.join_room(&gateway, &client, &room) {
+        Ok(view) => {
+            let subscription = describe_key(&SubscriptionKey::of_room(&room), None);
+            let reply = json!({
+                "ok": true,
+                "room": describe_room(&room),
+                "members": view.members,
+                "typing": view.typing,
+                "subscription": subscription,
+            });
+            ack.send(&reply).ok();
+        }
+        Err(error) => refuse(&gateway, &socket, ack, &error),
+    }
+}
+
+async fn on_leave(
+    socket: SocketRef,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+    Extension(session): Extension<Arc<Session>>,
+    State(gateway): State<Arc<Gateway>>,
+) {
+    let room = match parse_room(caller(&session), data.as_ref().ok()) {
+        Ok(room) => room,
+        Err(error) => return refuse(&gateway, &socket, ack, &error),
+    };
+    let client = Client {
+        socket: socket.clone(),
+        session: session.clone(),
+    };
+    if session.leave_room(&gateway, &client, &room) {
+        ack.send(&json!({ "ok": true })).ok();
+    } else {
+        let error = ClientError::new(ErrorCode::ResourceNotFound, "not in this room");
+        refuse(&gateway, &socket, ack, &error);
+    }
+}
+
+/// Acknowledged with `throttled: true` when the indicator was shown less
+/// than the throttle interval ago (nothing is sent then).
+async fn on_typing(
+    socket: SocketRef,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+    Extension(session): Extension<Arc<Session>>,
+    State(gateway): State<Arc<Gateway>>,
+) {
+    let (room, field) = match parse_typing(caller(&session), data.as_ref().ok()) {
+        Ok(parsed) => parsed,
+        Err(error) => return refuse(&gateway, &socket, ack, &error),
+    };
+    match gateway.presence.typing(&room, session.client, &field) {
+        Ok(shown) => {
+            ack.send(&json!({ "ok": true, "throttled": !shown })).ok();
+        }
+        Err(NotInRoom) => {
+            let error = ClientError::new(ErrorCode::Forbidden, "join the room before typing in it");
+            refuse(&gateway, &socket, ack, &error);
+        }
+    }
+}
