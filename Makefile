@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test deps lint bench-replay bench-latency
+.PHONY: run test deps lint bench-replay bench-latency bench-typing
 
 TANSU_INSTALL := deploy/dev/install-tansu.sh
 
@@ -40,3 +40,7 @@ bench-replay: deps
 ## Produce-to-receive latency of single records on an idle bridge (release build).
 bench-latency: deps
 	TANSU="$$(bash $(TANSU_INSTALL))" cargo bench --bench latency
+
+## Typing latency to a user on the same node and on another node (via Kafka).
+bench-typing: deps
+	TANSU="$$(bash $(TANSU_INSTALL))" cargo bench --bench typing
