@@ -8,6 +8,11 @@
 // After a reconnect `socket.recovered` and `socket.replayed` say how it went,
 // and a `recovered` event reports `{ recovered, replayed, gaps }`.
 //
+// Rooms joined with `join-room` are joined again after a reconnect; each
+// rejoin's acknowledgement (who is there now, who is typing) is reported as
+// a `room-rejoined` event. A room's presence and resource events are live
+// only: subscribe to the resource as well to resume its events gap-free.
+//
 // It also unpacks the bridge's `connect_error` (whose message is the error
 // object as JSON) into `err.data`, so `err.data.code === "UNAUTHORIZED"`.
 //
@@ -57,6 +62,11 @@ function keyOf(request) {
   return JSON.stringify([request.resource, request.id ?? null, filter]);
 }
 
+/** Identifies a room: type + id. */
+function roomKeyOf(request) {
+  return JSON.stringify([request.type, request.id]);
+}
+
 function call(callback, value) {
   if (typeof callback === "function") callback(value);
 }
@@ -71,6 +81,8 @@ function recovering(socket) {
   const send = socket.emit.bind(socket);
   /** key → { request, cursor: Map | null (null until acknowledged), reply } */
   const subscriptions = new Map();
+  /** room key → the `join-room` request, once acknowledged */
+  const rooms = new Map();
   let inbox = null; // the notifications cursor
   let connectedBefore = false;
   // The current reconnect: subscriptions not yet resumed, refusals, gaps.
@@ -110,10 +122,20 @@ function recovering(socket) {
     entry.resuming = Boolean(reply.replaying);
   }
 
+  function joinRoom(request, callback) {
+    send("join-room", request, (reply) => {
+      if (reply?.ok) rooms.set(roomKeyOf(request), { ...request });
+      call(callback, reply);
+    });
+  }
+
   socket.emit = (event, ...args) => {
     const callback = typeof args[args.length - 1] === "function" ? args.pop() : undefined;
-    if (event === "subscribe" && args[0] && typeof args[0] === "object") return subscribe(args[0], callback), socket;
-    if (event === "unsubscribe" && args[0] && typeof args[0] === "object") subscriptions.delete(keyOf(args[0]));
+    const request = args[0] && typeof args[0] === "object" ? args[0] : null;
+    if (event === "subscribe" && request) return subscribe(request, callback), socket;
+    if (event === "join-room" && request) return joinRoom(request, callback), socket;
+    if (event === "unsubscribe" && request) subscriptions.delete(keyOf(request));
+    if (event === "leave-room" && request) rooms.delete(roomKeyOf(request));
     return callback ? send(event, ...args, callback) : send(event, ...args);
   };
 
@@ -199,6 +221,12 @@ function recovering(socket) {
     socket.replayed = 0;
     gaps = [];
     failed = 0;
+    for (const [key, request] of rooms) {
+      send("join-room", request, (reply) => {
+        if (!reply?.ok) rooms.delete(key);
+        notify("room-rejoined", reply);
+      });
+    }
     const pending = [...subscriptions.values()];
     resubscribing = pending.length;
     for (const entry of pending) {

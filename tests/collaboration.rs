@@ -20,14 +20,27 @@ async fn connect_via(
     node: SocketAddr,
     (client, user, org): (&str, &str, &str),
 ) {
+    connect_with(clients, nginx, node, (client, user, org), json!({})).await;
+}
+
+/// As [`connect_via`], with `options` added to the driver's connect command.
+async fn connect_with(
+    clients: &mut Clients,
+    nginx: &Nginx,
+    node: SocketAddr,
+    (client, user, org): (&str, &str, &str),
+    options: Value,
+) {
     let source = nginx.source_for(node).await;
-    clients
-        .send(json!({
-            "op": "connect", "client": client, "url": nginx.url(),
-            "auth": {"token": token(user, org)},
-            "transports": ["polling", "websocket"], "localAddress": source.to_string(),
-        }))
-        .await;
+    let mut command = json!({
+        "op": "connect", "client": client, "url": nginx.url(),
+        "auth": {"token": token(user, org)},
+        "transports": ["polling", "websocket"], "localAddress": source.to_string(),
+    });
+    for (name, value) in options.as_object().unwrap() {
+        command[name] = value.clone();
+    }
+    clients.send(command).await;
     let connected = clients.event(client, "connected").await;
     assert_eq!(connected["userId"], user, "{}", nginx.logs());
     let upgraded = |o: &Value| o["client"] == client && o["type"] == "upgrade";
@@ -237,6 +250,32 @@ async fn two_tabs_of_one_user_are_one_presence() {
     c.send(json!({ "op": "disconnect", "client": "tab2" }))
         .await;
     event_from(c, "alice", "user-left", "user_bob").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_module_rejoins_its_rooms_after_a_reconnect() {
+    let mut cluster = Cluster::start().await;
+    cluster.connect("bob", "user_bob", "org-1", 1).await;
+    let (nginx, node) = (&cluster.nginx, cluster.nodes[0].addr());
+    let alice = ("alice", "user_alice", "org-1");
+    let module = json!({ "module": true });
+    connect_with(&mut cluster.clients, nginx, node, alice, module).await;
+    let c = &mut cluster.clients;
+    join(c, "alice", room("deal", "d7")).await;
+    join_seeing(c, "bob", room("deal", "d7"), &["user_alice"]).await;
+
+    c.send(json!({ "op": "drop", "client": "alice" })).await;
+    event_from(c, "bob", "user-left", "user_alice").await;
+    let rejoined = c
+        .wait_for("alice rejoining", |o| {
+            o["client"] == "alice" && o["type"] == "room-rejoined"
+        })
+        .await;
+    assert_eq!(member_ids(&rejoined["data"]), ["user_bob"], "{rejoined}");
+    event_from(c, "bob", "user-joined", "user_alice").await;
+    let typing = json!({ "roomType": "deal", "roomId": "d7", "field": "amount" });
+    c.request("bob", "typing", typing).await;
+    event_from(c, "alice", "user-typing", "user_bob").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@
 //   {"op":"reconnect","client":"a","auth":{...}}   (optionally with new auth)
 // "module": true on connect uses the project's client module (client/), with
 // reconnection on; otherwise the stock client with reconnection off.
-// Observations: {"client","type":"connect"|"connect_error"|"disconnect"|"event"|"ack"|"recovered"|"upgrade", ...}
+// Observations: {"client","type":"connect"|"connect_error"|"disconnect"|"event"|"ack"|"recovered"|"room-rejoined"|"upgrade", ...}
 // ("upgrade": {"transport":"websocket"} once a polling session upgraded.)
 import { Agent } from "node:http";
 import { createInterface } from "node:readline";
@@ -40,6 +40,7 @@ function connect({ client, url, auth, headers, transports, localAddress, module 
     timeout: 10000,
   });
   socket.on("recovered", (data) => out({ client, type: "recovered", data }));
+  socket.on("room-rejoined", (data) => out({ client, type: "room-rejoined", data }));
   sockets.set(client, socket);
   socket.io.on("open", () =>
     socket.io.engine.on("upgrade", (transport) => out({ client, type: "upgrade", transport: transport.name })),
