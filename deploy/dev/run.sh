@@ -54,6 +54,7 @@ pids+=($!)
 echo "demo producer: 2 events/s across org-acme and org-globex (log: $logs/demo.log)"
 
 alice=$("$bridge" token --user user_alice --name "Alice Martin" --org org-acme)
+bob=$("$bridge" token --user user_bob --name "Bob Chen" --org org-acme)
 dave=$("$bridge" token --user user_dave --name "Dave Okafor" --org org-globex)
 cat <<TXT
 
@@ -63,11 +64,15 @@ Connect with the stock socket.io-client (tokens valid 24 h, signed with the dev 
   Dave (org-globex):  $dave
   API key (org-acme): dev-api-key-acme-0123456789abcdef
 Then: socket.emit("subscribe", { resource: "deal", filter: { pipelineId: "pipeline_acme_sales" } })
+ or:  socket.emit("join-room", { type: "pipeline", id: "pipeline_acme_sales" }, console.log)
 More tokens: $bridge token --user ID --name NAME --org ORG
 Health: $BRIDGE_URL/healthz  Readiness: $BRIDGE_URL/readyz  Counters: $BRIDGE_URL/stats
 
-Live events Alice's dashboard receives (Ctrl-C stops everything):
+Live events Alice's dashboard receives; her teammate Bob is in the same
+pipeline room, typing notes every 4 s (Ctrl-C stops everything):
 TXT
+node deploy/dev/watch.mjs "$BRIDGE_URL" "$bob" org-acme pipeline_acme_sales 4000 &
+pids+=($!)
 node deploy/dev/watch.mjs "$BRIDGE_URL" "$alice" org-acme pipeline_acme_sales &
 pids+=($!)
 wait -n "${pids[@]}"
