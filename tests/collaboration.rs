@@ -316,6 +316,29 @@ async fn users_of_a_node_killed_outright_leave_within_the_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_stall_longer_than_the_node_timeout_does_not_empty_rooms() {
+    let mut cluster = Cluster::start().await;
+    cluster.connect("alice", "user_alice", "org-1", 0).await;
+    cluster.connect("bob", "user_bob", "org-1", 1).await;
+    let c = &mut cluster.clients;
+    join(c, "alice", room("deal", "d3")).await;
+    join_seeing(c, "bob", room("deal", "d3"), &["user_alice"]).await;
+    event_from(c, "alice", "user-joined", "user_bob").await;
+
+    // Nobody hears anybody for twice the 2 s node timeout: every node knows
+    // its own heartbeats are not coming back, so none declares the others dead.
+    cluster.broker.stall(Duration::from_secs(4)).await;
+    let typing = json!({ "roomType": "deal", "roomId": "d3", "field": "notes" });
+    c.request("bob", "typing", typing).await;
+    event_from(c, "alice", "user-typing", "user_bob").await;
+    c.settle(Duration::from_millis(500)).await;
+    for client in ["alice", "bob"] {
+        let left = c.unclaimed(client, "user-left");
+        assert!(left.is_empty(), "{client} saw a user leave: {left:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_started_late_knows_who_is_already_in_the_room() {
     let broker = Broker::start();
     let early = TestBridge::start(&broker).await;

@@ -46,6 +46,8 @@ pub struct Presence {
     metrics: Arc<Metrics>,
     /// When this instance saw its own `hello` come back (Unix ms; 0: not yet).
     hello_seen_at: AtomicU64,
+    /// When a record of its own last came back (Unix ms).
+    own_seen_at: AtomicU64,
 }
 
 impl Presence {
@@ -86,6 +88,7 @@ impl Presence {
             producer,
             metrics,
             hello_seen_at: AtomicU64::new(0),
+            own_seen_at: AtomicU64::new(0),
         });
         let resync = Duration::from_secs(config.resync_seconds.max(1));
         tasks.spawn(follow(presence.clone(), consumer, resync, shutdown));
@@ -131,9 +134,7 @@ impl Presence {
     /// has said what it holds.
     pub fn is_ready(&self) -> bool {
         let seen = self.hello_seen_at.load(Ordering::Acquire);
-        seen != 0
-            && now_ms() >= seen + self.heartbeat.as_millis() as u64
-            && self.roster().is_synced()
+        seen != 0 && now_ms() >= seen + self.heartbeat_ms() && self.roster().is_synced()
     }
 
     /// Other bridge instances this one knows of.
@@ -189,8 +190,10 @@ impl Presence {
         };
         self.metrics.presence_received.inc();
         if envelope.from == self.me {
+            let now = now_ms();
+            self.own_seen_at.store(now, Ordering::Release);
             if envelope.message == Message::Hello {
-                self.hello_seen_at.store(now_ms(), Ordering::Release);
+                self.hello_seen_at.store(now, Ordering::Release);
             }
             return;
         }
@@ -199,11 +202,24 @@ impl Presence {
         self.carry_out(effects);
     }
 
+    /// Beats, and times out silent instances, but only while this
+    /// instance's own heartbeats come back: a node cut off from Kafka hears
+    /// nobody and must not take everyone else for dead.
     fn tick(&self) {
         self.publish(Message::Heartbeat);
+        let now = now_ms();
+        let hearing = now <= self.own_seen_at.load(Ordering::Acquire) + 2 * self.heartbeat_ms();
+        if !hearing {
+            tracing::debug!("own presence records not coming back; not timing out others");
+            return;
+        }
         let mut roster = self.roster();
-        let effects = roster.expire(now_ms());
+        let effects = roster.expire(now);
         self.carry_out(effects);
+    }
+
+    fn heartbeat_ms(&self) -> u64 {
+        self.heartbeat.as_millis() as u64
     }
 
     fn resync(&self) {

@@ -46,6 +46,19 @@ impl Broker {
     }
 
     /// Stops and starts again on the same port and storage.
+    /// Freezes the broker (SIGSTOP) for `how_long`, then lets it go on:
+    /// a stall every client sees at once.
+    pub async fn stall(&self, how_long: std::time::Duration) {
+        let signal = |name: &str| {
+            let pid = self.child.id().to_string();
+            let status = Command::new("kill").args([name, pid.as_str()]).status();
+            assert!(status.is_ok_and(|s| s.success()), "kill {name} {pid}");
+        };
+        signal("-STOP");
+        tokio::time::sleep(how_long).await;
+        signal("-CONT");
+    }
+
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
