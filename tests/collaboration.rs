@@ -101,14 +101,14 @@ async fn event_from(clients: &mut Clients, client: &str, event: &str, user: &str
 struct Cluster {
     clients: Clients,
     nginx: Nginx,
-    nodes: [TestBridge; 2],
+    nodes: Vec<TestBridge>,
     broker: Broker,
 }
 
 impl Cluster {
     async fn start() -> Self {
         let broker = Broker::start();
-        let nodes = [
+        let nodes = vec![
             TestBridge::start(&broker).await,
             TestBridge::start(&broker).await,
         ];
@@ -276,6 +276,26 @@ async fn the_client_module_rejoins_its_rooms_after_a_reconnect() {
     let typing = json!({ "roomType": "deal", "roomId": "d7", "field": "amount" });
     c.request("bob", "typing", typing).await;
     event_from(c, "alice", "user-typing", "user_bob").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_of_a_node_shut_down_cleanly_leave_at_once() {
+    let mut cluster = Cluster::start().await;
+    cluster.connect("alice", "user_alice", "org-1", 0).await;
+    cluster.connect("bob", "user_bob", "org-1", 1).await;
+    let c = &mut cluster.clients;
+    join(c, "alice", room("email-thread", "t1")).await;
+    join_seeing(c, "bob", room("email-thread", "t1"), &["user_alice"]).await;
+    event_from(c, "alice", "user-joined", "user_bob").await;
+
+    let stopping = Instant::now();
+    cluster.nodes.remove(1).stop().await;
+    event_from(&mut cluster.clients, "alice", "user-left", "user_bob").await;
+    let after = stopping.elapsed();
+    assert!(
+        after < Duration::from_millis(1500),
+        "not at once but after {after:?} (the timeout is 2 s)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
