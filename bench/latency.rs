@@ -8,21 +8,11 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::json;
 use support::avro::deal_seq;
-use support::{Broker, Clients, Producer, TestBridge, token};
+use support::{Broker, Clients, Producer, TestBridge, token, wall_clock_ms};
 
 const SAMPLES: usize = 500;
-
-fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        * 1000.0
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -40,7 +30,7 @@ async fn main() {
     let mut latencies = Vec::with_capacity(SAMPLES);
     for seq in 0..SAMPLES as u64 {
         let record = deal_seq("org-1", "deal_latency", "p", seq);
-        let sent = now_ms();
+        let sent = wall_clock_ms();
         producer.send("crm.deals", "deal_latency", &record).await;
         let received = clients
             .wait_for("delivery", |o| {

@@ -9,20 +9,10 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::{Value, json};
-use support::{Broker, Clients, TestBridge, token};
+use support::{Broker, Clients, TestBridge, token, wall_clock_ms};
 
 const SAMPLES: usize = 500;
-
-fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        * 1000.0
-}
 
 fn quantiles(mut samples: Vec<f64>) -> [f64; 4] {
     samples.sort_by(f64::total_cmp);
@@ -57,7 +47,7 @@ async fn main() {
         // A new field each time: typing is throttled per field.
         let field = format!("field_{i}");
         let typing = json!({ "roomType": "deal", "roomId": "deal_bench", "field": field });
-        let sent = now_ms();
+        let sent = wall_clock_ms();
         clients.emit("typist", "typing", typing).await;
         for (client, out) in [("same_node", &mut same), ("other_node", &mut other)] {
             let seen: Value = clients

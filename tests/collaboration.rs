@@ -88,6 +88,14 @@ async fn join_seeing(clients: &mut Clients, client: &str, room: Value, expected:
     }
 }
 
+/// Alice joins `room`, then Bob (on another node); returns once each knows
+/// of the other.
+async fn alice_then_bob_in(clients: &mut Clients, room: Value) {
+    join(clients, "alice", room.clone()).await;
+    join_seeing(clients, "bob", room, &["user_alice"]).await;
+    event_from(clients, "alice", "user-joined", "user_bob").await;
+}
+
 async fn event_from(clients: &mut Clients, client: &str, event: &str, user: &str) -> Value {
     let what = format!("{client} receiving {event} of {user}");
     clients
@@ -284,9 +292,7 @@ async fn users_of_a_node_shut_down_cleanly_leave_at_once() {
     cluster.connect("alice", "user_alice", "org-1", 0).await;
     cluster.connect("bob", "user_bob", "org-1", 1).await;
     let c = &mut cluster.clients;
-    join(c, "alice", room("email-thread", "t1")).await;
-    join_seeing(c, "bob", room("email-thread", "t1"), &["user_alice"]).await;
-    event_from(c, "alice", "user-joined", "user_bob").await;
+    alice_then_bob_in(c, room("email-thread", "t1")).await;
 
     let stopping = Instant::now();
     cluster.nodes.remove(1).stop().await;
@@ -316,9 +322,7 @@ async fn users_of_a_node_killed_outright_leave_within_the_timeout() {
     )
     .await;
     connect_via(&mut c, &nginx, doomed_addr, ("bob", "user_bob", "org-1")).await;
-    join(&mut c, "alice", room("contact", "c1")).await;
-    join_seeing(&mut c, "bob", room("contact", "c1"), &["user_alice"]).await;
-    event_from(&mut c, "alice", "user-joined", "user_bob").await;
+    alice_then_bob_in(&mut c, room("contact", "c1")).await;
 
     let killed = Instant::now();
     doomed.kill();
@@ -341,9 +345,7 @@ async fn a_broker_stall_longer_than_the_node_timeout_does_not_empty_rooms() {
     cluster.connect("alice", "user_alice", "org-1", 0).await;
     cluster.connect("bob", "user_bob", "org-1", 1).await;
     let c = &mut cluster.clients;
-    join(c, "alice", room("deal", "d3")).await;
-    join_seeing(c, "bob", room("deal", "d3"), &["user_alice"]).await;
-    event_from(c, "alice", "user-joined", "user_bob").await;
+    alice_then_bob_in(c, room("deal", "d3")).await;
 
     // Nobody hears anybody for twice the 2 s node timeout: every node knows
     // its own heartbeats are not coming back, so none declares the others dead.

@@ -28,6 +28,7 @@ async fn a_cursor_before_retention_reports_the_lost_range_and_replays_the_rest()
         "crm.deals",
         "crm.email",
         "crm.notifications",
+        "crm-bridge.presence",
     ]
     .iter()
     .map(|name| {

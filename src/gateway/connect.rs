@@ -123,10 +123,7 @@ pub async fn on_connect(
         "notificationsCursor": inbox_cursor.to_string(),
     });
     socket.emit("connected", &greeting).ok();
-    let client = Client {
-        socket: socket.clone(),
-        session: session.clone(),
-    };
+    let client = Client::new(&socket, &session);
     let resumed = match socket.extensions.remove::<NotificationsSince>() {
         None => session.subscribe(&gateway, &client, &inbox).map(|_| false),
         Some(NotificationsSince(since)) => {

@@ -91,6 +91,15 @@ pub struct Client {
     session: Arc<Session>,
 }
 
+impl Client {
+    fn new(socket: &SocketRef, session: &Arc<Session>) -> Self {
+        Self {
+            socket: socket.clone(),
+            session: session.clone(),
+        }
+    }
+}
+
 /// Shared by every socket handler (socketioxide state).
 pub struct Gateway {
     index: SubscriptionIndex<Client>,

@@ -40,10 +40,7 @@ async fn on_subscribe(
         Ok(request) => request,
         Err(error) => return refuse(&gateway, &socket, ack, &error),
     };
-    let client = Client {
-        socket: socket.clone(),
-        session: session.clone(),
-    };
+    let client = Client::new(&socket, &session);
     let Some(since) = request.since.clone() else {
         match session.subscribe(&gateway, &client, &request) {
             Ok(outcome) => {
@@ -81,10 +78,7 @@ async fn on_unsubscribe(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
-    let client = Client {
-        socket: socket.clone(),
-        session: session.clone(),
-    };
+    let client = Client::new(&socket, &session);
     match parse_unsubscribe(caller(&session), data.as_ref().ok()) {
         Ok(key) if session.unsubscribe(&gateway, &client, &key) => {
             ack.send(&json!({ "ok": true })).ok();

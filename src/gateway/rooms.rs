@@ -34,10 +34,7 @@ async fn on_join(
         Ok(room) => room,
         Err(error) => return refuse(&gateway, &socket, ack, &error),
     };
-    let client = Client {
-        socket: socket.clone(),
-        session: session.clone(),
-    };
+    let client = Client::new(&socket, &session);
     match session.join_room(&gateway, &client, &room) {
         Ok(view) => {
             let subscription = describe_key(&SubscriptionKey::of_room(&room), None);
@@ -65,10 +62,7 @@ async fn on_leave(
         Ok(room) => room,
         Err(error) => return refuse(&gateway, &socket, ack, &error),
     };
-    let client = Client {
-        socket: socket.clone(),
-        session: session.clone(),
-    };
+    let client = Client::new(&socket, &session);
     if session.leave_room(&gateway, &client, &room) {
         ack.send(&json!({ "ok": true })).ok();
     } else {

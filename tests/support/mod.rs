@@ -30,3 +30,13 @@ pub fn free_port() -> u16 {
 pub fn repo_path(relative: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
+
+/// Wall-clock time in ms, fractional: the clock the Node driver stamps
+/// observations with (`at`), so latencies can span both processes.
+pub fn wall_clock_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
