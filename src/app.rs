@@ -72,6 +72,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         replayer: Arc::new(replayer),
         live: live.clone(),
         presence: presence.clone(),
+        guard: config.guard.clone(),
+        token_grace: Duration::from_secs(config.auth.jwt.leeway_seconds),
     }));
     let (socket_layer, io) = SocketIo::builder()
         .with_state(gateway.clone())
@@ -97,7 +99,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         presence,
         metrics: metrics.clone(),
     })
-    .layer(socket_layer);
+    .layer(socket_layer)
+    .layer(http::cors(&config.guard.allowed_origins)?);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     // axum does not set TCP_NODELAY; without it small events wait on Nagle.
@@ -106,7 +109,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     });
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        let served = axum::serve(listener, router)
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, service)
             .with_graceful_shutdown(stop.cancelled_owned())
             .await;
         if let Err(e) = served {

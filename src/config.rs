@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::auth::{AuthConfig, DEV_JWT_SECRET};
 use crate::gateway::ClientLimits;
+use crate::guard::GuardConfig;
 use crate::kafka::KafkaConfig;
 use crate::presence::PresenceConfig;
 use crate::replay::ReplayConfig;
@@ -29,6 +30,7 @@ pub struct Config {
     pub limits: ClientLimits,
     pub replay: ReplayConfig,
     pub presence: PresenceConfig,
+    pub guard: GuardConfig,
     /// Shards of the subscription index: more shards, less lock contention
     /// between routing and subscribing. 64 is plenty for a few cores.
     pub index_shards: usize,
@@ -46,6 +48,7 @@ impl Default for Config {
             limits: ClientLimits::default(),
             replay: ReplayConfig::default(),
             presence: PresenceConfig::default(),
+            guard: GuardConfig::default(),
             index_shards: 64,
         }
     }
@@ -124,6 +127,7 @@ impl Config {
         self.limits.validate()?;
         self.replay.validate()?;
         self.presence.validate()?;
+        self.guard.validate()?;
         anyhow::ensure!(
             self.kafka
                 .topics

@@ -1,12 +1,14 @@
-//! Plain HTTP beside Socket.IO: liveness, readiness and counters.
+//! Plain HTTP beside Socket.IO: liveness, readiness, counters, the client
+//! module, and CORS.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::routing::get;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::kafka::ConsumerHandle;
 use crate::metrics::Metrics;
@@ -26,6 +28,26 @@ pub fn router(state: HttpState) -> Router {
         .route("/stats", get(stats))
         .route(CLIENT_MODULE_PATH, get(client_module))
         .with_state(state)
+}
+
+/// CORS for browsers on other origins (Socket.IO's long-polling requests):
+/// `allowed` origins, or any when empty. Tokens travel in the handshake, not
+/// in cookies, so credentials are never allowed. WebSocket upgrades are not
+/// covered by CORS; the handshake checks their `Origin` itself.
+pub fn cors(allowed: &[String]) -> anyhow::Result<CorsLayer> {
+    let origins = if allowed.is_empty() {
+        AllowOrigin::any()
+    } else {
+        let values = allowed
+            .iter()
+            .map(|o| HeaderValue::from_str(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(values)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]))
 }
 
 /// The stable URL of the client module (`client/recovery.js`), built in so

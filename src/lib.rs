@@ -19,6 +19,7 @@
 //! - [`replay`]: resume cursors, replay planning and replay reads from Kafka.
 //! - [`presence`]: collaboration rooms: presence and typing across nodes,
 //!   shared through a Kafka topic of the bridge's own.
+//! - [`guard`]: abuse limits: event rates, connection counts, handshake rates.
 //! - [`gateway`]: Socket.IO handlers and delivery to sockets.
 //! - [`http`], [`metrics`], [`telemetry`]: the operational edges.
 //! - [`app`]: wires it all together and owns start-up and shutdown order.
@@ -34,6 +35,7 @@ pub mod decode;
 pub mod demo;
 pub mod domain;
 pub mod gateway;
+pub mod guard;
 pub mod http;
 pub mod kafka;
 pub mod metrics;

@@ -76,6 +76,10 @@ pub struct Metrics {
     pub replay_requests: Counter,
     pub replayed_events: Counter,
     pub client_errors: ReasonCounter,
+    /// Clients disconnected by the bridge, by reason.
+    pub cut_off: ReasonCounter,
+    /// Connections refused at the handshake, by reason.
+    pub connections_refused: ReasonCounter,
     /// Socket-room memberships on this node.
     pub room_seats: Gauge,
     pub presence_sent: Counter,
@@ -104,6 +108,8 @@ impl Metrics {
             "replayRequests": self.replay_requests.get(),
             "replayedEvents": self.replayed_events.get(),
             "clientErrors": self.client_errors.snapshot(),
+            "cutOff": self.cut_off.snapshot(),
+            "connectionsRefused": self.connections_refused.snapshot(),
             "roomSeats": self.room_seats.get(),
             "presenceSent": self.presence_sent.get(),
             "presenceReceived": self.presence_received.get(),

@@ -353,7 +353,7 @@ async fn a_cursor_beyond_the_replay_limit_reports_the_gap_and_continues_live() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_token_is_refused_on_reconnect_and_a_fresh_one_resumes() {
+async fn a_token_expiring_mid_connection_is_cut_off_and_a_fresh_one_resumes() {
     let broker = Broker::start();
     let bridge = TestBridge::start_with(&broker, |c| c.auth.jwt.leeway_seconds = 0).await;
     let producer = Producer::new(&broker);
@@ -365,8 +365,22 @@ async fn an_expired_token_is_refused_on_reconnect_and_a_fresh_one_resumes() {
     produce(&producer, 0..10, Duration::ZERO).await;
     let mut received = clients.deliveries("page", 10).await;
 
-    tokio::time::sleep(Duration::from_millis(3100)).await;
-    clients.send(json!({"op": "drop", "client": "page"})).await;
+    // At expiry the bridge tells the client and disconnects it.
+    let told = clients.event("page", "error").await;
+    assert_eq!(told["code"], "UNAUTHORIZED", "{told}");
+    assert_eq!(told["details"]["reason"], "token_expired", "{told}");
+    let gone = clients
+        .wait_for("disconnect", |o| {
+            o["client"] == "page" && o["type"] == "disconnect"
+        })
+        .await;
+    assert_eq!(gone["reason"], "io server disconnect");
+    produce(&producer, 10..20, Duration::ZERO).await;
+
+    // The same token is refused; nothing is replayed without authentication.
+    clients
+        .send(json!({"op": "reconnect", "client": "page"}))
+        .await;
     let refused = clients
         .wait_for("refusal", |o| {
             o["client"] == "page" && o["type"] == "connect_error"
@@ -376,7 +390,6 @@ async fn an_expired_token_is_refused_on_reconnect_and_a_fresh_one_resumes() {
         refused["data"]["code"], "UNAUTHORIZED",
         "the module unpacks the error: {refused}"
     );
-    produce(&producer, 10..20, Duration::ZERO).await;
     clients.settle(Duration::from_millis(300)).await;
     assert!(
         clients.unclaimed_deliveries("page").is_empty(),

@@ -6,7 +6,12 @@
 //! the seed's error object as JSON text: `JSON.parse(err.message).code` is
 //! `"UNAUTHORIZED"`. The bridge's client module unpacks it into `err.data`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ConnectInfo;
+use axum::http::header;
 use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
@@ -14,9 +19,10 @@ use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
 use super::session::{ReplayJob, Session};
-use super::{Client, Gateway, replay, requests};
+use super::{Client, Gateway, credential, replay, requests};
 use crate::auth::Credential;
 use crate::domain::ActionSet;
+use crate::guard::{EventRate, GuardConfig, Refusal};
 use crate::protocol::{ClientError, ErrorCode, SubscriptionRequest, now_rfc3339};
 use crate::replay::Cursor;
 use crate::routing::ClientId;
@@ -49,7 +55,7 @@ fn credential<'a>(auth: Option<&'a Value>, socket: &'a SocketRef) -> Option<Cred
     socket
         .req_parts()
         .headers
-        .get(axum::http::header::AUTHORIZATION)
+        .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")
@@ -63,6 +69,20 @@ pub async fn authenticate(
     TryData(auth): TryData<Value>,
     State(gateway): State<Arc<Gateway>>,
 ) -> Result<(), ConnectRefusal> {
+    let refuse = |reason: &'static str, error: ClientError| {
+        gateway.metrics.connections_refused.inc(reason);
+        tracing::info!(reason, "connection refused");
+        ConnectRefusal(error)
+    };
+    if !origin_allowed(&gateway.guard.allowed_origins, &socket) {
+        let error = ClientError::new(ErrorCode::Forbidden, "this origin may not connect");
+        return Err(refuse("origin", error));
+    }
+    let address = client_address(&gateway.guard, &socket);
+    let now = Instant::now();
+    if let Err(refusal) = gateway.connections.handshake(address, now) {
+        return Err(refuse("handshake_rate", limit_error(refusal)));
+    }
     let principal = gateway
         .auth
         .authenticate(credential(auth.as_ref().ok(), &socket))
@@ -77,10 +97,15 @@ pub async fn authenticate(
             };
             ConnectRefusal(ClientError::new(ErrorCode::Unauthorized, message))
         })?;
+    let user = (principal.org.clone(), principal.user.clone());
+    let slot = match gateway.connections.admit(user, address) {
+        Ok(slot) => slot,
+        Err(refusal) => return Err(refuse("connection_limit", limit_error(refusal))),
+    };
     let client = ClientId(gateway.next_client_id());
-    socket
-        .extensions
-        .insert(Arc::new(Session::new(client, principal)));
+    let events = EventRate::new(&gateway.guard, now);
+    let session = Session::new(client, principal, events, slot);
+    socket.extensions.insert(Arc::new(session));
     // A malformed cursor is ignored: notifications then start live.
     let since = auth
         .as_ref()
@@ -93,6 +118,53 @@ pub async fn authenticate(
     Ok(())
 }
 
+/// Browsers send `Origin`; other clients do not, and are not checked.
+fn origin_allowed(allowed: &[String], socket: &SocketRef) -> bool {
+    let origin = socket.req_parts().headers.get(header::ORIGIN);
+    allowed.is_empty()
+        || origin.is_none_or(|o| o.to_str().is_ok_and(|o| allowed.iter().any(|a| a == o)))
+}
+
+/// The configured address header's first value, else the TCP peer.
+fn client_address(guard: &GuardConfig, socket: &SocketRef) -> IpAddr {
+    let parts = socket.req_parts();
+    let from_header = guard.client_address_header.as_ref().and_then(|name| {
+        let value = parts.headers.get(name.as_str())?.to_str().ok()?;
+        value.split(',').next()?.trim().parse().ok()
+    });
+    let peer = || {
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip())
+    };
+    from_header
+        .or_else(peer)
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+fn limit_error(refusal: Refusal) -> ClientError {
+    let (message, reason, retry_ms) = match refusal {
+        Refusal::HandshakeRate { retry_after } => (
+            "too many new connections from your address",
+            "handshake_rate",
+            retry_after.as_millis().max(1) as u64,
+        ),
+        Refusal::NodeFull => ("this node is full; try again", "node_full", 1000),
+        Refusal::UserFull => (
+            "too many connections for your user; close one",
+            "user_connections",
+            5000,
+        ),
+        Refusal::AddressFull => (
+            "too many connections from your address",
+            "address_connections",
+            5000,
+        ),
+    };
+    ClientError::rate_limited(message, retry_ms).with_details(json!({ "reason": reason }))
+}
+
 pub async fn on_connect(
     socket: SocketRef,
     Extension(session): Extension<Arc<Session>>,
@@ -101,6 +173,10 @@ pub async fn on_connect(
     // Cleanup is registered before anything enters the index.
     socket.on_disconnect(on_disconnect);
     requests::register(&socket);
+    tokio::spawn(credential::watch(
+        gateway.clone(),
+        Client::new(&socket, &session),
+    ));
     gateway.metrics.clients_connected.inc();
     tracing::debug!(
         sid = %socket.id,

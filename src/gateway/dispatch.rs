@@ -71,7 +71,7 @@ impl Deliver for Dispatcher {
                 Offer::Closed => metrics.dropped.inc("closed"),
                 Offer::Overflow => {
                     metrics.dropped.inc("slow_client");
-                    overflow::cut_off(gateway, &client);
+                    overflow::cut_off_slow(gateway, &client);
                 }
             }
         }

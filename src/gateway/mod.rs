@@ -1,7 +1,9 @@
 //! The Socket.IO edge: authenticates connections, turns client requests into
 //! subscriptions in the index, and delivers routed events to sockets.
 //!
-//! - `connect.rs`: handshake authentication and the `connected` event.
+//! - `connect.rs`: handshake checks (origin, rates, connection limits,
+//!   authentication) and the `connected` event.
+//! - `credential.rs`: disconnecting a client whose token expired.
 //! - `requests.rs`: `subscribe`, `unsubscribe`, `ping`.
 //! - `rooms.rs`: `join-room`, `leave-room`, `typing` (the state is in
 //!   [`crate::presence`]; a room's CRM events are a session subscription).
@@ -10,11 +12,15 @@
 //! - `replay.rs`: the per-connection replay worker.
 //! - `dispatch.rs`: the [`Deliver`](crate::kafka::Deliver) sink: route, render
 //!   once, emit to each matching socket without waiting.
-//! - `overflow.rs`: cutting off a client whose outgoing queue is full.
+//! - `rate.rs`: charging each inbound event to the connection's rate.
+//! - `overflow.rs`: cutting off a client (too slow, flooding, credential
+//!   lapsed).
 
 mod connect;
+mod credential;
 mod dispatch;
 mod overflow;
+mod rate;
 mod replay;
 mod requests;
 mod rooms;
@@ -22,6 +28,7 @@ mod session;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use serde::Deserialize;
 use socketioxide::SocketIo;
@@ -31,6 +38,7 @@ use socketioxide::handler::ConnectHandler;
 pub use dispatch::Dispatcher;
 
 use crate::auth::Authenticator;
+use crate::guard::{ConnectionGate, GuardConfig};
 use crate::kafka::LivePositions;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -109,6 +117,10 @@ pub struct Gateway {
     replayer: Arc<Replayer>,
     live: Arc<LivePositions>,
     presence: Arc<Presence>,
+    guard: GuardConfig,
+    connections: Arc<ConnectionGate>,
+    /// How long past `exp` a token is still accepted (the JWT leeway).
+    token_grace: Duration,
     next_client: AtomicU64,
 }
 
@@ -121,6 +133,8 @@ pub struct GatewayParts {
     pub replayer: Arc<Replayer>,
     pub live: Arc<LivePositions>,
     pub presence: Arc<Presence>,
+    pub guard: GuardConfig,
+    pub token_grace: Duration,
 }
 
 impl Gateway {
@@ -133,6 +147,9 @@ impl Gateway {
             replayer: parts.replayer,
             live: parts.live,
             presence: parts.presence,
+            connections: ConnectionGate::new(&parts.guard),
+            guard: parts.guard,
+            token_grace: parts.token_grace,
             next_client: AtomicU64::new(1),
         }
     }

@@ -1,11 +1,12 @@
-//! Cutting off a client that cannot keep up.
+//! Cutting off a client: one that cannot keep up, floods, or whose
+//! credential lapsed.
 //!
-//! Its subscriptions leave the index at once, so nothing more is queued for
-//! it and its memory stops growing. Its queue is full, so the `error` and the
-//! disconnect packet cannot be sent right away: a short task retries until
-//! the client has drained its queue, or gives up after [`GIVE_UP_AFTER`] (a
-//! client that reads nothing for that long is dead, and Socket.IO's heartbeat
-//! closes it).
+//! Its subscriptions and rooms are dropped at once, so nothing more is
+//! queued for it and its memory stops growing. Its queue may be full, so the
+//! `error` and the disconnect packet may not be sendable right away: a short
+//! task retries until the client has drained its queue, or gives up after
+//! [`GIVE_UP_AFTER`] (a client that reads nothing for that long is dead, and
+//! Socket.IO's heartbeat closes it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,19 +20,29 @@ use crate::protocol::{ClientError, ErrorCode};
 const RETRY_EVERY: Duration = Duration::from_millis(50);
 const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 
-pub fn cut_off(gateway: &Arc<Gateway>, client: &Client) {
+/// A client whose socket queue is full.
+pub fn cut_off_slow(gateway: &Arc<Gateway>, client: &Client) {
+    let error = ClientError::new(
+        ErrorCode::RateLimited,
+        "too slow: the delivery buffer is full; reconnect and resubscribe",
+    )
+    .with_details(json!({
+        "reason": "slow_consumer",
+        "bufferSize": gateway.limits.socket_buffer
+    }));
+    cut_off(gateway, client, error, "slow_client");
+}
+
+/// Tells `client` why with `error`, and disconnects it; `reason` is logged
+/// and counted.
+pub fn cut_off(gateway: &Arc<Gateway>, client: &Client, error: ClientError, reason: &'static str) {
     let (socket, session) = (client.socket.clone(), &client.session);
     if !session.close(gateway) {
         return; // already being cut off or disconnecting
     }
-    tracing::warn!(sid = %socket.id, user = %session.principal.user, "socket buffer full; cutting off slow client");
-    let buffer = gateway.limits.socket_buffer;
+    gateway.metrics.cut_off.inc(reason);
+    tracing::warn!(sid = %socket.id, user = %session.principal.user, reason, "cutting off a client");
     tokio::spawn(async move {
-        let error = ClientError::new(
-            ErrorCode::RateLimited,
-            "too slow: the delivery buffer is full; reconnect and resubscribe",
-        )
-        .with_details(json!({ "reason": "slow_consumer", "bufferSize": buffer }));
         let mut told = false;
         let deadline = tokio::time::Instant::now() + GIVE_UP_AFTER;
         while tokio::time::Instant::now() < deadline {

@@ -43,7 +43,7 @@ pub async fn run(gateway: Arc<Gateway>, client: Client) {
         };
         if result.is_err() {
             gateway.metrics.dropped.inc("replay_abandoned");
-            overflow::cut_off(&gateway, &client);
+            overflow::cut_off_slow(&gateway, &client);
             return;
         }
     }

@@ -8,14 +8,25 @@ use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 
 use super::session::{ReplayJob, Session, Subscribed};
-use super::{Client, Gateway, replay, rooms};
+use super::{Client, Gateway, rate, replay, rooms};
 use crate::protocol::{Caller, ClientError, ErrorCode, parse_subscribe, parse_unsubscribe};
 
 pub fn register(socket: &SocketRef) {
     socket.on("subscribe", on_subscribe);
     socket.on("unsubscribe", on_unsubscribe);
     socket.on("ping", on_ping);
+    socket.on_fallback(on_unknown);
     rooms::register(socket);
+}
+
+/// Unknown event names are ignored, but count toward the event rate.
+async fn on_unknown(
+    socket: SocketRef,
+    ack: AckSender,
+    Extension(session): Extension<Arc<Session>>,
+    State(gateway): State<Arc<Gateway>>,
+) {
+    rate::admit(&gateway, &socket, &session, ack);
 }
 
 pub(super) fn caller(session: &Session) -> Caller<'_> {
@@ -36,6 +47,9 @@ async fn on_subscribe(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
+    let Some(ack) = rate::admit(&gateway, &socket, &session, ack) else {
+        return;
+    };
     let request = match parse_subscribe(caller(&session), data.as_ref().ok()) {
         Ok(request) => request,
         Err(error) => return refuse(&gateway, &socket, ack, &error),
@@ -78,6 +92,9 @@ async fn on_unsubscribe(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
+    let Some(ack) = rate::admit(&gateway, &socket, &session, ack) else {
+        return;
+    };
     let client = Client::new(&socket, &session);
     match parse_unsubscribe(caller(&session), data.as_ref().ok()) {
         Ok(key) if session.unsubscribe(&gateway, &client, &key) => {
@@ -94,7 +111,15 @@ async fn on_unsubscribe(
     }
 }
 
-async fn on_ping(socket: SocketRef, ack: AckSender) {
+async fn on_ping(
+    socket: SocketRef,
+    ack: AckSender,
+    Extension(session): Extension<Arc<Session>>,
+    State(gateway): State<Arc<Gateway>>,
+) {
+    let Some(ack) = rate::admit(&gateway, &socket, &session, ack) else {
+        return;
+    };
     socket.emit("pong", &()).ok();
     ack.send(&json!({ "ok": true })).ok();
 }

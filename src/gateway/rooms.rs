@@ -8,7 +8,7 @@ use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 
 use super::requests::{caller, refuse};
 use super::session::Session;
-use super::{Client, Gateway};
+use super::{Client, Gateway, rate};
 use crate::presence::NotInRoom;
 use crate::protocol::{
     ClientError, ErrorCode, describe_key, describe_room, parse_room, parse_typing,
@@ -30,6 +30,9 @@ async fn on_join(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
+    let Some(ack) = rate::admit(&gateway, &socket, &session, ack) else {
+        return;
+    };
     let room = match parse_room(caller(&session), data.as_ref().ok()) {
         Ok(room) => room,
         Err(error) => return refuse(&gateway, &socket, ack, &error),
@@ -58,6 +61,9 @@ async fn on_leave(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
+    let Some(ack) = rate::admit(&gateway, &socket, &session, ack) else {
+        return;
+    };
     let room = match parse_room(caller(&session), data.as_ref().ok()) {
         Ok(room) => room,
         Err(error) => return refuse(&gateway, &socket, ack, &error),
@@ -80,6 +86,9 @@ async fn on_typing(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
+    let Some(ack) = rate::admit(&gateway, &socket, &session, ack) else {
+        return;
+    };
     let (room, field) = match parse_typing(caller(&session), data.as_ref().ok()) {
         Ok(parsed) => parsed,
         Err(error) => return refuse(&gateway, &socket, ack, &error),

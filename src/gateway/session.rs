@@ -18,10 +18,14 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
 
 use super::{Client, Gateway};
 use crate::auth::Principal;
 use crate::domain::{ActionSet, CrmEvent, RoomKey};
+use crate::guard::{Admission, ConnectionSlot, EventRate};
 use crate::presence::RoomView;
 use crate::protocol::{ClientError, ErrorCode, Outbound, SubscriptionRequest};
 use crate::replay::Cursor;
@@ -33,12 +37,18 @@ pub struct Session {
     // std Mutex: never held across `.await`; live emits happen under it (they
     // never wait), which keeps them ordered with the replay seam.
     state: Mutex<State>,
+    /// The inbound event rate (its own lock: charged before any other work).
+    events: Mutex<EventRate>,
+    /// Cancelled when the connection closes: stops its background tasks.
+    pub closing: CancellationToken,
 }
 
 #[derive(Default)]
 struct State {
     subscriptions: HashMap<SubscriptionKey, Subscription>,
     rooms: HashSet<RoomKey>,
+    /// This connection's place in the node's connection counts.
+    slot: Option<ConnectionSlot>,
     closed: bool,
     /// Present while the connection replays.
     replay: Option<ReplayMode>,
@@ -121,12 +131,28 @@ pub enum Subscribed {
 }
 
 impl Session {
-    pub fn new(client: ClientId, principal: Principal) -> Self {
+    pub fn new(
+        client: ClientId,
+        principal: Principal,
+        events: EventRate,
+        slot: ConnectionSlot,
+    ) -> Self {
         Self {
             client,
             principal,
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                slot: Some(slot),
+                ..State::default()
+            }),
+            events: Mutex::new(events),
+            closing: CancellationToken::new(),
         }
+    }
+
+    /// Charges one inbound event to the connection's rate.
+    pub fn admit_event(&self) -> Admission {
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        events.admit(Instant::now())
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -306,6 +332,8 @@ impl Session {
         }
         state.closed = true;
         state.replay = None;
+        state.slot = None;
+        self.closing.cancel();
         let rooms: Vec<RoomKey> = state.rooms.drain().collect();
         for room in &rooms {
             self.vacate(&mut state, gateway, room);

@@ -25,16 +25,23 @@ pub struct ClientError {
     pub code: ErrorCode,
     pub message: String,
     pub details: Option<Value>,
+    /// For `RATE_LIMITED`: milliseconds before trying again (the seed's
+    /// `error.retryAfter`).
+    pub retry_after_ms: Option<u64>,
 }
 
-/// `{ code, message, details?, timestamp }`, as the seed's error format.
+/// `{ code, message, details?, timestamp }`, as the seed's error format,
+/// with `retryAfter` (ms) on rate limits, where the seed's client reads it.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorPayload<'a> {
     code: ErrorCode,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<&'a Value>,
     timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
 }
 
 impl ClientError {
@@ -43,6 +50,15 @@ impl ClientError {
             code,
             message: message.into(),
             details: None,
+            retry_after_ms: None,
+        }
+    }
+
+    /// `RATE_LIMITED`, to be retried after `retry_after_ms`.
+    pub fn rate_limited(message: impl Into<String>, retry_after_ms: u64) -> Self {
+        Self {
+            retry_after_ms: Some(retry_after_ms),
+            ..Self::new(ErrorCode::RateLimited, message)
         }
     }
 
@@ -61,6 +77,7 @@ impl ClientError {
             message: &self.message,
             details: self.details.as_ref(),
             timestamp: now_rfc3339(),
+            retry_after: self.retry_after_ms,
         }
     }
 }
@@ -83,5 +100,8 @@ mod tests {
         assert_eq!(json["message"], "no such resource");
         assert!(json.get("details").is_none());
         assert!(json["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert!(json.get("retryAfter").is_none());
+        let limited = serde_json::to_value(ClientError::rate_limited("slow down", 40).payload());
+        assert_eq!(limited.unwrap()["retryAfter"], 40);
     }
 }

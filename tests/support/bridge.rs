@@ -55,6 +55,9 @@ impl TestBridge {
         // Fast presence, so readiness and node timeouts take little test time.
         config.presence.heartbeat_ms = 250;
         config.presence.node_timeout_ms = 2000;
+        // Every test client connects from 127.0.0.1, many at once.
+        config.guard.handshakes_per_second_per_address = 1000;
+        config.guard.handshake_burst = 1000;
         config.auth.api_keys = vec![ApiKeyConfig {
             sha256: hash_api_key(TEST_API_KEY),
             organization_id: "org-1".into(),

@@ -1,0 +1,191 @@
+//! How many Socket.IO connections this node holds: in all, per user and per
+//! client address; and how fast one address may open new ones. A connection
+//! holds a [`ConnectionSlot`], which gives its place back when dropped, so
+//! counts cannot drift whatever way a connection ends.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::{GuardConfig, TokenBucket};
+use crate::domain::{OrgId, UserId};
+
+/// Above this many addresses tracked, idle (full) handshake buckets are
+/// forgotten: they carry no information.
+const PRUNE_ABOVE: usize = 10_000;
+
+#[derive(Debug, PartialEq)]
+pub enum Refusal {
+    /// New connections from this address come too fast.
+    HandshakeRate {
+        retry_after: Duration,
+    },
+    NodeFull,
+    UserFull,
+    AddressFull,
+}
+
+pub struct ConnectionGate {
+    config: GuardConfig,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    total: usize,
+    per_user: HashMap<(OrgId, UserId), usize>,
+    per_address: HashMap<IpAddr, usize>,
+    handshakes: HashMap<IpAddr, TokenBucket>,
+}
+
+/// One admitted connection's place in the counts.
+pub struct ConnectionSlot {
+    gate: Arc<ConnectionGate>,
+    user: (OrgId, UserId),
+    address: IpAddr,
+}
+
+impl ConnectionGate {
+    pub fn new(config: &GuardConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config: config.clone(),
+            state: Mutex::default(),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A handshake from `address`, before any credential is checked.
+    pub fn handshake(&self, address: IpAddr, now: Instant) -> Result<(), Refusal> {
+        let mut state = self.state();
+        if state.handshakes.len() > PRUNE_ABOVE {
+            state.handshakes.retain(|_, bucket| !bucket.is_full(now));
+        }
+        let (rate, burst) = (
+            self.config.handshakes_per_second_per_address,
+            self.config.handshake_burst,
+        );
+        state
+            .handshakes
+            .entry(address)
+            .or_insert_with(|| TokenBucket::new(rate, burst, now))
+            .take(now)
+            .map_err(|retry_after| Refusal::HandshakeRate { retry_after })
+    }
+
+    /// A place for an authenticated connection of `user` from `address`.
+    pub fn admit(
+        self: &Arc<Self>,
+        user: (OrgId, UserId),
+        address: IpAddr,
+    ) -> Result<ConnectionSlot, Refusal> {
+        let mut state = self.state();
+        let state = &mut *state;
+        if state.total >= self.config.max_connections {
+            return Err(Refusal::NodeFull);
+        }
+        let of_user = state.per_user.get(&user).copied().unwrap_or(0);
+        if of_user >= self.config.max_connections_per_user {
+            return Err(Refusal::UserFull);
+        }
+        let of_address = state.per_address.get(&address).copied().unwrap_or(0);
+        if of_address >= self.config.max_connections_per_address {
+            return Err(Refusal::AddressFull);
+        }
+        state.total += 1;
+        state.per_user.insert(user.clone(), of_user + 1);
+        state.per_address.insert(address, of_address + 1);
+        Ok(ConnectionSlot {
+            gate: self.clone(),
+            user,
+            address,
+        })
+    }
+
+    fn release(&self, user: &(OrgId, UserId), address: IpAddr) {
+        let mut state = self.state();
+        state.total -= 1;
+        decrement(&mut state.per_user, user);
+        decrement(&mut state.per_address, &address);
+    }
+}
+
+fn decrement<K: std::hash::Hash + Eq + Clone>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(count) = counts.get_mut(key) {
+        *count -= 1;
+        if *count == 0 {
+            counts.remove(key);
+        }
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.gate.release(&self.user, self.address);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate() -> Arc<ConnectionGate> {
+        ConnectionGate::new(&GuardConfig {
+            max_connections: 3,
+            max_connections_per_user: 2,
+            max_connections_per_address: 2,
+            handshakes_per_second_per_address: 10,
+            handshake_burst: 2,
+            ..GuardConfig::default()
+        })
+    }
+
+    fn user(id: &str) -> (OrgId, UserId) {
+        (OrgId::new("org").unwrap(), UserId::new(id).unwrap())
+    }
+
+    fn address(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    #[test]
+    fn each_limit_refuses_only_its_excess_and_slots_give_their_place_back() {
+        let gate = gate();
+        let a = gate.admit(user("u1"), address(1)).unwrap();
+        let b = gate.admit(user("u2"), address(1)).unwrap();
+        let refused = gate.admit(user("u3"), address(1)).err();
+        assert_eq!(refused, Some(Refusal::AddressFull));
+        let c = gate.admit(user("u1"), address(2)).unwrap();
+        let refused = gate.admit(user("u3"), address(3)).err();
+        assert_eq!(refused, Some(Refusal::NodeFull));
+        drop(b);
+        let refused = gate.admit(user("u1"), address(3)).err();
+        assert_eq!(refused, Some(Refusal::UserFull));
+        let d = gate.admit(user("u3"), address(3)).unwrap();
+        drop((a, c, d));
+        let state = gate.state();
+        assert_eq!(state.total, 0);
+        assert!(state.per_user.is_empty() && state.per_address.is_empty());
+    }
+
+    #[test]
+    fn handshakes_are_rate_limited_per_address() {
+        let gate = gate();
+        let now = Instant::now();
+        gate.handshake(address(1), now).unwrap();
+        gate.handshake(address(1), now).unwrap();
+        let refused = gate.handshake(address(1), now);
+        assert_eq!(
+            refused,
+            Err(Refusal::HandshakeRate {
+                retry_after: Duration::from_millis(100)
+            })
+        );
+        gate.handshake(address(2), now).unwrap();
+        gate.handshake(address(1), now + Duration::from_millis(100))
+            .unwrap();
+    }
+}
