@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use socketioxide::SocketError;
+use socketioxide::{SendError, SocketError};
 
 use super::{Client, Gateway};
 use crate::protocol::{ClientError, ErrorCode};
@@ -47,7 +47,15 @@ pub fn cut_off(gateway: &Arc<Gateway>, client: &Client, error: ClientError, reas
         let deadline = tokio::time::Instant::now() + GIVE_UP_AFTER;
         while tokio::time::Instant::now() < deadline {
             if !told {
-                told = socket.emit("error", &error.payload()).is_ok();
+                match socket.emit("error", &error.payload()) {
+                    // Disconnecting closes the transport with whatever is
+                    // still queued: give the queue, and the error, time to go.
+                    Ok(()) => told = true,
+                    Err(SendError::Socket(SocketError::Closed)) => return,
+                    Err(_) => {}
+                }
+                tokio::time::sleep(RETRY_EVERY).await;
+                continue;
             }
             match socket.clone().disconnect() {
                 Err(SocketError::InternalChannelFull) => tokio::time::sleep(RETRY_EVERY).await,

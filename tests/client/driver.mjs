@@ -9,6 +9,9 @@
 //      request, polling and websocket, through an http.Agent.)
 //   {"op":"emit","client":"a","event":"subscribe","data":{...},"ack":"r1"}
 //      ("data" absent: emit with no argument; "ack" absent: no callback)
+//   {"op":"flood","client":"a","event":"ping","count":1000,"ack":"f"}
+//      (emits `count` times at once; acknowledgements come back as "ack"
+//      observations with ref "f")
 //   {"op":"disconnect","client":"a"}
 //   {"op":"drop","client":"a"}         (cut the transport: the client reconnects)
 //   {"op":"reconnect","client":"a","auth":{...}}   (optionally with new auth)
@@ -78,6 +81,10 @@ lines.on("line", (line) => {
       return sockets.get(command.client)?.disconnect();
     case "drop":
       return sockets.get(command.client)?.io.engine.close();
+    case "flood": {
+      for (let i = 0; i < command.count; i++) emit(command);
+      return;
+    }
     case "reconnect": {
       const socket = sockets.get(command.client);
       if (command.auth) socket.auth = { ...socket.auth, ...command.auth };
