@@ -1,12 +1,14 @@
-//! Property: whatever clients send, no event reaches a client of another
-//! organisation, and a notification reaches only its target user. Drives the
-//! same public pieces the gateway uses: request parsing and the index.
+//! Property: whatever clients send (subscriptions and room joins), no event
+//! reaches a client of another organisation, and a notification reaches only
+//! its target user. Drives the same public pieces the gateway uses: request
+//! parsing and the index. (Presence and typing have their own property, in
+//! `src/presence/roster/tests.rs`.)
 
 use crm_bridge::domain::{
     Action, ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, NotificationEvent, OrgId,
     Position, TopicKind, UserId,
 };
-use crm_bridge::protocol::{Caller, parse_subscribe};
+use crm_bridge::protocol::{Caller, parse_room, parse_subscribe};
 use crm_bridge::routing::{ClientId, Scope, SubscriptionIndex, SubscriptionKey};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -21,7 +23,20 @@ struct Client {
     user: usize,
 }
 
-fn arb_request() -> impl Strategy<Value = Value> {
+/// A request: a subscription, or (`true`) a room join.
+fn arb_request() -> impl Strategy<Value = (bool, Value)> {
+    let room_type = prop::sample::select(vec!["pipeline", "deal", "contact", "email-thread", "x"]);
+    let id = prop::sample::select(IDS.to_vec());
+    let org = prop::sample::select(ORGS.to_vec());
+    prop_oneof![
+        arb_subscription().prop_map(|request| (false, request)),
+        (room_type.clone(), id.clone()).prop_map(|(t, i)| (true, json!({"type": t, "id": i}))),
+        (room_type, id, org)
+            .prop_map(|(t, i, o)| (true, json!({"type": t, "id": i, "organizationId": o}))),
+    ]
+}
+
+fn arb_subscription() -> impl Strategy<Value = Value> {
     let resource = prop::sample::select(vec!["contact", "deal", "email-thread", "invoice"]);
     let id = prop::sample::select(IDS.to_vec());
     let org = prop::sample::select(ORGS.to_vec());
@@ -109,12 +124,19 @@ proptest! {
             let inbox = SubscriptionKey { org, scope: Scope::Inbox(UserId::new(USERS[client.user]).unwrap()) };
             index.insert(inbox, ClientId(n as u64), n, Default::default());
         }
-        for (who, request) in &requests {
+        for (who, (is_room, request)) in &requests {
             let n = who % clients.len();
             let org = OrgId::new(ORGS[clients[n].org]).unwrap();
             // Refused requests (other org, unknown resource, ...) subscribe nothing.
             let user = UserId::new(USERS[clients[n].user]).unwrap();
-            if let Ok(sub) = parse_subscribe(Caller { org: &org, user: &user }, Some(request)) {
+            let caller = Caller { org: &org, user: &user };
+            if *is_room {
+                if let Ok(room) = parse_room(caller, Some(request)) {
+                    let key = SubscriptionKey::of_room(&room);
+                    let actions = key.resource().map(|kind| kind.all_actions()).unwrap_or_default();
+                    index.insert(key, ClientId(n as u64), n, actions);
+                }
+            } else if let Ok(sub) = parse_subscribe(caller, Some(request)) {
                 index.insert(sub.key, ClientId(n as u64), n, sub.actions);
             }
         }
