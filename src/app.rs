@@ -64,8 +64,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         decoder.clone(),
         metrics.clone(),
     );
+    let auth = Authenticator::new(&config.auth)?;
+    auth.spawn_refresh(&tasks, shutdown.clone());
     let gateway = Arc::new(Gateway::new(GatewayParts {
-        auth: Authenticator::new(&config.auth)?,
+        auth,
         limits: limits.clone(),
         index_shards: config.index_shards,
         metrics: metrics.clone(),

@@ -14,7 +14,8 @@
 //! - [`decode`]: Confluent wire format, schema registries, Avro → [`domain`].
 //! - [`routing`]: the sharded subscription index; isolation by organisation.
 //! - [`protocol`]: the client contract: requests, payloads, error object. Pure.
-//! - [`auth`]: JWT and API-key verification into a [`auth::Principal`].
+//! - [`auth`]: JWT (configured keys, JWKS) and API-key verification into an
+//!   [`auth::Principal`]; keeps those key sets current while running.
 //! - [`kafka`]: the live consumer and topic set-up.
 //! - [`replay`]: resume cursors, replay planning and replay reads from Kafka.
 //! - [`presence`]: collaboration rooms: presence and typing across nodes,

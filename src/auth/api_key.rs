@@ -25,8 +25,25 @@ pub struct ApiKeyConfig {
     pub roles: Vec<String>,
 }
 
+/// Which API key a principal came from: the key's SHA-256, never the key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ApiKeyId([u8; 32]);
+
+impl ApiKeyId {
+    pub fn of(presented: &str) -> Self {
+        Self(Sha256::digest(presented.as_bytes()).into())
+    }
+}
+
+/// Only a prefix of the hash: enough to tell keys apart in a log.
+impl std::fmt::Debug for ApiKeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKeyId({}…)", hex::encode(&self.0[..4]))
+    }
+}
+
 struct StoredKey {
-    hash: [u8; 32],
+    id: ApiKeyId,
     principal: Principal,
 }
 
@@ -51,13 +68,13 @@ impl ApiKeys {
                 let user = UserId::new(&c.user_id)
                     .ok_or_else(|| anyhow::anyhow!("api key `{}`: user_id is empty", c.name))?;
                 Ok(StoredKey {
-                    hash,
+                    id: ApiKeyId(hash),
                     principal: Principal {
                         user,
                         name: c.name.clone(),
                         org,
                         roles: c.roles.clone(),
-                        method: AuthMethod::ApiKey,
+                        method: AuthMethod::ApiKey(ApiKeyId(hash)),
                         expires_at: None,
                     },
                 })
@@ -66,15 +83,31 @@ impl ApiKeys {
             .map(Self)
     }
 
+    pub fn count(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn verify(&self, presented: &str) -> Result<Principal, AuthError> {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.find(&ApiKeyId::of(presented))
+            .cloned()
+            .ok_or(AuthError::UnknownApiKey)
+    }
+
+    /// The principal of the key `id`, comparing every stored hash.
+    pub fn find(&self, id: &ApiKeyId) -> Option<&Principal> {
         let mut found = None;
         for stored in &self.0 {
-            if bool::from(stored.hash.ct_eq(&digest)) {
+            if bool::from(stored.id.0.ct_eq(&id.0)) {
                 found = Some(&stored.principal);
             }
         }
-        found.cloned().ok_or(AuthError::UnknownApiKey)
+        found
+    }
+
+    /// Whether a key here still yields exactly `principal` (same key, user,
+    /// organisation, name and roles).
+    pub fn holds(&self, principal: &Principal) -> bool {
+        self.0.iter().any(|stored| stored.principal == *principal)
     }
 }
 
@@ -100,13 +133,37 @@ mod tests {
             (principal.org.as_str(), principal.user.as_str()),
             ("org-1", "svc-1")
         );
-        assert_eq!(principal.method, AuthMethod::ApiKey);
+        assert_eq!(
+            principal.method,
+            AuthMethod::ApiKey(ApiKeyId::of("key-one"))
+        );
+        assert!(keys().holds(&principal));
     }
 
     #[test]
     fn other_keys_are_refused() {
         assert_eq!(keys().verify("key-two"), Err(AuthError::UnknownApiKey));
         assert_eq!(keys().verify(""), Err(AuthError::UnknownApiKey));
+    }
+
+    #[test]
+    fn a_key_edited_to_act_as_someone_else_no_longer_holds_its_principal() {
+        let before = keys().verify("key-one").unwrap();
+        let edited = ApiKeys::new(&[ApiKeyConfig {
+            sha256: hash_api_key("key-one"),
+            organization_id: "org-2".into(),
+            user_id: "svc-1".into(),
+            name: "Ops dashboard".into(),
+            roles: vec![],
+        }])
+        .unwrap();
+        assert!(!edited.holds(&before));
+    }
+
+    #[test]
+    fn the_key_id_never_prints_the_whole_hash() {
+        let printed = format!("{:?}", ApiKeyId::of("key-one"));
+        assert!(printed.len() < 24, "{printed}");
     }
 
     #[test]

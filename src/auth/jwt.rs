@@ -1,15 +1,26 @@
 //! JWT verification with pinned algorithms and keys chosen by `kid`.
 //!
 //! The allowed algorithms come from configuration, never from the token: `none`
-//! cannot be configured, and a token's `alg` only selects among configured keys
-//! of the same family, so an RSA public key can never be used as an HMAC secret.
+//! cannot be configured, and a token's `alg` only selects among keys of the
+//! same family ([`keys`]), so an RSA public key can never be used as an HMAC
+//! secret. Public keys come from configuration and, when `jwks_url` is set,
+//! from the identity provider ([`jwks`]); a token whose `kid` neither holds
+//! asks for an early, rate-limited JWKS refresh before it is refused.
+
+mod jwks;
+mod keys;
 
 use std::collections::HashSet;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use self::jwks::Jwks;
+use self::keys::KeySet;
 use super::{AuthError, AuthMethod, Principal, Secret};
 use crate::domain::{OrgId, UserId};
 
@@ -26,6 +37,10 @@ pub struct JwtConfig {
     pub hs_secret: Option<Secret>,
     /// Public keys for RS*/PS*/ES*/EdDSA tokens.
     pub keys: Vec<PublicKeyConfig>,
+    /// The identity provider's JWKS: more public keys, chosen by `kid`.
+    pub jwks_url: Option<String>,
+    /// How often the JWKS is fetched again, in seconds.
+    pub jwks_refresh_seconds: u64,
     /// Required `iss`, when set.
     pub issuer: Option<String>,
     /// Required `aud`, when set.
@@ -40,6 +55,10 @@ impl Default for JwtConfig {
             algorithms: vec![Algorithm::HS256],
             hs_secret: None,
             keys: Vec::new(),
+            jwks_url: None,
+            // Five minutes: rotations are announced well ahead, and an unknown
+            // `kid` triggers an early refresh anyway.
+            jwks_refresh_seconds: 300,
             issuer: None,
             audience: None,
             // Small enough not to matter for security, large enough for NTP drift.
@@ -72,16 +91,11 @@ pub struct Claims {
     pub exp: u64,
 }
 
-struct PublicKey {
-    kid: Option<String>,
-    algorithm: Algorithm,
-    key: DecodingKey,
-}
-
 pub struct JwtVerifier {
     allowed: HashSet<Algorithm>,
     hs_secret: Option<DecodingKey>,
-    keys: Vec<PublicKey>,
+    configured: KeySet,
+    jwks: Option<Arc<Jwks>>,
     issuer: Option<String>,
     audience: Option<String>,
     leeway: u64,
@@ -92,30 +106,15 @@ fn is_hmac(alg: Algorithm) -> bool {
 }
 
 impl JwtVerifier {
+    /// Builds the verifier; fetches nothing (see [`Self::spawn_refresh`]).
     pub fn new(config: &JwtConfig) -> anyhow::Result<Self> {
-        let keys = config
-            .keys
-            .iter()
-            .map(|k| {
-                let pem = k.pem.as_bytes();
-                let key = match k.algorithm {
-                    Algorithm::RS256
-                    | Algorithm::RS384
-                    | Algorithm::RS512
-                    | Algorithm::PS256
-                    | Algorithm::PS384
-                    | Algorithm::PS512 => DecodingKey::from_rsa_pem(pem)?,
-                    Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem)?,
-                    Algorithm::EdDSA => DecodingKey::from_ed_pem(pem)?,
-                    hmac => anyhow::bail!("{hmac:?} uses `hs_secret`, not a public key"),
-                };
-                Ok(PublicKey {
-                    kid: k.kid.clone(),
-                    algorithm: k.algorithm,
-                    key,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let configured = KeySet::from_config(&config.keys)?;
+        let jwks = config
+            .jwks_url
+            .as_deref()
+            .map(|url| Jwks::new(url, Duration::from_secs(config.jwks_refresh_seconds)))
+            .transpose()?
+            .map(Arc::new);
         let hs_secret = config
             .hs_secret
             .as_ref()
@@ -124,7 +123,8 @@ impl JwtVerifier {
             let has_key = if is_hmac(*alg) {
                 hs_secret.is_some()
             } else {
-                keys.iter().any(|k| k.algorithm == *alg)
+                // The JWKS may serve any public-key algorithm.
+                jwks.is_some() || configured.offers(*alg)
             };
             anyhow::ensure!(
                 has_key,
@@ -141,20 +141,57 @@ impl JwtVerifier {
         Ok(Self {
             allowed: config.algorithms.iter().copied().collect(),
             hs_secret,
-            keys,
+            configured,
+            jwks,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway: config.leeway_seconds,
         })
     }
 
-    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    /// Starts the JWKS refresh task, when a JWKS URL is configured.
+    pub fn spawn_refresh(&self, tasks: &TaskTracker, shutdown: CancellationToken) {
+        if let Some(jwks) = &self.jwks {
+            jwks.clone().spawn_refresh(tasks, shutdown);
+        }
+    }
+
+    /// Verifies `token`. Waits only when its `kid` is unknown and an early
+    /// JWKS refresh may run (at most one per 10 s, bounded by its timeout).
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
         if !self.allowed.contains(&header.alg) {
             return Err(AuthError::AlgorithmNotAllowed);
         }
-        let key = self.key_for(header.alg, header.kid.as_deref())?;
+        let Some(jwks) = &self.jwks else {
+            return self.verify_with(token, &header, &KeySet::default());
+        };
+        let seen = jwks.current();
+        match self.verify_with(token, &header, &seen) {
+            Err(AuthError::UnknownKey)
+                if header.kid.is_some()
+                    && !is_hmac(header.alg)
+                    && jwks.refresh_for_unknown_kid(&seen).await =>
+            {
+                self.verify_with(token, &header, &jwks.current())
+            }
+            verified => verified,
+        }
+    }
+
+    fn verify_with(
+        &self,
+        token: &str,
+        header: &Header,
+        fetched: &KeySet,
+    ) -> Result<Principal, AuthError> {
+        let key = if is_hmac(header.alg) {
+            self.hs_secret.as_ref().ok_or(AuthError::UnknownKey)?
+        } else {
+            let all = self.configured.iter().chain(fetched.iter());
+            keys::select(all, header.alg, header.kid.as_deref())?
+        };
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.leeway;
         validation.validate_nbf = true;
@@ -179,21 +216,6 @@ impl JwtVerifier {
             method: AuthMethod::Jwt,
             expires_at: Some(claims.exp),
         })
-    }
-
-    fn key_for(&self, alg: Algorithm, kid: Option<&str>) -> Result<&DecodingKey, AuthError> {
-        if is_hmac(alg) {
-            return self.hs_secret.as_ref().ok_or(AuthError::UnknownKey);
-        }
-        let mut candidates = self.keys.iter().filter(|k| k.algorithm == alg);
-        let key = match kid {
-            Some(kid) => candidates.find(|k| k.kid.as_deref() == Some(kid)),
-            None => match (candidates.next(), candidates.next()) {
-                (Some(only), None) => Some(only),
-                _ => None,
-            },
-        };
-        key.map(|k| &k.key).ok_or(AuthError::UnknownKey)
     }
 }
 

@@ -1,16 +1,30 @@
 //! Who is connecting: a [`Principal`] from a JWT (`auth.token`, or an
 //! `Authorization: Bearer` header) or from an API key (`auth.apiKey`).
 //!
+//! Keys can change while the bridge runs: JWT public keys are refreshed from
+//! the identity provider's JWKS, and API keys from `auth.api_keys_file`, each
+//! by a background task ([`Authenticator::spawn_refresh`]) that swaps the
+//! whole set at once. [`Authenticator::is_revoked`] tells whether an API-key
+//! principal still holds.
+//!
 //! Failures are typed for logs and metrics; clients only ever see the generic
 //! `UNAUTHORIZED` message, so a probe learns nothing about which check failed.
 
 mod api_key;
+mod api_keys_file;
 mod jwt;
 mod secret;
 
-use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-pub use api_key::{ApiKeyConfig, ApiKeys, hash_api_key};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::api_keys_file::ApiKeysFile;
+pub use api_key::{ApiKeyConfig, ApiKeyId, ApiKeys, hash_api_key};
 pub use jwt::{DEV_JWT_SECRET, JwtConfig, JwtVerifier, sign_dev_token};
 pub use secret::Secret;
 
@@ -31,7 +45,8 @@ pub struct Principal {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthMethod {
     Jwt,
-    ApiKey,
+    /// Which key: what [`Authenticator::is_revoked`] looks for.
+    ApiKey(ApiKeyId),
 }
 
 /// The credential a client presented, as found in the handshake.
@@ -70,33 +85,105 @@ impl AuthError {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     pub jwt: JwtConfig,
     /// API keys, stored as SHA-256 hashes (`crm-bridge hash-api-key`).
+    /// Fixed for the life of the process.
     pub api_keys: Vec<ApiKeyConfig>,
+    /// A TOML file of `[[api_keys]]` entries, reloaded when it changes.
+    pub api_keys_file: Option<PathBuf>,
+    /// How often `api_keys_file` is checked for changes, in seconds.
+    pub reload_seconds: u64,
 }
 
-/// Verifies credentials. Built once from configuration.
-pub struct Authenticator {
-    jwt: JwtVerifier,
-    api_keys: ApiKeys,
-}
-
-impl Authenticator {
-    pub fn new(config: &AuthConfig) -> anyhow::Result<Self> {
-        Ok(Self {
-            jwt: JwtVerifier::new(&config.jwt)?,
-            api_keys: ApiKeys::new(&config.api_keys)?,
-        })
-    }
-
-    pub fn authenticate(&self, credential: Option<Credential<'_>>) -> Result<Principal, AuthError> {
-        match credential {
-            None => Err(AuthError::Missing),
-            Some(Credential::Token(token)) => self.jwt.verify(token),
-            Some(Credential::ApiKey(key)) => self.api_keys.verify(key),
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt: JwtConfig::default(),
+            api_keys: Vec::new(),
+            api_keys_file: None,
+            // A revoked key stops connecting within seconds; a stat is cheap.
+            reload_seconds: 5,
         }
     }
 }
+
+/// Verifies credentials. Built from configuration; its key sets are then
+/// kept current by [`Self::spawn_refresh`].
+pub struct Authenticator {
+    jwt: JwtVerifier,
+    api_keys: ApiKeys,
+    api_keys_file: Option<Arc<ApiKeysFile>>,
+}
+
+impl Authenticator {
+    /// Reads `api_keys_file` (an error stops start-up); fetches no JWKS.
+    pub fn new(config: &AuthConfig) -> anyhow::Result<Self> {
+        let api_keys_file = config
+            .api_keys_file
+            .as_deref()
+            .map(|path| ApiKeysFile::load(path, Duration::from_secs(config.reload_seconds)))
+            .transpose()?
+            .map(Arc::new);
+        Ok(Self {
+            jwt: JwtVerifier::new(&config.jwt)?,
+            api_keys: ApiKeys::new(&config.api_keys)?,
+            api_keys_file,
+        })
+    }
+
+    /// Starts the background tasks that keep keys current: the JWKS refresh
+    /// (which fetches at once) and the API keys file poll. Both stop with
+    /// `shutdown`.
+    pub fn spawn_refresh(&self, tasks: &TaskTracker, shutdown: CancellationToken) {
+        self.jwt.spawn_refresh(tasks, shutdown.clone());
+        if let Some(file) = &self.api_keys_file {
+            file.clone().spawn_reload(tasks, shutdown);
+        }
+    }
+
+    /// Verifies a credential. Returns at once, except for a token whose
+    /// `kid` is unknown: that may wait for one early JWKS refresh.
+    pub async fn authenticate(
+        &self,
+        credential: Option<Credential<'_>>,
+    ) -> Result<Principal, AuthError> {
+        match credential {
+            None => Err(AuthError::Missing),
+            Some(Credential::Token(token)) => self.jwt.verify(token).await,
+            Some(Credential::ApiKey(key)) => self.verify_api_key(key),
+        }
+    }
+
+    /// Whether `principal` no longer holds: it came from an API key that is
+    /// no longer configured, or now acts as another user, organisation, name
+    /// or roles. Always `false` for JWTs (they lapse at `expires_at`).
+    pub fn is_revoked(&self, principal: &Principal) -> bool {
+        match principal.method {
+            AuthMethod::Jwt => false,
+            AuthMethod::ApiKey(_) => {
+                let in_file = self
+                    .api_keys_file
+                    .as_ref()
+                    .is_some_and(|file| file.current().holds(principal));
+                !(self.api_keys.holds(principal) || in_file)
+            }
+        }
+    }
+
+    fn verify_api_key(&self, presented: &str) -> Result<Principal, AuthError> {
+        let id = ApiKeyId::of(presented);
+        // Both sets are searched in full, so timing tells neither apart.
+        let configured = self.api_keys.find(&id).cloned();
+        let from_file = self
+            .api_keys_file
+            .as_ref()
+            .and_then(|file| file.current().find(&id).cloned());
+        configured.or(from_file).ok_or(AuthError::UnknownApiKey)
+    }
+}
+
+#[cfg(test)]
+mod tests;

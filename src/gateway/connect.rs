@@ -86,6 +86,7 @@ pub async fn authenticate(
     let principal = gateway
         .auth
         .authenticate(credential(auth.as_ref().ok(), &socket))
+        .await
         .map_err(|e| {
             gateway.metrics.auth_failures.inc(e.reason());
             tracing::info!(reason = e.reason(), error = %e, "connection refused");

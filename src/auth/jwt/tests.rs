@@ -61,8 +61,8 @@ fn hs(claims: &serde_json::Value) -> String {
     )
 }
 
-#[test]
-fn accepts_hs256_rs256_and_es256() {
+#[tokio::test]
+async fn accepts_hs256_rs256_and_es256() {
     let rs = {
         let mut h = Header::new(Algorithm::RS256);
         h.kid = Some("rsa-1".into());
@@ -78,7 +78,7 @@ fn accepts_hs256_rs256_and_es256() {
         &EncodingKey::from_ec_pem(ES_PRIVATE.as_bytes()).unwrap(),
     );
     for token in [hs(&claims(now() + 60)), rs, es] {
-        let p = all().verify(&token).unwrap();
+        let p = all().verify(&token).await.unwrap();
         assert_eq!(
             (p.user.as_str(), p.org.as_str(), p.name.as_str()),
             ("user_1", "org-1", "Jane")
@@ -87,8 +87,8 @@ fn accepts_hs256_rs256_and_es256() {
     }
 }
 
-#[test]
-fn dev_tokens_verify_with_the_dev_secret() {
+#[tokio::test]
+async fn dev_tokens_verify_with_the_dev_secret() {
     let cfg = JwtConfig {
         hs_secret: Some(Secret::new(DEV_JWT_SECRET)),
         ..JwtConfig::default()
@@ -96,28 +96,29 @@ fn dev_tokens_verify_with_the_dev_secret() {
     let p = JwtVerifier::new(&cfg)
         .unwrap()
         .verify(&sign_dev_token(DEV_JWT_SECRET, "u", "U", "o", 60))
+        .await
         .unwrap();
     assert_eq!(p.user.as_str(), "u");
 }
 
-#[test]
-fn refuses_expired_tampered_and_unsigned_tokens() {
+#[tokio::test]
+async fn refuses_expired_tampered_and_unsigned_tokens() {
     let v = all();
     assert!(matches!(
-        v.verify(&hs(&claims(now() - 3600))),
+        v.verify(&hs(&claims(now() - 3600))).await,
         Err(AuthError::InvalidToken(_))
     ));
     // Within the leeway an expired token still passes.
-    assert!(v.verify(&hs(&claims(now() - 5))).is_ok());
+    assert!(v.verify(&hs(&claims(now() - 5))).await.is_ok());
     let mut tampered = hs(&claims(now() + 60));
     tampered.pop();
-    assert!(v.verify(&tampered).is_err());
+    assert!(v.verify(&tampered).await.is_err());
     let wrong_secret = sign(
         Header::new(Algorithm::HS256),
         &claims(now() + 60),
         &EncodingKey::from_secret(b"another-secret-of-at-least-32-bytes"),
     );
-    assert!(v.verify(&wrong_secret).is_err());
+    assert!(v.verify(&wrong_secret).await.is_err());
     // alg "none": header {"alg":"none"} with no signature.
     let none = format!(
         "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
@@ -126,19 +127,22 @@ fn refuses_expired_tampered_and_unsigned_tokens() {
             claims(now() + 60).to_string()
         )
     );
-    assert!(v.verify(&none).is_err());
-    assert!(v.verify("not a jwt").is_err());
+    assert!(v.verify(&none).await.is_err());
+    assert!(v.verify("not a jwt").await.is_err());
 }
 
-#[test]
-fn algorithms_are_pinned_by_configuration() {
+#[tokio::test]
+async fn algorithms_are_pinned_by_configuration() {
     let hs_only = JwtVerifier::new(&config(vec![Algorithm::HS256])).unwrap();
     let es = sign(
         Header::new(Algorithm::ES256),
         &claims(now() + 60),
         &EncodingKey::from_ec_pem(ES_PRIVATE.as_bytes()).unwrap(),
     );
-    assert_eq!(hs_only.verify(&es), Err(AuthError::AlgorithmNotAllowed));
+    assert_eq!(
+        hs_only.verify(&es).await,
+        Err(AuthError::AlgorithmNotAllowed)
+    );
     // Algorithm confusion: an HS256 token "signed" with the RSA public key.
     let rs_only = JwtVerifier::new(&config(vec![Algorithm::RS256])).unwrap();
     let confused = sign(
@@ -147,13 +151,13 @@ fn algorithms_are_pinned_by_configuration() {
         &EncodingKey::from_secret(RS_PUBLIC.as_bytes()),
     );
     assert_eq!(
-        rs_only.verify(&confused),
+        rs_only.verify(&confused).await,
         Err(AuthError::AlgorithmNotAllowed)
     );
 }
 
-#[test]
-fn unknown_kid_is_refused() {
+#[tokio::test]
+async fn unknown_kid_is_refused() {
     let mut h = Header::new(Algorithm::RS256);
     h.kid = Some("rsa-2".into());
     let token = sign(
@@ -161,17 +165,17 @@ fn unknown_kid_is_refused() {
         &claims(now() + 60),
         &EncodingKey::from_rsa_pem(RS_PRIVATE.as_bytes()).unwrap(),
     );
-    assert_eq!(all().verify(&token), Err(AuthError::UnknownKey));
+    assert_eq!(all().verify(&token).await, Err(AuthError::UnknownKey));
 }
 
-#[test]
-fn requires_organization_and_checks_issuer_and_audience() {
+#[tokio::test]
+async fn requires_organization_and_checks_issuer_and_audience() {
     let v = all();
     let no_org = json!({"sub": "u", "exp": now() + 60});
-    assert!(v.verify(&hs(&no_org)).is_err());
+    assert!(v.verify(&hs(&no_org)).await.is_err());
     let empty_org = json!({"sub": "u", "organizationId": "", "exp": now() + 60});
     assert_eq!(
-        v.verify(&hs(&empty_org)),
+        v.verify(&hs(&empty_org)).await,
         Err(AuthError::BadClaims("organizationId"))
     );
 
@@ -182,8 +186,8 @@ fn requires_organization_and_checks_issuer_and_audience() {
     let mut good = claims(now() + 60);
     good["iss"] = json!("https://auth.example");
     good["aud"] = json!("crm-bridge");
-    assert!(strict.verify(&hs(&good)).is_ok());
-    assert!(strict.verify(&hs(&claims(now() + 60))).is_err());
+    assert!(strict.verify(&hs(&good)).await.is_ok());
+    assert!(strict.verify(&hs(&claims(now() + 60))).await.is_err());
 }
 
 #[test]
