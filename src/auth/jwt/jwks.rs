@@ -42,11 +42,19 @@ impl Jwks {
     pub fn new(url: &str, refresh_every: Duration) -> anyhow::Result<Self> {
         let parsed = reqwest::Url::parse(url)
             .map_err(|e| anyhow::anyhow!("auth.jwt.jwks_url is not a URL: {e}"))?;
-        // This build's HTTP client has no TLS. Plain HTTP is only safe to a
-        // trusted local endpoint (e.g. a sidecar that fetches over HTTPS).
+        // Keys decide who is authenticated: fetch them over HTTPS (system
+        // roots), or plain HTTP only from this machine (a sidecar, tests).
+        let loopback = match parsed.host_str() {
+            Some("localhost") => true,
+            Some(host) => host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+            None => false,
+        };
         anyhow::ensure!(
-            parsed.scheme() == "http",
-            "auth.jwt.jwks_url must be http:// (this build has no TLS client)"
+            parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback),
+            "auth.jwt.jwks_url must be https:// (plain http:// only to a loopback address)"
         );
         anyhow::ensure!(
             !refresh_every.is_zero(),

@@ -375,14 +375,15 @@ async fn the_background_refresh_fetches_at_once_and_stops_with_shutdown() {
 }
 
 #[test]
-fn the_jwks_url_must_be_plain_http_and_serves_public_key_algorithms() {
+fn the_jwks_url_must_be_https_or_loopback_http() {
     let config = |url: &str| JwtConfig {
         algorithms: vec![Algorithm::RS256, Algorithm::ES256],
         jwks_url: Some(url.into()),
         ..JwtConfig::default()
     };
     assert!(JwtVerifier::new(&config("http://127.0.0.1:1/jwks")).is_ok());
-    assert!(JwtVerifier::new(&config("https://idp.example/jwks")).is_err());
+    assert!(JwtVerifier::new(&config("https://idp.example/jwks")).is_ok());
+    assert!(JwtVerifier::new(&config("http://idp.example/jwks")).is_err());
     assert!(JwtVerifier::new(&config("not a url")).is_err());
     let mut never = config("http://127.0.0.1:1/jwks");
     never.jwks_refresh_seconds = 0;
