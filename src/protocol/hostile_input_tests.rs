@@ -112,11 +112,67 @@ fn oversized() -> impl Strategy<Value = Value> {
     })
 }
 
+/// One of `pool`, as a JSON string.
+fn one_of(pool: &'static [&'static str]) -> BoxedStrategy<Value> {
+    proptest::sample::select(pool).prop_map(Value::from).boxed()
+}
+
+/// A plausible value for a known field, or now and then anything at all.
+fn field_value(name: &'static str) -> BoxedStrategy<Value> {
+    let orgs: &'static [&'static str] = &[OWN_ORG, "org-2", ""];
+    let plausible = match name {
+        "resource" => one_of(&["contact", "deal", "email-thread", "notification", "invoice"]),
+        "type" | "roomType" => one_of(&["pipeline", "deal", "contact", "email-thread", "invoice"]),
+        "organizationId" => one_of(orgs),
+        "events" => {
+            proptest::collection::vec(one_of(&["update", "stage-change", "reply", "x"]), 0..4)
+                .prop_map(Value::Array)
+                .boxed()
+        }
+        "filter" => proptest::collection::btree_map(
+            proptest::sample::select(&["organizationId", "pipelineId", "contactId", "x"][..]),
+            one_of(orgs),
+            0..3,
+        )
+        .prop_map(|m| json!(m))
+        .boxed(),
+        "since" => one_of(&["1:d0.5", "garbage"]),
+        _ => one_of(&["d1", "notes", ""]),
+    };
+    prop_oneof![6 => plausible, 1 => value()].boxed()
+}
+
+/// A request close to one of the real shapes: each field present or not,
+/// each value plausible or not. Reaches the organisation checks often.
+fn near_valid() -> impl Strategy<Value = Value> {
+    let shapes: [&'static [&'static str]; 4] = [
+        &["resource", "id", "events", "since"],
+        &["resource", "filter", "events"],
+        &["type", "id", "organizationId"],
+        &["roomType", "roomId", "field", "organizationId"],
+    ];
+    proptest::sample::select(shapes.to_vec()).prop_flat_map(|shape| {
+        let fields: Vec<_> = shape
+            .iter()
+            .map(|&name| {
+                proptest::option::weighted(0.8, field_value(name)).prop_map(move |v| (name, v))
+            })
+            .collect();
+        fields.prop_map(|fields| {
+            let present = fields
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?)));
+            Value::Object(present.collect())
+        })
+    })
+}
+
 /// What a handler is given: nothing (no or unreadable argument) or a value.
 fn request() -> impl Strategy<Value = Option<Value>> {
     prop_oneof![
         1 => Just(None),
-        8 => value().prop_map(Some),
+        4 => value().prop_map(Some),
+        4 => near_valid().prop_map(Some),
         1 => deeply_nested().prop_map(Some),
         1 => oversized().prop_map(Some),
     ]
@@ -166,7 +222,7 @@ fn check<T>(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1_000))]
+    #![proptest_config(ProptestConfig::with_cases(3_000))]
 
     #[test]
     fn every_inbound_parser_refuses_with_a_seed_code_or_stays_in_the_callers_org(raw in request()) {
