@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test deps lint bench-replay bench-latency bench-typing
+.PHONY: run test deps lint fuzz bench-replay bench-latency bench-typing
 
 TANSU_INSTALL := deploy/dev/install-tansu.sh
 
@@ -32,6 +32,19 @@ lint:
 ## real broker and the official socket.io-client.
 test: deps lint
 	TANSU="$$(bash $(TANSU_INSTALL))" cargo test --no-fail-fast
+
+FUZZ_SECONDS ?= 60
+
+## Fuzz the inbound parsers and the record decoder, FUZZ_SECONDS each (not part
+## of `make test`). cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP on stable.
+## New inputs go to fuzz/target/corpus; the checked-in seeds are fuzz/corpus.
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd fuzz && for target in inbound_requests record_decoder; do \
+	  mkdir -p target/corpus/$$target && \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run -O $$target target/corpus/$$target corpus/$$target \
+	    -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 ## Replay catch-up of 100,000 events beside live delivery, in one run (release build).
 bench-replay: deps

@@ -44,6 +44,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     if let Some(partitions) = config.kafka.create_topics {
         let mut names: Vec<&str> = config.kafka.topics.all().map(|(_, name)| name).collect();
         names.push(&config.presence.topic);
+        names.extend(config.kafka.dead_letter_topic.as_deref());
         ensure_topics(&config.kafka, &names, partitions).await?;
     }
     let shutdown = CancellationToken::new();

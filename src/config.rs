@@ -135,6 +135,10 @@ impl Config {
                 .all(|(_, name)| name != self.presence.topic),
             "presence.topic must not be one of the CRM topics"
         );
+        anyhow::ensure!(
+            self.kafka.dead_letter_topic.as_ref() != Some(&self.presence.topic),
+            "kafka.dead_letter_topic must not be presence.topic"
+        );
         self.kafka.validate()
     }
 }

@@ -65,6 +65,10 @@ pub struct Metrics {
     pub records_consumed: Counter,
     pub records_decoded: Counter,
     pub decode_failures: ReasonCounter,
+    /// Undecodable records produced to the dead-letter topic.
+    pub dead_lettered: Counter,
+    /// Undecodable records the dead-letter topic did not take (skipped anyway).
+    pub dead_letter_failures: Counter,
     pub consume_errors: Counter,
     /// Events that matched at least one client.
     pub events_routed: Counter,
@@ -98,6 +102,8 @@ impl Metrics {
             "recordsConsumed": self.records_consumed.get(),
             "recordsDecoded": self.records_decoded.get(),
             "decodeFailures": self.decode_failures.snapshot(),
+            "deadLettered": self.dead_lettered.get(),
+            "deadLetterFailures": self.dead_letter_failures.get(),
             "consumeErrors": self.consume_errors.get(),
             "eventsRouted": self.events_routed.get(),
             "deliveries": self.deliveries.get(),

@@ -133,4 +133,6 @@ impl Decoder {
 }
 
 #[cfg(test)]
+mod hostile_record_tests;
+#[cfg(test)]
 mod tests;

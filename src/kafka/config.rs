@@ -20,6 +20,9 @@ pub struct KafkaConfig {
     pub topics: TopicNames,
     /// Create missing topics at start-up (dev and tests), with this many partitions.
     pub create_topics: Option<i32>,
+    /// Where undecodable records go, unchanged, with headers saying where
+    /// they came from and why (unset: they are only counted and logged).
+    pub dead_letter_topic: Option<String>,
     /// How often to look for partitions added to the topics.
     pub partition_refresh_seconds: u64,
     /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.*`), applied last.
@@ -34,6 +37,7 @@ impl Default for KafkaConfig {
             group_prefix: "crm-bridge".into(),
             topics: TopicNames::default(),
             create_topics: None,
+            dead_letter_topic: None,
             // Partitions are added rarely; a 30 s delay costs nothing, as their
             // records are read from the beginning once found.
             partition_refresh_seconds: 30,
@@ -89,6 +93,12 @@ impl KafkaConfig {
             "kafka.topics must name four distinct topics"
         );
         anyhow::ensure!(!self.brokers.is_empty(), "kafka.brokers is empty");
+        if let Some(topic) = &self.dead_letter_topic {
+            anyhow::ensure!(
+                !topic.is_empty() && !names.contains(&topic.as_str()),
+                "kafka.dead_letter_topic must be a topic of its own"
+            );
+        }
         Ok(())
     }
 

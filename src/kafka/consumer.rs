@@ -6,7 +6,8 @@
 //!   order is kept. Delivery never waits on a socket, so one task suffices.
 //! - An offset is stored only after its record was delivered (or skipped as
 //!   undecodable); librdkafka commits stored offsets every second and at
-//!   shutdown. A poison record is counted, logged, skipped and committed:
+//!   shutdown. A poison record is counted, logged, parked in the dead-letter
+//!   topic when one is configured (`dead_letter.rs`), skipped and committed:
 //!   redelivering it could not make it decodable.
 //! - A schema registry that cannot be reached is retried with backoff, holding
 //!   the record (and so consumption) rather than skipping data that is fine.
@@ -25,6 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use super::KafkaConfig;
 use super::assignment::keep_assigned;
+use super::dead_letter::DeadLetters;
 use super::positions::LivePositions;
 use crate::decode::Decoder;
 use crate::domain::CrmEvent;
@@ -77,6 +79,7 @@ pub fn spawn_consumer(
             .consumer_config(&client_id, &group_id, &settings)
             .create()?,
     );
+    let dead_letters = DeadLetters::new(config)?;
     let topics: HashMap<String, TopicKind> = config
         .topics
         .all()
@@ -97,10 +100,14 @@ pub fn spawn_consumer(
     ));
     let live = handle.live.clone();
     tasks.spawn(async move {
-        consume(
-            &consumer, &topics, &decoder, sink, &metrics, &live, &shutdown,
-        )
-        .await;
+        let stages = Stages {
+            topics: &topics,
+            decoder: &decoder,
+            dead_letters: dead_letters.as_ref(),
+            metrics: &metrics,
+            live: &live,
+        };
+        consume(&consumer, stages, sink, &shutdown).await;
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
             // Nothing assigned yet, or the broker is gone: nothing to lose.
             tracing::debug!(error = %e, "final offset commit failed");
@@ -109,15 +116,28 @@ pub fn spawn_consumer(
     Ok(handle)
 }
 
+/// What each record passes through on its way to the sink.
+struct Stages<'a> {
+    topics: &'a HashMap<String, TopicKind>,
+    decoder: &'a Decoder,
+    dead_letters: Option<&'a DeadLetters>,
+    metrics: &'a Metrics,
+    live: &'a LivePositions,
+}
+
 async fn consume(
     consumer: &StreamConsumer,
-    topics: &HashMap<String, TopicKind>,
-    decoder: &Decoder,
+    stages: Stages<'_>,
     mut sink: impl Deliver,
-    metrics: &Metrics,
-    live: &LivePositions,
     shutdown: &CancellationToken,
 ) {
+    let Stages {
+        topics,
+        decoder,
+        dead_letters,
+        metrics,
+        live,
+    } = stages;
     loop {
         let received = tokio::select! {
             // Stop promptly even when records keep coming.
@@ -162,6 +182,14 @@ async fn consume(
                     error = %e,
                     "skipping a record that cannot be decoded"
                 );
+                if let Some(dead_letters) = dead_letters {
+                    tokio::select! {
+                        biased;
+                        // The record stays uncommitted: parked again after a restart.
+                        _ = shutdown.cancelled() => return,
+                        _ = dead_letters.park(&message, e.reason(), metrics) => {}
+                    }
+                }
             }
         }
         live.handled(position);

@@ -1,5 +1,6 @@
-//! Kafka at the edge: configuration, topic creation for dev, and the live
-//! consumer that feeds decoded events to a [`Deliver`] sink.
+//! Kafka at the edge: configuration, topic creation for dev, the live
+//! consumer that feeds decoded events to a [`Deliver`] sink, and the
+//! dead-letter topic it parks undecodable records in.
 //!
 //! Scaling: every bridge node must see every event its own clients may
 //! receive, so each node is its own consumer group (`<group_prefix>-<node_id>`)
@@ -10,6 +11,7 @@ mod admin;
 mod assignment;
 mod config;
 mod consumer;
+mod dead_letter;
 mod positions;
 
 pub use admin::ensure_topics;

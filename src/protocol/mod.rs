@@ -3,6 +3,8 @@
 //! and the seed's error object. No sockets here, so all of it is unit-tested.
 
 mod error;
+#[cfg(test)]
+mod hostile_input_tests;
 mod outbound;
 mod request;
 mod room;

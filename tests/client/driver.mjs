@@ -8,10 +8,16 @@
 //      stock client's default. "localAddress": the source address of every
 //      request, polling and websocket, through an http.Agent.)
 //   {"op":"emit","client":"a","event":"subscribe","data":{...},"ack":"r1"}
-//      ("data" absent: emit with no argument; "ack" absent: no callback)
+//      ("data" absent: emit with no argument; "ack" absent: no callback;
+//      "args": [...] instead of "data" sends several arguments. Anywhere in
+//      them, {"$buffer":"<base64>"} is sent as a Buffer: a binary attachment.)
 //   {"op":"flood","client":"a","event":"ping","count":1000,"ack":"f"}
 //      (emits `count` times at once; acknowledgements come back as "ack"
 //      observations with ref "f")
+//   {"op":"raw","client":"a","text":"2[\"x\""}   (an engine.io message the client
+//      library would never send: the text goes out as is)
+//   {"op":"raw","client":"a","bytes":"<base64>"}   (a websocket *text* frame of
+//      these bytes, valid UTF-8 or not)
 //   {"op":"disconnect","client":"a"}
 //   {"op":"drop","client":"a"}         (cut the transport: the client reconnects)
 //   {"op":"reconnect","client":"a","auth":{...}}   (optionally with new auth)
@@ -59,9 +65,19 @@ function connect({ client, url, auth, headers, transports, localAddress, module 
   );
 }
 
-function emit({ client, event, data, ack }) {
+// {"$buffer": base64} → Buffer, anywhere in a value.
+function withBuffers(value) {
+  if (Array.isArray(value)) return value.map(withBuffers);
+  if (value && typeof value === "object") {
+    if (typeof value.$buffer === "string") return Buffer.from(value.$buffer, "base64");
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withBuffers(v)]));
+  }
+  return value;
+}
+
+function emit({ client, event, data, args: many, ack }) {
   const socket = sockets.get(client);
-  const args = data === undefined ? [] : [data];
+  const args = withBuffers(many ?? (data === undefined ? [] : [data]));
   if (ack !== undefined) {
     args.push((reply) => out({ client, type: "ack", ref: ack, data: reply ?? null }));
   }
@@ -77,6 +93,11 @@ lines.on("line", (line) => {
       return connect(command);
     case "emit":
       return emit(command);
+    case "raw": {
+      const engine = sockets.get(command.client).io.engine;
+      if (command.text !== undefined) return engine.write(command.text);
+      return engine.transport.ws.send(Buffer.from(command.bytes, "base64"), { binary: false });
+    }
     case "disconnect":
       return sockets.get(command.client)?.disconnect();
     case "drop":

@@ -8,6 +8,7 @@ pub mod avro;
 pub mod bridge;
 pub mod broker;
 pub mod clients;
+pub mod hostile;
 pub mod idp;
 pub mod nginx;
 pub mod process;

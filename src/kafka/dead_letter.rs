@@ -1,0 +1,122 @@
+//! The dead-letter topic (`kafka.dead_letter_topic`): where the live consumer
+//! parks a record it cannot decode, so no poison record is lost to a log line.
+//!
+//! The record goes out unchanged (key, value, its own headers), plus headers
+//! saying where it came from and why:
+//!
+//! | header | value |
+//! |---|---|
+//! | `crm-bridge.source.topic` | the CRM topic it was read from |
+//! | `crm-bridge.source.partition` | partition, decimal |
+//! | `crm-bridge.source.offset` | offset, decimal |
+//! | `crm-bridge.error.reason` | [`DecodeError::reason`](crate::decode::DecodeError::reason) |
+//! | `crm-bridge.node` | the node that parked it (every node reads every record) |
+//!
+//! Each record is awaited before the consumer stores its offset, so parked
+//! records keep their partition's order. One that cannot be parked within
+//! [`DELIVERY_TIMEOUT`] is logged and counted, and its offset is stored all
+//! the same: a dead-letter topic that is down must not stall live delivery,
+//! and the record is still in its source topic at the logged position.
+
+use std::time::Duration;
+
+use rdkafka::Message;
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+use super::KafkaConfig;
+use crate::metrics::Metrics;
+
+/// How long one record may take to reach the dead-letter topic, retries
+/// included, before it is given up (and its partition moves on).
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct DeadLetters {
+    producer: FutureProducer,
+    topic: String,
+    node: String,
+}
+
+impl DeadLetters {
+    /// `None` when no dead-letter topic is configured.
+    pub fn new(config: &KafkaConfig) -> anyhow::Result<Option<Self>> {
+        let Some(topic) = &config.dead_letter_topic else {
+            return Ok(None);
+        };
+        let node = config.node_id();
+        let producer = config
+            .client_config()
+            .set("client.id", format!("crm-bridge-dead-letters-{node}"))
+            .set("linger.ms", "0")
+            // One request in flight: parked records keep their order through retries.
+            .set("max.in.flight.requests.per.connection", "1")
+            .set(
+                "message.timeout.ms",
+                DELIVERY_TIMEOUT.as_millis().to_string(),
+            )
+            .create()?;
+        Ok(Some(Self {
+            producer,
+            topic: topic.clone(),
+            node,
+        }))
+    }
+
+    /// Produces `message` to the dead-letter topic and waits for the broker;
+    /// counts the outcome. Never fails: the caller moves on either way.
+    pub async fn park(
+        &self,
+        message: &BorrowedMessage<'_>,
+        reason: &'static str,
+        metrics: &Metrics,
+    ) {
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        let mut headers = OwnedHeaders::new();
+        if let Some(original) = message.headers() {
+            for header in original.iter() {
+                headers = headers.insert(header);
+            }
+        }
+        let ours = [
+            ("crm-bridge.source.topic", message.topic()),
+            ("crm-bridge.source.partition", partition.as_str()),
+            ("crm-bridge.source.offset", offset.as_str()),
+            ("crm-bridge.error.reason", reason),
+            ("crm-bridge.node", self.node.as_str()),
+        ];
+        for (key, value) in ours {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.topic).headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(value) = message.payload() {
+            record = record.payload(value);
+        }
+        match self
+            .producer
+            .send(record, Timeout::After(DELIVERY_TIMEOUT))
+            .await
+        {
+            Ok(_) => metrics.dead_lettered.inc(),
+            Err((e, _)) => {
+                metrics.dead_letter_failures.inc();
+                tracing::error!(
+                    error = %e,
+                    dead_letter_topic = %self.topic,
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    "cannot park an undecodable record; skipping it anyway"
+                );
+            }
+        }
+    }
+}
