@@ -138,6 +138,20 @@ fn topic() -> impl Strategy<Value = TopicKind> {
     proptest::sample::select(TopicKind::ALL.to_vec())
 }
 
+/// Found by `make fuzz` (record_decoder): a deal whose `changes` map
+/// announces ~10 GB worth of entries.
+#[test]
+fn a_record_announcing_a_huge_map_is_refused_without_allocating_it() {
+    let value =
+        hex::decode("000000000100000000000001000000ffc99a3b0400e500000000000000000000016500")
+            .unwrap();
+    let outcome = decode(TopicKind::Deals, &value);
+    assert!(
+        matches!(&outcome, Err(e) if e.reason() == "avro"),
+        "{outcome:?}"
+    );
+}
+
 #[test]
 fn a_record_without_or_with_an_empty_organisation_is_refused() {
     let no_org = frame(NO_ORG_ID, &deal_body(&no_org_deal_schema(), None));

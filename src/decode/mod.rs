@@ -78,8 +78,16 @@ pub struct Decoder {
     readers: HashMap<TopicKind, Schema>,
 }
 
+/// The longest string, byte array, array or map a record may declare: 1 MiB,
+/// Kafka's default largest record (`message.max.bytes`), so no honest record
+/// comes near it. apache-avro allocates what a length announces before
+/// reading it; without this bound, a 36-byte record announcing a map of
+/// half a billion entries asks for gigabytes. Set once for the process.
+pub const MAX_DECLARED_LENGTH: usize = 1 << 20;
+
 impl Decoder {
     pub fn new(registry: Arc<SchemaRegistry>) -> Self {
+        apache_avro::util::max_allocation_bytes(MAX_DECLARED_LENGTH);
         let readers = TopicKind::ALL
             .into_iter()
             .map(|kind| {
