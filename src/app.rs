@@ -77,6 +77,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         presence: presence.clone(),
         guard: config.guard.clone(),
         token_grace: Duration::from_secs(config.auth.jwt.leeway_seconds),
+        revocation_check: Duration::from_secs(config.auth.reload_seconds),
     }));
     let (socket_layer, io) = SocketIo::builder()
         .with_state(gateway.clone())

@@ -209,7 +209,7 @@ async fn forged_and_invalid_tokens_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_api_key_removed_from_the_keys_file_is_refused_without_a_restart() {
+async fn an_api_key_removed_from_the_keys_file_is_cut_off_and_refused_without_a_restart() {
     const KEY_A: &str = "file-key-a-0123456789abcdef";
     const KEY_B: &str = "file-key-b-0123456789abcdef";
     let entry = |key: &str, user: &str| {
@@ -262,6 +262,20 @@ async fn an_api_key_removed_from_the_keys_file_is_refused_without_a_restart() {
     connect(&mut clients, "b-again", &url, json!({"apiKey": KEY_B}))
         .await
         .expect("key B is still accepted");
+
+    // The connection made with A is told and closed; B's lives on.
+    let told = clients
+        .wait_for("a revoked", |o| o["client"] == "a" && o["event"] == "error")
+        .await;
+    assert_eq!(told["data"]["code"], "UNAUTHORIZED", "{told}");
+    assert_eq!(told["data"]["details"]["reason"], "revoked", "{told}");
+    let gone = clients
+        .wait_for("a disconnected", |o| {
+            o["client"] == "a" && o["type"] == "disconnect"
+        })
+        .await;
+    assert_eq!(gone["reason"], "io server disconnect");
+    assert_eq!(clients.request("b", "ping", json!({})).await["ok"], true);
     bridge.stop().await;
     std::fs::remove_file(&path).unwrap();
 }

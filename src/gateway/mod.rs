@@ -3,7 +3,8 @@
 //!
 //! - `connect.rs`: handshake checks (origin, rates, connection limits,
 //!   authentication) and the `connected` event.
-//! - `credential.rs`: disconnecting a client whose token expired.
+//! - `credential.rs`: disconnecting a client whose token expired or whose
+//!   API key was revoked.
 //! - `requests.rs`: `subscribe`, `unsubscribe`, `ping`.
 //! - `rooms.rs`: `join-room`, `leave-room`, `typing` (the state is in
 //!   [`crate::presence`]; a room's CRM events are a session subscription).
@@ -121,6 +122,8 @@ pub struct Gateway {
     connections: Arc<ConnectionGate>,
     /// How long past `exp` a token is still accepted (the JWT leeway).
     token_grace: Duration,
+    /// How often a connection's API key is checked for revocation.
+    revocation_check: Duration,
     next_client: AtomicU64,
 }
 
@@ -135,6 +138,7 @@ pub struct GatewayParts {
     pub presence: Arc<Presence>,
     pub guard: GuardConfig,
     pub token_grace: Duration,
+    pub revocation_check: Duration,
 }
 
 impl Gateway {
@@ -150,6 +154,7 @@ impl Gateway {
             connections: ConnectionGate::new(&parts.guard),
             guard: parts.guard,
             token_grace: parts.token_grace,
+            revocation_check: parts.revocation_check,
             next_client: AtomicU64::new(1),
         }
     }
