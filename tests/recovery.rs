@@ -445,3 +445,39 @@ async fn a_slow_client_is_cut_off_then_catches_up_at_its_own_pace() {
     assert_exactly_once_in_order(&received, 0..500);
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_kafka_cannot_serve_is_a_server_error_and_resumes_later() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start(&broker).await;
+    let producer = Producer::new(&broker);
+    let mut clients = Clients::spawn().await;
+    let auth = json!({"token": token("user_s", "org-1")});
+    clients.connect("first", &bridge.url, auth.clone()).await;
+    let cursor = subscribe_pipeline(&mut clients, "first").await["cursor"].clone();
+    produce(&producer, 0..3, Duration::ZERO).await;
+    clients.deliveries("first", 3).await;
+    clients
+        .send(json!({"op": "disconnect", "client": "first"}))
+        .await;
+
+    // Kafka stops answering while a client resumes: it is told, not left
+    // with a silently partial replay.
+    clients.connect("during", &bridge.url, auth.clone()).await;
+    let resume = json!({"resource": "deal", "filter": {"pipelineId": PIPELINE}, "since": cursor});
+    let (_, told) = tokio::join!(broker.stall(Duration::from_secs(8)), async {
+        clients.emit("during", "subscribe", resume.clone()).await;
+        clients.event("during", "error").await
+    });
+    assert_eq!(told["code"], "SERVER_ERROR", "{told}");
+    assert_eq!(told["details"]["reason"], "replay_unavailable", "{told}");
+    assert!(clients.unclaimed_deliveries("during").is_empty());
+
+    // Once Kafka answers again, the same cursor resumes everything.
+    clients.connect("after", &bridge.url, auth).await;
+    let ack = clients.request("after", "subscribe", resume).await;
+    assert_eq!(ack["replaying"], true, "{ack}");
+    let replayed = clients.deliveries("after", 3).await;
+    assert_exactly_once_in_order(&replayed, 0..3);
+    bridge.stop().await;
+}

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::{ReplayJob, Step, Waiting};
 use super::{Client, Gateway, overflow};
-use crate::protocol::{Delivery, describe_key, render};
+use crate::protocol::{ClientError, Delivery, ErrorCode, describe_key, render};
 use crate::replay::{Cursor, plan};
 use crate::routing::{key_matches, topics_of};
 
@@ -25,8 +25,15 @@ const LIVE_NOT_STARTED_PAUSE: Duration = Duration::from_millis(50);
 /// Pause before retrying an emit into a full socket queue.
 const FULL_QUEUE_PAUSE: Duration = Duration::from_millis(2);
 
-/// The socket went away or stayed full past the deadline.
-struct Gone;
+/// Why a replay stopped short.
+enum Failed {
+    /// The socket went away or stayed full past the deadline.
+    Gone,
+    /// Kafka could not be read (or live delivery never started) in time.
+    Unavailable,
+}
+
+use Failed::{Gone, Unavailable};
 
 pub async fn run(gateway: Arc<Gateway>, client: Client) {
     let timeout = Duration::from_secs(gateway.replayer.config().timeout_seconds);
@@ -41,15 +48,33 @@ pub async fn run(gateway: Arc<Gateway>, client: Client) {
             }
             Step::Flush(batch) => flush(&client.socket, &batch, deadline).await,
         };
-        if result.is_err() {
-            gateway.metrics.dropped.inc("replay_abandoned");
-            overflow::cut_off_slow(&gateway, &client);
-            return;
+        match result {
+            Ok(()) => {}
+            Err(Gone) => {
+                gateway.metrics.dropped.inc("replay_abandoned");
+                return overflow::cut_off_slow(&gateway, &client);
+            }
+            Err(Unavailable) => return cut_off_unavailable(&gateway, &client),
         }
     }
 }
 
-async fn flush(socket: &SocketRef, batch: &[Arc<Waiting>], deadline: Instant) -> Result<(), Gone> {
+/// Kafka failed the replay: the client is told `SERVER_ERROR` and cut off,
+/// to resume from its cursor when it reconnects (to this or another node).
+fn cut_off_unavailable(gateway: &Arc<Gateway>, client: &Client) {
+    let error = ClientError::new(
+        ErrorCode::ServerError,
+        "missed events cannot be read right now; reconnect to resume",
+    )
+    .with_details(json!({ "reason": "replay_unavailable" }));
+    overflow::cut_off(gateway, client, error, "replay_unavailable");
+}
+
+async fn flush(
+    socket: &SocketRef,
+    batch: &[Arc<Waiting>],
+    deadline: Instant,
+) -> Result<(), Failed> {
     for waiting in batch {
         emit_patiently(
             socket,
@@ -67,7 +92,7 @@ async fn replay(
     client: &Client,
     job: ReplayJob,
     deadline: Instant,
-) -> Result<(), Gone> {
+) -> Result<(), Failed> {
     let ReplayJob { request } = job;
     let since = request.since.clone().unwrap_or_default();
     let replayer = &gateway.replayer;
@@ -78,7 +103,7 @@ async fn replay(
         Ok(extents) => extents,
         Err(e) => {
             tracing::warn!(error = %e, "replay cannot read partition extents");
-            return Err(Gone);
+            return Err(Unavailable);
         }
     };
     // The replay ends where live delivery stands (see `kafka/positions.rs`),
@@ -91,7 +116,7 @@ async fn replay(
                 None if Instant::now() < deadline => {
                     tokio::time::sleep(LIVE_NOT_STARTED_PAUSE).await
                 }
-                None => return Err(Gone),
+                None => return Err(Unavailable),
             }
         };
     }
@@ -110,7 +135,10 @@ async fn replay(
     let _stop_reader = cancel.clone().drop_guard();
     let mut events = replayer.read(plan.ranges.clone(), cancel);
     let mut replayed = 0u64;
-    while let Some(event) = events.recv().await {
+    while let Some(read) = events.recv().await {
+        let Ok(event) = read else {
+            return Err(Unavailable);
+        };
         if key_matches(&request.key, request.actions, &event) {
             let outbound = render(&event, Delivery::Replayed);
             emit_patiently(&client.socket, outbound.name, &outbound.payload, deadline).await?;
@@ -159,7 +187,7 @@ async fn emit_patiently(
     name: &str,
     payload: &serde_json::value::RawValue,
     deadline: Instant,
-) -> Result<(), Gone> {
+) -> Result<(), Failed> {
     loop {
         match socket.emit(name, payload) {
             Ok(()) => return Ok(()),

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 pub use cursor::{Cursor, CursorError};
 pub use plan::{Extent, Gap, GapReason, Plan, Range, plan};
-pub use reader::Replayer;
+pub use reader::{ReadFailed, Replayer};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]

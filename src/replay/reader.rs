@@ -23,6 +23,10 @@ const NOTHING_YET: Duration = Duration::from_millis(200);
 /// Decoded events a reader may run ahead of the socket it feeds.
 const READ_AHEAD: usize = 1024;
 
+/// A replay read stopped before its end because Kafka failed.
+#[derive(Debug)]
+pub struct ReadFailed;
+
 pub struct Replayer {
     config: ReplayConfig,
     kafka: KafkaConfig,
@@ -126,18 +130,21 @@ impl Replayer {
     /// Reads `ranges` in offset order per partition and sends each decoded
     /// event down the returned channel; it ends when every range is read,
     /// `cancel` fires or the receiver is dropped. Records that cannot be
-    /// decoded are skipped, as live delivery skipped them.
+    /// decoded are skipped, as live delivery skipped them. If Kafka fails
+    /// first, the last item is `Err(ReadFailed)`: a replay is never cut
+    /// short silently.
     pub fn read(
         self: &Arc<Self>,
         ranges: Vec<Range>,
         cancel: CancellationToken,
-    ) -> mpsc::Receiver<CrmEvent> {
+    ) -> mpsc::Receiver<Result<CrmEvent, ReadFailed>> {
         let (tx, rx) = mpsc::channel(READ_AHEAD);
         let this = self.clone();
         tokio::spawn(async move {
             if let Err(e) = this.read_into(&ranges, &tx, &cancel).await {
                 tracing::warn!(error = %e, "replay read failed");
                 this.metrics.dropped.inc("replay_read_failed");
+                let _ = tx.send(Err(ReadFailed)).await;
             }
         });
         rx
@@ -146,7 +153,7 @@ impl Replayer {
     async fn read_into(
         &self,
         ranges: &[Range],
-        tx: &mpsc::Sender<CrmEvent>,
+        tx: &mpsc::Sender<Result<CrmEvent, ReadFailed>>,
         cancel: &CancellationToken,
     ) -> anyhow::Result<()> {
         if ranges.is_empty() {
@@ -235,7 +242,7 @@ impl Replayer {
                 .await
             {
                 Some(Ok(event)) => {
-                    if tx.send(event).await.is_err() {
+                    if tx.send(Ok(event)).await.is_err() {
                         break;
                     }
                 }
