@@ -29,7 +29,27 @@ async fn on_unknown(
     rate::admit(&gateway, &socket, &session, ack);
 }
 
-pub(super) fn caller(session: &Session) -> Caller<'_> {
+/// The start of every request handler: charge the event to the rate, then
+/// parse it as the caller. `None` when refused (already answered).
+pub(super) fn admit_request<T>(
+    gateway: &Arc<Gateway>,
+    socket: &SocketRef,
+    session: &Arc<Session>,
+    ack: AckSender,
+    data: Option<&Value>,
+    parse: impl FnOnce(Caller<'_>, Option<&Value>) -> Result<T, ClientError>,
+) -> Option<(T, AckSender)> {
+    let ack = rate::admit(gateway, socket, session, ack)?;
+    match parse(caller(session), data) {
+        Ok(request) => Some((request, ack)),
+        Err(error) => {
+            refuse(gateway, socket, ack, &error);
+            None
+        }
+    }
+}
+
+fn caller(session: &Session) -> Caller<'_> {
     Caller {
         org: &session.principal.org,
         user: &session.principal.user,
@@ -47,12 +67,11 @@ async fn on_subscribe(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
-    let Some(ack) = rate::admit(&gateway, &socket, &session, ack) else {
+    let data = data.as_ref().ok();
+    let Some((request, ack)) =
+        admit_request(&gateway, &socket, &session, ack, data, parse_subscribe)
+    else {
         return;
-    };
-    let request = match parse_subscribe(caller(&session), data.as_ref().ok()) {
-        Ok(request) => request,
-        Err(error) => return refuse(&gateway, &socket, ack, &error),
     };
     let client = Client::new(&socket, &session);
     let Some(since) = request.since.clone() else {
@@ -92,22 +111,20 @@ async fn on_unsubscribe(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
-    let Some(ack) = rate::admit(&gateway, &socket, &session, ack) else {
+    let data = data.as_ref().ok();
+    let Some((key, ack)) = admit_request(&gateway, &socket, &session, ack, data, parse_unsubscribe)
+    else {
         return;
     };
     let client = Client::new(&socket, &session);
-    match parse_unsubscribe(caller(&session), data.as_ref().ok()) {
-        Ok(key) if session.unsubscribe(&gateway, &client, &key) => {
-            ack.send(&json!({ "ok": true })).ok();
-        }
-        Ok(_) => {
-            let error = ClientError::new(
-                ErrorCode::ResourceNotFound,
-                "no such subscription on this connection",
-            );
-            refuse(&gateway, &socket, ack, &error);
-        }
-        Err(error) => refuse(&gateway, &socket, ack, &error),
+    if session.unsubscribe(&gateway, &client, &key) {
+        ack.send(&json!({ "ok": true })).ok();
+    } else {
+        let error = ClientError::new(
+            ErrorCode::ResourceNotFound,
+            "no such subscription on this connection",
+        );
+        refuse(&gateway, &socket, ack, &error);
     }
 }
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 
-use super::requests::{caller, refuse};
+use super::requests::{admit_request, refuse};
 use super::session::Session;
-use super::{Client, Gateway, rate};
+use super::{Client, Gateway};
 use crate::presence::NotInRoom;
 use crate::protocol::{
     ClientError, ErrorCode, describe_key, describe_room, parse_room, parse_typing,
@@ -30,12 +30,10 @@ async fn on_join(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
-    let Some(ack) = rate::admit(&gateway, &socket, &session, ack) else {
+    let data = data.as_ref().ok();
+    let Some((room, ack)) = admit_request(&gateway, &socket, &session, ack, data, parse_room)
+    else {
         return;
-    };
-    let room = match parse_room(caller(&session), data.as_ref().ok()) {
-        Ok(room) => room,
-        Err(error) => return refuse(&gateway, &socket, ack, &error),
     };
     let client = Client::new(&socket, &session);
     match session.join_room(&gateway, &client, &room) {
@@ -61,12 +59,10 @@ async fn on_leave(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
-    let Some(ack) = rate::admit(&gateway, &socket, &session, ack) else {
+    let data = data.as_ref().ok();
+    let Some((room, ack)) = admit_request(&gateway, &socket, &session, ack, data, parse_room)
+    else {
         return;
-    };
-    let room = match parse_room(caller(&session), data.as_ref().ok()) {
-        Ok(room) => room,
-        Err(error) => return refuse(&gateway, &socket, ack, &error),
     };
     let client = Client::new(&socket, &session);
     if session.leave_room(&gateway, &client, &room) {
@@ -86,12 +82,11 @@ async fn on_typing(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
-    let Some(ack) = rate::admit(&gateway, &socket, &session, ack) else {
+    let data = data.as_ref().ok();
+    let Some(((room, field), ack)) =
+        admit_request(&gateway, &socket, &session, ack, data, parse_typing)
+    else {
         return;
-    };
-    let (room, field) = match parse_typing(caller(&session), data.as_ref().ok()) {
-        Ok(parsed) => parsed,
-        Err(error) => return refuse(&gateway, &socket, ack, &error),
     };
     match gateway.presence.typing(&room, session.client, &field) {
         Ok(shown) => {
