@@ -21,6 +21,15 @@
 
 /** Before reconnecting after being cut off as a slow consumer. */
 const SLOW_CONSUMER_PAUSE_MS = 500;
+/**
+ * After a reconnect, rejoins and resubscribes go out this many at once, then
+ * one per RESUME_SPACING_MS: under the bridge's event rate (100/s, bursts of
+ * 100), however many there are.
+ */
+const RESUME_BURST = 50;
+const RESUME_SPACING_MS = 12;
+/** A request refused as RATE_LIMITED is sent again after `retryAfter`, this often. */
+const RATE_LIMIT_RETRIES = 5;
 
 const EVENTS = ["resource-update", "resource-delete", "pipeline-update", "email-received", "notification"];
 
@@ -65,6 +74,26 @@ function keyOf(request) {
 /** Identifies a room: type + id. */
 function roomKeyOf(request) {
   return JSON.stringify([request.type, request.id]);
+}
+
+/** Runs `jobs` in a burst, then spaced out. */
+function paced(jobs) {
+  jobs.forEach((job, i) => (i < RESUME_BURST ? job() : setTimeout(job, (i - RESUME_BURST + 1) * RESUME_SPACING_MS)));
+}
+
+function isRateLimited(reply) {
+  return reply?.ok === false && reply.error?.code === "RATE_LIMITED";
+}
+
+/** `send` with an acknowledgement, sent again after `retryAfter` when rate limited. */
+function sendRetrying(send, event, payload, callback, retries = RATE_LIMIT_RETRIES) {
+  send(event, payload, (reply) => {
+    if (isRateLimited(reply) && retries > 0) {
+      const again = () => sendRetrying(send, event, payload, callback, retries - 1);
+      return void setTimeout(again, reply.error.retryAfter ?? RESUME_SPACING_MS);
+    }
+    callback(reply);
+  });
 }
 
 function call(callback, value) {
@@ -221,30 +250,33 @@ function recovering(socket) {
     socket.replayed = 0;
     gaps = [];
     failed = 0;
-    for (const [key, request] of rooms) {
-      send("join-room", request, (reply) => {
-        if (!reply?.ok) rooms.delete(key);
+    const jobs = [...rooms].map(([key, request]) => () =>
+      sendRetrying(send, "join-room", request, (reply) => {
+        if (!reply?.ok && !isRateLimited(reply)) rooms.delete(key);
         notify("room-rejoined", reply);
-      });
-    }
+      }),
+    );
     const pending = [...subscriptions.values()];
     resubscribing = pending.length;
     for (const entry of pending) {
       const since = entry.cursor ? { since: formatCursor(entry.cursor) } : {};
       entry.reply = null;
       entry.awaited = true;
-      send("subscribe", { ...entry.request, ...since }, (reply) => {
-        if (!reply?.ok) {
-          failed += 1;
-        } else {
-          accept(entry, reply);
-          if (entry.resuming) return; // done when `subscription-resumed` arrives
-        }
-        entry.awaited = false;
-        resubscribing -= 1;
-        report();
-      });
+      jobs.push(() =>
+        sendRetrying(send, "subscribe", { ...entry.request, ...since }, (reply) => {
+          if (!reply?.ok) {
+            failed += 1;
+          } else {
+            accept(entry, reply);
+            if (entry.resuming) return; // done when `subscription-resumed` arrives
+          }
+          entry.awaited = false;
+          resubscribing -= 1;
+          report();
+        }),
+      );
     }
+    paced(jobs);
     report();
   });
 

@@ -8,6 +8,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crm_bridge::config::Config;
 use serde_json::{Value, json};
 use support::process::BridgeProcess;
 use support::{Broker, Clients, Nginx, Producer, TestBridge, avro, free_port, token};
@@ -116,9 +117,12 @@ struct Cluster {
 impl Cluster {
     async fn start() -> Self {
         let broker = Broker::start();
+        // As deploy/nginx/README.md says: the client's address is X-Real-IP.
+        let behind_nginx =
+            |c: &mut Config| c.guard.client_address_header = Some("x-real-ip".into());
         let nodes = vec![
-            TestBridge::start(&broker).await,
-            TestBridge::start(&broker).await,
+            TestBridge::start_with(&broker, behind_nginx).await,
+            TestBridge::start_with(&broker, behind_nginx).await,
         ];
         let nginx = Nginx::start(&[nodes[0].addr(), nodes[1].addr()]);
         Self {

@@ -481,3 +481,44 @@ async fn a_replay_kafka_cannot_serve_is_a_server_error_and_resumes_later() {
     assert_exactly_once_in_order(&replayed, 0..3);
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_with_more_subscriptions_than_the_rate_burst_resumes_them_all() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start(&broker).await;
+    let producer = Producer::new(&broker);
+    let mut clients = Clients::spawn().await;
+    let auth = json!({"token": token("user_many", "org-1")});
+    connect_module(&mut clients, "page", &bridge.url, auth).await;
+    // 150 subscriptions, made at the page's own pace (under 100/s).
+    let deal = |n: u64| format!("deal_many_{n}");
+    for n in 0..150 {
+        let reply = clients
+            .request(
+                "page",
+                "subscribe",
+                json!({"resource": "deal", "id": deal(n)}),
+            )
+            .await;
+        assert_eq!(reply["ok"], true, "{reply}");
+        tokio::time::sleep(Duration::from_millis(12)).await;
+    }
+
+    // On reconnect the module resumes all 150 at once: more than the
+    // bridge's burst of 100, so it paces them.
+    clients.send(json!({"op": "drop", "client": "page"})).await;
+    let recovered = clients
+        .wait_for("page recovered", |o| {
+            o["client"] == "page" && o["type"] == "recovered"
+        })
+        .await;
+    assert_eq!(recovered["data"]["recovered"], true, "{recovered}");
+    for n in [0, 149] {
+        let record = deal_seq("org-1", &deal(n), PIPELINE, n);
+        producer.send("crm.deals", &deal(n), &record).await;
+        let update = clients.event("page", "resource-update").await;
+        assert_eq!(update["id"], deal(n));
+    }
+    assert_eq!(bridge.stats().await["dropped"]["rate_limited"], Value::Null);
+    bridge.stop().await;
+}

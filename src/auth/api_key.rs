@@ -8,7 +8,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{AuthError, AuthMethod, Principal};
+use super::{AuthMethod, Principal};
 use crate::domain::{OrgId, UserId};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -87,10 +87,11 @@ impl ApiKeys {
         self.0.len()
     }
 
-    pub fn verify(&self, presented: &str) -> Result<Principal, AuthError> {
+    #[cfg(test)]
+    pub fn verify(&self, presented: &str) -> Result<Principal, super::AuthError> {
         self.find(&ApiKeyId::of(presented))
             .cloned()
-            .ok_or(AuthError::UnknownApiKey)
+            .ok_or(super::AuthError::UnknownApiKey)
     }
 
     /// The principal of the key `id`, comparing every stored hash.
@@ -114,6 +115,7 @@ impl ApiKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::AuthError;
 
     fn keys() -> ApiKeys {
         ApiKeys::new(&[ApiKeyConfig {

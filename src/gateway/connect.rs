@@ -126,12 +126,14 @@ fn origin_allowed(allowed: &[String], socket: &SocketRef) -> bool {
         || origin.is_none_or(|o| o.to_str().is_ok_and(|o| allowed.iter().any(|a| a == o)))
 }
 
-/// The configured address header's first value, else the TCP peer.
+/// The configured address header, else the TCP peer. Of a list
+/// (`X-Forwarded-For`), the last entry: the one our own proxy appended; the
+/// ones before it are whatever the client sent.
 fn client_address(guard: &GuardConfig, socket: &SocketRef) -> IpAddr {
     let parts = socket.req_parts();
     let from_header = guard.client_address_header.as_ref().and_then(|name| {
         let value = parts.headers.get(name.as_str())?.to_str().ok()?;
-        value.split(',').next()?.trim().parse().ok()
+        value.rsplit(',').next()?.trim().parse().ok()
     });
     let peer = || {
         parts
@@ -171,14 +173,19 @@ pub async fn on_connect(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
-    // Cleanup is registered before anything enters the index.
+    gateway.metrics.clients_connected.inc();
+    // Cleanup is registered before anything enters the index. socketioxide
+    // runs this handler after the socket joined its namespace, so the client
+    // may already be gone, and then no disconnect handler will ever run.
     socket.on_disconnect(on_disconnect);
+    if !socket.connected() {
+        return end(&gateway, &session);
+    }
     requests::register(&socket);
     tokio::spawn(credential::watch(
         gateway.clone(),
         Client::new(&socket, &session),
     ));
-    gateway.metrics.clients_connected.inc();
     tracing::debug!(
         sid = %socket.id,
         user = %session.principal.user,
@@ -225,9 +232,15 @@ async fn on_disconnect(
     Extension(session): Extension<Arc<Session>>,
     State(gateway): State<Arc<Gateway>>,
 ) {
-    session.close(&gateway);
-    gateway.metrics.clients_connected.dec();
+    end(&gateway, &session);
     tracing::debug!(sid = %socket.id, ?reason, "client disconnected");
+}
+
+/// Once per connection, however it ends.
+fn end(gateway: &Gateway, session: &Session) {
+    if session.end(gateway) {
+        gateway.metrics.clients_connected.dec();
+    }
 }
 
 impl Gateway {

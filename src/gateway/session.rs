@@ -47,7 +47,8 @@ pub struct Session {
 struct State {
     subscriptions: HashMap<SubscriptionKey, Subscription>,
     rooms: HashSet<RoomKey>,
-    /// This connection's place in the node's connection counts.
+    /// This connection's place in the node's connection counts, held until
+    /// the socket is gone.
     slot: Option<ConnectionSlot>,
     closed: bool,
     /// Present while the connection replays.
@@ -147,6 +148,14 @@ impl Session {
             events: Mutex::new(events),
             closing: CancellationToken::new(),
         }
+    }
+
+    /// The socket is gone: closes the session if it is not yet, and gives
+    /// its place in the connection counts back (a client cut off keeps it
+    /// until its socket really closes). True only the first time.
+    pub fn end(&self, gateway: &Gateway) -> bool {
+        self.close(gateway);
+        self.state().slot.take().is_some()
     }
 
     /// Charges one inbound event to the connection's rate.
@@ -332,7 +341,6 @@ impl Session {
         }
         state.closed = true;
         state.replay = None;
-        state.slot = None;
         self.closing.cancel();
         let rooms: Vec<RoomKey> = state.rooms.drain().collect();
         for room in &rooms {

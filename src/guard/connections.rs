@@ -1,7 +1,7 @@
 //! How many Socket.IO connections this node holds: in all, per user and per
 //! client address; and how fast one address may open new ones. A connection
-//! holds a [`ConnectionSlot`], which gives its place back when dropped, so
-//! counts cannot drift whatever way a connection ends.
+//! holds a [`ConnectionSlot`] until its socket is gone; the slot gives its
+//! place back when dropped.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,8 +12,10 @@ use super::{GuardConfig, TokenBucket};
 use crate::domain::{OrgId, UserId};
 
 /// Above this many addresses tracked, idle (full) handshake buckets are
-/// forgotten: they carry no information.
+/// forgotten (they carry no information), at most once per [`PRUNE_EVERY`]
+/// so that many addresses cannot make every handshake scan them all.
 const PRUNE_ABOVE: usize = 10_000;
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, PartialEq)]
 pub enum Refusal {
@@ -37,6 +39,7 @@ struct State {
     per_user: HashMap<(OrgId, UserId), usize>,
     per_address: HashMap<IpAddr, usize>,
     handshakes: HashMap<IpAddr, TokenBucket>,
+    pruned_at: Option<Instant>,
 }
 
 /// One admitted connection's place in the counts.
@@ -60,9 +63,14 @@ impl ConnectionGate {
 
     /// A handshake from `address`, before any credential is checked.
     pub fn handshake(&self, address: IpAddr, now: Instant) -> Result<(), Refusal> {
+        let address = limited_as(address);
         let mut state = self.state();
-        if state.handshakes.len() > PRUNE_ABOVE {
+        let due = state
+            .pruned_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= PRUNE_EVERY);
+        if state.handshakes.len() > PRUNE_ABOVE && due {
             state.handshakes.retain(|_, bucket| !bucket.is_full(now));
+            state.pruned_at = Some(now);
         }
         let (rate, burst) = (
             self.config.handshakes_per_second_per_address,
@@ -82,6 +90,7 @@ impl ConnectionGate {
         user: (OrgId, UserId),
         address: IpAddr,
     ) -> Result<ConnectionSlot, Refusal> {
+        let address = limited_as(address);
         let mut state = self.state();
         let state = &mut *state;
         if state.total >= self.config.max_connections {
@@ -110,6 +119,18 @@ impl ConnectionGate {
         state.total -= 1;
         decrement(&mut state.per_user, user);
         decrement(&mut state.per_address, &address);
+    }
+}
+
+/// The address limits apply to: IPv4 as is, IPv6 by its /64 (one host
+/// commonly holds a whole /64, so single addresses would not limit it).
+fn limited_as(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
     }
 }
 
@@ -187,5 +208,17 @@ mod tests {
         gate.handshake(address(2), now).unwrap();
         gate.handshake(address(1), now + Duration::from_millis(100))
             .unwrap();
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_prefix() {
+        let gate = gate();
+        let host = |last: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]);
+        let _a = gate.admit(user("u1"), host(1)).unwrap();
+        let _b = gate.admit(user("u2"), host(2)).unwrap();
+        let refused = gate.admit(user("u3"), host(3)).err();
+        assert_eq!(refused, Some(Refusal::AddressFull));
+        let other_net = IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]);
+        assert!(gate.admit(user("u3"), other_net).is_ok());
     }
 }

@@ -36,8 +36,10 @@ pub struct GuardConfig {
     pub handshakes_per_second_per_address: u32,
     pub handshake_burst: u32,
     /// A header that carries the client's address, set by the load balancer
-    /// (e.g. `x-real-ip`); unset: the TCP peer's address. Only set it when
-    /// every request comes through a proxy that overwrites it.
+    /// (`x-real-ip` with `deploy/nginx`); unset: the TCP peer's address,
+    /// which behind a proxy is the proxy's. Only set it when every request
+    /// comes through a proxy that overwrites it; of a list, the last entry
+    /// counts.
     pub client_address_header: Option<String>,
     /// Browser origins allowed to connect (`https://app.example.com`); empty:
     /// any. A handshake whose `Origin` is not listed is refused.

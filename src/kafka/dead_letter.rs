@@ -15,10 +15,13 @@
 //! Each record is awaited before the consumer stores its offset, so parked
 //! records keep their partition's order. One that cannot be parked within
 //! [`DELIVERY_TIMEOUT`] is logged and counted, and its offset is stored all
-//! the same: a dead-letter topic that is down must not stall live delivery,
-//! and the record is still in its source topic at the logged position.
+//! the same: the record is still in its source topic at the logged position.
+//! After such a failure, parking is skipped (counted, logged) for
+//! [`BACK_OFF`]: a dead-letter topic that is missing or down must not stall
+//! live delivery for every poison record that follows.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
@@ -32,10 +35,15 @@ use crate::metrics::Metrics;
 /// included, before it is given up (and its partition moves on).
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long parking is skipped after a record could not be parked.
+pub const BACK_OFF: Duration = Duration::from_secs(60);
+
 pub struct DeadLetters {
     producer: FutureProducer,
     topic: String,
     node: String,
+    /// Parking is skipped until then, after a failure.
+    skip_until: Mutex<Option<Instant>>,
 }
 
 impl DeadLetters {
@@ -60,7 +68,13 @@ impl DeadLetters {
             producer,
             topic: topic.clone(),
             node,
+            skip_until: Mutex::new(None),
         }))
+    }
+
+    fn skipping(&self) -> bool {
+        let skip_until = self.skip_until.lock().unwrap_or_else(|e| e.into_inner());
+        skip_until.is_some_and(|until| Instant::now() < until)
     }
 
     /// Produces `message` to the dead-letter topic and waits for the broker;
@@ -71,6 +85,17 @@ impl DeadLetters {
         reason: &'static str,
         metrics: &Metrics,
     ) {
+        if self.skipping() {
+            metrics.dead_letter_failures.inc();
+            tracing::warn!(
+                topic = message.topic(),
+                partition = message.partition(),
+                offset = message.offset(),
+                reason,
+                "dead-letter topic failed recently; skipping an undecodable record"
+            );
+            return;
+        }
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
         let mut headers = OwnedHeaders::new();
@@ -102,12 +127,14 @@ impl DeadLetters {
         }
         match self
             .producer
-            .send(record, Timeout::After(DELIVERY_TIMEOUT))
+            .send(record, Timeout::After(Duration::ZERO))
             .await
         {
             Ok(_) => metrics.dead_lettered.inc(),
             Err((e, _)) => {
                 metrics.dead_letter_failures.inc();
+                *self.skip_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Instant::now() + BACK_OFF);
                 tracing::error!(
                     error = %e,
                     dead_letter_topic = %self.topic,

@@ -6,13 +6,14 @@
 //! events a socket sees and the records others see keep the roster's order.
 //! Emitting and publishing never wait: a socket's queue and the producer's
 //! queue are bounded, and presence is best effort past them (counted; the
-//! periodic resync heals what a lost record left behind).
+//! periodic resync heals what a lost record left behind). Snapshots are
+//! split into records well below Kafka's record limit.
 //!
 //! Start-up: the consumer is placed at the topic's end, then this instance
 //! says `hello`; every other instance answers with a snapshot of what it
 //! holds, which is how a node that starts late learns the current presence.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -48,6 +49,8 @@ pub struct Presence {
     hello_seen_at: AtomicU64,
     /// When a record of its own last came back (Unix ms).
     own_seen_at: AtomicU64,
+    /// Start-up sync is done.
+    ready: AtomicBool,
 }
 
 impl Presence {
@@ -89,6 +92,7 @@ impl Presence {
             metrics,
             hello_seen_at: AtomicU64::new(0),
             own_seen_at: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
         });
         let resync = Duration::from_secs(config.resync_seconds.max(1));
         tasks.spawn(follow(presence.clone(), consumer, resync, shutdown));
@@ -131,10 +135,20 @@ impl Presence {
 
     /// Ready once this instance's `hello` came back, a heartbeat interval
     /// passed (so every live instance was heard), and every instance heard
-    /// has said what it holds.
+    /// has said what it holds. Start-up only: once ready, it stays ready (a
+    /// peer that times out and returns must not take every node out of the
+    /// load balancer while it resyncs).
     pub fn is_ready(&self) -> bool {
+        if self.ready.load(Ordering::Acquire) {
+            return true;
+        }
         let seen = self.hello_seen_at.load(Ordering::Acquire);
-        seen != 0 && now_ms() >= seen + self.heartbeat_ms() && self.roster().is_synced()
+        let ready =
+            seen != 0 && now_ms() >= seen + self.heartbeat_ms() && self.roster().is_synced();
+        if ready {
+            self.ready.store(true, Ordering::Release);
+        }
+        ready
     }
 
     /// Other bridge instances this one knows of.

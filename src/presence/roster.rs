@@ -21,9 +21,9 @@ use crate::domain::{RoomKey, UserId};
 use crate::protocol::{PresenceChange, Typing};
 use crate::routing::ClientId;
 
-/// Most members in one snapshot record (~100 bytes each, far below Kafka's
-/// 1 MB default record limit).
-const MEMBERS_PER_RECORD: usize = 2000;
+/// Most bytes of members in one snapshot record: half of Kafka's default
+/// 1 MB record limit, leaving room for the envelope.
+const SNAPSHOT_RECORD_BYTES: usize = 512 * 1024;
 
 /// Timing rules, in milliseconds.
 #[derive(Clone, Copy, Debug)]
@@ -263,11 +263,13 @@ impl<C: Clone> Roster<C> {
                 members,
             } => {
                 let incoming = match (*reset, peer.incoming.take()) {
-                    (true, _) | (false, None) => members.clone(),
+                    (true, _) => members.clone(),
                     (false, Some(mut so_far)) => {
                         so_far.extend(members.iter().cloned());
                         so_far
                     }
+                    // The rest of a snapshot whose start we missed: useless.
+                    (false, None) => return effects,
                 };
                 if *last {
                     peer.synced = true;
@@ -286,10 +288,10 @@ impl<C: Clone> Roster<C> {
                 name,
                 field,
             } => {
-                let fresh = now < envelope.at + self.timing.typing_ttl;
-                if let Some(entry) = self.rooms.get_mut(room).filter(|_| fresh) {
-                    let at = envelope.at;
-                    entry.show_typing(room, user, name, field, at, self.timing, &mut effects);
+                // Timed by this node's clock: a peer's clock that is off
+                // must not hide or stretch indicators.
+                if let Some(entry) = self.rooms.get_mut(room) {
+                    entry.show_typing(room, user, name, field, now, self.timing, &mut effects);
                 }
             }
         }
@@ -332,14 +334,17 @@ impl<C: Clone> Roster<C> {
                 }
             }
         }
-        let chunks: Vec<Vec<Member>> = if members.is_empty() {
-            vec![Vec::new()]
-        } else {
-            members
-                .chunks(MEMBERS_PER_RECORD)
-                .map(<[Member]>::to_vec)
-                .collect()
-        };
+        let mut chunks: Vec<Vec<Member>> = vec![Vec::new()];
+        let mut bytes = 0;
+        for member in members {
+            let size = serde_json::to_vec(&member).map_or(0, |json| json.len() + 1);
+            if bytes + size > SNAPSHOT_RECORD_BYTES && bytes > 0 {
+                chunks.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += size;
+            chunks.last_mut().expect("never empty").push(member);
+        }
         let count = chunks.len();
         chunks
             .into_iter()

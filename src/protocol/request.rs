@@ -261,11 +261,17 @@ fn parse_filter(
     }
 }
 
+/// An id or filter value: 1 to [`MAX_ID_LEN`] bytes, no control characters
+/// (CRM ids have none; they would only bloat what nodes tell each other).
 pub(super) fn id_value(name: &str, value: &Value) -> Result<Box<str>, ClientError> {
     match value {
-        Value::String(s) if !s.is_empty() && s.len() <= MAX_ID_LEN => Ok(s.as_str().into()),
+        Value::String(s)
+            if !s.is_empty() && s.len() <= MAX_ID_LEN && !s.chars().any(char::is_control) =>
+        {
+            Ok(s.as_str().into())
+        }
         _ => Err(ClientError::invalid(format!(
-            "`{}` must be a non-empty string of at most {MAX_ID_LEN} bytes",
+            "`{}` must be a non-empty string of at most {MAX_ID_LEN} bytes, without control characters",
             truncate(name)
         ))),
     }

@@ -62,7 +62,11 @@ impl Jwks {
         );
         Ok(Self {
             url: url.to_owned(),
-            client: reqwest::Client::builder().timeout(FETCH_TIMEOUT).build()?,
+            // No redirects: one could lead from https to plain http elsewhere.
+            client: reqwest::Client::builder()
+                .timeout(FETCH_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
             refresh_every,
             current: RwLock::new(Arc::new(KeySet::default())),
             early: tokio::sync::Mutex::new(EarlyRefreshGate::new(EARLY_REFRESH_INTERVAL)),

@@ -230,13 +230,11 @@ fn a_remote_user_joins_types_and_leaves() {
         name: "BOB".into(),
         field: "notes".into(),
     };
-    let typed = r.apply(&from("peer", 20, typing.clone()), 21);
+    // A peer whose clock is a minute behind: timed by this node's clock.
+    let typed = r.apply(&from("peer", 20, typing), 60_021);
     assert_eq!(notices(&typed), [("user-typing", vec![1], "bob".into())]);
-    let stale = r.apply(&from("peer", 2000, typing), 2000 + TIMING.typing_ttl);
-    assert!(
-        stale.notices.is_empty(),
-        "a typing record older than its ttl is dropped"
-    );
+    let expires = typed.notices[0].payload["expiresAt"].clone();
+    assert_eq!(expires, crate::protocol::format_millis(60_021 + 5000));
     let left = r.apply(
         &from(
             "peer",
@@ -556,4 +554,38 @@ mod isolation {
             }
         }
     }
+}
+
+#[test]
+fn a_large_snapshot_is_split_into_records_kafka_accepts() {
+    let mut r = roster();
+    let long_id = "r".repeat(256);
+    for socket in 0..3000 {
+        let at = room("org-a", &format!("{long_id}{socket}"));
+        join(&mut r, &at, socket, &format!("user{socket}"), 0);
+    }
+    let records = r.snapshot();
+    assert!(records.len() > 1, "{} records", records.len());
+    let mut members = 0;
+    for (i, record) in records.iter().enumerate() {
+        let size = serde_json::to_vec(record).unwrap().len();
+        assert!(size < 600 * 1024, "record {i} is {size} bytes");
+        let Message::Snapshot {
+            reset,
+            last,
+            members: part,
+        } = record
+        else {
+            panic!("not a snapshot");
+        };
+        assert_eq!((*reset, *last), (i == 0, i + 1 == records.len()));
+        members += part.len();
+    }
+    assert_eq!(members, 3000);
+
+    // A peer that missed the first record ignores the rest until a new one.
+    let mut peer = roster();
+    let tail = from("big", 0, records[1].clone());
+    peer.apply(&tail, 0);
+    assert!(!peer.is_synced());
 }
