@@ -7,22 +7,30 @@ TANSU_INSTALL := deploy/dev/install-tansu.sh
 run:
 	bash deploy/dev/run.sh
 
-## Everything the tests need that the machine does not ship.
-## nginx (load-balancer tests) is installed but not started: a policy-rc.d
-## answering 101 ("forbidden") stops the package starting it; not enabled at boot.
-deps:
-	cd tests/client && npm ci --no-audit --no-fund
-	bash $(TANSU_INSTALL) >/dev/null
-	@test -x /usr/sbin/nginx || { \
+## Installs Debian package $(1) unless $(2) exists: non-interactive, and
+## its service neither started (a policy-rc.d answering 101, "forbidden",
+## stops the package starting it) nor enabled at boot.
+define apt_install_stopped
+	@test -x $(2) || { \
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  policy=; [ -e /usr/sbin/policy-rc.d ] || { policy=1; \
 	    printf '#!/bin/sh\nexit 101\n' | $$sudo tee /usr/sbin/policy-rc.d >/dev/null; \
 	    $$sudo chmod 755 /usr/sbin/policy-rc.d; }; \
-	  install="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx"; \
+	  install="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(1)"; \
 	  $$install || { $$sudo apt-get update -q && $$install; }; status=$$?; \
 	  [ -z "$$policy" ] || $$sudo rm -f /usr/sbin/policy-rc.d; \
-	  ! command -v systemctl >/dev/null || $$sudo systemctl disable -q nginx; \
+	  ! command -v systemctl >/dev/null || $$sudo systemctl disable -q $(1); \
 	  exit $$status; }
+endef
+
+## Everything the tests need that the machine does not ship: nginx
+## (load-balancer tests) and promtool (from the prometheus package: checks
+## /metrics and the alert rules), installed but never started.
+deps:
+	cd tests/client && npm ci --no-audit --no-fund
+	bash $(TANSU_INSTALL) >/dev/null
+	$(call apt_install_stopped,nginx,/usr/sbin/nginx)
+	$(call apt_install_stopped,prometheus,/usr/bin/promtool)
 
 lint:
 	cargo fmt --check

@@ -1,4 +1,5 @@
-//! Plain HTTP beside Socket.IO: liveness, readiness, counters, the client
+//! Plain HTTP beside Socket.IO: liveness, readiness, counters (`/stats` as
+//! JSON, `/metrics` for Prometheus, both from [`Metrics`]), the client
 //! module, and CORS.
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use axum::routing::get;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::kafka::ConsumerHandle;
-use crate::metrics::Metrics;
+use crate::metrics::{self, Exposition, Metrics};
 use crate::presence::Presence;
 
 #[derive(Clone)]
@@ -26,6 +27,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/stats", get(stats))
+        .route("/metrics", get(prometheus))
         .route(CLIENT_MODULE_PATH, get(client_module))
         .with_state(state)
 }
@@ -65,26 +67,72 @@ async fn client_module() -> impl axum::response::IntoResponse {
 }
 
 /// 200 once every partition is assigned at a known position (from then on
-/// no record produced is missed) and presence is in sync with the other
-/// nodes. Clients are accepted whenever the process runs.
-async fn readyz(State(state): State<HttpState>) -> (StatusCode, &'static str) {
-    if !state.consumer.is_assigned() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "waiting for Kafka partitions",
-        )
-    } else if !state.presence.is_ready() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "waiting for presence from the other nodes",
-        )
-    } else {
-        (StatusCode::OK, "ready")
+/// no record produced is missed), while the broker answers and live
+/// delivery is near the head (see `kafka/readiness.rs`), and once presence
+/// is in sync with the other nodes. Clients are accepted whenever the
+/// process runs.
+async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
+    match not_ready(&state) {
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+        None => (StatusCode::OK, "ready".into()),
     }
+}
+
+fn not_ready(state: &HttpState) -> Option<String> {
+    state.consumer.not_ready().or_else(|| {
+        (!state.presence.is_ready()).then(|| "waiting for presence from the other nodes".into())
+    })
 }
 
 async fn stats(State(state): State<HttpState>) -> Json<serde_json::Value> {
     let mut stats = state.metrics.snapshot();
     stats["presencePeers"] = state.presence.peers().into();
+    stats["consumerLag"] = state
+        .consumer
+        .lag()
+        .into_iter()
+        .map(|lag| serde_json::json!({"topic": lag.topic, "partition": lag.partition, "records": lag.records}))
+        .collect();
+    stats["ready"] = not_ready(&state).is_none().into();
     Json(stats)
+}
+
+/// The counters of `/stats` in Prometheus text format, plus lag and readiness.
+async fn prometheus(State(state): State<HttpState>) -> impl axum::response::IntoResponse {
+    let mut out = Exposition::default();
+    state.metrics.render(&mut out);
+    out.gauge(
+        "crm_bridge_presence_peers",
+        "Other bridge nodes this node hears on the presence topic.",
+        state.presence.peers(),
+    );
+    out.gauge(
+        "crm_bridge_ready",
+        "1 while /readyz answers 200, else 0.",
+        u8::from(not_ready(&state).is_none()),
+    );
+    out.family(
+        "crm_bridge_consumer_lag_records",
+        "gauge",
+        "Records between live delivery and the partition's high watermark (last look-up).",
+    );
+    for lag in state.consumer.lag() {
+        let partition = lag.partition.to_string();
+        out.sample(
+            "crm_bridge_consumer_lag_records",
+            &[("topic", &lag.topic), ("partition", &partition)],
+            lag.records,
+        );
+    }
+    if let Some(silence) = state.consumer.broker_silence() {
+        out.gauge(
+            "crm_bridge_broker_silence_seconds",
+            "Time since the broker last answered a watermark look-up.",
+            silence.as_secs_f64(),
+        );
+    }
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        out.finish(),
+    )
 }

@@ -1,5 +1,16 @@
-//! Counters for what the bridge does, served as JSON on `/stats`.
-//! Labels have few values (a reason, never a user, socket or resource id).
+//! Counters for what the bridge does: the one source of both `/stats`
+//! (JSON, [`Metrics::snapshot`]) and `/metrics` (Prometheus text,
+//! [`Metrics::render`]). Labels have few values (a reason, never a user,
+//! socket or resource id).
+//!
+//! - `histogram.rs`: the end-to-end latency histogram.
+//! - `exposition.rs`: the Prometheus text format.
+
+mod exposition;
+mod histogram;
+
+pub use exposition::{CONTENT_TYPE, Exposition};
+pub use histogram::LatencyHistogram;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -90,6 +101,9 @@ pub struct Metrics {
     pub presence_received: Counter,
     /// Presence records not sent, not readable, or not received, by step.
     pub presence_failures: ReasonCounter,
+    /// From a record's Kafka timestamp to its hand-off to every matching
+    /// socket, once per decoded live record.
+    pub delivery_latency: LatencyHistogram,
 }
 
 impl Metrics {
@@ -98,6 +112,7 @@ impl Metrics {
     }
 
     pub fn snapshot(&self) -> Value {
+        let latency = self.delivery_latency.snapshot();
         json!({
             "recordsConsumed": self.records_consumed.get(),
             "recordsDecoded": self.records_decoded.get(),
@@ -120,6 +135,144 @@ impl Metrics {
             "presenceSent": self.presence_sent.get(),
             "presenceReceived": self.presence_received.get(),
             "presenceFailures": self.presence_failures.snapshot(),
+            "deliveryLatency": { "count": latency.count, "sumSeconds": latency.sum_seconds },
         })
+    }
+
+    /// Every counter above in Prometheus text, the names `crm_bridge_*`.
+    pub fn render(&self, out: &mut Exposition) {
+        let counters = [
+            (
+                "records_consumed_total",
+                "Kafka records read by the live consumer.",
+                &self.records_consumed,
+            ),
+            (
+                "records_decoded_total",
+                "Kafka records decoded into events.",
+                &self.records_decoded,
+            ),
+            (
+                "records_dead_lettered_total",
+                "Undecodable records produced to the dead-letter topic.",
+                &self.dead_lettered,
+            ),
+            (
+                "dead_letter_failures_total",
+                "Undecodable records the dead-letter topic did not take (skipped anyway).",
+                &self.dead_letter_failures,
+            ),
+            (
+                "consume_errors_total",
+                "Errors the live consumer reported (librdkafka reconnects by itself).",
+                &self.consume_errors,
+            ),
+            (
+                "events_routed_total",
+                "Events that matched at least one client.",
+                &self.events_routed,
+            ),
+            (
+                "deliveries_total",
+                "Events emitted to a socket.",
+                &self.deliveries,
+            ),
+            (
+                "replay_requests_total",
+                "Subscriptions resumed with a cursor.",
+                &self.replay_requests,
+            ),
+            (
+                "replayed_events_total",
+                "Events sent by replays.",
+                &self.replayed_events,
+            ),
+            (
+                "presence_records_sent_total",
+                "Presence records produced to the presence topic.",
+                &self.presence_sent,
+            ),
+            (
+                "presence_records_received_total",
+                "Presence records read from the other nodes.",
+                &self.presence_received,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            out.counter(&format!("crm_bridge_{name}"), help, counter.get());
+        }
+        let by_reason = [
+            (
+                "decode_failures_total",
+                "Undecodable Kafka records, skipped, by reason.",
+                "reason",
+                &self.decode_failures,
+            ),
+            (
+                "events_dropped_total",
+                "Events not delivered, by reason (rate_limited: inbound client events refused by the rate limit).",
+                "reason",
+                &self.dropped,
+            ),
+            (
+                "auth_failures_total",
+                "Handshakes refused for their credentials, by reason.",
+                "reason",
+                &self.auth_failures,
+            ),
+            (
+                "connections_refused_total",
+                "Connections refused by a connection limit or origin check, by reason.",
+                "reason",
+                &self.connections_refused,
+            ),
+            (
+                "clients_cut_off_total",
+                "Clients disconnected by the bridge, by reason.",
+                "reason",
+                &self.cut_off,
+            ),
+            (
+                "client_errors_total",
+                "Error replies sent to clients, by error code.",
+                "code",
+                &self.client_errors,
+            ),
+            (
+                "presence_failures_total",
+                "Presence records not sent, not readable or not received, by step.",
+                "step",
+                &self.presence_failures,
+            ),
+        ];
+        for (name, help, label, counter) in by_reason {
+            let counts = counter.snapshot();
+            out.counter_by(&format!("crm_bridge_{name}"), help, label, counts);
+        }
+        let gauges = [
+            (
+                "clients_connected",
+                "Socket.IO connections on this node.",
+                &self.clients_connected,
+            ),
+            (
+                "subscriptions",
+                "Active subscriptions on this node.",
+                &self.subscriptions,
+            ),
+            (
+                "room_seats",
+                "Socket memberships of collaboration rooms on this node.",
+                &self.room_seats,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            out.gauge(&format!("crm_bridge_{name}"), help, gauge.get());
+        }
+        out.histogram(
+            "crm_bridge_delivery_latency_seconds",
+            "From a record's Kafka timestamp (CreateTime) to its hand-off to every matching socket, once per decoded live record.",
+            &self.delivery_latency.snapshot(),
+        );
     }
 }

@@ -21,7 +21,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use super::{ConsumerHandle, LivePositions};
+use super::ConsumerHandle;
 use crate::domain::TopicKind;
 
 /// Metadata and offset look-ups.
@@ -41,8 +41,10 @@ pub async fn keep_assigned(
     let mut at_start = true;
     loop {
         let sync = {
-            let (consumer, topics, live) = (consumer.clone(), topics.clone(), handle.live.clone());
-            tokio::task::spawn_blocking(move || assign_missing(&consumer, &topics, &live, at_start))
+            let (consumer, topics, handle) = (consumer.clone(), topics.clone(), handle.clone());
+            tokio::task::spawn_blocking(move || {
+                assign_missing(&consumer, &topics, &handle, at_start)
+            })
         };
         let complete = match sync.await {
             Ok(Ok(outcome)) => {
@@ -81,12 +83,12 @@ struct Outcome {
 }
 
 /// Assigns the partitions of `topics` not assigned yet, and records where
-/// live delivery starts in each. Blocking (librdkafka round trips). A topic
-/// that does not exist yet is left for a later call.
+/// live delivery starts in each and its high watermark. Blocking (librdkafka
+/// round trips). A topic that does not exist yet is left for a later call.
 fn assign_missing(
     consumer: &StreamConsumer,
     topics: &HashMap<String, TopicKind>,
-    live: &LivePositions,
+    handle: &ConsumerHandle,
     at_start: bool,
 ) -> anyhow::Result<Outcome> {
     let assigned = consumer.assignment()?;
@@ -109,11 +111,13 @@ fn assign_missing(
     }
     let added = missing.count();
     if added > 0 {
-        let positions = starting_offsets(consumer, missing, at_start)?;
+        let positions = starting_offsets(consumer, missing, at_start, topics, handle)?;
         consumer.incremental_assign(&positions)?;
         for element in positions.elements() {
             if let Offset::Offset(offset) = element.offset() {
-                live.start_at(topics[element.topic()], element.partition(), offset);
+                handle
+                    .live
+                    .start_at(topics[element.topic()], element.partition(), offset);
             }
         }
     }
@@ -121,11 +125,14 @@ fn assign_missing(
 }
 
 /// At start-up: the committed offset, else the high watermark. Later: the
-/// beginning, since the partition is newer than this node.
+/// beginning, since the partition is newer than this node. Records the high
+/// watermarks it reads on `handle`.
 fn starting_offsets(
     consumer: &StreamConsumer,
     partitions: TopicPartitionList,
     at_start: bool,
+    topics: &HashMap<String, TopicKind>,
+    handle: &ConsumerHandle,
 ) -> anyhow::Result<TopicPartitionList> {
     let committed = match at_start {
         true => consumer.committed_offsets(partitions, LOOKUP_TIMEOUT)?,
@@ -135,6 +142,9 @@ fn starting_offsets(
     for element in committed.elements() {
         let (low, high) =
             consumer.fetch_watermarks(element.topic(), element.partition(), LOOKUP_TIMEOUT)?;
+        handle
+            .watermarks
+            .record(topics[element.topic()], element.partition(), high);
         let offset = match (at_start, element.offset()) {
             (true, Offset::Offset(committed)) => committed.clamp(low, high),
             (true, _) => high,

@@ -25,6 +25,13 @@ pub struct KafkaConfig {
     pub dead_letter_topic: Option<String>,
     /// How often to look for partitions added to the topics.
     pub partition_refresh_seconds: u64,
+    /// How often the high watermarks of the assigned partitions are looked
+    /// up (consumer lag, and whether the broker answers).
+    pub lag_refresh_seconds: u64,
+    /// `/readyz` fails while any one partition's lag exceeds this many records.
+    pub ready_max_lag: u64,
+    /// `/readyz` fails when no watermark look-up has succeeded for this long.
+    pub ready_broker_silence_seconds: u64,
     /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.*`), applied last.
     pub properties: BTreeMap<String, String>,
 }
@@ -41,6 +48,10 @@ impl Default for KafkaConfig {
             // Partitions are added rarely; a 30 s delay costs nothing, as their
             // records are read from the beginning once found.
             partition_refresh_seconds: 30,
+            lag_refresh_seconds: 5,
+            ready_max_lag: 1000,
+            // Three look-ups missed: a broker that is merely slow keeps the node.
+            ready_broker_silence_seconds: 15,
             properties: BTreeMap::new(),
         }
     }
@@ -93,6 +104,14 @@ impl KafkaConfig {
             "kafka.topics must name four distinct topics"
         );
         anyhow::ensure!(!self.brokers.is_empty(), "kafka.brokers is empty");
+        anyhow::ensure!(
+            self.lag_refresh_seconds >= 1,
+            "kafka.lag_refresh_seconds must be at least 1"
+        );
+        anyhow::ensure!(
+            self.ready_broker_silence_seconds > self.lag_refresh_seconds,
+            "kafka.ready_broker_silence_seconds must exceed kafka.lag_refresh_seconds"
+        );
         if let Some(topic) = &self.dead_letter_topic {
             anyhow::ensure!(
                 !topic.is_empty() && !names.contains(&topic.as_str()),

@@ -11,6 +11,8 @@
 //!   redelivering it could not make it decodable.
 //! - A schema registry that cannot be reached is retried with backoff, holding
 //!   the record (and so consumption) rather than skipping data that is fine.
+//! - Each record's end-to-end latency (its Kafka timestamp to the hand-off
+//!   to every matching socket) is observed once, after delivery.
 //! - Backpressure: `recv` pulls from librdkafka's bounded prefetch queue
 //!   (`queued.max.messages.kbytes`); if delivery is slow, Kafka holds the rest.
 
@@ -24,10 +26,12 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::KafkaConfig;
 use super::assignment::keep_assigned;
 use super::dead_letter::DeadLetters;
 use super::positions::LivePositions;
+use super::readiness::ReadinessBounds;
+use super::watermarks::{Watermarks, keep_watermarks};
+use super::{KafkaConfig, TopicNames};
 use crate::decode::Decoder;
 use crate::domain::CrmEvent;
 use crate::domain::{Position, TopicKind};
@@ -44,6 +48,9 @@ pub struct ConsumerHandle {
     pub(super) assigned: Arc<AtomicBool>,
     /// How far live delivery has got, per partition.
     pub live: Arc<LivePositions>,
+    pub(super) watermarks: Arc<Watermarks>,
+    pub(super) topic_names: TopicNames,
+    pub(super) readiness: ReadinessBounds,
 }
 
 impl ConsumerHandle {
@@ -88,6 +95,9 @@ pub fn spawn_consumer(
     let handle = ConsumerHandle {
         assigned: Arc::default(),
         live,
+        watermarks: Arc::default(),
+        topic_names: config.topics.clone(),
+        readiness: ReadinessBounds::new(config),
     };
     tracing::info!(node_id, brokers = %config.brokers, "starting live consumer");
     let refresh = Duration::from_secs(config.partition_refresh_seconds.max(1));
@@ -96,6 +106,13 @@ pub fn spawn_consumer(
         topics.clone(),
         handle.clone(),
         refresh,
+        shutdown.clone(),
+    ));
+    tasks.spawn(keep_watermarks(
+        consumer.clone(),
+        topics.clone(),
+        handle.watermarks.clone(),
+        Duration::from_secs(config.lag_refresh_seconds),
         shutdown.clone(),
     ));
     let live = handle.live.clone();
@@ -171,6 +188,9 @@ async fn consume(
                 metrics.records_decoded.inc();
                 live.routing(position);
                 sink.deliver(&event);
+                if let Some(created_ms) = message.timestamp().to_millis() {
+                    metrics.delivery_latency.observe_since_unix_ms(created_ms);
+                }
             }
             Err(e) => {
                 metrics.decode_failed(e.reason());

@@ -1,6 +1,7 @@
 //! Kafka at the edge: configuration, topic creation for dev, the live
-//! consumer that feeds decoded events to a [`Deliver`] sink, and the
-//! dead-letter topic it parks undecodable records in.
+//! consumer that feeds decoded events to a [`Deliver`] sink, the
+//! dead-letter topic it parks undecodable records in, and the consumer lag
+//! and readiness the operational endpoints report.
 //!
 //! Scaling: every bridge node must see every event its own clients may
 //! receive, so each node is its own consumer group (`<group_prefix>-<node_id>`)
@@ -13,8 +14,11 @@ mod config;
 mod consumer;
 mod dead_letter;
 mod positions;
+mod readiness;
+mod watermarks;
 
 pub use admin::ensure_topics;
 pub use config::{KafkaConfig, TopicNames};
 pub use consumer::{ConsumerHandle, Deliver, spawn_consumer};
 pub use positions::LivePositions;
+pub use readiness::PartitionLag;

@@ -1,0 +1,154 @@
+//! The consumer's side of `/readyz`, and the lag it is judged by.
+//!
+//! A node is ready when every topic is assigned at a known position, the
+//! broker answered a watermark look-up within
+//! `kafka.ready_broker_silence_seconds`, and no partition is more than
+//! `kafka.ready_max_lag` records behind its high watermark. Per partition,
+//! not summed: one partition far behind leaves its resources' clients far
+//! behind, however many partitions the topics have.
+//!
+//! Lag is `high watermark − where live delivery stands`, never below zero
+//! (some brokers report a watermark behind the last record; see README).
+
+use std::time::Duration;
+
+use super::{ConsumerHandle, KafkaConfig};
+
+/// The bounds a ready node stays within.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadinessBounds {
+    pub max_lag: u64,
+    pub broker_silence: Duration,
+}
+
+impl ReadinessBounds {
+    pub fn new(config: &KafkaConfig) -> Self {
+        Self {
+            max_lag: config.ready_max_lag,
+            broker_silence: Duration::from_secs(config.ready_broker_silence_seconds),
+        }
+    }
+}
+
+/// How many records live delivery is behind in one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The Kafka topic's name.
+    pub topic: String,
+    pub partition: i32,
+    pub records: u64,
+}
+
+impl ConsumerHandle {
+    /// Every assigned partition's lag, by topic and partition, as of the
+    /// last watermark look-up.
+    pub fn lag(&self) -> Vec<PartitionLag> {
+        self.watermarks
+            .highs()
+            .into_iter()
+            .filter_map(|((topic, partition), high)| {
+                let live = self.live.end(topic, partition)?;
+                Some(PartitionLag {
+                    topic: self.topic_names.name(topic).to_owned(),
+                    partition,
+                    records: u64::try_from(high - live).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// How long since the broker last answered; `None` if it never has.
+    pub fn broker_silence(&self) -> Option<Duration> {
+        self.watermarks.silence()
+    }
+
+    /// Why this node should not get clients yet, from the consumer's side;
+    /// `None` when it may.
+    pub fn not_ready(&self) -> Option<String> {
+        if !self.is_assigned() {
+            return Some("waiting for Kafka partitions".into());
+        }
+        let bounds = self.readiness;
+        match self.broker_silence() {
+            Some(silence) if silence <= bounds.broker_silence => {}
+            Some(silence) => {
+                return Some(format!("Kafka has not answered for {}s", silence.as_secs()));
+            }
+            None => return Some("Kafka has not answered yet".into()),
+        }
+        let worst = self.lag().into_iter().max_by_key(|lag| lag.records)?;
+        (worst.records > bounds.max_lag).then(|| {
+            format!(
+                "catching up: {} records behind in {}/{}",
+                worst.records, worst.topic, worst.partition
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::domain::{Position, TopicKind};
+
+    fn handle(max_lag: u64) -> ConsumerHandle {
+        ConsumerHandle {
+            assigned: Arc::default(),
+            live: Arc::default(),
+            watermarks: Arc::default(),
+            topic_names: crate::kafka::TopicNames::default(),
+            readiness: ReadinessBounds {
+                max_lag,
+                broker_silence: Duration::from_secs(60),
+            },
+        }
+    }
+
+    #[test]
+    fn ready_only_when_assigned_answered_and_near_the_head() {
+        let handle = handle(50);
+        assert_eq!(
+            handle.not_ready().as_deref(),
+            Some("waiting for Kafka partitions")
+        );
+        handle.assigned.store(true, Ordering::Release);
+        assert_eq!(
+            handle.not_ready().as_deref(),
+            Some("Kafka has not answered yet")
+        );
+
+        handle.live.start_at(TopicKind::Deals, 1, 40);
+        handle.watermarks.record(TopicKind::Deals, 1, 100);
+        let lag = PartitionLag {
+            topic: "crm.deals".into(),
+            partition: 1,
+            records: 60,
+        };
+        assert_eq!(handle.lag(), [lag]);
+        assert_eq!(
+            handle.not_ready().as_deref(),
+            Some("catching up: 60 records behind in crm.deals/1")
+        );
+
+        handle.live.handled(Position {
+            topic: TopicKind::Deals,
+            partition: 1,
+            offset: 49,
+        });
+        assert_eq!(handle.lag()[0].records, 50);
+        assert_eq!(handle.not_ready(), None);
+    }
+
+    #[test]
+    fn a_watermark_behind_live_delivery_is_no_lag() {
+        let handle = handle(0);
+        handle.assigned.store(true, Ordering::Release);
+        handle.live.start_at(TopicKind::Email, 0, 10);
+        handle.watermarks.record(TopicKind::Email, 0, 7);
+        assert_eq!(handle.lag()[0].records, 0);
+        assert_eq!(handle.not_ready(), None);
+    }
+}

@@ -1,0 +1,103 @@
+//! The high watermark of every assigned partition, and when the broker last
+//! answered a look-up. With where live delivery stands ([`LivePositions`])
+//! they give the consumer lag; their age says whether the broker is
+//! reachable (both read in `readiness.rs`).
+//!
+//! Cheap and bounded: every `kafka.lag_refresh_seconds`, one `ListOffsets`
+//! look-up per assigned partition, each bounded by [`LOOKUP_TIMEOUT`], off
+//! the async threads; a round stops at its first failure (the broker is then
+//! unreachable for the rest too). Assignment records the watermarks it reads
+//! as well, so lag is known from the moment a partition is assigned.
+//!
+//! [`LivePositions`]: super::LivePositions
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::TopicKind;
+
+/// One watermark look-up.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+pub struct Watermarks {
+    highs: RwLock<HashMap<(TopicKind, i32), i64>>,
+    last_answer: Mutex<Option<Instant>>,
+}
+
+impl Watermarks {
+    /// The broker answered: `high` is the partition's high watermark now.
+    pub fn record(&self, topic: TopicKind, partition: i32, high: i64) {
+        self.highs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((topic, partition), high);
+        *self.last_answer.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// Every partition's last known high watermark.
+    pub fn highs(&self) -> Vec<((TopicKind, i32), i64)> {
+        let highs = self.highs.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = highs.iter().map(|(k, v)| (*k, *v)).collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// How long since the broker last answered; `None` if it never has.
+    pub fn silence(&self) -> Option<Duration> {
+        let last = *self.last_answer.lock().unwrap_or_else(|e| e.into_inner());
+        last.map(|at| at.elapsed())
+    }
+}
+
+/// Looks the assigned partitions' watermarks up every `every` until shutdown.
+pub async fn keep_watermarks(
+    consumer: Arc<StreamConsumer>,
+    topics: HashMap<String, TopicKind>,
+    watermarks: Arc<Watermarks>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let round = {
+            let (consumer, topics, watermarks) =
+                (consumer.clone(), topics.clone(), watermarks.clone());
+            tokio::task::spawn_blocking(move || look_up(&consumer, &topics, &watermarks))
+        };
+        let looked_up = tokio::select! {
+            // A look-up in flight finishes on its own within LOOKUP_TIMEOUT.
+            _ = shutdown.cancelled() => return,
+            looked_up = round => looked_up,
+        };
+        match looked_up {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "watermark look-up failed"),
+            Err(e) => tracing::error!(error = %e, "watermark look-up task failed"),
+        }
+    }
+}
+
+/// One round over the current assignment. Blocking (librdkafka round trips).
+fn look_up(
+    consumer: &StreamConsumer,
+    topics: &HashMap<String, TopicKind>,
+    watermarks: &Watermarks,
+) -> anyhow::Result<()> {
+    for element in consumer.assignment()?.elements() {
+        let Some(kind) = topics.get(element.topic()) else {
+            continue;
+        };
+        let (_, high) =
+            consumer.fetch_watermarks(element.topic(), element.partition(), LOOKUP_TIMEOUT)?;
+        watermarks.record(*kind, element.partition(), high);
+    }
+    Ok(())
+}

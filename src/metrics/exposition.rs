@@ -1,0 +1,105 @@
+//! Prometheus text exposition format (version 0.0.4), written by hand: each
+//! family's `# HELP` and `# TYPE`, then its samples. Callers pass names with
+//! their unit and, for counters, `_total`; this module only formats and
+//! escapes.
+
+use std::fmt::{Display, Write};
+
+use super::histogram::HistogramSnapshot;
+
+/// The `Content-Type` of what [`Exposition`] writes.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[derive(Default)]
+pub struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    pub fn finish(self) -> String {
+        self.text
+    }
+
+    pub fn counter(&mut self, name: &str, help: &str, value: u64) {
+        self.family(name, "counter", help);
+        self.sample(name, &[], value);
+    }
+
+    /// One counter family with a sample per value of one label. An empty
+    /// `values` still declares the family (no sample until the first count).
+    pub fn counter_by<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        values: impl IntoIterator<Item = (&'a str, u64)>,
+    ) {
+        self.family(name, "counter", help);
+        for (value, count) in values {
+            self.sample(name, &[(label, value)], count);
+        }
+    }
+
+    pub fn gauge(&mut self, name: &str, help: &str, value: impl Display) {
+        self.family(name, "gauge", help);
+        self.sample(name, &[], value);
+    }
+
+    /// Declares a family; its samples follow through [`Self::sample`].
+    pub fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (label, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let value = value
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
+                let _ = write!(self.text, "{label}=\"{value}\"");
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {value}");
+    }
+
+    /// `name_bucket{le=…}`, `name_sum` and `name_count`; `name` ends in its unit.
+    pub fn histogram(&mut self, name: &str, help: &str, histogram: &HistogramSnapshot) {
+        self.family(name, "histogram", help);
+        let bucket = format!("{name}_bucket");
+        for (upper, count) in &histogram.cumulative {
+            self.sample(&bucket, &[("le", &upper.to_string())], count);
+        }
+        self.sample(&bucket, &[("le", "+Inf")], histogram.count);
+        self.sample(&format!("{name}_sum"), &[], histogram.sum_seconds);
+        self.sample(&format!("{name}_count"), &[], histogram.count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_and_help_are_escaped() {
+        let mut out = Exposition::default();
+        out.counter_by(
+            "x_total",
+            "a \\ help\nline",
+            "reason",
+            [("say \"hi\"\\\n", 2)],
+        );
+        assert_eq!(
+            out.finish(),
+            "# HELP x_total a \\\\ help\\nline\n# TYPE x_total counter\n\
+             x_total{reason=\"say \\\"hi\\\"\\\\\\n\"} 2\n"
+        );
+    }
+}

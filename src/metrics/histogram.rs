@@ -1,0 +1,104 @@
+//! A latency histogram with fixed buckets, lock-free on the hot path (one
+//! atomic add per bucket hit, one for the sum).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Upper bounds in seconds: 1 ms to 30 s, roughly ×2.5 apart. Slower
+/// observations land in the implicit `+Inf` bucket.
+pub const LATENCY_BUCKETS_SECONDS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Observation counts per bucket (not cumulative; the last is `+Inf`) and
+/// the sum of the observations in microseconds.
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_SECONDS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+/// A histogram as Prometheus reports it: cumulative bucket counts.
+pub struct HistogramSnapshot {
+    /// `(upper bound in seconds, observations at or below it)`, ascending,
+    /// without `+Inf` (whose count is `count`).
+    pub cumulative: Vec<(f64, u64)>,
+    pub count: u64,
+    pub sum_seconds: f64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LatencyHistogram {
+    pub fn observe(&self, latency: Duration) {
+        let seconds = latency.as_secs_f64();
+        let bucket = LATENCY_BUCKETS_SECONDS
+            .iter()
+            .position(|upper| seconds <= *upper)
+            .unwrap_or(LATENCY_BUCKETS_SECONDS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Observes the time from `unix_ms` (e.g. a Kafka record timestamp) to
+    /// now; a timestamp in the future (clock skew) counts as zero.
+    pub fn observe_since_unix_ms(&self, unix_ms: i64) {
+        let then = UNIX_EPOCH + Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
+        let latency = SystemTime::now().duration_since(then).unwrap_or_default();
+        self.observe(latency);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut running = 0;
+        let mut cumulative = Vec::with_capacity(LATENCY_BUCKETS_SECONDS.len());
+        for (upper, bucket) in LATENCY_BUCKETS_SECONDS.iter().zip(&self.buckets) {
+            running += bucket.load(Ordering::Relaxed);
+            cumulative.push((*upper, running));
+        }
+        let overflow = self.buckets[LATENCY_BUCKETS_SECONDS.len()].load(Ordering::Relaxed);
+        HistogramSnapshot {
+            cumulative,
+            count: running + overflow,
+            sum_seconds: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_cumulative_and_the_slowest_only_count_in_inf() {
+        let histogram = LatencyHistogram::default();
+        histogram.observe(Duration::from_micros(500));
+        histogram.observe(Duration::from_millis(1));
+        histogram.observe(Duration::from_millis(30));
+        histogram.observe(Duration::from_secs(60));
+        let snapshot = histogram.snapshot();
+        assert_eq!(snapshot.count, 4);
+        assert_eq!(snapshot.cumulative[0], (0.001, 2));
+        assert_eq!(snapshot.cumulative[5], (0.05, 3));
+        assert_eq!(snapshot.cumulative.last(), Some(&(30.0, 3)));
+        assert!((snapshot.sum_seconds - 60.0315).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_timestamp_from_the_future_counts_as_no_latency() {
+        let histogram = LatencyHistogram::default();
+        let in_an_hour = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            + 3_600_000;
+        histogram.observe_since_unix_ms(in_an_hour);
+        assert_eq!(histogram.snapshot().cumulative[0].1, 1);
+    }
+}

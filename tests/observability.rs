@@ -1,0 +1,295 @@
+//! What monitoring relies on: `/metrics` is valid Prometheus text whose
+//! counters move with what the bridge does, `/readyz` follows the broker,
+//! and the deploy artefacts (alert rules, dashboard) are valid and name only
+//! metrics the bridge exports. `promtool` (Debian package `prometheus`,
+//! installed by `make deps`) judges the formats.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{Broker, Clients, TestBridge, token};
+
+/// Watermarks looked up every second; not ready after 3 s without an answer.
+fn fast_lag(config: &mut crm_bridge::config::Config) {
+    config.kafka.lag_refresh_seconds = 1;
+    config.kafka.ready_broker_silence_seconds = 3;
+}
+
+async fn scrape(bridge: &TestBridge) -> String {
+    let response = reqwest::get(format!("{}/metrics", bridge.url))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    response.text().await.unwrap()
+}
+
+/// The value of one series, e.g. `name{reason="x"}`, exactly as written.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap())
+}
+
+fn promtool(args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new("promtool")
+        .args(args)
+        .current_dir(support::repo_path(""))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; `make deps` installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?} failed:\n{said}");
+    said
+}
+
+/// Polls `/metrics` until `ok` holds for it, or fails after 15 s.
+async fn wait_metrics(bridge: &TestBridge, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = scrape(bridge).await;
+        if ok(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "never saw {what}:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_valid_prometheus_text_and_move_with_events_drops_and_poison() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start_with(&broker, |c| {
+        fast_lag(c);
+        // Two events at once, then refusals; the fourth refusal cuts off.
+        c.guard.events_per_second = 1;
+        c.guard.event_burst = 2;
+        c.guard.flood_refusals = 4;
+    })
+    .await;
+    let idle = scrape(&bridge).await;
+    promtool(&["check", "metrics"], Some(&idle));
+    assert_eq!(value(&idle, "crm_bridge_ready"), Some(1.0), "{idle}");
+    assert_eq!(value(&idle, "crm_bridge_records_consumed_total"), Some(0.0));
+
+    let mut clients = Clients::spawn().await;
+    clients
+        .connect("m", &bridge.url, json!({"token": token("user_m", "org-1")}))
+        .await;
+    clients
+        .subscribe("m", json!({"resource": "deal", "id": "deal_m"}))
+        .await;
+    let producer = support::Producer::new(&broker);
+    let good = support::avro::deal("org-1", "deal_m", "p", "update", None);
+    producer
+        .send("crm.deals", "deal_m", b"{\"json\":true}")
+        .await;
+    producer.send("crm.deals", "deal_m", &good).await;
+    assert_eq!(clients.event("m", "resource-update").await["id"], "deal_m");
+
+    // Lag is looked up every second: it reaches zero once both are consumed.
+    let text = wait_metrics(&bridge, "lag back to zero", |t| {
+        value(t, "crm_bridge_records_consumed_total") == Some(2.0)
+            && t.lines()
+                .filter(|l| l.starts_with("crm_bridge_consumer_lag_records{"))
+                .all(|l| l.ends_with(" 0"))
+    })
+    .await;
+    let lag_series = text
+        .lines()
+        .filter(|l| l.starts_with("crm_bridge_consumer_lag_records{"))
+        .count();
+    assert_eq!(lag_series, 4 * 2, "every topic's two partitions:\n{text}");
+    assert!(text.contains(r#"crm_bridge_consumer_lag_records{topic="crm.deals",partition="1"}"#));
+    for (series, expected) in [
+        ("crm_bridge_records_decoded_total", 1.0),
+        (
+            r#"crm_bridge_decode_failures_total{reason="bad_magic"}"#,
+            1.0,
+        ),
+        ("crm_bridge_events_routed_total", 1.0),
+        ("crm_bridge_deliveries_total", 1.0),
+        ("crm_bridge_clients_connected", 1.0),
+        ("crm_bridge_subscriptions", 1.0),
+        ("crm_bridge_delivery_latency_seconds_count", 1.0),
+        (
+            r#"crm_bridge_delivery_latency_seconds_bucket{le="+Inf"}"#,
+            1.0,
+        ),
+    ] {
+        assert_eq!(value(&text, series), Some(expected), "{series}:\n{text}");
+    }
+    // Produced a moment ago: well under the 30 s bucket.
+    assert_eq!(
+        value(
+            &text,
+            r#"crm_bridge_delivery_latency_seconds_bucket{le="30"}"#
+        ),
+        Some(1.0)
+    );
+
+    // /stats reads the same counters.
+    let stats = bridge.stats().await;
+    assert_eq!(stats["recordsConsumed"], 2);
+    assert_eq!(stats["decodeFailures"]["bad_magic"], 1);
+    assert_eq!(stats["deliveryLatency"]["count"], 1);
+    assert_eq!(stats["ready"], true);
+    assert_eq!(stats["consumerLag"].as_array().unwrap().len(), 8, "{stats}");
+
+    // Over the event rate: dropped, then cut off as a flood.
+    for _ in 0..8 {
+        clients.emit("m", "ping", json!({})).await;
+    }
+    let gone = clients
+        .wait_for("flooding client disconnected", |o| {
+            o["client"] == "m" && o["type"] == "disconnect"
+        })
+        .await;
+    assert_eq!(gone["reason"], "io server disconnect");
+    let text = wait_metrics(&bridge, "the client gone", |t| {
+        value(t, "crm_bridge_clients_connected") == Some(0.0)
+    })
+    .await;
+    let rate_limited = value(
+        &text,
+        r#"crm_bridge_events_dropped_total{reason="rate_limited"}"#,
+    );
+    assert!(rate_limited >= Some(3.0), "{text}");
+    assert_eq!(
+        value(&text, r#"crm_bridge_clients_cut_off_total{reason="flood"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(value(&text, "crm_bridge_subscriptions"), Some(0.0));
+    promtool(&["check", "metrics"], Some(&text));
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_the_broker_does_not_answer_and_returns_after() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start_with(&broker, fast_lag).await;
+    let readyz = format!("{}/readyz", bridge.url);
+    let check = || async {
+        let response = reqwest::get(&readyz).await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+    assert_eq!(check().await.0, 200);
+
+    let watch = async {
+        let deadline = Instant::now() + Duration::from_secs(7);
+        loop {
+            let (status, body) = check().await;
+            if status == 503 {
+                return (body, scrape(&bridge).await);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still ready with the broker frozen"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let (_, (body, text)) = tokio::join!(broker.stall(Duration::from_secs(8)), watch);
+    assert!(body.starts_with("Kafka has not answered for"), "{body}");
+    assert_eq!(value(&text, "crm_bridge_ready"), Some(0.0), "{text}");
+    assert!(
+        value(&text, "crm_bridge_broker_silence_seconds") >= Some(3.0),
+        "{text}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while check().await.0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "never ready again: {:?}",
+            check().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bridge.stop().await;
+}
+
+/// Every `crm_bridge_*` name in `text`, histogram suffixes removed.
+fn metric_names(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = text
+        .match_indices("crm_bridge_")
+        .map(|(at, _)| {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .filter(|base| base.ends_with("_seconds"))
+                .map_or(name.clone(), str::to_owned)
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_rules_pass_their_unit_tests_and_deploy_artefacts_name_exported_metrics() {
+    let rules = "deploy/prometheus/crm-bridge-alerts.yml";
+    promtool(&["check", "rules", rules], None);
+    let tested = promtool(
+        &[
+            "test",
+            "rules",
+            "deploy/prometheus/crm-bridge-alerts.test.yml",
+        ],
+        None,
+    );
+    assert!(tested.contains("SUCCESS"), "{tested}");
+
+    let dashboard_text = std::fs::read_to_string(support::repo_path(
+        "deploy/grafana/crm-bridge-dashboard.json",
+    ))
+    .unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard_text).unwrap();
+    assert!(
+        dashboard["panels"]
+            .as_array()
+            .is_some_and(|p| p.len() >= 10)
+    );
+
+    // Every metric the artefacts query is one the bridge declares.
+    let broker = Broker::start();
+    let bridge = TestBridge::start(&broker).await;
+    let exported = scrape(&bridge).await;
+    let declared: Vec<&str> = exported
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
+    let rules_text = std::fs::read_to_string(support::repo_path(rules)).unwrap();
+    for artefact in [&rules_text, &dashboard_text] {
+        for name in metric_names(artefact) {
+            assert!(declared.contains(&name.as_str()), "{name} is not exported");
+        }
+    }
+    bridge.stop().await;
+}
