@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test deps lint fuzz bench-replay bench-latency bench-typing
+.PHONY: run test deps lint fuzz bench-replay bench-latency bench-typing bench-tracing
 
 TANSU_INSTALL := deploy/dev/install-tansu.sh
 
@@ -65,3 +65,7 @@ bench-latency: deps
 ## Typing latency to a user on the same node and on another node (via Kafka).
 bench-typing: deps
 	TANSU="$$(bash $(TANSU_INSTALL))" cargo bench --bench typing
+
+## Live delivery rate with traces off vs on at the default sampling (release build).
+bench-tracing: deps
+	TANSU="$$(bash $(TANSU_INSTALL))" cargo bench --bench tracing

@@ -135,7 +135,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
 impl RunningApp {
     /// Stops in order: disconnect clients (they reconnect elsewhere, and
     /// leave their rooms), stop HTTP, the consumer (which commits its
-    /// offsets) and presence (which says `bye`), wait for tasks.
+    /// offsets) and presence (which says `bye`), wait for tasks, then
+    /// export the spans of what they did. The trace exporter itself belongs
+    /// to the process (`main` stops it): tests run many bridges in one.
     pub async fn shutdown(self) {
         self.io.close().await;
         self.shutdown.cancel();
@@ -146,5 +148,7 @@ impl RunningApp {
         {
             tracing::warn!("tasks still running after the shutdown grace period");
         }
+        // Flushing blocks while the collector answers: off the async workers.
+        let _ = tokio::task::spawn_blocking(crate::telemetry::flush_traces).await;
     }
 }

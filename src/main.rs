@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use crm_bridge::auth::{DEV_JWT_SECRET, hash_api_key, sign_dev_token};
 use crm_bridge::config::Config;
 use crm_bridge::decode::LocalRegistry;
+use crm_bridge::telemetry::TraceExport;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -68,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(Config::load(cli.config.as_deref())?).await,
         Command::Demo { rate } => {
             let config = Config::load(cli.config.as_deref())?;
-            crm_bridge::telemetry::init(&config.log);
+            crm_bridge::telemetry::init(&config.log, None)?;
             let registry =
                 LocalRegistry::load(&config.schemas.local_dir).context("loading schemas")?;
             let stop = CancellationToken::new();
@@ -85,11 +86,13 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    crm_bridge::telemetry::init(&config.log);
+    let traces = TraceExport::from_env()?;
+    crm_bridge::telemetry::init(&config.log, traces.as_ref())?;
     let app = crm_bridge::app::start(config).await?;
     wait_for_signal().await;
     tracing::info!("shutting down");
     app.shutdown().await;
+    tokio::task::spawn_blocking(crm_bridge::telemetry::shutdown_traces).await?;
     Ok(())
 }
 

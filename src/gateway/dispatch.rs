@@ -7,10 +7,16 @@
 //! `replay.live_buffer` events. A client past either bound cannot keep up: it
 //! is cut off (see [`super::overflow`]) rather than buffered without bound,
 //! and counted. Kafka still holds what it missed; its cursor resumes it.
+//!
+//! A traced record (see [`crate::telemetry`]) gets spans `route` (with
+//! `matched_clients`) and, when anyone matched, `emit` (with `emitted`, the
+//! sockets it was emitted to at once), children of the consumer's `consume`.
 
 use std::sync::Arc;
 
 use socketioxide::{SendError, SocketError};
+use tracing::Span;
+use tracing::field::Empty;
 
 use super::session::{Offer, Waiting};
 use super::{Client, Gateway, overflow};
@@ -18,6 +24,7 @@ use crate::domain::CrmEvent;
 use crate::kafka::Deliver;
 use crate::protocol::{Delivery, render};
 use crate::routing::ClientId;
+use crate::telemetry;
 
 pub struct Dispatcher {
     gateway: Arc<Gateway>,
@@ -36,8 +43,16 @@ impl Dispatcher {
 
 impl Deliver for Dispatcher {
     fn deliver(&mut self, event: &CrmEvent) {
-        self.recipients.clear();
-        self.gateway.index.route(event, &mut self.recipients);
+        // The consumer's span of this record, when it is traced.
+        let record = Span::current();
+        let route = telemetry::child_span(&record, || {
+            tracing::info_span!("route", matched_clients = Empty)
+        });
+        route.in_scope(|| {
+            self.recipients.clear();
+            self.gateway.index.route(event, &mut self.recipients);
+        });
+        route.record("matched_clients", self.recipients.len());
         if self.recipients.is_empty() {
             return;
         }
@@ -45,6 +60,11 @@ impl Deliver for Dispatcher {
         let metrics = &gateway.metrics;
         metrics.events_routed.inc();
         let outbound = Arc::new(render(event, Delivery::Live));
+        let emit = telemetry::child_span(&record, || {
+            tracing::info_span!("emit", event = outbound.name, emitted = Empty)
+        });
+        let _emitting = emit.enter();
+        let mut emitted = 0usize;
         // Shared by every connection that has to hold it; made on first need.
         let mut shared_event: Option<Arc<CrmEvent>> = None;
         let live_buffer = gateway.replayer.config().live_buffer;
@@ -65,7 +85,10 @@ impl Deliver for Dispatcher {
                 }
             };
             match client.session.offer(live_buffer, event, hold, emit) {
-                Offer::Emitted => metrics.deliveries.inc(),
+                Offer::Emitted => {
+                    metrics.deliveries.inc();
+                    emitted += 1;
+                }
                 Offer::Held | Offer::Skipped => {}
                 // Already disconnecting; its cleanup removes it from the index.
                 Offer::Closed => metrics.dropped.inc("closed"),
@@ -75,5 +98,6 @@ impl Deliver for Dispatcher {
                 }
             }
         }
+        emit.record("emitted", emitted);
     }
 }

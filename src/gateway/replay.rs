@@ -2,6 +2,10 @@
 //! at a time, then flushes the live events held meanwhile (see `session.rs`
 //! for the seam). Emits at the client's pace: a full socket queue makes it
 //! wait, not drop, until `replay.timeout_seconds`.
+//!
+//! A sampled replay (see [`crate::telemetry`]) is one `replay` span, the root
+//! of its own trace, with `partitions` read, events `replayed`, `gaps`, and
+//! `error.type` when it stopped short.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +15,15 @@ use socketioxide::SocketError;
 use socketioxide::extract::SocketRef;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::field::Empty;
+use tracing::{Instrument as _, Span};
 
 use super::session::{ReplayJob, Step, Waiting};
 use super::{Client, Gateway, overflow};
 use crate::protocol::{ClientError, Delivery, ErrorCode, describe_key, render};
 use crate::replay::{Cursor, plan};
 use crate::routing::{key_matches, topics_of};
+use crate::telemetry;
 
 /// Held live events flushed per lock acquisition.
 const FLUSH_BATCH: usize = 256;
@@ -44,7 +51,26 @@ pub async fn run(gateway: Arc<Gateway>, client: Client) {
             Step::Done => return,
             Step::Replay(job) => {
                 tracing::debug!(key = ?job.request.key, "replay starts");
-                replay(&gateway, &client, job, deadline).await
+                let span = telemetry::root_span(|| {
+                    tracing::info_span!(
+                        "replay",
+                        partitions = Empty,
+                        replayed = Empty,
+                        gaps = Empty,
+                        error.type = Empty,
+                    )
+                });
+                let result = replay(&gateway, &client, job, deadline)
+                    .instrument(span.clone())
+                    .await;
+                if let Err(failed) = &result {
+                    let reason = match failed {
+                        Gone => "client_gone",
+                        Unavailable => "kafka_unavailable",
+                    };
+                    span.record("error.type", reason);
+                }
+                result
             }
             Step::Flush(batch) => flush(&client.socket, &batch, deadline).await,
         };
@@ -133,6 +159,9 @@ async fn replay(
     }
     let cancel = CancellationToken::new();
     let _stop_reader = cancel.clone().drop_guard();
+    let span = Span::current();
+    span.record("partitions", plan.ranges.len());
+    span.record("gaps", plan.gaps.len());
     let mut events = replayer.read(plan.ranges.clone(), cancel);
     let mut replayed = 0u64;
     while let Some(read) = events.recv().await {
@@ -146,6 +175,7 @@ async fn replay(
         }
     }
     gateway.metrics.replayed_events.add(replayed);
+    span.record("replayed", replayed);
     tracing::debug!(replayed, "replay sent");
     let subscription = describe_key(
         &request.key,

@@ -13,6 +13,9 @@
 //!   the record (and so consumption) rather than skipping data that is fine.
 //! - Each record's end-to-end latency (its Kafka timestamp to the hand-off
 //!   to every matching socket) is observed once, after delivery.
+//! - Tracing: a sampled record gets spans `consume` (continuing the
+//!   producer's trace from its `traceparent` header) and `decode`; see
+//!   [`crate::telemetry`]. An unsampled one gets none.
 //! - Backpressure: `recv` pulls from librdkafka's bounded prefetch queue
 //!   (`queued.max.messages.kbytes`); if delivery is slow, Kafka holds the rest.
 
@@ -25,6 +28,8 @@ use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use super::assignment::keep_assigned;
 use super::dead_letter::DeadLetters;
@@ -36,6 +41,7 @@ use crate::decode::Decoder;
 use crate::domain::CrmEvent;
 use crate::domain::{Position, TopicKind};
 use crate::metrics::Metrics;
+use crate::telemetry;
 
 /// Where decoded events go. Must not block: it runs on the consume loop.
 pub trait Deliver: Send + 'static {
@@ -177,8 +183,23 @@ async fn consume(
             partition: message.partition(),
             offset: message.offset(),
         };
+        let consume = telemetry::consume_span(message.headers(), || {
+            tracing::info_span!(
+                "consume",
+                otel.kind = "consumer",
+                messaging.system = "kafka",
+                messaging.destination.name = message.topic(),
+                messaging.destination.partition.id = message.partition(),
+                messaging.kafka.offset = message.offset(),
+            )
+        });
+        let decode = telemetry::child_span(
+            &consume,
+            || tracing::info_span!(parent: &consume, "decode", error.type = Empty),
+        );
         let Some(decoded) = decoder
             .decode_with_retry(position, message.payload(), shutdown)
+            .instrument(decode.clone())
             .await
         else {
             return; // shutting down; the record stays uncommitted
@@ -187,21 +208,25 @@ async fn consume(
             Ok(event) => {
                 metrics.records_decoded.inc();
                 live.routing(position);
-                sink.deliver(&event);
+                // The sink's spans (route, emit) are children of `consume`.
+                consume.in_scope(|| sink.deliver(&event));
                 if let Some(created_ms) = message.timestamp().to_millis() {
                     metrics.delivery_latency.observe_since_unix_ms(created_ms);
                 }
             }
             Err(e) => {
                 metrics.decode_failed(e.reason());
-                tracing::warn!(
-                    topic = message.topic(),
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    reason = e.reason(),
-                    error = %e,
-                    "skipping a record that cannot be decoded"
-                );
+                decode.record("error.type", e.reason());
+                consume.in_scope(|| {
+                    tracing::warn!(
+                        topic = message.topic(),
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        reason = e.reason(),
+                        error = %e,
+                        "skipping a record that cannot be decoded"
+                    )
+                });
                 if let Some(dead_letters) = dead_letters {
                     tokio::select! {
                         biased;

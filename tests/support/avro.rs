@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use apache_avro::Schema;
 use apache_avro::types::{Record, Value};
 use rdkafka::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::{Broker, repo_path};
@@ -200,6 +201,33 @@ impl Producer {
             .key(key)
             .payload(value)
             .timestamp(timestamp_ms);
+        self.0
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produce");
+    }
+
+    /// Sends with record headers, e.g. W3C `traceparent`/`tracestate`.
+    pub async fn send_with_headers(
+        &self,
+        topic: &str,
+        key: &str,
+        value: &[u8],
+        headers: &[(&str, &str)],
+    ) {
+        let headers = headers
+            .iter()
+            .fold(OwnedHeaders::new(), |all, (key, value)| {
+                all.insert(Header {
+                    key,
+                    value: Some(*value),
+                })
+            });
+        let record = FutureRecord::to(topic)
+            .key(key)
+            .payload(value)
+            .headers(headers);
         self.0
             .send(record, Duration::from_secs(10))
             .await

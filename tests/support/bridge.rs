@@ -68,7 +68,8 @@ impl TestBridge {
         tweak(&mut config);
         // Warnings and errors show in a failing test's output (`RUST_LOG` for more).
         config.log.filter = "warn".into();
-        crm_bridge::telemetry::init(&config.log);
+        // Logs only, unless the test binary installed a trace export first.
+        crm_bridge::telemetry::init(&config.log, None).expect("logging starts");
         let app = app::start(config).await.expect("bridge starts");
         let url = format!("http://{}", app.addr);
         wait_ready(&url).await;

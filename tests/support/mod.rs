@@ -11,6 +11,7 @@ pub mod clients;
 pub mod hostile;
 pub mod idp;
 pub mod nginx;
+pub mod otlp;
 pub mod process;
 pub mod proxy;
 
