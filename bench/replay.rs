@@ -13,25 +13,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::avro::deal_seq;
 use support::{Broker, Clients, Producer, TestBridge, token};
 
 const EVENTS: u64 = 100_000;
 const PIPELINE: &str = "pipeline_bench";
-
-async fn produce(producer: &Producer, range: std::ops::Range<u64>) {
-    // Batches of concurrent sends: the producer, not the bridge, sets the pace.
-    let seqs: Vec<u64> = range.collect();
-    for chunk in seqs.chunks(5_000) {
-        futures::future::join_all(chunk.iter().map(|seq| {
-            let deal = format!("deal_{}", seq % 64);
-            let record = deal_seq("org-1", &deal, PIPELINE, *seq);
-            let producer = producer.clone();
-            async move { producer.send("crm.deals", &deal, &record).await }
-        }))
-        .await;
-    }
-}
 
 fn assert_exactly_once(events: &[Value], expected: std::ops::Range<u64>) {
     let seqs: BTreeSet<u64> = events
@@ -65,7 +50,7 @@ async fn main() {
         .request("live", "subscribe", subscription.clone())
         .await;
     let started = Instant::now();
-    produce(&producer, 0..EVENTS).await;
+    producer.send_deal_seqs(PIPELINE, 0..EVENTS).await;
     let live = clients.deliveries("live", EVENTS as usize).await;
     let live_time = started.elapsed();
     assert_exactly_once(&live, 0..EVENTS);

@@ -20,7 +20,6 @@ use std::time::Instant;
 use crm_bridge::config::LogConfig;
 use crm_bridge::telemetry::{self, TraceExport};
 use serde_json::json;
-use support::avro::deal_seq;
 use support::otlp::OtlpReceiver;
 use support::{Broker, Clients, Producer, TestBridge, token};
 
@@ -124,16 +123,7 @@ async fn measure_in_this_process(traced: bool) {
         )
         .await;
     let started = Instant::now();
-    let seqs: Vec<u64> = (0..EVENTS).collect();
-    for chunk in seqs.chunks(5_000) {
-        futures::future::join_all(chunk.iter().map(|seq| {
-            let deal = format!("deal_{}", seq % 64);
-            let record = deal_seq("org-1", &deal, PIPELINE, *seq);
-            let producer = producer.clone();
-            async move { producer.send("crm.deals", &deal, &record).await }
-        }))
-        .await;
-    }
+    producer.send_deal_seqs(PIPELINE, 0..EVENTS).await;
     let live = clients.deliveries("live", EVENTS as usize).await;
     let elapsed = started.elapsed();
     let seqs: BTreeSet<u64> = live

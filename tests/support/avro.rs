@@ -201,11 +201,7 @@ impl Producer {
             .key(key)
             .payload(value)
             .timestamp(timestamp_ms);
-        self.0
-            .send(record, Duration::from_secs(10))
-            .await
-            .map_err(|(e, _)| e)
-            .expect("produce");
+        self.deliver(record).await;
     }
 
     /// Sends with record headers, e.g. W3C `traceparent`/`tracestate`.
@@ -228,19 +224,32 @@ impl Producer {
             .key(key)
             .payload(value)
             .headers(headers);
-        self.0
-            .send(record, Duration::from_secs(10))
-            .await
-            .map_err(|(e, _)| e)
-            .expect("produce");
+        self.deliver(record).await;
     }
 
     pub async fn send(&self, topic: &str, key: &str, value: &[u8]) {
+        self.deliver(FutureRecord::to(topic).key(key).payload(value))
+            .await;
+    }
+
+    /// `deal_seq` records for `seqs` of `pipeline`, over 64 deals, sent in
+    /// batches of concurrent sends: the producer, not the bridge, sets the pace.
+    pub async fn send_deal_seqs(&self, pipeline: &str, seqs: std::ops::Range<u64>) {
+        let seqs: Vec<u64> = seqs.collect();
+        for chunk in seqs.chunks(5_000) {
+            futures::future::join_all(chunk.iter().map(|seq| {
+                let deal = format!("deal_{}", seq % 64);
+                let record = deal_seq("org-1", &deal, pipeline, *seq);
+                async move { self.send("crm.deals", &deal, &record).await }
+            }))
+            .await;
+        }
+    }
+
+    /// Sends `record` and waits for the broker to take it.
+    async fn deliver(&self, record: FutureRecord<'_, str, [u8]>) {
         self.0
-            .send(
-                FutureRecord::to(topic).key(key).payload(value),
-                Duration::from_secs(10),
-            )
+            .send(record, Duration::from_secs(10))
             .await
             .map_err(|(e, _)| e)
             .expect("produce");
