@@ -117,15 +117,9 @@ async fn on_unsubscribe(
         return;
     };
     let client = Client::new(&socket, &session);
-    if session.unsubscribe(&gateway, &client, &key) {
-        ack.send(&json!({ "ok": true })).ok();
-    } else {
-        let error = ClientError::new(
-            ErrorCode::ResourceNotFound,
-            "no such subscription on this connection",
-        );
-        refuse(&gateway, &socket, ack, &error);
-    }
+    let removed = session.unsubscribe(&gateway, &client, &key);
+    let missing = "no such subscription on this connection";
+    answer_removal(&gateway, &socket, ack, removed, missing);
 }
 
 async fn on_ping(
@@ -139,6 +133,23 @@ async fn on_ping(
     };
     socket.emit("pong", &()).ok();
     ack.send(&json!({ "ok": true })).ok();
+}
+
+/// The answer to a request that removes something: `{ ok: true }`, or
+/// `RESOURCE_NOT_FOUND` with `missing` when there was nothing to remove.
+pub(super) fn answer_removal(
+    gateway: &Gateway,
+    socket: &SocketRef,
+    ack: AckSender,
+    removed: bool,
+    missing: &str,
+) {
+    if removed {
+        ack.send(&json!({ "ok": true })).ok();
+    } else {
+        let error = ClientError::new(ErrorCode::ResourceNotFound, missing);
+        refuse(gateway, socket, ack, &error);
+    }
 }
 
 pub(super) fn refuse(gateway: &Gateway, socket: &SocketRef, ack: AckSender, error: &ClientError) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 
-use super::requests::{admit_request, refuse};
+use super::requests::{admit_request, answer_removal, refuse};
 use super::session::Session;
 use super::{Client, Gateway};
 use crate::presence::NotInRoom;
@@ -65,12 +65,8 @@ async fn on_leave(
         return;
     };
     let client = Client::new(&socket, &session);
-    if session.leave_room(&gateway, &client, &room) {
-        ack.send(&json!({ "ok": true })).ok();
-    } else {
-        let error = ClientError::new(ErrorCode::ResourceNotFound, "not in this room");
-        refuse(&gateway, &socket, ack, &error);
-    }
+    let removed = session.leave_room(&gateway, &client, &room);
+    answer_removal(&gateway, &socket, ack, removed, "not in this room");
 }
 
 /// Acknowledged with `throttled: true` when the indicator was shown less
