@@ -116,6 +116,10 @@ pub async fn authenticate(
     if let Some(cursor) = since.and_then(|text| Cursor::parse(text).ok()) {
         socket.extensions.insert(NotificationsSince(cursor));
     }
+    // Request handlers go in before the client hears it is connected:
+    // socketioxide spawns `on_connect` after sending CONNECT, and a client
+    // that emits at once would otherwise race that task and lose requests.
+    requests::register(&socket);
     Ok(())
 }
 
@@ -174,14 +178,14 @@ pub async fn on_connect(
     State(gateway): State<Arc<Gateway>>,
 ) {
     gateway.metrics.clients_connected.inc();
-    // Cleanup is registered before anything enters the index. socketioxide
-    // runs this handler after the socket joined its namespace, so the client
-    // may already be gone, and then no disconnect handler will ever run.
+    // socketioxide runs this handler after the socket joined its namespace,
+    // and requests may already have been served (see `authenticate`). The
+    // client may already be gone, and then no disconnect handler will ever
+    // run: cleanup is registered, then the socket checked.
     socket.on_disconnect(on_disconnect);
     if !socket.connected() {
         return end(&gateway, &session);
     }
-    requests::register(&socket);
     tokio::spawn(credential::watch(
         gateway.clone(),
         Client::new(&socket, &session),
