@@ -13,6 +13,12 @@ TANSU_FEATURES=dynostore,libsql
 root="${CRM_BRIDGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/crm-bridge}/tansu-${TANSU_VERSION}-${TANSU_FEATURES}"
 bin="$root/bin/tansu"
 
+# One install at a time: parallel test runs on a fresh machine wait for the
+# first instead of each compiling tansu.
+mkdir -p "$(dirname "$root")"
+exec 9>"$root.lock"
+flock 9
+
 if [ ! -x "$bin" ]; then
   echo "installing tansu $TANSU_VERSION (features: $TANSU_FEATURES) into $root; this takes ~10 minutes once" >&2
   cargo install --locked --quiet tansu --version "=$TANSU_VERSION" \
