@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test deps lint fuzz bench-replay bench-latency bench-typing bench-tracing
+.PHONY: run test deps lint fuzz bench bench-replay bench-latency bench-typing bench-tracing
 
 TANSU_INSTALL := deploy/dev/install-tansu.sh
 
@@ -53,6 +53,13 @@ fuzz:
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run -O $$target target/corpus/$$target corpus/$$target \
 	    -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
+
+## The benchmark suite: crm-bridge against a Node peer (socket.io 4 + kafkajs,
+## bench/peer) under the same load; prints the table and writes bench/RESULTS.md.
+## Needs about 20,000 open files (10,000 clients and the server's ends).
+bench: deps
+	cd bench/peer && npm ci --no-audit --no-fund
+	ulimit -n 20000 && TANSU="$$(bash $(TANSU_INSTALL))" cargo bench --bench suite
 
 ## Replay catch-up of 100,000 events beside live delivery, in one run (release build).
 bench-replay: deps

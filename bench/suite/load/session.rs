@@ -1,0 +1,184 @@
+//! One simulated client: a websocket speaking Engine.IO v4 / Socket.IO v5,
+//! authenticating, subscribing (resuming from its cursors after the first
+//! time), answering pings and checking every event it receives. After a
+//! disconnect it comes back the way socket.io-client does by default (1 s,
+//! doubling up to 5 s, each ± 50%), resuming its subscriptions.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use super::wire::{self, Inbound};
+use super::{Client, Shared};
+
+/// The clients' own read buffer: small, so 10,000 of them fit beside the
+/// servers without the generator's memory skewing anything.
+const READ_BUFFER: usize = 4096;
+
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// Connects, and reconnects while the fleet says so. `gate` is held until
+/// the first session's subscriptions are acknowledged, pacing a ramp-up.
+pub async fn run(
+    url: String,
+    client: Arc<Client>,
+    shared: Arc<Shared>,
+    mut resume: bool,
+    mut gate: Option<OwnedSemaphorePermit>,
+) {
+    let mut attempt = 0;
+    loop {
+        match session(&url, &client, &shared, resume, &mut gate).await {
+            Ok(()) => attempt = 0,
+            Err(error) => {
+                shared.note_failure(&error);
+                attempt += 1;
+            }
+        }
+        drop(gate.take());
+        if !shared.reconnect.load(Relaxed) {
+            return;
+        }
+        let base = (1000u64 << attempt.min(3)).min(5000);
+        let delay = base / 2 + fastrand::u64(0..base);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        resume = true;
+    }
+}
+
+async fn session(
+    url: &str,
+    client: &Client,
+    shared: &Shared,
+    resume: bool,
+    gate: &mut Option<OwnedSemaphorePermit>,
+) -> Result<(), String> {
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let send = |text: String| Message::text(text);
+
+    let requests: Vec<Value> = {
+        let ledger = client.ledger.lock().unwrap();
+        client
+            .spec
+            .subscriptions
+            .iter()
+            .enumerate()
+            .map(|(index, request)| {
+                let mut request = request.clone();
+                let cursor = ledger.cursors.get(index).and_then(Option::as_ref);
+                if let (true, Some(cursor)) = (resume, cursor) {
+                    request["since"] = cursor.render().into();
+                }
+                request
+            })
+            .collect()
+    };
+    let mut awaiting_acks = requests.len();
+    let mut awaiting_resumes = requests.iter().filter(|r| r.get("since").is_some()).count();
+    let mut connected = false;
+
+    while let Some(frame) = ws.next().await {
+        let frame = frame.map_err(|e| format!("read: {e}"))?;
+        let Message::Text(text) = frame else {
+            if frame.is_close() {
+                break;
+            }
+            continue;
+        };
+        match wire::classify(text.as_str()) {
+            Inbound::Open => {
+                let packet = wire::connect(&client.spec.auth);
+                ws.send(send(packet)).await.map_err(|e| e.to_string())?;
+            }
+            Inbound::Ping => ws
+                .send(send(wire::PONG.into()))
+                .await
+                .map_err(|e| e.to_string())?,
+            Inbound::Refused(why) => {
+                shared.refused.fetch_add(1, Relaxed);
+                return Err(format!("refused: {why}"));
+            }
+            Inbound::Connected => {
+                connected = true;
+                shared.open.fetch_add(1, Relaxed);
+                for (index, request) in requests.iter().enumerate() {
+                    let packet = wire::emit_with_ack(index as u64, "subscribe", request);
+                    ws.send(send(packet)).await.map_err(|e| e.to_string())?;
+                }
+            }
+            Inbound::Ack { id, args } => {
+                let ack = wire::arg(args, 0).unwrap_or_default();
+                if ack["ok"] != true {
+                    shared.note_failure(&format!("subscribe refused: {ack}"));
+                }
+                client
+                    .ledger
+                    .lock()
+                    .unwrap()
+                    .acknowledged(id as usize, &ack);
+                awaiting_acks -= 1;
+                if awaiting_acks == 0 {
+                    drop(gate.take());
+                    shared.ready.fetch_add(1, Relaxed);
+                }
+            }
+            Inbound::Event { name, raw } => match name {
+                "subscription-resumed" => {
+                    awaiting_resumes -= 1;
+                    if awaiting_resumes == 0 {
+                        shared.resumed.fetch_add(1, Relaxed);
+                    }
+                }
+                "error" => client.ledger.lock().unwrap().errors += 1,
+                "connected" | "pong" | "subscription-gap" => {}
+                _ => on_delivery(client, shared, raw),
+            },
+            Inbound::Other => {}
+        }
+    }
+    if connected {
+        shared.open.fetch_sub(1, Relaxed);
+    }
+    if awaiting_acks > 0 {
+        return Err(format!(
+            "closed by the server before subscribed (connected: {connected})"
+        ));
+    }
+    Ok(())
+}
+
+/// The hot path: checks and counts one delivered event.
+fn on_delivery(client: &Client, shared: &Shared, raw: &str) {
+    let replayed = wire::is_replayed(raw);
+    let allowed = match &client.spec.allowed_ids {
+        None => true,
+        Some(ids) => wire::string_field(raw, "id").is_some_and(|id| ids.iter().any(|a| a == id)),
+    };
+    let position = wire::string_field(raw, "position").unwrap_or("");
+    let mut ledger = client.ledger.lock().unwrap();
+    if !allowed {
+        ledger.misrouted += 1;
+        return;
+    }
+    if !ledger.record(position, replayed) {
+        return;
+    }
+    drop(ledger);
+    if !replayed && let Some(sent) = wire::number_field(raw, "sentAtUs") {
+        shared.latency.record(now_micros().saturating_sub(sent));
+    }
+}

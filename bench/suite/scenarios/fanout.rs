@@ -1,0 +1,122 @@
+//! Scenario 2, broadcast fan-out: every client subscribed to one pipeline,
+//! records at 10 and then 25 per second (100k and 250k deliveries/s with
+//! 10,000 clients). Measures server CPU per delivery and end-to-end latency
+//! (producer stamp to client receipt), with every delivery accounted for.
+
+use std::time::{Duration, Instant};
+
+use super::{ORG, Scale, check, client, pipeline_subscription};
+use crate::feed::Feed;
+use crate::load::{Fleet, RAMP};
+use crate::report::{Better, Figure, Report, Row};
+use crate::servers::{Kind, Server};
+use crate::support::Broker;
+
+const PIPELINE: &str = "pipeline_fanout";
+const RATES: [u64; 2] = [10, 25];
+
+#[derive(Clone)]
+struct Phase {
+    cpu_us_per_delivery: f64,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    delivered_per_second: f64,
+    problem: Option<String>,
+}
+
+async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Vec<Phase> {
+    let server = Server::start(kind, broker).await;
+    let specs = (0..scale.clients)
+        .map(|i| client(i, vec![pipeline_subscription(PIPELINE)], None))
+        .collect();
+    let mut fleet = Fleet::new(&server.url, specs);
+    fleet
+        .connect_all(false, RAMP, Duration::from_secs(180))
+        .await;
+    let mut feed = Feed::new(broker);
+    let mut phases = Vec::new();
+    for rate in RATES {
+        fleet.reset_counts();
+        let cpu_before = server.cpu_seconds();
+        let started = Instant::now();
+        let sent = feed
+            .paced(
+                rate,
+                Duration::from_secs(scale.seconds),
+                ORG,
+                PIPELINE,
+                |seq| format!("deal_{}", seq % 100),
+            )
+            .await;
+        let expected = sent.end - sent.start;
+        let all = expected * scale.clients as u64;
+        fleet.wait_received(all, Duration::from_secs(30)).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let cpu = server.cpu_seconds() - cpu_before;
+        let delivered = fleet.totals().received;
+        phases.push(Phase {
+            cpu_us_per_delivery: cpu * 1e6 / delivered.max(1) as f64,
+            p50_ms: fleet.shared.latency.quantile_ms(0.50),
+            p99_ms: fleet.shared.latency.quantile_ms(0.99),
+            delivered_per_second: delivered as f64 / elapsed,
+            problem: check(&fleet, |_| expected),
+        });
+        println!(
+            "  {} at {rate} records/s: {delivered} of {all} delivered, {cpu:.2} s CPU",
+            kind.label()
+        );
+    }
+    phases
+}
+
+pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
+    let bridge = measure(Kind::CrmBridge, broker, scale).await;
+    let peer = measure(Kind::NodePeer, broker, scale).await;
+    for (index, rate) in RATES.iter().enumerate() {
+        let (b, p) = (&bridge[index], &peer[index]);
+        let load = rate * scale.clients as u64;
+        let scenario = format!("2. fan-out, {} clients, {load} deliveries/s", scale.clients);
+        let figure =
+            |value: Option<f64>, phase: &Phase| Figure::checked(value, phase.problem.clone());
+        report.add(Row {
+            scenario: scenario.clone(),
+            measure: "server CPU per delivery".into(),
+            unit: "µs".into(),
+            better: Better::Lower,
+            bridge: figure(Some(b.cpu_us_per_delivery), b),
+            peer: figure(Some(p.cpu_us_per_delivery), p),
+            goal: Some((
+                "≤ half the peer's".into(),
+                b.problem.is_none() && b.cpu_us_per_delivery * 2.0 <= p.cpu_us_per_delivery,
+            )),
+        });
+        report.add(Row {
+            scenario: scenario.clone(),
+            measure: "sustained deliveries".into(),
+            unit: "/s".into(),
+            better: Better::Higher,
+            bridge: figure(Some(b.delivered_per_second), b),
+            peer: figure(Some(p.delivered_per_second), p),
+            goal: (*rate == 25).then(|| ("250k/s with no loss".into(), b.problem.is_none())),
+        });
+        report.add(Row {
+            scenario: scenario.clone(),
+            measure: "latency p50".into(),
+            unit: "ms".into(),
+            better: Better::Lower,
+            bridge: figure(b.p50_ms, b),
+            peer: figure(p.p50_ms, p),
+            goal: None,
+        });
+        let met = matches!((b.p99_ms, p.p99_ms), (Some(b), Some(p)) if b * 2.0 <= p);
+        report.add(Row {
+            scenario,
+            measure: "latency p99".into(),
+            unit: "ms".into(),
+            better: Better::Lower,
+            bridge: figure(b.p99_ms, b),
+            peer: figure(p.p99_ms, p),
+            goal: Some(("≤ half the peer's".into(), met && b.problem.is_none())),
+        });
+    }
+}

@@ -1,0 +1,91 @@
+//! Scenario 1, idle connections: `clients` connected and subscribed, doing
+//! nothing. Measures resident memory per connection (after the ramp, once
+//! the server settled) and CPU per handshake (connect, auth, subscribe).
+
+use std::time::Duration;
+
+use super::{Scale, client, pipeline_subscription};
+use crate::load::{Fleet, RAMP};
+use crate::report::{Better, Figure, Report, Row};
+use crate::servers::{Kind, Server};
+use crate::support::Broker;
+
+struct Measured {
+    bytes_per_connection: f64,
+    handshake_cpu_us: f64,
+    handshakes_per_second: f64,
+    problem: Option<String>,
+}
+
+async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
+    let server = Server::start(kind, broker).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (rss_before, cpu_before) = (server.rss_bytes(), server.cpu_seconds());
+    let specs = (0..scale.clients)
+        .map(|i| client(i, vec![pipeline_subscription("pipeline_idle")], None))
+        .collect();
+    let mut fleet = Fleet::new(&server.url, specs);
+    let ramp = fleet
+        .connect_all(false, RAMP, Duration::from_secs(180))
+        .await;
+    let cpu_after = server.cpu_seconds();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rss_after = server.rss_bytes();
+    let n = scale.clients as f64;
+    let problem = match ramp {
+        None => Some(format!(
+            "only {} of {} connected",
+            fleet
+                .shared
+                .ready
+                .load(std::sync::atomic::Ordering::Relaxed),
+            scale.clients
+        )),
+        Some(_) => None,
+    };
+    Measured {
+        bytes_per_connection: rss_after.saturating_sub(rss_before) as f64 / n,
+        handshake_cpu_us: (cpu_after - cpu_before) * 1e6 / n,
+        handshakes_per_second: ramp.map_or(0.0, |t| n / t.as_secs_f64()),
+        problem,
+    }
+}
+
+pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
+    let bridge = measure(Kind::CrmBridge, broker, scale).await;
+    let peer = measure(Kind::NodePeer, broker, scale).await;
+    let scenario = format!("1. idle, {} clients", scale.clients);
+    let kb =
+        |m: &Measured| Figure::checked(Some(m.bytes_per_connection / 1000.0), m.problem.clone());
+    let bridge_kb = bridge.bytes_per_connection / 1000.0;
+    report.add(Row {
+        scenario: scenario.clone(),
+        measure: "resident memory per connection".into(),
+        unit: "KB".into(),
+        better: Better::Lower,
+        bridge: kb(&bridge),
+        peer: kb(&peer),
+        goal: Some((
+            "≤ 10 KB".into(),
+            bridge_kb <= 10.0 && bridge.problem.is_none(),
+        )),
+    });
+    report.add(Row {
+        scenario: scenario.clone(),
+        measure: "CPU per handshake (connect, auth, subscribe)".into(),
+        unit: "µs".into(),
+        better: Better::Lower,
+        bridge: Figure::of(bridge.handshake_cpu_us),
+        peer: Figure::of(peer.handshake_cpu_us),
+        goal: None,
+    });
+    report.add(Row {
+        scenario,
+        measure: "ramp rate (200 handshakes in flight)".into(),
+        unit: "conn/s".into(),
+        better: Better::Higher,
+        bridge: Figure::of(bridge.handshakes_per_second),
+        peer: Figure::of(peer.handshakes_per_second),
+        goal: None,
+    });
+}

@@ -1,0 +1,89 @@
+//! The scenarios of issue 7, each run against crm-bridge and then the peer
+//! with the same load, one server at a time on the server core.
+
+pub mod fanout;
+pub mod idle;
+pub mod ingest;
+pub mod replay;
+pub mod restart;
+pub mod selective;
+
+use serde_json::{Value, json};
+
+use crate::load::{ClientSpec, Fleet, Totals};
+use crate::support::token;
+
+pub const ORG: &str = "org-bench";
+
+/// Sizes, overridable for a quick run: `BENCH_CLIENTS` (10,000),
+/// `BENCH_SECONDS` per measured phase (10).
+pub struct Scale {
+    pub clients: usize,
+    pub seconds: u64,
+}
+
+impl Scale {
+    pub fn from_env() -> Self {
+        let read = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        Self {
+            clients: read("BENCH_CLIENTS", 10_000) as usize,
+            seconds: read("BENCH_SECONDS", 10),
+        }
+    }
+}
+
+pub fn pipeline_subscription(pipeline: &str) -> Value {
+    json!({"resource": "deal", "filter": {"pipelineId": pipeline}})
+}
+
+pub fn deal_subscription(deal: &str) -> Value {
+    json!({"resource": "deal", "id": deal})
+}
+
+/// Client `index`, a user of its own in [`ORG`].
+pub fn client(
+    index: usize,
+    subscriptions: Vec<Value>,
+    allowed_ids: Option<Vec<String>>,
+) -> ClientSpec {
+    ClientSpec {
+        auth: json!({"token": token(&format!("user_{index}"), ORG)}),
+        subscriptions,
+        allowed_ids,
+    }
+}
+
+/// Compares what each client received with what it should have; `None` if
+/// every client got exactly its events, else what went wrong.
+pub fn check(fleet: &Fleet, expected: impl Fn(usize) -> u64) -> Option<String> {
+    let totals: Totals = fleet.totals();
+    let received = fleet.received_by_client();
+    let missing: u64 = received
+        .iter()
+        .enumerate()
+        .map(|(client, got)| expected(client).saturating_sub(*got))
+        .sum();
+    let extra: u64 = received
+        .iter()
+        .enumerate()
+        .map(|(client, got)| got.saturating_sub(expected(client)))
+        .sum();
+    let mut problems = Vec::new();
+    for (count, what) in [
+        (missing, "lost"),
+        (extra, "extra"),
+        (totals.repeated, "repeated"),
+        (totals.misrouted, "misrouted"),
+        (totals.errors, "errors"),
+    ] {
+        if count > 0 {
+            problems.push(format!("{count} {what}"));
+        }
+    }
+    (!problems.is_empty()).then(|| format!("LOSSY: {}", problems.join(", ")))
+}

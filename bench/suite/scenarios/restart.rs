@@ -1,0 +1,90 @@
+//! Scenario 6, restart storm: `clients` connected and subscribed, the
+//! server restarted (SIGTERM, then started again on the same port) while
+//! records keep coming. Every client reconnects on its own schedule (as
+//! socket.io-client does) and resumes from its cursor. Timed from the
+//! SIGTERM until every client has resumed and holds every record.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use super::{ORG, Scale, check, client, pipeline_subscription};
+use crate::feed::Feed;
+use crate::load::{Fleet, RAMP};
+use crate::report::{Better, Figure, Report, Row};
+use crate::servers::{Kind, Server};
+use crate::support::Broker;
+
+const PIPELINE: &str = "pipeline_restart";
+/// Records produced while the server restarts (at 100/s).
+const RATE: u64 = 100;
+
+struct Measured {
+    seconds: Option<f64>,
+    problem: Option<String>,
+}
+
+async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
+    let server = Server::start(kind, broker).await;
+    let specs = (0..scale.clients)
+        .map(|i| client(i, vec![pipeline_subscription(PIPELINE)], None))
+        .collect();
+    let mut fleet = Fleet::new(&server.url, specs);
+    fleet
+        .connect_all(false, RAMP, Duration::from_secs(180))
+        .await;
+    fleet.shared.reconnect.store(true, Relaxed);
+    fleet.reset_counts();
+
+    let started = Instant::now();
+    let mut feed = Feed::new(broker);
+    let producing = tokio::spawn(async move {
+        feed.paced(RATE, Duration::from_secs(5), ORG, PIPELINE, |seq| {
+            format!("deal_{}", seq % 100)
+        })
+        .await
+    });
+    let server = server.restart(broker).await;
+    let sent = producing.await.unwrap();
+    let records = sent.end - sent.start;
+    let clients = scale.clients;
+    let resumed = fleet
+        .wait(
+            |s| s.resumed.load(Relaxed) >= clients,
+            Duration::from_secs(120),
+        )
+        .await;
+    let all = fleet
+        .wait_received(records * clients as u64, Duration::from_secs(60))
+        .await;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "  {}: {} of {clients} resumed, {} of {} records delivered, {seconds:.2} s",
+        kind.label(),
+        fleet.shared.resumed.load(Relaxed),
+        fleet.totals().received,
+        records * clients as u64
+    );
+    fleet.disconnect_all();
+    drop(server);
+    Measured {
+        seconds: (resumed && all).then_some(seconds),
+        problem: check(&fleet, |_| records),
+    }
+}
+
+pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
+    let b = measure(Kind::CrmBridge, broker, scale).await;
+    let p = measure(Kind::NodePeer, broker, scale).await;
+    report.add(Row {
+        scenario: format!("6. restart storm, {} clients", scale.clients),
+        measure: "SIGTERM to every client resumed with every record".into(),
+        unit: "s".into(),
+        better: Better::Lower,
+        bridge: Figure::checked(b.seconds, b.problem.clone()),
+        peer: Figure::checked(p.seconds, p.problem),
+        goal: Some((
+            "≤ 10 s".into(),
+            b.problem.is_none() && b.seconds.is_some_and(|s| s <= 10.0),
+        )),
+    });
+}

@@ -1,0 +1,130 @@
+//! Scenario 3, selective routing: every client subscribed to 5 deals by id,
+//! 10,000 deals in all, so each deal has 5 subscribers (with 10,000
+//! clients); 20,000 records/s spread evenly over the deals. Measures
+//! records per CPU-second of the server, and latency; each client checks it
+//! got exactly the events of its own deals.
+
+use std::time::{Duration, Instant};
+
+use super::{ORG, Scale, check, client, deal_subscription};
+use crate::feed::Feed;
+use crate::load::{Fleet, RAMP};
+use crate::report::{Better, Figure, Report, Row};
+use crate::servers::{Kind, Server};
+use crate::support::Broker;
+
+const DEALS: u64 = 10_000;
+const PER_CLIENT: u64 = 5;
+const RATE: u64 = 20_000;
+
+fn deal_name(deal: u64) -> String {
+    format!("deal_{deal}")
+}
+
+/// The deals client `index` subscribes to.
+fn deals_of(index: usize) -> impl Iterator<Item = u64> {
+    (0..PER_CLIENT).map(move |k| (index as u64 * PER_CLIENT + k) % DEALS)
+}
+
+/// The deal record `seq` is about: a stride coprime with DEALS, so every
+/// deal gets its share.
+fn deal_of(seq: u64) -> u64 {
+    (seq * 7919 + 13) % DEALS
+}
+
+struct Measured {
+    records_per_cpu_second: f64,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    problem: Option<String>,
+}
+
+async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
+    let server = Server::start(kind, broker).await;
+    let specs = (0..scale.clients)
+        .map(|i| {
+            let deals: Vec<String> = deals_of(i).map(deal_name).collect();
+            let subscriptions = deals.iter().map(|d| deal_subscription(d)).collect();
+            client(i, subscriptions, Some(deals))
+        })
+        .collect();
+    let mut fleet = Fleet::new(&server.url, specs);
+    fleet
+        .connect_all(false, RAMP, Duration::from_secs(180))
+        .await;
+    let mut feed = Feed::new(broker);
+    let consumed_before = server.consumed().await;
+    let cpu_before = server.cpu_seconds();
+    let sent = feed
+        .paced(
+            RATE,
+            Duration::from_secs(scale.seconds),
+            ORG,
+            "pipeline_selective",
+            |seq| deal_name(deal_of(seq)),
+        )
+        .await;
+    let mut per_deal = vec![0u64; DEALS as usize];
+    sent.clone()
+        .for_each(|seq| per_deal[deal_of(seq) as usize] += 1);
+    let expected = |client: usize| deals_of(client).map(|d| per_deal[d as usize]).sum::<u64>();
+    let all: u64 = (0..scale.clients).map(expected).sum();
+    fleet.wait_received(all, Duration::from_secs(60)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let records = sent.end - sent.start;
+    while server.consumed().await < consumed_before + records && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cpu = server.cpu_seconds() - cpu_before;
+    println!(
+        "  {}: {} of {all} delivered, {cpu:.2} s CPU for {records} records",
+        kind.label(),
+        fleet.totals().received
+    );
+    Measured {
+        records_per_cpu_second: records as f64 / cpu,
+        p50_ms: fleet.shared.latency.quantile_ms(0.50),
+        p99_ms: fleet.shared.latency.quantile_ms(0.99),
+        problem: check(&fleet, expected),
+    }
+}
+
+pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
+    let b = measure(Kind::CrmBridge, broker, scale).await;
+    let p = measure(Kind::NodePeer, broker, scale).await;
+    let scenario = format!(
+        "3. selective, {} clients × {PER_CLIENT} ids, {RATE} records/s",
+        scale.clients
+    );
+    report.add(Row {
+        scenario: scenario.clone(),
+        measure: "records per CPU-second".into(),
+        unit: "/s".into(),
+        better: Better::Higher,
+        bridge: Figure::checked(Some(b.records_per_cpu_second), b.problem.clone()),
+        peer: Figure::checked(Some(p.records_per_cpu_second), p.problem.clone()),
+        goal: Some((
+            "≥ 3× the peer's".into(),
+            b.problem.is_none() && b.records_per_cpu_second >= 3.0 * p.records_per_cpu_second,
+        )),
+    });
+    report.add(Row {
+        scenario: scenario.clone(),
+        measure: "latency p50".into(),
+        unit: "ms".into(),
+        better: Better::Lower,
+        bridge: Figure::checked(b.p50_ms, b.problem.clone()),
+        peer: Figure::checked(p.p50_ms, p.problem.clone()),
+        goal: None,
+    });
+    let met = matches!((b.p99_ms, p.p99_ms), (Some(b), Some(p)) if b * 2.0 <= p);
+    report.add(Row {
+        scenario,
+        measure: "latency p99".into(),
+        unit: "ms".into(),
+        better: Better::Lower,
+        bridge: Figure::checked(b.p99_ms, b.problem.clone()),
+        peer: Figure::checked(p.p99_ms, p.problem.clone()),
+        goal: Some(("≤ half the peer's".into(), met && b.problem.is_none())),
+    });
+}

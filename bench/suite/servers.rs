@@ -1,0 +1,205 @@
+//! The two servers under test, each a separate process pinned to core 0
+//! (the load generator and the broker keep core 1): crm-bridge's release
+//! binary, and the peer a team would otherwise deploy, `bench/peer` (Node:
+//! socket.io 4 + kafkajs). Both are measured from outside, through /proc:
+//! CPU time (user + system, every thread) and resident memory.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::bridge::TEST_SECRET;
+use crate::support::{Broker, free_port, repo_path};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    CrmBridge,
+    NodePeer,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::CrmBridge => "crm-bridge",
+            Kind::NodePeer => "node peer",
+        }
+    }
+}
+
+/// The core the servers run on; the generator takes the other.
+pub const SERVER_CORE: &str = "0";
+pub const LOAD_CORE: &str = "1";
+
+pub struct Server {
+    pub kind: Kind,
+    pub url: String,
+    port: u16,
+    node: String,
+    child: Child,
+}
+
+/// Limits raised for one machine posing as 10,000 users on one address.
+/// Everything else is crm-bridge's default configuration.
+fn bridge_config(broker: &Broker, port: u16, node: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:{port}\"\n\
+         [kafka]\nbrokers = \"{}\"\nnode_id = \"{node}\"\ncreate_topics = 2\n\
+         [schemas]\nlocal_dir = \"{}\"\n\
+         [auth.jwt]\nhs_secret = \"{TEST_SECRET}\"\n\
+         [guard]\nmax_connections = 20000\nmax_connections_per_address = 20000\n\
+         handshakes_per_second_per_address = 100000\nhandshake_burst = 100000\n",
+        broker.addr,
+        repo_path("schemas").display()
+    )
+}
+
+impl Server {
+    pub async fn start(kind: Kind, broker: &Broker) -> Self {
+        Self::start_on(
+            kind,
+            broker,
+            free_port(),
+            &format!("bench-{}", fastrand::u32(..)),
+        )
+        .await
+    }
+
+    /// Starts `kind` on `port`; a crm-bridge `node` id names its consumer
+    /// group, so a restart with the same one resumes its offsets.
+    pub async fn start_on(kind: Kind, broker: &Broker, port: u16, node: &str) -> Self {
+        let logs = repo_path("target/bench-logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let log = std::fs::File::create(logs.join(format!("{}-{port}.log", kind.label()))).unwrap();
+        let mut command = Command::new("taskset");
+        command.args(["-c", SERVER_CORE]);
+        match kind {
+            Kind::CrmBridge => {
+                let config = logs.join(format!("bridge-{port}.toml"));
+                std::fs::write(&config, bridge_config(broker, port, node)).unwrap();
+                command
+                    .arg(env!("CARGO_BIN_EXE_crm-bridge"))
+                    .args(["--config", config.to_str().unwrap(), "serve"])
+                    .env("RUST_LOG", "warn");
+            }
+            Kind::NodePeer => {
+                command
+                    .args(["node", repo_path("bench/peer/server.mjs").to_str().unwrap()])
+                    .env("PORT", port.to_string())
+                    .env("BROKERS", &broker.addr)
+                    .env("JWT_SECRET", TEST_SECRET)
+                    .env("SCHEMAS_DIR", repo_path("schemas"));
+            }
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting a server");
+        let server = Self {
+            kind,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            node: node.to_owned(),
+            child,
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    /// A deploy: SIGTERM, wait for the process to finish its shutdown, and
+    /// start the same server (same port, same consumer group) again.
+    pub async fn restart(mut self, broker: &Broker) -> Self {
+        signal_process(self.child.id(), "-TERM");
+        let _ = self.child.wait();
+        Self::start_on(self.kind, broker, self.port, &self.node).await
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = reqwest::get(format!("{}/readyz", self.url)).await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never became ready",
+                self.kind.label()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn proc_file(&self, name: &str) -> String {
+        std::fs::read_to_string(format!("/proc/{}/{name}", self.child.id())).unwrap_or_default()
+    }
+
+    /// User + system CPU seconds of every thread so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = self.proc_file("stat");
+        // Fields after the parenthesised command name; utime and stime are
+        // the 14th and 15th of the whole line.
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        ticks as f64 / 100.0
+    }
+
+    /// Resident memory in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        self.proc_file("status")
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|kb| kb.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    }
+
+    /// Records consumed so far, from the server's `/stats`.
+    pub async fn consumed(&self) -> u64 {
+        let field = match self.kind {
+            Kind::CrmBridge => "recordsConsumed",
+            Kind::NodePeer => "consumed",
+        };
+        let stats: serde_json::Value = match reqwest::get(format!("{}/stats", self.url)).await {
+            Ok(response) => response.json().await.unwrap_or_default(),
+            Err(_) => return 0,
+        };
+        stats[field].as_u64().unwrap_or(0)
+    }
+
+    /// SIGSTOP / SIGCONT: holds the whole process still (a backlog builds).
+    pub fn freeze(&self, frozen: bool) {
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        signal_process(self.child.id(), signal);
+    }
+
+    /// SIGKILL, and waits for the process to go.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal_process(pid: u32, signal: &str) {
+    // A process that is already gone has nothing left to signal.
+    let _ = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.freeze(false);
+        self.kill();
+    }
+}
+
+/// Pins this process (and every thread it starts afterwards) to the load core.
+pub fn pin_load_generator() {
+    let pid = std::process::id().to_string();
+    let _ = Command::new("taskset")
+        .args(["-cp", LOAD_CORE, &pid])
+        .stdout(Stdio::null())
+        .status();
+}
