@@ -1,0 +1,33 @@
+// Small live charts as inline SVG: one or more series of recent samples,
+// scaled to the largest value shown. No library: a polyline per series.
+
+const SVG = "http://www.w3.org/2000/svg";
+const WIDTH = 120;
+const HEIGHT = 32;
+
+function svg(tag, attributes = {}) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  return node;
+}
+
+/** An empty chart to `draw` into; it stretches to its container's width. */
+export function chart(label) {
+  return svg("svg", { class: "chart", viewBox: `0 0 ${WIDTH} ${HEIGHT}`, preserveAspectRatio: "none", role: "img", "aria-label": label });
+}
+
+/**
+ * Redraws `node` with `series` (arrays of numbers, oldest first, each drawn
+ * over `capacity` slots so time runs at the same pace in every chart).
+ */
+export function draw(node, series, capacity) {
+  const max = Math.max(1, ...series.flat());
+  const x = (i, length) => WIDTH - (length - 1 - i) * (WIDTH / (capacity - 1));
+  const y = (v) => HEIGHT - 1 - (v / max) * (HEIGHT - 2);
+  node.replaceChildren(
+    ...series.map((values, n) => {
+      const points = values.map((v, i) => `${x(i, values.length).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+      return svg("polyline", { points, class: `series-${n}`, fill: "none", "vector-effect": "non-scaling-stroke" });
+    }),
+  );
+}
