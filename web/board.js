@@ -51,8 +51,15 @@ export function createBoard(root, { onOpen }) {
     d.node.replaceChildren(
       h("span.title", {}, d.title ?? d.id),
       h("span.value", {}, d.value === undefined ? "—" : money.format(d.value)),
-      d.ownerName || d.owner ? h("span.owner", {}, avatar(d.owner ?? d.ownerName, d.ownerName ?? d.owner), d.ownerName ?? d.owner) : null,
+      owner(d),
     );
+  }
+
+  /** The owner's avatar and first name (the full name on hover). */
+  function owner(d) {
+    const name = d.ownerName ?? d.owner;
+    if (!name) return null;
+    return h("span.owner", { title: name }, avatar(d.owner ?? name, name), name.split(" ")[0]);
   }
 
   function place(d) {

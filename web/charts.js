@@ -1,5 +1,6 @@
 // Small live charts as inline SVG: one or more series of recent samples,
-// scaled to the largest value shown. No library: a polyline per series.
+// scaled to the largest value shown (with some headroom, so a steady value
+// is not drawn along the top edge). No library: a shaded polyline per series.
 
 const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 120;
@@ -21,13 +22,18 @@ export function chart(label) {
  * over `capacity` slots so time runs at the same pace in every chart).
  */
 export function draw(node, series, capacity) {
-  const max = Math.max(1, ...series.flat());
+  const max = Math.max(1, ...series.flat()) * 1.25;
   const x = (i, length) => WIDTH - (length - 1 - i) * (WIDTH / (capacity - 1));
-  const y = (v) => HEIGHT - 1 - (v / max) * (HEIGHT - 2);
+  const y = (v) => HEIGHT - (v / max) * HEIGHT;
   node.replaceChildren(
-    ...series.map((values, n) => {
+    ...series.flatMap((values, n) => {
+      if (values.length === 0) return [];
       const points = values.map((v, i) => `${x(i, values.length).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
-      return svg("polyline", { points, class: `series-${n}`, fill: "none", "vector-effect": "non-scaling-stroke" });
+      const area = `${x(0, values.length).toFixed(1)},${HEIGHT} ${points} ${WIDTH},${HEIGHT}`;
+      return [
+        svg("polygon", { points: area, class: `area series-${n}` }),
+        svg("polyline", { points, class: `series-${n}`, fill: "none", "vector-effect": "non-scaling-stroke" }),
+      ];
     }),
   );
 }

@@ -8,8 +8,8 @@ import { $, h } from "./dom.js";
 import { chart, draw } from "./charts.js";
 
 const EVERY_MS = 1000;
-/** Two minutes of samples per chart. */
-const KEPT = 120;
+/** A minute of samples per chart. */
+const KEPT = 60;
 
 const sum = (byReason) => Object.values(byReason ?? {}).reduce((a, b) => a + b, 0);
 const rate = (now, before, seconds) => Math.max(0, (now - before) / seconds);
@@ -58,14 +58,17 @@ export function createOps(root) {
       push(history.out, rate(stats.deliveries, before.deliveries, seconds));
       push(history.drops, rate(sum(stats.dropped), sum(before.dropped), seconds));
       const count = stats.deliveryLatency.count - before.deliveryLatency.count;
-      const latency = count > 0 ? ((stats.deliveryLatency.sumSeconds - before.deliveryLatency.sumSeconds) / count) * 1000 : 0;
-      push(history.latency, latency);
+      // A second without deliveries keeps the last average: no delivery is not zero latency.
+      const latency = count > 0
+        ? ((stats.deliveryLatency.sumSeconds - before.deliveryLatency.sumSeconds) / count) * 1000
+        : history.latency.at(-1);
+      if (latency !== undefined) push(history.latency, latency);
       show("clients", String(stats.clientsConnected), [history.clients],
         `${stats.subscriptions} subscriptions · ${stats.roomSeats} room seats`);
       show("events", `${round(history.in.at(-1))} in · ${round(history.out.at(-1))} out`, [history.in, history.out]);
       const reasons = Object.entries(stats.dropped ?? {}).map(([reason, n]) => `${reason} ${n}`).join(" · ");
       show("drops", String(round(history.drops.at(-1))), [history.drops], reasons ? `since start: ${reasons}` : "none since start");
-      show("latency", count > 0 ? `${round(latency)} ms` : "—", [history.latency], "record timestamp → socket");
+      show("latency", latency === undefined ? "—" : `${round(latency)} ms`, [history.latency], "record timestamp → socket");
       lag(stats.consumerLag ?? []);
     }
     status.textContent = stats.ready ? "Ready" : "Not ready (see /readyz)";

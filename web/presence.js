@@ -61,7 +61,7 @@ export class RoomView {
     if (this.avatars) {
       const typists = new Set([...this.typing.values()].map((t) => t.userId));
       this.avatars.replaceChildren(
-        ...[...this.members].map(([id, name]) => avatar(id, name, typists.has(id) ? ".typing" : "")),
+        ...[...this.members].map(([id, name]) => avatar(id, name, typists.has(id) ? ".is-typing" : "")),
       );
     }
     if (this.typingLine) {
