@@ -36,7 +36,12 @@ async fn two_users_watch_a_pipeline_live_a_third_org_sees_none_of_it_and_drops_r
         "run `make deps` (npm ci in tests/browser, Debian's chromium)"
     );
     let broker = Broker::start();
-    let bridge = TestBridge::start_with(&broker, dev_mode).await;
+    // No leeway: the scenario's short-lived session lapses at once.
+    let bridge = TestBridge::start_with(&broker, |c| {
+        dev_mode(c);
+        c.auth.jwt.leeway_seconds = 0;
+    })
+    .await;
     let proxy = Proxy::start(bridge.addr()).await;
     let producer = Producer::new(&broker);
     let artifacts = repo_path("target/test-artifacts/dashboard");

@@ -80,7 +80,9 @@ function open(session) {
   socket.on("user-joined", (data) => room(data.roomType, data.roomId)?.joined(data));
   socket.on("user-left", (data) => room(data.roomType, data.roomId)?.left(data));
   socket.on("user-typing", (data) => room(data.roomType, data.roomId)?.typed(data));
-  // After a reconnect the module rejoins every room: redraw who is there now.
+  // Disconnected, the page cannot know who is there; after a reconnect the
+  // module rejoins every room, and each acknowledgement says who is there now.
+  socket.on("disconnect", () => rooms.forEach((view) => view.reset({})));
   socket.on("room-rejoined", (ack) => ack?.ok && room(ack.room.type, ack.room.id)?.reset(ack));
 
   // Subscriptions resume gap-free after a reconnect (the module keeps their

@@ -48,11 +48,12 @@ export function createBoard(root, { onOpen }) {
   }
 
   function render(d) {
-    d.node.replaceChildren(
+    const parts = [
       h("span.title", {}, d.title ?? d.id),
       h("span.value", {}, d.value === undefined ? "—" : money.format(d.value)),
       owner(d),
-    );
+    ];
+    d.node.replaceChildren(...parts.filter(Boolean));
   }
 
   /** The owner's avatar and first name (the full name on hover). */
@@ -71,6 +72,12 @@ export function createBoard(root, { onOpen }) {
   function tally() {
     for (const [stage, c] of columns) {
       const inStage = [...deals.values()].filter((d) => d.stage === stage);
+      // The column of deals whose stage is not known yet goes once they are.
+      if (stage === UNKNOWN && inStage.length === 0) {
+        c.node.remove();
+        columns.delete(stage);
+        continue;
+      }
       c.count.textContent = String(inStage.length);
       const sum = inStage.reduce((total, d) => total + (d.value ?? 0), 0);
       c.total.textContent = sum ? compact.format(sum) : "";

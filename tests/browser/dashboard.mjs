@@ -152,6 +152,27 @@ try {
   await shot(dave, "board-other-org");
   log("Dave saw nothing of Acme");
 
+  // A session that lapses while the page is open: it says so in plain words
+  // and offers the sign-in step again.
+  const minted = await fetch(`${url}/dev/token`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ user: "user_erin", name: "Erin Walsh", org: "org-globex", ttlSeconds: 3 }),
+  }).then((r) => r.json());
+  const lapsing = await browser.newContext({ viewport: laptop });
+  await lapsing.addInitScript((session) => sessionStorage.setItem("crm-bridge.session", JSON.stringify(session)), {
+    token: minted.token, user: { id: "user_erin", name: "Erin Walsh" }, org: "org-globex", pipeline: "pipeline_globex_enterprise",
+  });
+  const erin = await lapsing.newPage();
+  await erin.goto(url);
+  await badge(erin, "error", "Your session expired — sign in again.");
+  await until(erin, "the sign-in step again", () =>
+    document.querySelector("#sign-in .notice")?.textContent === "Your session expired — sign in again." &&
+    Boolean(document.querySelector('#sign-in button[data-user="user_erin"]')));
+  await shot(erin, "session-expired");
+  await lapsing.close();
+  log("a lapsed session asks to sign in again");
+
   // The network drops; deals move meanwhile; it comes back: the pages say
   // so, then recover what they missed from Kafka.
   await alice.evaluate(() => (location.hash = ""));
