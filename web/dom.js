@@ -18,13 +18,13 @@ export function h(tag, props = {}, ...children) {
 export const $ = (selector, root = document) => root.querySelector(selector);
 
 /** Initials for an avatar: "Alice Martin" → "AM". */
-export function initials(name) {
+function initials(name) {
   const parts = String(name || "?").trim().split(/\s+/);
   return (parts[0][0] + (parts.length > 1 ? parts[parts.length - 1][0] : "")).toUpperCase();
 }
 
 /** A stable hue per user id, so a person keeps their colour everywhere. */
-export function hue(id) {
+function hue(id) {
   let hash = 0;
   for (const char of String(id)) hash = (hash * 31 + char.charCodeAt(0)) % 360;
   return hash;
