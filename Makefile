@@ -3,7 +3,7 @@
 
 TANSU_INSTALL := deploy/dev/install-tansu.sh
 
-## Dev broker, topics, bridge, demo producer and a live watcher, on this machine.
+## Dev broker, topics, bridge, demo producer, the dashboard and a live watcher, on this machine.
 run:
 	bash deploy/dev/run.sh
 
@@ -23,14 +23,20 @@ define apt_install_stopped
 	  exit $$status; }
 endef
 
-## Everything the tests need that the machine does not ship: nginx
-## (load-balancer tests) and promtool (from the prometheus package: checks
-## /metrics and the alert rules), installed but never started.
+## Everything the tests need that the machine does not ship: the npm
+## packages (socket.io-client's browser build for the dashboard, which the
+## bridge builds in; the test drivers; playwright-core), nginx
+## (load-balancer tests), promtool (from the prometheus package: checks
+## /metrics and the alert rules) and Chromium (the dashboard's browser
+## tests), installed but never started.
 deps:
+	cd web && npm ci --no-audit --no-fund
 	cd tests/client && npm ci --no-audit --no-fund
+	cd tests/browser && npm ci --no-audit --no-fund
 	bash $(TANSU_INSTALL) >/dev/null
 	$(call apt_install_stopped,nginx,/usr/sbin/nginx)
 	$(call apt_install_stopped,prometheus,/usr/bin/promtool)
+	$(call apt_install_stopped,chromium,/usr/bin/chromium)
 
 lint:
 	cargo fmt --check

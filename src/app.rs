@@ -98,11 +98,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         shutdown.clone(),
     )?;
 
-    let router = http::router(HttpState {
-        consumer: consumer.clone(),
-        presence,
-        metrics: metrics.clone(),
-    })
+    let router = http::router(
+        HttpState {
+            consumer: consumer.clone(),
+            presence,
+            metrics: metrics.clone(),
+        },
+        config.dev_sign_in(),
+    )
     .layer(socket_layer)
     .layer(http::cors(&config.guard.allowed_origins)?);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

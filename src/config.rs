@@ -113,15 +113,27 @@ impl Config {
         Ok(config)
     }
 
-    pub fn validate(&self) -> anyhow::Result<()> {
-        let dev_secret = self
-            .auth
+    /// Whether tokens are verified with the public dev secret (allowed only
+    /// with `dev_mode`).
+    fn uses_dev_secret(&self) -> bool {
+        self.auth
             .jwt
             .hs_secret
             .as_ref()
-            .is_some_and(|s| s.expose() == DEV_JWT_SECRET);
+            .is_some_and(|s| s.expose() == DEV_JWT_SECRET)
+    }
+
+    /// Whether the bridge hands out dev tokens (`POST /dev/token`, for the
+    /// dashboard's sign-in): only in `dev_mode` **and** with the public dev
+    /// secret, so a deployment with a real secret never mints tokens, even
+    /// with `dev_mode` left on by mistake.
+    pub fn dev_sign_in(&self) -> bool {
+        self.dev_mode && self.uses_dev_secret()
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            !dev_secret || self.dev_mode,
+            !self.uses_dev_secret() || self.dev_mode,
             "auth.jwt.hs_secret is the public dev secret; set a real one (or dev_mode = true locally)"
         );
         self.limits.validate()?;
@@ -154,6 +166,23 @@ mod tests {
         assert!(config.validate().is_err());
         config.dev_mode = true;
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn dev_sign_in_needs_dev_mode_and_the_dev_secret() {
+        let mut config = Config {
+            dev_mode: true,
+            ..Config::default()
+        };
+        assert!(!config.dev_sign_in(), "dev mode alone");
+        config.auth.jwt.hs_secret = Some(crate::auth::Secret::new(
+            "a-real-secret-0123456789abcdef0123",
+        ));
+        assert!(!config.dev_sign_in(), "dev mode with a real secret");
+        config.auth.jwt.hs_secret = Some(crate::auth::Secret::new(DEV_JWT_SECRET));
+        assert!(config.dev_sign_in());
+        config.dev_mode = false;
+        assert!(!config.dev_sign_in());
     }
 
     #[test]

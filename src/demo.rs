@@ -40,18 +40,22 @@ const SUBJECTS: [&str; 4] = [
     "Meeting next week",
 ];
 
-/// A demo organisation: its users and resources.
+/// A demo organisation: its users (id, display name) and resources. Its
+/// users are the ones the dashboard's dev sign-in offers.
 pub struct DemoOrg {
     pub id: &'static str,
+    pub name: &'static str,
     pub users: &'static [(&'static str, &'static str)],
     pub pipeline: &'static str,
-    pub deals: &'static [&'static str],
+    /// Deal ids and titles.
+    pub deals: &'static [(&'static str, &'static str)],
     pub contacts: &'static [(&'static str, &'static str)],
 }
 
 pub const ORGS: [DemoOrg; 2] = [
     DemoOrg {
         id: "org-acme",
+        name: "Acme",
         users: &[
             ("user_alice", "Alice Martin"),
             ("user_bob", "Bob Chen"),
@@ -59,11 +63,11 @@ pub const ORGS: [DemoOrg; 2] = [
         ],
         pipeline: "pipeline_acme_sales",
         deals: &[
-            "deal_acme_1",
-            "deal_acme_2",
-            "deal_acme_3",
-            "deal_acme_4",
-            "deal_acme_5",
+            ("deal_acme_1", "Northwind renewal"),
+            ("deal_acme_2", "Contoso expansion"),
+            ("deal_acme_3", "Fabrikam pilot"),
+            ("deal_acme_4", "Tailspin migration"),
+            ("deal_acme_5", "Litware onboarding"),
         ],
         contacts: &[
             ("contact_acme_1", "jane@northwind.example"),
@@ -73,9 +77,14 @@ pub const ORGS: [DemoOrg; 2] = [
     },
     DemoOrg {
         id: "org-globex",
+        name: "Globex",
         users: &[("user_dave", "Dave Okafor"), ("user_erin", "Erin Walsh")],
         pipeline: "pipeline_globex_enterprise",
-        deals: &["deal_globex_1", "deal_globex_2", "deal_globex_3"],
+        deals: &[
+            ("deal_globex_1", "Initech licences"),
+            ("deal_globex_2", "Umbrella support plan"),
+            ("deal_globex_3", "Hooli integration"),
+        ],
         contacts: &[
             ("contact_globex_1", "hank@initech.example"),
             ("contact_globex_2", "ivy@umbrella.example"),
@@ -144,16 +153,16 @@ impl Simulation {
         let org = &ORGS[fastrand::usize(..ORGS.len())];
         let (user, user_name) = pick(org.users);
         match fastrand::u8(..100) {
-            0..=39 => self.stage_change(org, user),
-            40..=54 => deal_update(org, user, user_name),
-            55..=74 => contact_change(org, user),
+            0..=34 => self.stage_change(org, user),
+            35..=59 => deal_update(org, user, user_name),
+            60..=74 => contact_change(org, user),
             75..=89 => email(org),
             _ => mention(org, user, user_name),
         }
     }
 
     fn stage_change(&mut self, org: &DemoOrg, user: &str) -> Activity {
-        let deal = pick(org.deals);
+        let (deal, _) = pick(org.deals);
         let stage = self.stages.entry(deal).or_insert(0);
         let previous = STAGES[*stage];
         *stage = (*stage + 1 + fastrand::usize(..2)) % STAGES.len();
@@ -168,6 +177,33 @@ impl Simulation {
             changes,
         )
     }
+}
+
+/// `create` of every demo deal, in the first stage, with the fields a
+/// dashboard shows (title, value, owner): produced once at start-up, so a
+/// board open from the beginning knows every deal.
+fn deal_creates() -> impl Iterator<Item = Activity> {
+    ORGS.iter().flat_map(|org| {
+        org.deals.iter().map(move |deal| {
+            let (owner, owner_name) = pick(org.users);
+            let mut changes = deal_fields(*deal, owner, owner_name);
+            changes.insert("stage".to_owned(), change_string(STAGES[0]));
+            deal_activity(org, deal.0, owner, "create", None, changes)
+        })
+    })
+}
+
+/// A deal's title, value (whole currency units) and owner, as `changes`.
+fn deal_fields((_, title): (&str, &str), owner: &str, owner_name: &str) -> HashMap<String, Value> {
+    HashMap::from([
+        ("title".to_owned(), change_string(title)),
+        (
+            "value".to_owned(),
+            change_long(i64::from(fastrand::u32(5..500)) * 1000),
+        ),
+        ("owner".to_owned(), change_string(owner)),
+        ("ownerName".to_owned(), change_string(owner_name)),
+    ])
 }
 
 fn deal_activity(
@@ -196,15 +232,11 @@ fn deal_activity(
     }
 }
 
+/// `user` takes a deal over and revises its value.
 fn deal_update(org: &DemoOrg, user: &str, user_name: &str) -> Activity {
-    let changes = HashMap::from([
-        (
-            "amount".to_owned(),
-            change_long(i64::from(fastrand::u32(5..500)) * 1000),
-        ),
-        ("owner".to_owned(), change_string(user_name)),
-    ]);
-    deal_activity(org, pick(org.deals), user, "update", None, changes)
+    let deal = pick(org.deals);
+    let changes = deal_fields(deal, user, user_name);
+    deal_activity(org, deal.0, user, "update", None, changes)
 }
 
 fn contact_change(org: &DemoOrg, user: &str) -> Activity {
@@ -291,7 +323,7 @@ fn mention(org: &DemoOrg, user: &str, user_name: &str) -> Activity {
             ),
             (
                 "link",
-                optional(Some(&format!("/deals/{}", pick(org.deals)))),
+                optional(Some(&format!("/deals/{}", pick(org.deals).0))),
             ),
             ("occurredAt", now_ms()),
         ],
@@ -343,12 +375,13 @@ pub async fn run(
     };
     let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.01)));
     let mut produced = 0u64;
+    let mut creates = deal_creates();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             _ = interval.tick() => {}
         }
-        let activity = simulation.next();
+        let activity = creates.next().unwrap_or_else(|| simulation.next());
         let topic = kafka.topics.name(activity.topic);
         let key = activity.key.clone();
         let value = encoder.encode(activity)?;
@@ -386,8 +419,8 @@ mod tests {
         let mut simulation = Simulation {
             stages: HashMap::new(),
         };
-        for _ in 0..300 {
-            let activity = simulation.next();
+        for activity in deal_creates().chain(std::iter::repeat_with(|| simulation.next()).take(300))
+        {
             let kind = activity.topic;
             let framed = encoder.encode(activity).unwrap();
             let position = crate::domain::Position {

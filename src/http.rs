@@ -1,6 +1,10 @@
 //! Plain HTTP beside Socket.IO: liveness, readiness, counters (`/stats` as
 //! JSON, `/metrics` for Prometheus, both from [`Metrics`]), the client
-//! module, and CORS.
+//! module, the dashboard ([`web`]), its dev sign-in ([`dev_sign_in`], dev
+//! mode only), and CORS.
+
+mod dev_sign_in;
+mod web;
 
 use std::sync::Arc;
 
@@ -22,14 +26,23 @@ pub struct HttpState {
     pub metrics: Arc<Metrics>,
 }
 
-pub fn router(state: HttpState) -> Router {
-    Router::new()
+/// The HTTP routes; with `dev_sign_in` (see
+/// [`Config::dev_sign_in`](crate::config::Config::dev_sign_in)), the
+/// dashboard's dev token endpoints too.
+pub fn router(state: HttpState, dev_sign_in: bool) -> Router {
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/stats", get(stats))
         .route("/metrics", get(prometheus))
         .route(CLIENT_MODULE_PATH, get(client_module))
-        .with_state(state)
+        .merge(web::routes());
+    let router = if dev_sign_in {
+        router.merge(dev_sign_in::routes())
+    } else {
+        router
+    };
+    router.with_state(state)
 }
 
 /// CORS for browsers on other origins (Socket.IO's long-polling requests):

@@ -22,7 +22,8 @@
 //!   shared through a Kafka topic of the bridge's own.
 //! - [`guard`]: abuse limits: event rates, connection counts, handshake rates.
 //! - [`gateway`]: Socket.IO handlers and delivery to sockets.
-//! - [`http`], [`metrics`], [`telemetry`]: the operational edges.
+//! - [`http`], [`metrics`], [`telemetry`]: the operational edges; [`http`]
+//!   also serves the dashboard (`web/`, built into the binary).
 //! - [`app`]: wires it all together and owns start-up and shutdown order.
 //! - [`demo`]: the demo producer `make run` starts.
 //!

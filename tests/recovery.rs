@@ -111,6 +111,13 @@ async fn a_dropped_transport_resumes_with_nothing_lost_or_repeated() {
     .await;
     subscribe_pipeline(&mut clients, "reference").await;
     subscribe_pipeline(&mut clients, "page").await;
+    // A notification received before the drop is not sent again after it.
+    let earlier = support::avro::notification("org-1", "user_p", "before you left");
+    producer.send("crm.notifications", "user_p", &earlier).await;
+    assert_eq!(
+        clients.deliveries("page", 1).await[0]["title"],
+        "before you left"
+    );
 
     let background = {
         let producer = producer.clone();

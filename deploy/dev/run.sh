@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: the whole thing on this machine. Starts the dev broker (tansu) on
-# 127.0.0.1:9092, the bridge on 127.0.0.1:3000 (it creates the CRM topics),
-# the demo producer, and a watcher that prints what a dashboard receives.
+# 127.0.0.1:9092, the bridge on 127.0.0.1:3000 (it creates the CRM topics and
+# serves the dashboard), the demo producer, and a watcher that prints what a
+# dashboard receives.
 # Ctrl-C stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,6 +32,8 @@ done
 
 tansu=$(bash deploy/dev/install-tansu.sh)
 (cd deploy/dev && npm ci --no-audit --no-fund --silent)
+# socket.io-client's browser build, which the bridge builds into its dashboard.
+(cd web && npm ci --no-audit --no-fund --silent)
 cargo build --release --bin crm-bridge
 bridge=target/release/crm-bridge
 
@@ -58,6 +61,9 @@ bob=$("$bridge" token --user user_bob --name "Bob Chen" --org org-acme)
 dave=$("$bridge" token --user user_dave --name "Dave Okafor" --org org-globex)
 cat <<TXT
 
+  Dashboard: $BRIDGE_URL/   (open it in a browser, pick a demo user)
+  Operations: $BRIDGE_URL/#ops
+
 Connect with the stock socket.io-client (tokens valid 24 h, signed with the dev secret):
   io("$BRIDGE_URL", { auth: { token: "<token>" } })
   Alice (org-acme):   $alice
@@ -69,7 +75,8 @@ More tokens: $bridge token --user ID --name NAME --org ORG
 Health: $BRIDGE_URL/healthz  Readiness: $BRIDGE_URL/readyz  Counters: $BRIDGE_URL/stats
 
 Live events Alice's dashboard receives; her teammate Bob is in the same
-pipeline room, typing notes every 4 s (Ctrl-C stops everything):
+pipeline room, typing notes every 4 s (Ctrl-C stops everything).
+Dashboard: $BRIDGE_URL/
 TXT
 node deploy/dev/watch.mjs "$BRIDGE_URL" "$bob" org-acme pipeline_acme_sales 4000 &
 pids+=($!)

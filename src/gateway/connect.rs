@@ -215,7 +215,14 @@ pub async fn on_connect(
     let resumed = match socket.extensions.remove::<NotificationsSince>() {
         None => session.subscribe(&gateway, &client, &inbox).map(|_| false),
         Some(NotificationsSince(since)) => {
-            let job = ReplayJob { request: inbox };
+            // The replay plans from the request's own cursor: without it,
+            // it would start at the oldest record and repeat every
+            // notification the user ever had.
+            let request = SubscriptionRequest {
+                since: Some(since.clone()),
+                ..inbox
+            };
+            let job = ReplayJob { request };
             session.subscribe_replaying(&gateway, &client, job, since)
         }
     };

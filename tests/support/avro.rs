@@ -104,6 +104,34 @@ pub fn deal(
     deal_record(org, deal_id, pipeline, action, stages, Default::default())
 }
 
+/// A deal record whose `changes` are JSON values (strings, integers,
+/// floats, booleans, null), as a dashboard test describes them.
+pub fn deal_with(
+    org: &str,
+    deal_id: &str,
+    pipeline: &str,
+    action: &str,
+    stages: Option<(&str, &str)>,
+    changes: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<u8> {
+    let change = |value: &serde_json::Value| match value {
+        serde_json::Value::Bool(b) => Value::Union(1, Box::new(Value::Boolean(*b))),
+        serde_json::Value::Number(n) if n.is_i64() => {
+            Value::Union(2, Box::new(Value::Long(n.as_i64().unwrap())))
+        }
+        serde_json::Value::Number(n) => {
+            Value::Union(3, Box::new(Value::Double(n.as_f64().unwrap())))
+        }
+        serde_json::Value::String(s) => Value::Union(4, Box::new(Value::String(s.clone()))),
+        _ => Value::Union(0, Box::new(Value::Null)),
+    };
+    let changes = changes
+        .iter()
+        .map(|(k, v)| (k.clone(), change(v)))
+        .collect();
+    deal_record(org, deal_id, pipeline, action, stages, changes)
+}
+
 fn deal_record(
     org: &str,
     deal_id: &str,

@@ -1,8 +1,10 @@
 //! A TCP proxy standing in for a load balancer: it forwards to one bridge
 //! node, and `switch` moves it to another, cutting every open connection
-//! (as a node failure or a deploy would).
+//! (as a node failure or a deploy would). `down` cuts the network instead:
+//! open connections close and new ones are refused until `up`.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
@@ -12,6 +14,7 @@ pub struct Proxy {
     pub url: String,
     target: Arc<Mutex<SocketAddr>>,
     generation: watch::Sender<u64>,
+    down: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -20,9 +23,13 @@ impl Proxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let target = Arc::new(Mutex::new(target));
         let (generation, _) = watch::channel(0u64);
-        let (shared, gen_tx) = (target.clone(), generation.clone());
+        let down = Arc::new(AtomicBool::new(false));
+        let (shared, gen_tx, is_down) = (target.clone(), generation.clone(), down.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                if is_down.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees its connection close
+                }
                 let to = *shared.lock().unwrap();
                 let mut cut = gen_tx.subscribe();
                 tokio::spawn(async move {
@@ -40,7 +47,19 @@ impl Proxy {
             url,
             target,
             generation,
+            down,
         }
+    }
+
+    /// The network goes away: open connections are cut, new ones closed at once.
+    pub fn down(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// The network is back.
+    pub fn up(&self) {
+        self.down.store(false, Ordering::SeqCst);
     }
 
     /// Sends new connections to `target` and cuts the open ones.
