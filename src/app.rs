@@ -85,6 +85,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         .max_payload(limits.max_message_bytes as u64)
         .ws_max_message_size(limits.max_message_bytes)
         .ws_max_frame_size(limits.max_message_bytes)
+        .ws_read_buffer_size(limits.read_buffer_bytes)
         .build_layer();
     gateway::attach(&io);
 

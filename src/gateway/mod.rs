@@ -61,6 +61,10 @@ pub struct ClientLimits {
     pub max_message_bytes: usize,
     /// Collaboration rooms one connection may be in at once.
     pub max_rooms: usize,
+    /// Each websocket's read buffer, in bytes. Client messages are small;
+    /// a larger one grows it as far as `max_message_bytes`. Every idle
+    /// connection holds one, so it is most of what a connection costs.
+    pub read_buffer_bytes: usize,
 }
 
 impl Default for ClientLimits {
@@ -70,6 +74,7 @@ impl Default for ClientLimits {
             socket_buffer: 512,
             max_message_bytes: 1_000_000,
             max_rooms: 100,
+            read_buffer_bytes: 512,
         }
     }
 }
@@ -85,6 +90,10 @@ impl ClientLimits {
             "limits.socket_buffer must be positive"
         );
         anyhow::ensure!(self.max_rooms > 0, "limits.max_rooms must be positive");
+        anyhow::ensure!(
+            self.read_buffer_bytes >= 64,
+            "limits.read_buffer_bytes must be at least 64"
+        );
         anyhow::ensure!(
             self.max_message_bytes >= 1024,
             "limits.max_message_bytes must be at least 1024"
