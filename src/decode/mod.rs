@@ -1,15 +1,18 @@
 //! Kafka record value → [`CrmEvent`]: Confluent framing, writer-schema lookup,
-//! Avro resolution against the bridge's reader schemas, and mapping to types.
+//! then either the fast path ([`direct`]: the writer used the bridge's own
+//! reader schema) or Avro resolution against the reader schema and mapping
+//! to types ([`mapping`]).
 //!
 //! Failures are typed ([`DecodeError`]) so the consumer can count them by
 //! reason; only a registry that cannot be reached is worth retrying.
 
+mod direct;
 mod mapping;
 mod registry;
 mod wire;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use std::time::Duration;
 
@@ -76,6 +79,9 @@ impl DecodeError {
 pub struct Decoder {
     registry: Arc<SchemaRegistry>,
     readers: HashMap<TopicKind, Schema>,
+    /// Per writer schema id and topic: is it exactly the reader schema (so
+    /// the fast path applies)? Ids never change meaning, so this only grows.
+    exact: RwLock<HashMap<(u32, TopicKind), bool>>,
 }
 
 /// The longest string, byte array, array or map a record may declare: 1 MiB,
@@ -96,7 +102,20 @@ impl Decoder {
                 (kind, schema)
             })
             .collect();
-        Self { registry, readers }
+        Self {
+            registry,
+            readers,
+            exact: RwLock::default(),
+        }
+    }
+
+    fn writes_reader_schema(&self, id: u32, kind: TopicKind, writer: &Schema) -> bool {
+        if let Some(exact) = self.exact.read().unwrap().get(&(id, kind)) {
+            return *exact;
+        }
+        let exact = writer.canonical_form() == self.readers[&kind].canonical_form();
+        self.exact.write().unwrap().insert((id, kind), exact);
+        exact
     }
 
     /// Decodes the value of the record at `position`.
@@ -108,6 +127,9 @@ impl Decoder {
         let kind = position.topic;
         let (schema_id, mut body) = split_frame(value.ok_or(DecodeError::EmptyValue)?)?;
         let writer = self.registry.writer_schema(schema_id).await?;
+        if self.writes_reader_schema(schema_id, kind, &writer) {
+            return direct::decode(position, body);
+        }
         let reader = &self.readers[&kind];
         let value = apache_avro::from_avro_datum(&writer, &mut body, Some(reader))
             .map_err(|e| DecodeError::Avro(e.to_string()))?;
@@ -140,6 +162,8 @@ impl Decoder {
     }
 }
 
+#[cfg(test)]
+mod direct_tests;
 #[cfg(test)]
 mod hostile_record_tests;
 #[cfg(test)]
