@@ -68,17 +68,22 @@ impl Server {
     pub async fn start_on(kind: Kind, broker: &Broker, port: u16, node: &str) -> Self {
         let logs = repo_path("target/bench-logs");
         std::fs::create_dir_all(&logs).unwrap();
-        let log = std::fs::File::create(logs.join(format!("{}-{port}.log", kind.label()))).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs.join(format!("{}-{port}.log", kind.label())))
+            .unwrap();
         let mut command = Command::new("taskset");
         command.args(["-c", SERVER_CORE]);
         match kind {
             Kind::CrmBridge => {
                 let config = logs.join(format!("bridge-{port}.toml"));
                 std::fs::write(&config, bridge_config(broker, port, node)).unwrap();
-                command
-                    .arg(env!("CARGO_BIN_EXE_crm-bridge"))
-                    .args(["--config", config.to_str().unwrap(), "serve"])
-                    .env("RUST_LOG", "warn");
+                command.arg(env!("CARGO_BIN_EXE_crm-bridge")).args([
+                    "--config",
+                    config.to_str().unwrap(),
+                    "serve",
+                ]);
             }
             Kind::NodePeer => {
                 command
