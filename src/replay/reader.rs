@@ -18,8 +18,12 @@ use crate::metrics::Metrics;
 
 /// Metadata and watermark look-ups.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
-/// A range that received nothing for this long steps its fetch back.
-const NOTHING_YET: Duration = Duration::from_millis(200);
+/// A range that received nothing for this long steps its fetch back: ten
+/// times the fetch wait (`fetch.wait.max.ms` 5), so a broker with records
+/// has answered long before. Every replay whose cursor lies inside tansu's
+/// last batch waits this once, so it bounds how many replays a reader
+/// finishes per second in a reconnect storm (200 ms allowed 5).
+const NOTHING_YET: Duration = Duration::from_millis(50);
 /// Decoded events a reader may run ahead of the socket it feeds.
 const READ_AHEAD: usize = 1024;
 
