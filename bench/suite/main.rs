@@ -67,7 +67,7 @@ fn write_results(report: &Report) {
         shell("date -u +%Y-%m-%dT%H:%MZ"),
         shell("git rev-parse --short HEAD"),
         shell("uname -sm"),
-        shell("nproc"),
+        shell("nproc --all"),
         shell("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
     );
     let analysis = support::repo_path("bench/ANALYSIS.md");

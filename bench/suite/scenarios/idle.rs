@@ -1,6 +1,7 @@
 //! Scenario 1, idle connections: `clients` connected and subscribed, doing
 //! nothing. Measures resident memory per connection (after the ramp, once
-//! the server settled) and CPU per handshake (connect, auth, subscribe).
+//! the server settled), CPU per handshake (connect, auth, subscribe), and
+//! the CPU the connections cost at rest (pings, timers).
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ struct Measured {
     bytes_per_connection: f64,
     handshake_cpu_us: f64,
     handshakes_per_second: f64,
+    resting_core_share: f64,
     problem: Option<String>,
 }
 
@@ -29,8 +31,10 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
         .connect_all(false, RAMP, Duration::from_secs(180))
         .await;
     let cpu_after = server.cpu_seconds();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rest = Duration::from_secs(5);
+    tokio::time::sleep(rest).await;
     let rss_after = server.rss_bytes();
+    let resting_core_share = (server.cpu_seconds() - cpu_after) / rest.as_secs_f64();
     let n = scale.clients as f64;
     let problem = match ramp {
         None => Some(format!(
@@ -47,6 +51,7 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
         bytes_per_connection: rss_after.saturating_sub(rss_before) as f64 / n,
         handshake_cpu_us: (cpu_after - cpu_before) * 1e6 / n,
         handshakes_per_second: ramp.map_or(0.0, |t| n / t.as_secs_f64()),
+        resting_core_share,
         problem,
     }
 }
@@ -77,6 +82,15 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
         better: Better::Lower,
         bridge: Figure::of(bridge.handshake_cpu_us),
         peer: Figure::of(peer.handshake_cpu_us),
+        goal: None,
+    });
+    report.add(Row {
+        scenario: scenario.clone(),
+        measure: "CPU at rest, all connected".into(),
+        unit: "% of a core".into(),
+        better: Better::Lower,
+        bridge: Figure::of(bridge.resting_core_share * 100.0),
+        peer: Figure::of(peer.resting_core_share * 100.0),
         goal: None,
     });
     report.add(Row {

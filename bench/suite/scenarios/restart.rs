@@ -66,9 +66,17 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
     );
     fleet.disconnect_all();
     drop(server);
+    let problem = if resumed && all {
+        check(&fleet, |_| records)
+    } else {
+        Some(format!(
+            "only {} of {clients} caught up in {seconds:.0} s",
+            fleet.shared.resumed.load(Relaxed)
+        ))
+    };
     Measured {
         seconds: (resumed && all).then_some(seconds),
-        problem: check(&fleet, |_| records),
+        problem,
     }
 }
 
