@@ -5,9 +5,8 @@
 //! CPU time (user + system, every thread) and resident memory.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::support::bridge::TEST_SECRET;
+use crate::support::bridge::{TEST_SECRET, wait_ready};
 use crate::support::{Broker, free_port, repo_path};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -106,7 +105,7 @@ impl Server {
             node: node.to_owned(),
             child,
         };
-        server.wait_ready().await;
+        wait_ready(&server.url).await;
         server
     }
 
@@ -116,22 +115,6 @@ impl Server {
         signal_process(self.child.id(), "-TERM");
         let _ = self.child.wait();
         Self::start_on(self.kind, broker, self.port, &self.node).await
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = reqwest::get(format!("{}/readyz", self.url)).await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} never became ready",
-                self.kind.label()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     fn proc_file(&self, name: &str) -> String {

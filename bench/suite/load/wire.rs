@@ -72,11 +72,14 @@ pub fn classify(frame: &str) -> Inbound<'_> {
 }
 
 /// The string value of `"field":"..."` in a packet (no escapes expected).
+/// Scans without allocating: it runs for every delivered event.
 pub fn string_field<'a>(raw: &'a str, field: &str) -> Option<&'a str> {
-    let key = format!("\"{field}\":\"");
-    let start = raw.find(&key)? + key.len();
-    let len = raw[start..].find('"')?;
-    Some(&raw[start..start + len])
+    raw.match_indices(field).find_map(|(at, _)| {
+        let quoted = raw[..at].ends_with('"');
+        let value = raw[at + field.len()..].strip_prefix("\":\"")?;
+        let len = value.find('"')?;
+        quoted.then(|| &value[..len])
+    })
 }
 
 /// A decimal carried as a string field, e.g. `"sentAtUs":"1764151234567890"`.

@@ -5,9 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{ORG, Scale, check, client, pipeline_subscription};
+use super::{ORG, Scale, check, pipeline_fleet};
 use crate::feed::Feed;
-use crate::load::{Fleet, RAMP};
 use crate::report::{Better, Figure, Report, Row};
 use crate::servers::{Kind, Server};
 use crate::support::Broker;
@@ -26,13 +25,7 @@ struct Phase {
 
 async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Vec<Phase> {
     let server = Server::start(kind, broker).await;
-    let specs = (0..scale.clients)
-        .map(|i| client(i, vec![pipeline_subscription(PIPELINE)], None))
-        .collect();
-    let mut fleet = Fleet::new(&server.url, specs);
-    fleet
-        .connect_all(false, RAMP, Duration::from_secs(180))
-        .await;
+    let fleet = pipeline_fleet(&server.url, scale.clients, PIPELINE).await;
     let mut feed = Feed::new(broker);
     let mut phases = Vec::new();
     for rate in RATES {

@@ -10,7 +10,9 @@ pub mod selective;
 
 use serde_json::{Value, json};
 
-use crate::load::{ClientSpec, Fleet, Totals};
+use std::time::Duration;
+
+use crate::load::{ClientSpec, Fleet, RAMP, Totals};
 use crate::support::token;
 
 pub const ORG: &str = "org-bench";
@@ -56,6 +58,19 @@ pub fn client(
         subscriptions,
         allowed_ids,
     }
+}
+
+/// `clients` clients, each subscribed to `pipeline`, connected and
+/// acknowledged (ramped at [`RAMP`]).
+pub async fn pipeline_fleet(server_url: &str, clients: usize, pipeline: &str) -> Fleet {
+    let specs = (0..clients)
+        .map(|i| client(i, vec![pipeline_subscription(pipeline)], None))
+        .collect();
+    let mut fleet = Fleet::new(server_url, specs);
+    fleet
+        .connect_all(false, RAMP, Duration::from_secs(180))
+        .await;
+    fleet
 }
 
 /// Compares what each client received with what it should have; `None` if

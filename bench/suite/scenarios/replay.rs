@@ -6,9 +6,8 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use super::{ORG, Scale, check, client, pipeline_subscription};
+use super::{ORG, Scale, check, pipeline_fleet};
 use crate::feed::Feed;
-use crate::load::{Fleet, RAMP};
 use crate::report::{Better, Figure, Report, Row};
 use crate::servers::{Kind, Server};
 use crate::support::Broker;
@@ -25,13 +24,7 @@ async fn catch_up(
     missed: u64,
     pipeline: &str,
 ) -> (Option<f64>, Option<String>) {
-    let specs = (0..clients)
-        .map(|i| client(i, vec![pipeline_subscription(pipeline)], None))
-        .collect();
-    let mut fleet = Fleet::new(&server.url, specs);
-    fleet
-        .connect_all(false, RAMP, Duration::from_secs(120))
-        .await;
+    let mut fleet = pipeline_fleet(&server.url, clients, pipeline).await;
     fleet.disconnect_all();
     Feed::new(broker).burst(missed, ORG, pipeline, |seq| format!("deal_{}", seq % 1000));
     fleet.reset_counts();

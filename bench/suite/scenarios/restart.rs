@@ -7,9 +7,8 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use super::{ORG, Scale, check, client, pipeline_subscription};
+use super::{ORG, Scale, check, pipeline_fleet};
 use crate::feed::Feed;
-use crate::load::{Fleet, RAMP};
 use crate::report::{Better, Figure, Report, Row};
 use crate::servers::{Kind, Server};
 use crate::support::Broker;
@@ -25,13 +24,7 @@ struct Measured {
 
 async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
     let server = Server::start(kind, broker).await;
-    let specs = (0..scale.clients)
-        .map(|i| client(i, vec![pipeline_subscription(PIPELINE)], None))
-        .collect();
-    let mut fleet = Fleet::new(&server.url, specs);
-    fleet
-        .connect_all(false, RAMP, Duration::from_secs(180))
-        .await;
+    let mut fleet = pipeline_fleet(&server.url, scale.clients, PIPELINE).await;
     fleet.shared.reconnect.store(true, Relaxed);
     fleet.reset_counts();
 
