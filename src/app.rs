@@ -3,12 +3,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use axum::ServiceExt;
 use axum::serve::ListenerExt;
 use socketioxide::SocketIo;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::Layer;
+use tower::util::MapRequestLayer;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -29,6 +32,12 @@ pub struct RunningApp {
     pub consumer: ConsumerHandle,
     pub metrics: Arc<Metrics>,
     io: SocketIo,
+    /// Stops accepting connections (first, so nobody reconnects to a node
+    /// that is leaving).
+    stop_accepting: CancellationToken,
+    /// Stops the live consumer (before clients are disconnected, so that
+    /// every record it committed reached their sockets).
+    stop_consuming: CancellationToken,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -58,12 +67,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     )?;
 
     let limits = config.limits.clone();
-    let live = Arc::new(LivePositions::default());
+    let live = Arc::new(LivePositions::new(config.replay.memory_bytes));
     let replayer = Replayer::new(
         config.replay.clone(),
         config.kafka.clone(),
         decoder.clone(),
         metrics.clone(),
+        live.clone(),
     );
     let auth = Authenticator::new(&config.auth)?;
     auth.spawn_refresh(&tasks, shutdown.clone());
@@ -89,6 +99,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         .build_layer();
     gateway::attach(&io);
 
+    let stop_consuming = shutdown.child_token();
     let consumer = spawn_consumer(
         &config.kafka,
         decoder,
@@ -96,7 +107,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         live,
         metrics.clone(),
         &tasks,
-        shutdown.clone(),
+        stop_consuming.clone(),
     )?;
 
     let router = http::router(
@@ -115,9 +126,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let stop = shutdown.clone();
+    // Outside the router: it clones the URI into the extensions first.
+    let app = MapRequestLayer::new(http::own_request_head).layer(router);
+    let stop_accepting = shutdown.child_token();
+    let stop = stop_accepting.clone();
     tasks.spawn(async move {
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(listener, service)
             .with_graceful_shutdown(stop.cancelled_owned())
             .await;
@@ -131,19 +145,29 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         consumer,
         metrics,
         io,
+        stop_accepting,
+        stop_consuming,
         shutdown,
         tasks,
     })
 }
 
 impl RunningApp {
-    /// Stops in order: disconnect clients (they reconnect elsewhere, and
-    /// leave their rooms), stop HTTP, the consumer (which commits its
-    /// offsets) and presence (which says `bye`), wait for tasks, then
-    /// export the spans of what they did. The trace exporter itself belongs
+    /// Stops in order: stop accepting connections; stop the consumer (which
+    /// commits its offsets); disconnect clients once what is queued for them
+    /// is sent, so each holds everything up to the committed offsets and a
+    /// restarted node resumes them from memory (they reconnect elsewhere, or
+    /// here once restarted, and leave their rooms); stop presence (which says
+    /// `bye`), wait for tasks, then export the spans of what they did. The trace exporter itself belongs
     /// to the process (`main` stops it): tests run many bridges in one.
     pub async fn shutdown(self) {
+        let started = Instant::now();
+        let clients = self.metrics.clients_connected.get();
+        self.stop_accepting.cancel();
+        self.stop_consuming.cancel();
+        self.consumer.stopped().await;
         self.io.close().await;
+        tracing::info!(clients, elapsed = ?started.elapsed(), "clients disconnected");
         self.shutdown.cancel();
         self.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
@@ -152,6 +176,7 @@ impl RunningApp {
         {
             tracing::warn!("tasks still running after the shutdown grace period");
         }
+        tracing::info!(elapsed = ?started.elapsed(), "tasks stopped");
         // Flushing blocks while the collector answers: off the async workers.
         let _ = tokio::task::spawn_blocking(crate::telemetry::flush_traces).await;
     }

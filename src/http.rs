@@ -1,10 +1,14 @@
 //! Plain HTTP beside Socket.IO: liveness, readiness, counters (`/stats` as
 //! JSON, `/metrics` for Prometheus, both from [`Metrics`]), the client
 //! module, the dashboard ([`web`]), its dev sign-in ([`dev_sign_in`], dev
-//! mode only), and CORS.
+//! mode only), CORS, and [`own_request_head`], which lets hyper's read
+//! buffer go once a connection becomes a websocket.
 
 mod dev_sign_in;
+mod request_head;
 mod web;
+
+pub use request_head::own_request_head;
 
 use std::sync::Arc;
 

@@ -58,12 +58,16 @@ pub struct ReasonCounter(Mutex<BTreeMap<&'static str, u64>>);
 
 impl ReasonCounter {
     pub fn inc(&self, reason: &'static str) {
+        self.add(reason, 1);
+    }
+
+    pub fn add(&self, reason: &'static str, n: u64) {
         *self
             .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(reason)
-            .or_default() += 1;
+            .or_default() += n;
     }
 
     pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
@@ -90,6 +94,9 @@ pub struct Metrics {
     pub auth_failures: ReasonCounter,
     pub replay_requests: Counter,
     pub replayed_events: Counter,
+    /// Partition ranges replays read, by source: `memory` (the live
+    /// consumer's recent records) or `kafka`.
+    pub replay_reads: ReasonCounter,
     pub client_errors: ReasonCounter,
     /// Clients disconnected by the bridge, by reason.
     pub cut_off: ReasonCounter,
@@ -128,6 +135,7 @@ impl Metrics {
             "authFailures": self.auth_failures.snapshot(),
             "replayRequests": self.replay_requests.get(),
             "replayedEvents": self.replayed_events.get(),
+            "replayReads": self.replay_reads.snapshot(),
             "clientErrors": self.client_errors.snapshot(),
             "cutOff": self.cut_off.snapshot(),
             "connectionsRefused": self.connections_refused.snapshot(),
@@ -237,6 +245,12 @@ impl Metrics {
                 "Error replies sent to clients, by error code.",
                 "code",
                 &self.client_errors,
+            ),
+            (
+                "replay_reads_total",
+                "Partition ranges read by replays, by source (memory: recent records; kafka).",
+                "source",
+                &self.replay_reads,
             ),
             (
                 "presence_failures_total",

@@ -2,7 +2,9 @@
 //! the project's client module or by hand, across transport drops, a SIGKILL,
 //! another node, an expired token, and being cut off as too slow. Each test
 //! checks that every event the client was entitled to arrived exactly once,
-//! in order per resource.
+//! in order per resource. Replays read the node's recent records from memory
+//! when they reach back far enough, else Kafka: both paths are exercised
+//! (`replay.memory_bytes = 0` forces Kafka) and `/stats` tells which ran.
 
 mod support;
 
@@ -89,11 +91,52 @@ async fn subscribe_pipeline(clients: &mut Clients, name: &str) -> Value {
     reply
 }
 
+/// Partition ranges replays read, by source (`memory` or `kafka`).
+async fn replay_reads(bridge: &TestBridge, source: &str) -> u64 {
+    bridge.stats().await["replayReads"][source]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Replays read memory, and never Kafka.
+async fn assert_served_from_memory(bridge: &TestBridge) {
+    assert!(replay_reads(bridge, "memory").await > 0);
+    assert_eq!(replay_reads(bridge, "kafka").await, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_transport_resumes_with_nothing_lost_or_repeated() {
+async fn a_dropped_transport_resumes_from_memory_with_nothing_lost_or_repeated() {
     let broker = Broker::start();
     let bridge = TestBridge::start(&broker).await;
-    let producer = Producer::new(&broker);
+    dropped_transport_resumes(&broker, &bridge).await;
+    assert_served_from_memory(&bridge).await;
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_transport_resumes_from_kafka_with_nothing_lost_or_repeated() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start_with(&broker, |c| c.replay.memory_bytes = 0).await;
+    dropped_transport_resumes(&broker, &bridge).await;
+    assert_eq!(replay_reads(&bridge, "memory").await, 0);
+    assert!(replay_reads(&bridge, "kafka").await > 0);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_reaching_back_past_memory_reads_kafka_with_nothing_lost() {
+    let broker = Broker::start();
+    // Room for a handful of records: the 300 missed are mostly evicted.
+    let bridge = TestBridge::start_with(&broker, |c| c.replay.memory_bytes = 2_000).await;
+    dropped_transport_resumes(&broker, &bridge).await;
+    assert!(replay_reads(&bridge, "kafka").await > 0);
+    bridge.stop().await;
+}
+
+/// A page drops its transport while 300 deals and a notification go by,
+/// and resumes every one of them exactly once.
+async fn dropped_transport_resumes(broker: &Broker, bridge: &TestBridge) {
+    let producer = Producer::new(broker);
     let mut clients = Clients::spawn().await;
     clients
         .connect(
@@ -156,7 +199,6 @@ async fn a_dropped_transport_resumes_with_nothing_lost_or_repeated() {
         "{:?}",
         clients.unclaimed_deliveries("page")
     );
-    bridge.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,6 +224,33 @@ async fn a_bridge_killed_with_sigkill_and_restarted_loses_nothing() {
     assert_exactly_once_in_order(&received, 0..100);
     clients.settle(Duration::from_millis(300)).await;
     assert!(clients.unclaimed_deliveries("page").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_restarted_with_sigterm_resumes_its_clients_without_kafka() {
+    let broker = Broker::start();
+    let port = free_port();
+    let mut node = BridgeProcess::start(&broker, port, "deploy").await;
+    let producer = Producer::new(&broker);
+    let mut clients = subscribed_page(&node.url, "user_d").await;
+
+    let background = {
+        let producer = producer.clone();
+        tokio::spawn(async move { produce(&producer, 0..200, Duration::from_millis(10)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    node.terminate().await;
+    let node = BridgeProcess::start(&broker, port, "deploy").await;
+    background.await.unwrap();
+    let received = clients.deliveries("page", 200).await;
+    assert_exactly_once_in_order(&received, 0..200);
+    // The old node stopped consuming before it let its clients go, so they
+    // hold everything it committed: the new one starts there, and resumes
+    // them from what it has read since (or live, if it has read nothing
+    // yet), never from Kafka.
+    let stats = node.stats().await;
+    assert!(stats["replayRequests"].as_u64() > Some(0), "{stats}");
+    assert_eq!(stats["replayReads"].get("kafka"), None, "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,6 +351,49 @@ async fn a_new_page_resumes_from_a_stored_cursor() {
     assert!(live[0].get("replayed").is_none());
     let all: Vec<Value> = seen.into_iter().chain(replayed).chain(live).collect();
     assert_exactly_once_in_order(&all, 0..31);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_chasing_a_stream_holds_nothing_back_and_is_not_cut_off() {
+    // A replaying connection may hold 8 live events. Reading 5,000 from
+    // Kafka takes long enough for the stream to add far more than that: the
+    // replay reads what arrived meanwhile, again and again, not holding it.
+    let broker = Broker::start();
+    let bridge = TestBridge::start_with(&broker, |c| {
+        c.replay.memory_bytes = 0;
+        c.replay.live_buffer = 8;
+    })
+    .await;
+    let producer = Producer::new(&broker);
+    producer.send_deal_seqs(PIPELINE, 0..5_000).await;
+    bridge.wait_consumed(5_000).await;
+    let mut clients = Clients::spawn().await;
+    clients
+        .connect(
+            "late",
+            &bridge.url,
+            json!({"token": token("user_c", "org-1")}),
+        )
+        .await;
+    let stream = {
+        let producer = producer.clone();
+        tokio::spawn(
+            async move { produce(&producer, 5_000..5_500, Duration::from_millis(2)).await },
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // An empty cursor: everything Kafka holds.
+    let request = json!({"resource": "deal", "filter": {"pipelineId": PIPELINE}, "since": "1:"});
+    let reply = clients.request("late", "subscribe", request).await;
+    assert_eq!(reply["replaying"], true, "{reply}");
+    stream.await.unwrap();
+    let received = clients.deliveries("late", 5_500).await;
+    assert_exactly_once_in_order(&received, 0..5_500);
+    clients.event("late", "subscription-resumed").await;
+    let stats = bridge.stats().await;
+    assert_eq!(stats["dropped"]["slow_client"], Value::Null, "{stats}");
+    assert!(replay_reads(&bridge, "kafka").await > 1, "{stats}");
     bridge.stop().await;
 }
 
@@ -453,13 +565,11 @@ async fn a_slow_client_is_cut_off_then_catches_up_at_its_own_pace() {
     bridge.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replay_kafka_cannot_serve_is_a_server_error_and_resumes_later() {
-    let broker = Broker::start();
-    let bridge = TestBridge::start(&broker).await;
-    let producer = Producer::new(&broker);
+/// A page subscribed to the pipeline receives three deals and leaves:
+/// returns the clients and the cursor it subscribed with (three behind).
+async fn missed_three(broker: &Broker, bridge: &TestBridge, auth: &Value) -> (Clients, Value) {
+    let producer = Producer::new(broker);
     let mut clients = Clients::spawn().await;
-    let auth = json!({"token": token("user_s", "org-1")});
     clients.connect("first", &bridge.url, auth.clone()).await;
     let cursor = subscribe_pipeline(&mut clients, "first").await["cursor"].clone();
     produce(&producer, 0..3, Duration::ZERO).await;
@@ -467,6 +577,16 @@ async fn a_replay_kafka_cannot_serve_is_a_server_error_and_resumes_later() {
     clients
         .send(json!({"op": "disconnect", "client": "first"}))
         .await;
+    (clients, cursor)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_kafka_cannot_serve_is_a_server_error_and_resumes_later() {
+    let broker = Broker::start();
+    // Nothing in memory: the replay needs Kafka.
+    let bridge = TestBridge::start_with(&broker, |c| c.replay.memory_bytes = 0).await;
+    let auth = json!({"token": token("user_s", "org-1")});
+    let (mut clients, cursor) = missed_three(&broker, &bridge, &auth).await;
 
     // Kafka stops answering while a client resumes: it is told, not left
     // with a silently partial replay.
@@ -486,6 +606,70 @@ async fn a_replay_kafka_cannot_serve_is_a_server_error_and_resumes_later() {
     assert_eq!(ack["replaying"], true, "{ack}");
     let replayed = clients.deliveries("after", 3).await;
     assert_exactly_once_in_order(&replayed, 0..3);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recent_replay_is_served_from_memory_while_kafka_stalls() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start(&broker).await;
+    let auth = json!({"token": token("user_m", "org-1")});
+    let (mut clients, cursor) = missed_three(&broker, &bridge, &auth).await;
+
+    // The node read those records moments ago: no Kafka round trip needed.
+    clients.connect("during", &bridge.url, auth).await;
+    let resume = json!({"resource": "deal", "filter": {"pipelineId": PIPELINE}, "since": cursor});
+    let (_, replayed) = tokio::join!(broker.stall(Duration::from_secs(8)), async {
+        let ack = clients.request("during", "subscribe", resume).await;
+        assert_eq!(ack["replaying"], true, "{ack}");
+        clients.deliveries("during", 3).await
+    });
+    assert_exactly_once_in_order(&replayed, 0..3);
+    assert_served_from_memory(&bridge).await;
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_resuming_subscription_is_acknowledged_before_it_resumes() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start(&broker).await;
+    let mut clients = Clients::spawn().await;
+    let auth = json!({"token": token("user_o", "org-1")});
+    clients.connect("page", &bridge.url, auth).await;
+    let cursor = subscribe_pipeline(&mut clients, "page").await["cursor"].clone();
+    // Resumes from the live position replay nothing, from memory: each is
+    // done at once by the connection's replay worker, already running.
+    const RESUMES: usize = 60;
+    for n in 0..RESUMES {
+        let request = json!({"resource": "deal", "id": format!("deal_o_{n}"), "since": cursor});
+        clients
+            .send(json!({"op": "emit", "client": "page", "event": "subscribe", "data": request, "ack": format!("o{n}")}))
+            .await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while clients.unclaimed("page", "subscription-resumed").len() < RESUMES {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every subscription resumed"
+        );
+        clients.settle(Duration::from_millis(100)).await;
+    }
+    // The client module, like any client, learns from the acknowledgement
+    // that a subscription is resuming: `subscription-resumed` must follow it.
+    let observed = &clients.seen;
+    for n in 0..RESUMES {
+        let acked = observed
+            .iter()
+            .position(|o| o["type"] == "ack" && o["ref"] == format!("o{n}"));
+        let resumed = observed.iter().position(|o| {
+            o["event"] == "subscription-resumed"
+                && o["data"]["subscription"]["id"] == format!("deal_o_{n}")
+        });
+        assert!(
+            acked.is_some() && acked < resumed,
+            "deal_o_{n}: ack at {acked:?}, resumed at {resumed:?}"
+        );
+    }
     bridge.stop().await;
 }
 

@@ -143,7 +143,7 @@ proptest! {
         let mut out = Vec::new();
         for event in &events {
             out.clear();
-            index.route(event, &mut out);
+            index.route(event.keys(), &mut out);
             for (_, n) in &out {
                 let client = &clients[*n];
                 prop_assert_eq!(ORGS[client.org], event.org.as_str());

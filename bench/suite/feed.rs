@@ -134,6 +134,12 @@ impl Feed {
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        // Waited for without blocking: the load generator shares this
+        // thread, and its clients must keep reading meanwhile (a blocking
+        // flush on a slow broker left every socket unread).
+        while self.producer.in_flight_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         self.flush();
         first..self.seq
     }

@@ -7,6 +7,11 @@
 //!
 //! `BENCH_ONLY=idle,fanout,...` runs some scenarios; `BENCH_CLIENTS` and
 //! `BENCH_SECONDS` shrink them for a quick look (see `scenarios::Scale`).
+//! To profile the bridge, `BENCH_BRIDGE_WRAP="heaptrack -o FILE"` starts it
+//! under a wrapper, and `BENCH_HOLD_SECONDS=60` keeps scenario 1's clients
+//! connected after the measurement (send the bridge SIGTERM meanwhile for a
+//! complete trace). `BENCH_BRIDGE_TOML` is appended to the bridge's config,
+//! to compare settings (e.g. `$'[replay]\nmemory_bytes = 0'`).
 
 #[path = "../../tests/support/mod.rs"]
 mod support;

@@ -5,6 +5,7 @@
 //! CPU time (user + system, every thread) and resident memory.
 
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use crate::support::bridge::{TEST_SECRET, wait_ready};
 use crate::support::{Broker, free_port, repo_path};
@@ -45,9 +46,10 @@ fn bridge_config(broker: &Broker, port: u16, node: &str) -> String {
          [schemas]\nlocal_dir = \"{}\"\n\
          [auth.jwt]\nhs_secret = \"{TEST_SECRET}\"\n\
          [guard]\nmax_connections = 20000\nmax_connections_per_address = 20000\n\
-         handshakes_per_second_per_address = 100000\nhandshake_burst = 100000\n",
+         handshakes_per_second_per_address = 100000\nhandshake_burst = 100000\n{}\n",
         broker.addr,
-        repo_path("schemas").display()
+        repo_path("schemas").display(),
+        std::env::var("BENCH_BRIDGE_TOML").unwrap_or_default()
     )
 }
 
@@ -78,6 +80,10 @@ impl Server {
             Kind::CrmBridge => {
                 let config = logs.join(format!("bridge-{port}.toml"));
                 std::fs::write(&config, bridge_config(broker, port, node)).unwrap();
+                // A profiler, e.g. `heaptrack -o FILE` (see main.rs).
+                if let Ok(wrap) = std::env::var("BENCH_BRIDGE_WRAP") {
+                    command.args(wrap.split_whitespace());
+                }
                 command.arg(env!("CARGO_BIN_EXE_crm-bridge")).args([
                     "--config",
                     config.to_str().unwrap(),
@@ -113,7 +119,11 @@ impl Server {
     /// start the same server (same port, same consumer group) again.
     pub async fn restart(mut self, broker: &Broker) -> Self {
         signal_process(self.child.id(), "-TERM");
-        let _ = self.child.wait();
+        // Polled, not `wait`: the load generator shares this thread and must
+        // keep answering the server (its close frames) while it shuts down.
+        while matches!(self.child.try_wait(), Ok(None)) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         Self::start_on(self.kind, broker, self.port, &self.node).await
     }
 

@@ -82,6 +82,16 @@ proptest! {
     }
 
     #[test]
+    fn a_view_routes_as_its_event((kind, schema, value) in topic_and_record()) {
+        let body = apache_avro::to_avro_datum(&schema, value).unwrap();
+        let position = Position { topic: kind, partition: 1, offset: 7 };
+        if let Ok(view) = direct::view(position, &body) {
+            let event = view.to_event();
+            prop_assert_eq!(view.keys(), event.keys());
+        }
+    }
+
+    #[test]
     fn the_fast_path_never_panics_on_arbitrary_bytes(
         kind in proptest::sample::select(TopicKind::ALL.to_vec()),
         body in proptest::collection::vec(any::<u8>(), 0..200),

@@ -11,6 +11,7 @@ mod mapping;
 mod registry;
 mod wire;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -22,7 +23,9 @@ use tokio_util::sync::CancellationToken;
 pub use registry::{HttpRegistry, LocalRegistry, RegistryError, SchemaRegistry};
 pub use wire::{WireError, frame, split_frame};
 
-use crate::domain::{CrmEvent, Position, TopicKind};
+use crate::domain::{CrmEvent, EventKeys, Position, TopicKind};
+
+pub use direct::EventView;
 
 /// Longest wait between decode attempts while the schema registry is down.
 const MAX_REGISTRY_BACKOFF: Duration = Duration::from_secs(5);
@@ -81,7 +84,8 @@ pub struct Decoder {
     readers: HashMap<TopicKind, Schema>,
     /// Per writer schema id and topic: is it exactly the reader schema (so
     /// the fast path applies)? Ids never change meaning, so this only grows.
-    exact: RwLock<HashMap<(u32, TopicKind), bool>>,
+    /// Looked up for every record: hashbrown's hasher, not SipHash.
+    exact: RwLock<hashbrown::HashMap<(u32, TopicKind), bool>>,
 }
 
 /// The longest string, byte array, array or map a record may declare: 1 MiB,
@@ -109,45 +113,87 @@ impl Decoder {
         }
     }
 
+    /// Whether writer schema `id` is known to be exactly `kind`'s reader
+    /// schema (`None`: not looked at yet).
+    fn known_exact(&self, id: u32, kind: TopicKind) -> Option<bool> {
+        self.exact.read().unwrap().get(&(id, kind)).copied()
+    }
+
     fn writes_reader_schema(&self, id: u32, kind: TopicKind, writer: &Schema) -> bool {
-        if let Some(exact) = self.exact.read().unwrap().get(&(id, kind)) {
-            return *exact;
+        if let Some(exact) = self.known_exact(id, kind) {
+            return exact;
         }
         let exact = writer.canonical_form() == self.readers[&kind].canonical_form();
         self.exact.write().unwrap().insert((id, kind), exact);
         exact
     }
 
-    /// Decodes the value of the record at `position`.
+    /// Decodes the value of the record at `position` into its event.
     pub async fn decode(
         &self,
         position: Position,
         value: Option<&[u8]>,
     ) -> Result<CrmEvent, DecodeError> {
+        self.decode_view(position, value)
+            .await
+            .map(Decoded::into_event)
+    }
+
+    /// Decodes the value of the record at `position`, as far as routing
+    /// needs: on the fast path the event is built only when asked for.
+    /// Fails exactly when [`Self::decode`] does.
+    pub async fn decode_view<'a>(
+        &self,
+        position: Position,
+        value: Option<&'a [u8]>,
+    ) -> Result<Decoded<'a>, DecodeError> {
+        if let Some(decoded) = self.decode_known(position, value) {
+            return decoded;
+        }
         let kind = position.topic;
         let (schema_id, mut body) = split_frame(value.ok_or(DecodeError::EmptyValue)?)?;
         let writer = self.registry.writer_schema(schema_id).await?;
         if self.writes_reader_schema(schema_id, kind, &writer) {
-            return direct::decode(position, body);
+            return direct::view(position, body).map(Decoded::View);
         }
         let reader = &self.readers[&kind];
         let value = apache_avro::from_avro_datum(&writer, &mut body, Some(reader))
             .map_err(|e| DecodeError::Avro(e.to_string()))?;
-        mapping::to_event(position, value)
+        mapping::to_event(position, value).map(Decoded::Event)
     }
 
-    /// Decodes, retrying with backoff while the failure is transient (the
-    /// registry is down): skipping would lose a record that is fine. `None`
-    /// once `cancel` fires.
-    pub async fn decode_with_retry(
+    /// [`Self::decode_view`] without waiting, for the usual case: a record
+    /// that is not framed, or whose writer is known to be the reader schema
+    /// (no schema needed). `None` when the registry has to be asked. The
+    /// consumer calls this first: it spares the async machinery of the
+    /// general path (moving its large futures) for every record.
+    pub fn decode_known<'a>(
         &self,
         position: Position,
-        value: Option<&[u8]>,
+        value: Option<&'a [u8]>,
+    ) -> Option<Result<Decoded<'a>, DecodeError>> {
+        let framed = value
+            .ok_or(DecodeError::EmptyValue)
+            .and_then(|value| Ok(split_frame(value)?));
+        match framed {
+            Err(e) => Some(Err(e)),
+            Ok((schema_id, body)) => (self.known_exact(schema_id, position.topic) == Some(true))
+                .then(|| direct::view(position, body).map(Decoded::View)),
+        }
+    }
+
+    /// [`Self::decode_view`], retrying with backoff while the failure is
+    /// transient (the registry is down): skipping would lose a record that
+    /// is fine. `None` once `cancel` fires.
+    pub async fn decode_with_retry<'a>(
+        &self,
+        position: Position,
+        value: Option<&'a [u8]>,
         cancel: &CancellationToken,
-    ) -> Option<Result<CrmEvent, DecodeError>> {
+    ) -> Option<Result<Decoded<'a>, DecodeError>> {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.decode(position, value).await {
+            match self.decode_view(position, value).await {
                 Err(e) if e.is_transient() => {
                     tracing::warn!(error = %e, retry_in = ?backoff, "cannot decode yet; retrying");
                     tokio::select! {
@@ -158,6 +204,37 @@ impl Decoder {
                 }
                 decoded => return Some(decoded),
             }
+        }
+    }
+}
+
+/// A record decoded as far as routing needs: a view of its bytes (the fast
+/// path) or, when its writer schema needed resolution, its event.
+pub enum Decoded<'a> {
+    View(EventView<'a>),
+    Event(CrmEvent),
+}
+
+impl Decoded<'_> {
+    pub fn keys(&self) -> EventKeys<'_> {
+        match self {
+            Self::View(view) => view.keys(),
+            Self::Event(event) => event.keys(),
+        }
+    }
+
+    /// The event, built now if it was not yet.
+    pub fn event(&self) -> Cow<'_, CrmEvent> {
+        match self {
+            Self::View(view) => Cow::Owned(view.to_event()),
+            Self::Event(event) => Cow::Borrowed(event),
+        }
+    }
+
+    pub fn into_event(self) -> CrmEvent {
+        match self {
+            Self::View(view) => view.to_event(),
+            Self::Event(event) => event,
         }
     }
 }

@@ -4,6 +4,31 @@ use serde_json::{Map, Value};
 
 use super::{Action, OrgId, Position, ResourceKind, UserId};
 
+/// What routing looks at in an event: its organisation and what it is about,
+/// borrowed. Both a [`CrmEvent`] and a record not yet made into one (see
+/// `decode::Decoded`) give one, so a record that matches nobody is routed
+/// without building its event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventKeys<'a> {
+    pub org: &'a str,
+    pub about: About<'a>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum About<'a> {
+    /// A notification, for this user alone.
+    Inbox(&'a str),
+    /// An event about a resource (for an email, its thread), with the fields
+    /// subscriptions can filter on: a deal's pipeline, an email's contact.
+    Resource {
+        kind: ResourceKind,
+        id: &'a str,
+        action: Action,
+        pipeline_id: Option<&'a str>,
+        contact_id: Option<&'a str>,
+    },
+}
+
 /// One decoded record. `org` is hoisted out of the body because every routing
 /// and authorisation decision starts from it.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,6 +92,39 @@ pub struct NotificationEvent {
     pub message: String,
     pub link: Option<String>,
     pub occurred_at_ms: i64,
+}
+
+impl CrmEvent {
+    pub fn keys(&self) -> EventKeys<'_> {
+        let about = match &self.body {
+            EventBody::Notification(n) => About::Inbox(n.target_user.as_str()),
+            EventBody::Contact(e) => About::Resource {
+                kind: ResourceKind::Contact,
+                id: &e.contact_id,
+                action: e.action,
+                pipeline_id: None,
+                contact_id: None,
+            },
+            EventBody::Deal(e) => About::Resource {
+                kind: ResourceKind::Deal,
+                id: &e.deal_id,
+                action: e.action,
+                pipeline_id: Some(&e.pipeline_id),
+                contact_id: None,
+            },
+            EventBody::Email(e) => About::Resource {
+                kind: ResourceKind::EmailThread,
+                id: &e.thread_id,
+                action: e.action,
+                pipeline_id: None,
+                contact_id: e.contact_id.as_deref(),
+            },
+        };
+        EventKeys {
+            org: self.org.as_str(),
+            about,
+        }
+    }
 }
 
 impl EventBody {

@@ -16,8 +16,13 @@ macro_rules! id_type {
             /// Returns `None` for an empty or whitespace-only id: an event or a
             /// principal without one cannot be authorised.
             pub fn new(raw: &str) -> Option<Self> {
+                Self::is_valid(raw).then(|| Self(Arc::from(raw)))
+            }
+
+            /// Whether [`Self::new`] accepts `raw`, without allocating.
+            pub fn is_valid(raw: &str) -> bool {
                 let trimmed = raw.trim();
-                (!trimmed.is_empty() && trimmed.len() == raw.len()).then(|| Self(Arc::from(raw)))
+                !trimmed.is_empty() && trimmed.len() == raw.len()
             }
 
             pub fn as_str(&self) -> &str {

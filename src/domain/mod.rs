@@ -7,7 +7,9 @@ mod resource;
 mod room;
 mod topic;
 
-pub use event::{ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, NotificationEvent};
+pub use event::{
+    About, ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, EventKeys, NotificationEvent,
+};
 pub use ids::{OrgId, UserId};
 pub use resource::{Action, ActionSet, FilterField, ResourceKind};
 pub use room::{RoomKey, RoomKind};

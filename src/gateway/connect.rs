@@ -25,7 +25,7 @@ use crate::domain::ActionSet;
 use crate::guard::{EventRate, GuardConfig, Refusal};
 use crate::protocol::{ClientError, ErrorCode, SubscriptionRequest, now_rfc3339};
 use crate::replay::Cursor;
-use crate::routing::ClientId;
+use crate::routing::{ClientId, topics_of};
 
 /// A refused connection, displayed as the seed's error object in JSON.
 #[derive(Debug)]
@@ -203,7 +203,7 @@ pub async fn on_connect(
         since: None,
     };
     // Read before subscribing: resuming from it can only repeat, never miss.
-    let inbox_cursor = replay::live_cursor(&gateway, &inbox);
+    let inbox_cursor = replay::live_cursor(&gateway, &topics_of(&inbox.key, inbox.actions));
     let greeting = json!({
         "sessionId": socket.id.to_string(),
         "userId": session.principal.user.as_str(),
@@ -223,7 +223,8 @@ pub async fn on_connect(
                 ..inbox
             };
             let job = ReplayJob { request };
-            session.subscribe_replaying(&gateway, &client, job, since)
+            // Nothing to acknowledge: `connected` already went out.
+            session.subscribe_replaying(&gateway, &client, job, since, || {})
         }
     };
     match resumed {

@@ -1,6 +1,9 @@
-//! Delivery: the consumer's sink. Routes an event through the index, renders
-//! its payload once, and offers it to each matching connection: emitted at
-//! once, or held while that connection replays (see `session.rs`).
+//! Delivery: the consumer's sink. Routes a record through the index, and
+//! when anyone matched, builds its event, renders its payload once, and
+//! offers it to each matching connection: emitted at once, or held while
+//! that connection replays (see `session.rs`). A record that matches nobody
+//! (most of them, on a node whose clients watch a few resources) costs the
+//! index lookups and nothing else.
 //!
 //! Emitting never waits: each socket has a bounded queue
 //! (`limits.socket_buffer`), and a replaying connection holds at most
@@ -20,6 +23,7 @@ use tracing::field::Empty;
 
 use super::session::{Offer, Waiting};
 use super::{Client, Gateway, overflow};
+use crate::decode::Decoded;
 use crate::domain::CrmEvent;
 use crate::kafka::Deliver;
 use crate::protocol::{Delivery, render};
@@ -42,27 +46,31 @@ impl Dispatcher {
 }
 
 impl Deliver for Dispatcher {
-    fn deliver(&mut self, event: &CrmEvent) {
-        // The consumer's span of this record, when it is traced.
-        let record = Span::current();
-        let route = telemetry::child_span(&record, || {
-            tracing::info_span!("route", matched_clients = Empty)
-        });
+    fn deliver(&mut self, record: &Decoded<'_>, span: &Span) -> bool {
+        let route = telemetry::child_span(
+            span,
+            || tracing::info_span!(parent: span, "route", matched_clients = Empty),
+        );
         route.in_scope(|| {
             self.recipients.clear();
-            self.gateway.index.route(event, &mut self.recipients);
+            self.gateway
+                .index
+                .route(record.keys(), &mut self.recipients);
         });
         route.record("matched_clients", self.recipients.len());
         if self.recipients.is_empty() {
-            return;
+            return false;
         }
+        let event = record.event();
+        let event: &CrmEvent = &event;
         let gateway = &self.gateway;
         let metrics = &gateway.metrics;
         metrics.events_routed.inc();
         let outbound = Arc::new(render(event, Delivery::Live));
-        let emit = telemetry::child_span(&record, || {
-            tracing::info_span!("emit", event = outbound.name, emitted = Empty)
-        });
+        let emit = telemetry::child_span(
+            span,
+            || tracing::info_span!(parent: span, "emit", event = outbound.name, emitted = Empty),
+        );
         let _emitting = emit.enter();
         let mut emitted = 0usize;
         // Shared by every connection that has to hold it; made on first need.
@@ -99,5 +107,6 @@ impl Deliver for Dispatcher {
             }
         }
         emit.record("emitted", emitted);
+        true
     }
 }

@@ -1,6 +1,6 @@
 //! The per-connection replay worker: runs the connection's queued replays one
-//! at a time, then flushes the live events held meanwhile (see `session.rs`
-//! for the seam). Emits at the client's pace: a full socket queue makes it
+//! at a time, each chasing live delivery until it has caught up, then flushes
+//! the live events held meanwhile (see `session.rs` for the seam). Emits at the client's pace: a full socket queue makes it
 //! wait, not drop, until `replay.timeout_seconds`.
 //!
 //! A sampled replay (see [`crate::telemetry`]) is one `replay` span, the root
@@ -20,8 +20,11 @@ use tracing::{Instrument as _, Span};
 
 use super::session::{ReplayJob, Step, Waiting};
 use super::{Client, Gateway, overflow};
-use crate::protocol::{ClientError, Delivery, ErrorCode, describe_key, render};
-use crate::replay::{Cursor, plan};
+use crate::domain::TopicKind;
+use crate::protocol::{
+    ClientError, Delivery, ErrorCode, SubscriptionRequest, describe_key, render,
+};
+use crate::replay::{Cursor, Plan, Range, catch_up, plan};
 use crate::routing::{key_matches, topics_of};
 use crate::telemetry;
 
@@ -121,59 +124,26 @@ async fn replay(
 ) -> Result<(), Failed> {
     let ReplayJob { request } = job;
     let since = request.since.clone().unwrap_or_default();
-    let replayer = &gateway.replayer;
-    let _permit = replayer.permit().await;
+    let _permit = gateway.replayer.permit().await;
     gateway.metrics.replay_requests.inc();
     let topics = topics_of(&request.key, request.actions);
-    let mut extents = match replayer.extents(topics.clone()).await {
-        Ok(extents) => extents,
-        Err(e) => {
-            tracing::warn!(error = %e, "replay cannot read partition extents");
-            return Err(Unavailable);
-        }
-    };
-    // The replay ends where live delivery stands (see `kafka/positions.rs`),
-    // so it waits until live delivery has started on every partition (a
-    // node that just started may not have assigned them yet).
-    for extent in &mut extents {
-        extent.high = loop {
-            match gateway.live.end(extent.topic, extent.partition) {
-                Some(end) => break end,
-                None if Instant::now() < deadline => {
-                    tokio::time::sleep(LIVE_NOT_STARTED_PAUSE).await
-                }
-                None => return Err(Unavailable),
-            }
-        };
-    }
-    let plan = plan(
-        &since,
-        &extents,
-        replayer.config().max_records_per_partition,
-    );
-    if !client
-        .session
-        .set_replay_end(&request.key, plan.end.clone())
-    {
-        return Ok(()); // unsubscribed meanwhile
-    }
-    let cancel = CancellationToken::new();
-    let _stop_reader = cancel.clone().drop_guard();
+    let plan = first_plan(gateway, &since, &topics, deadline).await?;
     let span = Span::current();
     span.record("partitions", plan.ranges.len());
     span.record("gaps", plan.gaps.len());
-    let mut events = replayer.read(plan.ranges.clone(), cancel);
-    let mut replayed = 0u64;
-    while let Some(read) = events.recv().await {
-        let Ok(event) = read else {
-            return Err(Unavailable);
-        };
-        if key_matches(&request.key, request.actions, &event) {
-            let outbound = render(&event, Delivery::Replayed);
-            emit_patiently(&client.socket, outbound.name, &outbound.payload, deadline).await?;
-            replayed += 1;
-        }
-    }
+    let Some((end, replayed)) = chase(
+        gateway,
+        client,
+        &request,
+        &topics,
+        plan.ranges,
+        plan.end,
+        deadline,
+    )
+    .await?
+    else {
+        return Ok(()); // unsubscribed meanwhile
+    };
     gateway.metrics.replayed_events.add(replayed);
     span.record("replayed", replayed);
     tracing::debug!(replayed, "replay sent");
@@ -191,7 +161,7 @@ async fn replay(
     // wait for room in a full socket queue, an acknowledgement cannot.
     let resumed = json!({
         "subscription": subscription,
-        "cursor": plan.end.to_string(),
+        "cursor": end.to_string(),
         "replayed": replayed,
         "gaps": plan.gaps,
     });
@@ -200,11 +170,134 @@ async fn replay(
     Ok(())
 }
 
-/// A cursor for a subscription that starts live now: the live consumer's
-/// position in each partition of its topics.
-pub fn live_cursor(gateway: &Gateway, request: &crate::protocol::SubscriptionRequest) -> Cursor {
+/// The replay's first reads and its gaps: from `since` to where live
+/// delivery stands (see `kafka/positions.rs`), planned from memory when it
+/// holds everything since then, else from Kafka's extents.
+async fn first_plan(
+    gateway: &Arc<Gateway>,
+    since: &Cursor,
+    topics: &[TopicKind],
+    deadline: Instant,
+) -> Result<Plan, Failed> {
+    let replayer = &gateway.replayer;
+    live_started(gateway, topics, deadline).await;
+    let mut extents = match replayer.extents_in_memory(since, topics) {
+        Some(extents) => extents,
+        None => match replayer.extents(topics.to_vec()).await {
+            Ok(extents) => extents,
+            Err(e) => {
+                tracing::warn!(error = %e, "replay cannot read partition extents");
+                return Err(Unavailable);
+            }
+        },
+    };
+    // A node that just started may not have assigned every partition yet.
+    for extent in &mut extents {
+        extent.high = loop {
+            match gateway.live.end(extent.topic, extent.partition) {
+                Some(end) => break end,
+                None if Instant::now() < deadline => {
+                    tokio::time::sleep(LIVE_NOT_STARTED_PAUSE).await
+                }
+                None => return Err(Unavailable),
+            }
+        };
+    }
+    Ok(plan(
+        since,
+        &extents,
+        replayer.config().max_records_per_partition,
+    ))
+}
+
+/// Reads `ranges`, then what live delivery handled meanwhile, and again,
+/// until little is left: then fixes the subscription's replay end at live
+/// delivery's position (step 2 of the seam in `session.rs`) and reads up to
+/// it. Live events the replay will read are not held meanwhile, so a replay
+/// chasing a fast stream does not fill the connection's held-events buffer;
+/// one that cannot catch up runs into its deadline. Returns the replay's
+/// end and how many events it sent, or `None` if the subscription went away.
+async fn chase(
+    gateway: &Arc<Gateway>,
+    client: &Client,
+    request: &SubscriptionRequest,
+    topics: &[TopicKind],
+    mut ranges: Vec<Range>,
+    mut reached: Cursor,
+    deadline: Instant,
+) -> Result<Option<(Cursor, u64)>, Failed> {
+    let slack = (gateway.replayer.config().live_buffer / 2).max(1) as i64;
+    let mut replayed = 0;
+    let mut fixed = false;
+    loop {
+        replayed += send(gateway, client, request, ranges, deadline).await?;
+        if fixed {
+            return Ok(Some((reached, replayed)));
+        }
+        let ahead = live_cursor(gateway, topics);
+        ranges = catch_up(&reached, &ahead);
+        let left: i64 = ranges.iter().map(|r| r.to - r.from).sum();
+        let ahead = if left <= slack {
+            fixed = true;
+            let live_end = || live_cursor(gateway, topics);
+            let Some(end) = client.session.fix_replay_end(&request.key, live_end) else {
+                return Ok(None);
+            };
+            ranges = catch_up(&reached, &end);
+            end
+        } else if Instant::now() < deadline {
+            ahead
+        } else {
+            return Err(Gone); // never caught up: too slow for the stream
+        };
+        reached.advance_to(&ahead);
+    }
+}
+
+/// Reads `ranges` and emits the events `request` matches, at the client's
+/// pace; returns how many.
+async fn send(
+    gateway: &Arc<Gateway>,
+    client: &Client,
+    request: &SubscriptionRequest,
+    ranges: Vec<Range>,
+    deadline: Instant,
+) -> Result<u64, Failed> {
+    if ranges.is_empty() {
+        return Ok(0);
+    }
+    let cancel = CancellationToken::new();
+    let _stop_reader = cancel.clone().drop_guard();
+    let mut events = gateway.replayer.read(ranges, cancel);
+    let mut sent = 0u64;
+    while let Some(read) = events.recv().await {
+        let Ok(event) = read else {
+            return Err(Unavailable);
+        };
+        if key_matches(&request.key, request.actions, &event) {
+            let outbound = render(&event, Delivery::Replayed);
+            emit_patiently(&client.socket, outbound.name, &outbound.payload, deadline).await?;
+            sent += 1;
+        }
+    }
+    Ok(sent)
+}
+
+/// Waits (until `deadline`) for live delivery to have started on every
+/// topic: a node that just started may not have assigned its partitions,
+/// and memory holds everything from where it starts.
+async fn live_started(gateway: &Gateway, topics: &[TopicKind], deadline: Instant) {
+    let waiting = || topics.iter().any(|t| gateway.live.end_of(*t).is_empty());
+    while waiting() && Instant::now() < deadline {
+        tokio::time::sleep(LIVE_NOT_STARTED_PAUSE).await;
+    }
+}
+
+/// The live consumer's position in each partition of `topics`: where a
+/// subscription that starts live now stands.
+pub fn live_cursor(gateway: &Gateway, topics: &[TopicKind]) -> Cursor {
     let mut cursor = Cursor::default();
-    for topic in topics_of(&request.key, request.actions) {
+    for &topic in topics {
         for (partition, offset) in gateway.live.end_of(topic) {
             cursor.set(topic, partition, offset);
         }

@@ -10,6 +10,7 @@ use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use super::session::{ReplayJob, Session, Subscribed};
 use super::{Client, Gateway, rate, replay, rooms};
 use crate::protocol::{Caller, ClientError, ErrorCode, parse_subscribe, parse_unsubscribe};
+use crate::routing::topics_of;
 
 pub fn register(socket: &SocketRef) {
     socket.on("subscribe", on_subscribe);
@@ -81,7 +82,8 @@ async fn on_subscribe(
                     "ok": true,
                     "subscription": request.describe(),
                     "replaced": matches!(outcome, Subscribed::Replaced),
-                    "cursor": replay::live_cursor(&gateway, &request).to_string(),
+                    "cursor": replay::live_cursor(&gateway, &topics_of(&request.key, request.actions))
+                        .to_string(),
                     "replayed": 0,
                 });
                 ack.send(&reply).ok();
@@ -90,17 +92,27 @@ async fn on_subscribe(
         }
         return;
     };
-    let cursor = since.to_string();
-    let subscription = request.describe();
-    match session.subscribe_replaying(&gateway, &client, ReplayJob { request }, since) {
-        Ok(start_worker) => {
-            let reply = json!({ "ok": true, "subscription": subscription, "cursor": cursor, "replaying": true });
+    let reply = json!({
+        "ok": true,
+        "subscription": request.describe(),
+        "cursor": since.to_string(),
+        "replaying": true,
+    });
+    let job = ReplayJob { request };
+    let mut ack = Some(ack);
+    let acknowledge = || {
+        if let Some(ack) = ack.take() {
             ack.send(&reply).ok();
-            if start_worker {
-                tokio::spawn(replay::run(gateway.clone(), client));
+        }
+    };
+    match session.subscribe_replaying(&gateway, &client, job, since, acknowledge) {
+        Ok(true) => drop(tokio::spawn(replay::run(gateway.clone(), client))),
+        Ok(false) => {}
+        Err(error) => {
+            if let Some(ack) = ack {
+                refuse(&gateway, &socket, ack, &error);
             }
         }
-        Err(error) => refuse(&gateway, &socket, ack, &error),
     }
 }
 

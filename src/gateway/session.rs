@@ -2,19 +2,24 @@
 //! replays, the live events waiting for the replay to finish.
 //!
 //! The seam between replay and live delivery (no gap, no duplicate):
-//! 1. A subscription with `since` enters the index at once, marked as
-//!    replaying, and the connection enters replay mode: from then on, every
-//!    live event for this connection waits in `waiting` (bounded) instead of
-//!    being emitted.
-//! 2. The replay worker (`replay.rs`) reads `[since, end)`, where `end` is
-//!    each partition's head read *after* step 1. Any record at or after
-//!    `end` was therefore handled by live delivery after step 1, and waits.
+//! 1. A subscription with `since` enters the index at once, with an *open*
+//!    replay window, and the connection enters replay mode.
+//! 2. The replay worker (`replay.rs`) reads from `since` to where live
+//!    delivery stands, then again to where it has got meanwhile, and so on
+//!    (live events the open window covers are not held: the replay reads
+//!    them). When little is left it *fixes* the window's `end`, under this
+//!    lock, at live delivery's position then, and reads up to it. Any record
+//!    at or after `end` is handled by live delivery after that, and waits in
+//!    `waiting` (bounded) if a fixed window or a live subscription wants it.
 //! 3. When no replay is left, the waiting events are flushed in order,
 //!    skipping those a replay already sent (offset in `[since, end)`) and
 //!    those the client already had (offset before `since`), unless another,
 //!    live subscription of the connection wants them. Then the connection is
 //!    live again, and keeps applying that rule: live delivery may lag behind
 //!    a replay's `end` (a node catching up after a restart).
+//!
+//! So a replay chasing a fast stream holds nothing while it chases: only
+//! what arrives during its last, short read waits in the buffer.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -84,7 +89,8 @@ impl Subscription {
 /// Offsets `[since, end)` a subscription's replay covers.
 struct ReplayWindow {
     since: Cursor,
-    /// Set when the replay is planned.
+    /// Fixed when the replay has nearly caught up with live delivery; until
+    /// then the window is open: the replay will read everything from `since`.
     end: Option<Cursor>,
 }
 
@@ -194,16 +200,22 @@ impl Session {
 
     /// Adds a subscription that first replays from `since`. Returns true when
     /// the caller must start the connection's replay worker.
+    /// `acknowledge` runs once it is accepted and before the replay can
+    /// start, so the client hears `replaying: true` before anything the
+    /// replay sends, however fast it is (a running worker takes the job as
+    /// soon as the session is unlocked).
     pub fn subscribe_replaying(
         &self,
         gateway: &Gateway,
         client: &Client,
         job: ReplayJob,
         since: Cursor,
+        acknowledge: impl FnOnce(),
     ) -> Result<bool, ClientError> {
         let mut state = self.state();
         let window = ReplayWindow { since, end: None };
         self.register(&mut state, gateway, client, &job.request, Some(window))?;
+        acknowledge();
         state.has_windows = true;
         let start_worker = state.replay.is_none();
         state
@@ -357,7 +369,7 @@ impl Session {
 
     /// Live delivery of one event: emitted now through `emit` (under the
     /// lock, so it cannot overtake a replay seam), held while replaying, or
-    /// skipped when a replay already sent it (live delivery can lag behind
+    /// skipped when a replay sent it or will (live delivery can lag behind
     /// a replay's end, e.g. on a node that just restarted).
     pub fn offer(
         &self,
@@ -371,10 +383,11 @@ impl Session {
             return Offer::Closed;
         }
         let state = &mut *state;
+        let checked = state.has_windows || state.replay.is_some();
+        if checked && !wanted_after_replay(&state.subscriptions, event) {
+            return Offer::Skipped;
+        }
         match &mut state.replay {
-            None if state.has_windows && !wanted_after_replay(&state.subscriptions, event) => {
-                Offer::Skipped
-            }
             None => emit(),
             Some(mode) if mode.waiting.len() >= limit => Offer::Overflow,
             Some(mode) => {
@@ -384,21 +397,19 @@ impl Session {
         }
     }
 
-    /// Records where a subscription's replay ends. False if it is gone
-    /// (unsubscribed or closed meanwhile).
-    pub fn set_replay_end(&self, key: &SubscriptionKey, end: Cursor) -> bool {
+    /// Fixes where a subscription's replay ends, at `live_end()` read under
+    /// the lock (step 2 of the seam), and returns it. `None` if the
+    /// subscription is gone (unsubscribed or closed meanwhile).
+    pub fn fix_replay_end(
+        &self,
+        key: &SubscriptionKey,
+        live_end: impl FnOnce() -> Cursor,
+    ) -> Option<Cursor> {
         let mut state = self.state();
-        match state
-            .subscriptions
-            .get_mut(key)
-            .and_then(|s| s.replay.as_mut())
-        {
-            Some(window) => {
-                window.end = Some(end);
-                true
-            }
-            None => false,
-        }
+        let window = state.subscriptions.get_mut(key)?.replay.as_mut()?;
+        let end = live_end();
+        window.end = Some(end.clone());
+        Some(end)
     }
 
     /// The next thing the replay worker must do. Flushes come in batches, so
@@ -459,7 +470,8 @@ fn closing() -> ClientError {
     ClientError::new(ErrorCode::InvalidRequest, "connection is closing")
 }
 
-/// Step 3 of the seam: whether a held live event still has to be sent.
+/// Steps 2 and 3 of the seam: whether a live event still has to be sent,
+/// or a replay sent it (or will: its window is open), or the client had it.
 fn wanted_after_replay(
     subscriptions: &HashMap<SubscriptionKey, Subscription>,
     event: &CrmEvent,
@@ -477,18 +489,18 @@ fn wanted_after_replay(
             wanted = true; // a live subscription wants it
             continue;
         };
-        let end = window
-            .end
-            .as_ref()
-            .and_then(|c| c.get(p.topic, p.partition))
-            .unwrap_or(0);
         let since = window.since.get(p.topic, p.partition).unwrap_or(0);
-        if p.offset >= end {
-            wanted = true; // after the replay's end: only live has it
-        } else if p.offset >= since {
-            return false; // the replay sent it already
+        let end = match &window.end {
+            Some(end) => end.get(p.topic, p.partition).unwrap_or(0),
+            None => i64::MAX,
+        };
+        if p.offset < since {
+            continue; // the client had it (live delivery may lag behind it)
         }
-        // Before `since`: the client had it.
+        if p.offset < end {
+            return false; // the replay sent it (or will: its window is open)
+        }
+        wanted = true; // after the replay's end: only live has it
     }
     wanted
 }

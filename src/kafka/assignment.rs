@@ -112,7 +112,8 @@ fn assign_missing(
     let added = missing.count();
     if added > 0 {
         let positions = starting_offsets(consumer, missing, at_start, topics, handle)?;
-        consumer.incremental_assign(&positions)?;
+        // Before the first record can arrive, so live positions never move
+        // back to the start over records already handled.
         for element in positions.elements() {
             if let Offset::Offset(offset) = element.offset() {
                 handle
@@ -120,6 +121,11 @@ fn assign_missing(
                     .start_at(topics[element.topic()], element.partition(), offset);
             }
         }
+        consumer.incremental_assign(&positions)?;
+        // Stored as handled (committed with the rest), so a restarted node
+        // resumes here even in a partition that had no records meanwhile,
+        // rather than at the head, past records produced while it was down.
+        consumer.store_offsets(&positions)?;
     }
     Ok(Outcome { added, complete })
 }

@@ -5,7 +5,8 @@
 //! - One task reads all partitions in order, so per-partition (per-resource)
 //!   order is kept. Delivery never waits on a socket, so one task suffices.
 //! - An offset is stored only after its record was delivered (or skipped as
-//!   undecodable); librdkafka commits stored offsets every second and at
+//!   undecodable), a few hundred records at a time (and whenever the loop
+//!   waits or ends); librdkafka commits stored offsets every second and at
 //!   shutdown. A poison record is counted, logged, parked in the dead-letter
 //!   topic when one is configured (`dead_letter.rs`), skipped and committed:
 //!   redelivering it could not make it decodable.
@@ -15,38 +16,52 @@
 //!   to every matching socket) is observed once, after delivery.
 //! - Tracing: a sampled record gets spans `consume` (continuing the
 //!   producer's trace from its `traceparent` header) and `decode`; see
-//!   [`crate::telemetry`]. An unsampled one gets none.
+//!   [`crate::telemetry`]. An unsampled one gets none, and costs no span
+//!   work at all: the loop runs once per record, a million times a second
+//!   when it reads a backlog.
+//! - A record is decoded as far as routing needs ([`Decoded`]); the sink
+//!   builds its event only when someone receives it. A record that cannot
+//!   be decoded fails here all the same.
 //! - Backpressure: `recv` pulls from librdkafka's bounded prefetch queue
 //!   (`queued.max.messages.kbytes`); if delivery is slow, Kafka holds the rest.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use futures::{FutureExt as _, StreamExt as _};
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
+use tracing::Span;
 use tracing::field::Empty;
 
 use super::assignment::keep_assigned;
 use super::dead_letter::DeadLetters;
-use super::positions::LivePositions;
+use super::positions::{LivePartition, LivePositions};
 use super::readiness::ReadinessBounds;
 use super::watermarks::{Watermarks, keep_watermarks};
 use super::{KafkaConfig, TopicNames};
-use crate::decode::Decoder;
-use crate::domain::CrmEvent;
+use crate::decode::{Decoded, Decoder};
 use crate::domain::{Position, TopicKind};
 use crate::metrics::Metrics;
 use crate::telemetry;
 
-/// Where decoded events go. Must not block: it runs on the consume loop.
+/// Where decoded records go. Must not block: it runs on the consume loop.
 pub trait Deliver: Send + 'static {
-    fn deliver(&mut self, event: &CrmEvent);
+    /// Routes `record` and hands its event to whoever subscribed; true when
+    /// anyone did. `span` is the record's `consume` span, disabled unless
+    /// the record is traced; the sink's own spans are its children.
+    fn deliver(&mut self, record: &Decoded<'_>, span: &Span) -> bool;
 }
+
+/// Records handled between two looks at the shutdown signal, which are
+/// also the points where the loop lets other tasks on its worker run:
+/// reading a backlog, records are always ready and it would never wait.
+const RECORDS_PER_TURN: u32 = 256;
 
 /// Observes the consumer from outside.
 #[derive(Clone)]
@@ -57,9 +72,17 @@ pub struct ConsumerHandle {
     pub(super) watermarks: Arc<Watermarks>,
     pub(super) topic_names: TopicNames,
     pub(super) readiness: ReadinessBounds,
+    /// Cancelled once the consumer has stopped and committed its offsets.
+    pub(super) stopped: CancellationToken,
 }
 
 impl ConsumerHandle {
+    /// Waits until the consumer has stopped (after its `shutdown` token is
+    /// cancelled): no record is delivered after this.
+    pub async fn stopped(&self) {
+        self.stopped.cancelled().await
+    }
+
     /// True once every topic's partitions are assigned at a known position.
     pub fn is_assigned(&self) -> bool {
         self.assigned.load(Ordering::Acquire)
@@ -104,6 +127,7 @@ pub fn spawn_consumer(
         watermarks: Arc::default(),
         topic_names: config.topics.clone(),
         readiness: ReadinessBounds::new(config),
+        stopped: CancellationToken::new(),
     };
     tracing::info!(node_id, brokers = %config.brokers, "starting live consumer");
     let refresh = Duration::from_secs(config.partition_refresh_seconds.max(1));
@@ -122,7 +146,9 @@ pub fn spawn_consumer(
         shutdown.clone(),
     ));
     let live = handle.live.clone();
+    let stopped = handle.stopped.clone().drop_guard();
     tasks.spawn(async move {
+        let _stopped = stopped;
         let stages = Stages {
             topics: &topics,
             decoder: &decoder,
@@ -148,27 +174,158 @@ struct Stages<'a> {
     live: &'a LivePositions,
 }
 
+/// Each partition's bookkeeping on the consume loop: its live position
+/// (kept, not looked up per record) and the last offset handled but not
+/// yet stored.
+struct Partitions<'a> {
+    live: &'a LivePositions,
+    /// Few (a partition per topic and partition number): a linear search
+    /// beats hashing.
+    seen: Vec<Seen<'a>>,
+}
+
+struct Seen<'a> {
+    topic: TopicKind,
+    topic_name: &'a str,
+    partition: i32,
+    live: LivePartition,
+    unstored: Option<i64>,
+}
+
+impl<'a> Partitions<'a> {
+    fn get(&mut self, position: Position, topic_name: &'a str) -> &mut Seen<'a> {
+        let found = self
+            .seen
+            .iter()
+            .position(|s| s.topic == position.topic && s.partition == position.partition);
+        let at = found.unwrap_or_else(|| {
+            self.seen.push(Seen {
+                topic: position.topic,
+                topic_name,
+                partition: position.partition,
+                live: self.live.partition(position),
+                unstored: None,
+            });
+            self.seen.len() - 1
+        });
+        &mut self.seen[at]
+    }
+
+    /// Stores the offsets handled since the last call, for librdkafka to
+    /// commit. Called every [`RECORDS_PER_TURN`] records, before the loop
+    /// waits and when it ends: one store per partition instead of one per
+    /// record (each takes the partition's lock in librdkafka).
+    fn store(&mut self, consumer: &StreamConsumer) {
+        for seen in &mut self.seen {
+            if let Some(offset) = seen.unstored.take()
+                && let Err(e) = consumer.store_offset(seen.topic_name, seen.partition, offset)
+            {
+                tracing::warn!(error = %e, "storing offset failed");
+            }
+        }
+    }
+}
+
+/// Wall-clock time for the latency of records that matched nobody, read
+/// once per [`CLOCK_RECORDS`]: a clock read costs as much as routing
+/// a record. Read afresh after every wait and every delivery to a socket,
+/// so it is never older than a few dozen records that matched nobody (tens
+/// of microseconds; the histogram's first bucket is 1 ms).
+struct Clock {
+    now: SystemTime,
+    uses: u32,
+}
+
+const CLOCK_RECORDS: u32 = 32;
+
+impl Clock {
+    fn new() -> Self {
+        Self {
+            now: SystemTime::now(),
+            uses: 0,
+        }
+    }
+
+    fn now(&mut self) -> SystemTime {
+        self.uses += 1;
+        if self.uses >= CLOCK_RECORDS {
+            self.refresh();
+        }
+        self.now
+    }
+
+    fn refresh(&mut self) {
+        self.now = SystemTime::now();
+        self.uses = 0;
+    }
+}
+
 async fn consume(
     consumer: &StreamConsumer,
     stages: Stages<'_>,
+    sink: impl Deliver,
+    shutdown: &CancellationToken,
+) {
+    let topics: Vec<(&str, TopicKind)> = stages
+        .topics
+        .iter()
+        .map(|(n, k)| (n.as_str(), *k))
+        .collect();
+    let mut partitions = Partitions {
+        live: stages.live,
+        seen: Vec::new(),
+    };
+    read(consumer, &stages, &topics, &mut partitions, sink, shutdown).await;
+    // What was handled before the loop ended, for the final commit.
+    partitions.store(consumer);
+}
+
+async fn read<'t>(
+    consumer: &StreamConsumer,
+    stages: &Stages<'_>,
+    topics: &[(&'t str, TopicKind)],
+    partitions: &mut Partitions<'t>,
     mut sink: impl Deliver,
     shutdown: &CancellationToken,
 ) {
     let Stages {
-        topics,
         decoder,
         dead_letters,
         metrics,
-        live,
-    } = stages;
+        ..
+    } = *stages;
+    // One stream for the whole loop: `recv()` makes one per call, which
+    // registers and unregisters a waker (a mutex each) per record.
+    let mut messages = consumer.stream();
+    let mut clock = Clock::new();
+    let mut turn = 0u32;
     loop {
-        let received = tokio::select! {
-            // Stop promptly even when records keep coming.
-            biased;
-            _ = shutdown.cancelled() => return,
-            received = consumer.recv() => received,
+        turn += 1;
+        if turn == RECORDS_PER_TURN {
+            turn = 0;
+            partitions.store(consumer);
+            if shutdown.is_cancelled() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        // A record that is ready is taken without a `select!` (whose
+        // shutdown branch costs a mutex per record); the loop waits on
+        // both only when there is none.
+        let received = match messages.next().now_or_never() {
+            Some(received) => received,
+            None => {
+                partitions.store(consumer);
+                let received = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return,
+                    received = messages.next() => received,
+                };
+                clock.refresh();
+                received
+            }
         };
-        let message = match received {
+        let message = match received.expect("kafka streams never end") {
             Ok(message) => message,
             Err(e) => {
                 // librdkafka reconnects by itself; this is informational.
@@ -178,40 +335,73 @@ async fn consume(
             }
         };
         metrics.records_consumed.inc();
+        let topic_name = message.topic();
+        let Some(&(topic_name, topic)) = topics.iter().find(|(name, _)| *name == topic_name) else {
+            unreachable!("only the CRM topics are assigned, got {topic_name}");
+        };
         let position = Position {
-            topic: topics[message.topic()],
+            topic,
             partition: message.partition(),
             offset: message.offset(),
         };
-        let consume = telemetry::consume_span(message.headers(), || {
-            tracing::info_span!(
-                "consume",
-                otel.kind = "consumer",
-                messaging.system = "kafka",
-                messaging.destination.name = message.topic(),
-                messaging.destination.partition.id = message.partition(),
-                messaging.kafka.offset = message.offset(),
-            )
-        });
+        stages
+            .live
+            .received(position, message.payload().unwrap_or_default());
+        let consume = telemetry::consume_span(
+            || message.headers(),
+            || {
+                tracing::info_span!(
+                    "consume",
+                    otel.kind = "consumer",
+                    messaging.system = "kafka",
+                    messaging.destination.name = message.topic(),
+                    messaging.destination.partition.id = message.partition(),
+                    messaging.kafka.offset = message.offset(),
+                )
+            },
+        );
+        let traced = !consume.is_disabled();
         let decode = telemetry::child_span(
             &consume,
             || tracing::info_span!(parent: &consume, "decode", error.type = Empty),
         );
-        let Some(decoded) = decoder
-            .decode_with_retry(position, message.payload(), shutdown)
-            .instrument(decode.clone())
-            .await
-        else {
-            return; // shutting down; the record stays uncommitted
+        let payload = message.payload();
+        let known = if traced {
+            decode.in_scope(|| decoder.decode_known(position, payload))
+        } else {
+            decoder.decode_known(position, payload)
         };
+        let decoded = match known {
+            Some(decoded) => decoded,
+            None => {
+                // A writer schema not seen yet: the registry, maybe retries.
+                let decoding = decoder.decode_with_retry(position, payload, shutdown);
+                let decoded = decoding.instrument(decode.clone()).await;
+                clock.refresh();
+                let Some(decoded) = decoded else {
+                    return; // shutting down; the record stays uncommitted
+                };
+                decoded
+            }
+        };
+        let partition = partitions.get(position, topic_name);
         match decoded {
-            Ok(event) => {
+            Ok(record) => {
                 metrics.records_decoded.inc();
-                live.routing(position);
-                // The sink's spans (route, emit) are children of `consume`.
-                consume.in_scope(|| sink.deliver(&event));
+                partition.live.routing(position.offset);
+                let delivered = if traced {
+                    // Logs of the sink carry the record's trace.
+                    consume.in_scope(|| sink.deliver(&record, &consume))
+                } else {
+                    sink.deliver(&record, &consume)
+                };
+                if delivered {
+                    clock.refresh();
+                }
                 if let Some(created_ms) = message.timestamp().to_millis() {
-                    metrics.delivery_latency.observe_since_unix_ms(created_ms);
+                    metrics
+                        .delivery_latency
+                        .observe_between_unix_ms(created_ms, clock.now());
                 }
             }
             Err(e) => {
@@ -235,11 +425,10 @@ async fn consume(
                         _ = dead_letters.park(&message, e.reason(), metrics) => {}
                     }
                 }
+                clock.refresh();
             }
         }
-        live.handled(position);
-        if let Err(e) = consumer.store_offset_from_message(&message) {
-            tracing::warn!(error = %e, "storing offset failed");
-        }
+        partition.live.handled(position.offset);
+        partition.unstored = Some(position.offset);
     }
 }

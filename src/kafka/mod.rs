@@ -15,6 +15,7 @@ mod consumer;
 mod dead_letter;
 mod positions;
 mod readiness;
+mod recent;
 mod watermarks;
 
 pub use admin::ensure_topics;
@@ -22,3 +23,4 @@ pub use config::{KafkaConfig, TopicNames};
 pub use consumer::{ConsumerHandle, Deliver, spawn_consumer};
 pub use positions::LivePositions;
 pub use readiness::PartitionLag;
+pub use recent::{RecentChunk, RecentRecords};

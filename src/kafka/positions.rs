@@ -1,4 +1,5 @@
-//! How far live delivery has got in each partition.
+//! How far live delivery has got in each partition, and the records it read
+//! most recently there (see `recent.rs`).
 //!
 //! Replay ends where live delivery stands: a record before that point may
 //! have been routed before a replaying subscription existed (so the replay
@@ -8,9 +9,10 @@
 //! lag behind) what live delivery has handled.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 
+use super::recent::RecentRecords;
 use crate::domain::{Position, TopicKind};
 
 /// No record in flight.
@@ -34,23 +36,58 @@ impl Partition {
     }
 }
 
-#[derive(Default)]
 pub struct LivePositions {
-    // The write lock is taken only when a partition is first seen; the hot
-    // path takes the read lock and stores into atomics.
-    partitions: RwLock<HashMap<(TopicKind, i32), Partition>>,
+    // The write lock is taken only when a partition is first seen. Entries
+    // are never removed, so the consumer keeps each partition's
+    // [`LivePartition`] and updates its atomics with no lookup per record.
+    partitions: RwLock<HashMap<(TopicKind, i32), Arc<Partition>>>,
+    /// Every record live delivery reads is kept here first, so a replay
+    /// ending at [`Self::end`] may read it from memory.
+    pub recent: RecentRecords,
+}
+
+/// Live delivery's position in one partition, as the consumer updates it.
+#[derive(Clone)]
+pub struct LivePartition(Arc<Partition>);
+
+impl LivePartition {
+    /// The record at `offset` is about to be routed.
+    pub fn routing(&self, offset: i64) {
+        self.0.in_flight.store(offset, Ordering::SeqCst);
+    }
+
+    /// The record at `offset` has been handled.
+    pub fn handled(&self, offset: i64) {
+        self.0.next.fetch_max(offset + 1, Ordering::SeqCst);
+        self.0.in_flight.store(IDLE, Ordering::SeqCst);
+    }
 }
 
 impl LivePositions {
+    /// Keeps up to `recent_bytes` of the newest records in memory.
+    pub fn new(recent_bytes: usize) -> Self {
+        Self {
+            partitions: RwLock::default(),
+            recent: RecentRecords::new(recent_bytes),
+        }
+    }
+
     /// Sets where live delivery starts in a partition (on assignment).
     pub fn start_at(&self, topic: TopicKind, partition: i32, offset: i64) {
+        self.recent.start_at(topic, partition, offset);
+        self.set_next(topic, partition, offset);
+    }
+
+    fn set_next(&self, topic: TopicKind, partition: i32, offset: i64) {
         let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
         let slot = partitions.entry((topic, partition)).or_default();
         slot.next.store(offset, Ordering::SeqCst);
         slot.in_flight.store(IDLE, Ordering::SeqCst);
     }
 
-    fn with<R>(&self, position: Position, f: impl Fn(&Partition) -> R) -> R {
+    /// The partition of `position`; a partition not seen before starts at
+    /// `position`.
+    pub fn partition(&self, position: Position) -> LivePartition {
         let key = (position.topic, position.partition);
         if let Some(slot) = self
             .partitions
@@ -58,25 +95,19 @@ impl LivePositions {
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
         {
-            return f(slot);
+            return LivePartition(slot.clone());
         }
-        self.start_at(position.topic, position.partition, position.offset);
-        f(&self.partitions.read().unwrap_or_else(|e| e.into_inner())[&key])
+        self.set_next(position.topic, position.partition, position.offset);
+        LivePartition(self.partitions.read().unwrap_or_else(|e| e.into_inner())[&key].clone())
     }
 
-    /// The record at `position` is about to be routed.
-    pub fn routing(&self, position: Position) {
-        self.with(position, |p| {
-            p.in_flight.store(position.offset, Ordering::SeqCst)
-        });
-    }
-
-    /// The record at `position` has been handled.
-    pub fn handled(&self, position: Position) {
-        self.with(position, |p| {
-            p.next.fetch_max(position.offset + 1, Ordering::SeqCst);
-            p.in_flight.store(IDLE, Ordering::SeqCst);
-        });
+    /// Live delivery read `payload` at `position`: it is kept in
+    /// [`Self::recent`]. Called for every record, decodable or not, before
+    /// its partition's [`LivePartition::routing`] or
+    /// [`LivePartition::handled`], so that whatever lies before
+    /// [`Self::end`] is held.
+    pub fn received(&self, position: Position, payload: &[u8]) {
+        self.recent.append(position, payload);
     }
 
     /// Per partition of `topic`, where live delivery stands (see [`Self::end`]).
@@ -95,7 +126,7 @@ impl LivePositions {
     /// partition, or `None` if live delivery has not started there.
     pub fn end(&self, topic: TopicKind, partition: i32) -> Option<i64> {
         let partitions = self.partitions.read().unwrap_or_else(|e| e.into_inner());
-        partitions.get(&(topic, partition)).map(Partition::end)
+        partitions.get(&(topic, partition)).map(|p| p.end())
     }
 }
 
@@ -113,12 +144,14 @@ mod tests {
 
     #[test]
     fn the_end_covers_a_record_in_flight() {
-        let live = LivePositions::default();
+        let live = LivePositions::new(1024);
         live.start_at(TopicKind::Deals, 0, 10);
         assert_eq!(live.end_of(TopicKind::Deals), [(0, 10)]);
-        live.routing(at(10));
+        live.received(at(10), b"record");
+        live.partition(at(10)).routing(10);
+        assert!(live.recent.read(TopicKind::Deals, 0, 10, 11, 8).is_some());
         assert_eq!(live.end_of(TopicKind::Deals), [(0, 11)]);
-        live.handled(at(10));
+        live.partition(at(10)).handled(10);
         assert_eq!(live.end_of(TopicKind::Deals), [(0, 11)]);
         assert!(live.end_of(TopicKind::Email).is_empty());
     }

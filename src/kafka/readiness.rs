@@ -93,17 +93,19 @@ mod tests {
 
     use super::*;
     use crate::domain::{Position, TopicKind};
+    use crate::kafka::LivePositions;
 
     fn handle(max_lag: u64) -> ConsumerHandle {
         ConsumerHandle {
             assigned: Arc::default(),
-            live: Arc::default(),
+            live: Arc::new(LivePositions::new(0)),
             watermarks: Arc::default(),
             topic_names: crate::kafka::TopicNames::default(),
             readiness: ReadinessBounds {
                 max_lag,
                 broker_silence: Duration::from_secs(60),
             },
+            stopped: Default::default(),
         }
     }
 
@@ -133,11 +135,12 @@ mod tests {
             Some("catching up: 60 records behind in crm.deals/1")
         );
 
-        handle.live.handled(Position {
+        let at = Position {
             topic: TopicKind::Deals,
             partition: 1,
             offset: 49,
-        });
+        };
+        handle.live.partition(at).handled(at.offset);
         assert_eq!(handle.lag()[0].records, 50);
         assert_eq!(handle.not_ready(), None);
     }

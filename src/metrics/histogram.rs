@@ -50,8 +50,14 @@ impl LatencyHistogram {
     /// Observes the time from `unix_ms` (e.g. a Kafka record timestamp) to
     /// now; a timestamp in the future (clock skew) counts as zero.
     pub fn observe_since_unix_ms(&self, unix_ms: i64) {
+        self.observe_between_unix_ms(unix_ms, SystemTime::now());
+    }
+
+    /// Observes the time from `unix_ms` to `now`, for a caller that reads
+    /// the clock less often than it observes.
+    pub fn observe_between_unix_ms(&self, unix_ms: i64, now: SystemTime) {
         let then = UNIX_EPOCH + Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
-        let latency = SystemTime::now().duration_since(then).unwrap_or_default();
+        let latency = now.duration_since(then).unwrap_or_default();
         self.observe(latency);
     }
 

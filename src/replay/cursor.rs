@@ -53,8 +53,28 @@ impl Cursor {
         self.0.get(&(topic, partition)).copied()
     }
 
+    /// How many partitions of `topic` the cursor names.
+    pub fn partitions(&self, topic: TopicKind) -> usize {
+        self.0.keys().filter(|(t, _)| *t == topic).count()
+    }
+
     pub fn set(&mut self, topic: TopicKind, partition: i32, offset: i64) {
         self.0.insert((topic, partition), offset);
+    }
+
+    /// Every partition named, in order, with its offset.
+    pub fn iter(&self) -> impl Iterator<Item = (TopicKind, i32, i64)> + '_ {
+        self.0
+            .iter()
+            .map(|(&(topic, partition), &offset)| (topic, partition, offset))
+    }
+
+    /// Moves each partition `ahead` names up to its offset there (never back).
+    pub fn advance_to(&mut self, ahead: &Cursor) {
+        for (topic, partition, offset) in ahead.iter() {
+            let slot = self.0.entry((topic, partition)).or_insert(offset);
+            *slot = (*slot).max(offset);
+        }
     }
 }
 

@@ -64,8 +64,12 @@ pub struct Plan {
 pub fn plan(since: &Cursor, extents: &[Extent], limit: i64) -> Plan {
     let mut out = Plan::default();
     for e in extents {
-        out.end.set(e.topic, e.partition, e.high);
-        let mut from = since.get(e.topic, e.partition).unwrap_or(e.low).min(e.high);
+        let named = since.get(e.topic, e.partition);
+        // A cursor ahead of the extent (a node still catching up after a
+        // restart) stays where it is: the client has those records.
+        out.end
+            .set(e.topic, e.partition, named.unwrap_or(0).max(e.high));
+        let mut from = named.unwrap_or(e.low).min(e.high);
         let gap = |from, to, reason| Gap {
             topic: e.topic,
             partition: e.partition,
@@ -91,6 +95,24 @@ pub fn plan(since: &Cursor, extents: &[Extent], limit: i64) -> Plan {
         }
     }
     out
+}
+
+/// The ranges that take a replay standing at `reached` to `ahead`: per
+/// partition `ahead` names, `[reached, ahead)`, from offset 0 where `reached`
+/// does not name it (a partition created since).
+pub fn catch_up(reached: &Cursor, ahead: &Cursor) -> Vec<Range> {
+    ahead
+        .iter()
+        .filter_map(|(topic, partition, to)| {
+            let from = reached.get(topic, partition).unwrap_or(0);
+            (from < to).then_some(Range {
+                topic,
+                partition,
+                from,
+                to,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -196,8 +218,32 @@ mod tests {
     }
 
     #[test]
-    fn a_cursor_from_the_future_reads_nothing() {
+    fn a_cursor_ahead_of_the_extent_reads_nothing_and_stays_ahead() {
         let p = plan(&since(&[(0, 999_999)]), &[extent(0, 0, 30)], 1000);
         assert!(p.ranges.is_empty() && p.gaps.is_empty());
+        assert_eq!(p.end, since(&[(0, 999_999)]));
+    }
+
+    #[test]
+    fn catching_up_reads_what_lies_between_two_cursors() {
+        let reached = since(&[(0, 30), (1, 50)]);
+        let ahead = since(&[(0, 42), (1, 50), (2, 3)]);
+        let range = |partition, from, to| Range {
+            topic: D,
+            partition,
+            from,
+            to,
+        };
+        assert_eq!(
+            catch_up(&reached, &ahead),
+            [range(0, 30, 42), range(2, 0, 3)],
+            "nothing for a partition already there; a new one from its start"
+        );
+        let mut moved = reached.clone();
+        moved.advance_to(&ahead);
+        assert_eq!(moved, ahead);
+        moved.advance_to(&reached);
+        assert_eq!(moved, ahead, "a cursor never moves back");
+        assert!(catch_up(&ahead, &reached).is_empty());
     }
 }

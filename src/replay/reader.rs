@@ -1,7 +1,10 @@
-//! Reads offset ranges with consumers of its own (assign + seek; no group
-//! membership, no commits), so replay never disturbs live consumption.
+//! Reads offset ranges: from the live consumer's recent records when they
+//! reach back to a range's start, else with consumers of its own (assign +
+//! seek; no group membership, no commits), so replay never disturbs live
+//! consumption.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,26 +13,32 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Extent, Range, ReplayConfig};
+use super::{Cursor, Extent, Range, ReplayConfig};
 use crate::decode::Decoder;
 use crate::domain::{CrmEvent, Position, TopicKind};
-use crate::kafka::KafkaConfig;
+use crate::kafka::{KafkaConfig, LivePositions};
 use crate::metrics::Metrics;
 
 /// Metadata and watermark look-ups.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
-/// A range that received nothing for this long steps its fetch back: ten
+/// A range that received nothing for this long steps its fetch back: forty
 /// times the fetch wait (`fetch.wait.max.ms` 5), so a broker with records
-/// has answered long before. Every replay whose cursor lies inside tansu's
-/// last batch waits this once, so it bounds how many replays a reader
-/// finishes per second in a reconnect storm (200 ms allowed 5).
-const NOTHING_YET: Duration = Duration::from_millis(50);
+/// has answered long before, even a busy one (a shorter wait steps back, and
+/// so reads, further than needed). Every Kafka replay whose cursor lies
+/// inside tansu's last batch waits this once; replays that start recently
+/// enough are served from memory and never wait.
+const NOTHING_YET: Duration = Duration::from_millis(200);
 /// Decoded events a reader may run ahead of the socket it feeds.
 const READ_AHEAD: usize = 1024;
+/// Records copied out of memory per lock.
+const MEMORY_CHUNK: usize = 256;
 
 /// A replay read stopped before its end because Kafka failed.
 #[derive(Debug)]
 pub struct ReadFailed;
+
+/// Where a reader sends what it decodes.
+type Events = mpsc::Sender<Result<CrmEvent, ReadFailed>>;
 
 pub struct Replayer {
     config: ReplayConfig,
@@ -37,6 +46,8 @@ pub struct Replayer {
     node_id: String,
     decoder: Arc<Decoder>,
     metrics: Arc<Metrics>,
+    /// Where live delivery stands, and the records it read recently.
+    live: Arc<LivePositions>,
     permits: Arc<Semaphore>,
     /// Idle consumers, reused so a replay does not pay for a new connection.
     // std Mutex: held only to push or pop.
@@ -49,6 +60,7 @@ impl Replayer {
         kafka: KafkaConfig,
         decoder: Arc<Decoder>,
         metrics: Arc<Metrics>,
+        live: Arc<LivePositions>,
     ) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(config.concurrency)),
@@ -57,6 +69,7 @@ impl Replayer {
             kafka,
             decoder,
             metrics,
+            live,
             idle: Mutex::default(),
         }
     }
@@ -99,7 +112,35 @@ impl Replayer {
         }
     }
 
-    /// Oldest and next offsets of every partition of `topics`.
+    /// The extents of `topics` as far as memory holds them, when that is
+    /// enough for a replay from `since`: the cursor names exactly the
+    /// partitions live delivery reads, and memory holds each from the
+    /// cursor's offset on. `low` is then where memory's records start (Kafka
+    /// may hold older ones, which this replay does not need).
+    pub fn extents_in_memory(&self, since: &Cursor, topics: &[TopicKind]) -> Option<Vec<Extent>> {
+        let mut extents = Vec::new();
+        for &topic in topics {
+            let partitions = self.live.end_of(topic);
+            if partitions.is_empty() || since.partitions(topic) != partitions.len() {
+                return None;
+            }
+            for (partition, high) in partitions {
+                let from = since.get(topic, partition)?;
+                if !self.live.recent.covers(topic, partition, from) {
+                    return None;
+                }
+                extents.push(Extent {
+                    topic,
+                    partition,
+                    low: from,
+                    high,
+                });
+            }
+        }
+        Some(extents)
+    }
+
+    /// Oldest and next offsets of every partition of `topics`, from Kafka.
     pub async fn extents(self: &Arc<Self>, topics: Vec<TopicKind>) -> anyhow::Result<Vec<Extent>> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -131,9 +172,10 @@ impl Replayer {
         .await?
     }
 
-    /// Reads `ranges` in offset order per partition and sends each decoded
-    /// event down the returned channel; it ends when every range is read,
-    /// `cancel` fires or the receiver is dropped. Records that cannot be
+    /// Reads `ranges` in offset order per partition, from memory where it
+    /// holds them, and sends each decoded event down the returned channel;
+    /// it ends when every range is read, `cancel` fires or the receiver is
+    /// dropped. Records that cannot be
     /// decoded are skipped, as live delivery skipped them. If Kafka fails
     /// first, the last item is `Err(ReadFailed)`: a replay is never cut
     /// short silently.
@@ -157,12 +199,104 @@ impl Replayer {
     async fn read_into(
         &self,
         ranges: &[Range],
-        tx: &mpsc::Sender<Result<CrmEvent, ReadFailed>>,
+        tx: &Events,
         cancel: &CancellationToken,
     ) -> anyhow::Result<()> {
-        if ranges.is_empty() {
+        let recent = &self.live.recent;
+        let (in_memory, in_kafka): (Vec<Range>, Vec<Range>) = ranges
+            .iter()
+            .partition(|r| recent.covers(r.topic, r.partition, r.from));
+        if self.read_kafka(&in_kafka, tx, cancel).await?.is_break() {
             return Ok(());
         }
+        for range in in_memory {
+            if self.read_memory(range, tx, cancel).await?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `range` from memory. What memory no longer holds by the time
+    /// the reader gets there (evicted by newer records) is read from Kafka.
+    async fn read_memory(
+        &self,
+        range: Range,
+        tx: &Events,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<ControlFlow<()>> {
+        let recent = &self.live.recent;
+        let mut from = range.from;
+        while from < range.to {
+            let Some(chunk) =
+                recent.read(range.topic, range.partition, from, range.to, MEMORY_CHUNK)
+            else {
+                return self
+                    .read_kafka(&[Range { from, ..range }], tx, cancel)
+                    .await;
+            };
+            from = match chunk.last_offset() {
+                Some(last) if chunk.len() == MEMORY_CHUNK => last + 1,
+                _ => range.to,
+            };
+            for (offset, payload) in chunk.iter() {
+                let position = Position {
+                    topic: range.topic,
+                    partition: range.partition,
+                    offset,
+                };
+                if self
+                    .forward(position, Some(payload), tx, cancel)
+                    .await
+                    .is_break()
+                {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+        }
+        self.metrics.replay_reads.inc("memory");
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Decodes one record and sends it on; `Break` when the replay stops
+    /// (cancelled, or nobody is listening). Records that cannot be decoded
+    /// are skipped, as live delivery skipped them.
+    async fn forward(
+        &self,
+        position: Position,
+        payload: Option<&[u8]>,
+        tx: &Events,
+        cancel: &CancellationToken,
+    ) -> ControlFlow<()> {
+        match self
+            .decoder
+            .decode_with_retry(position, payload, cancel)
+            .await
+        {
+            Some(Ok(event)) => match tx.send(Ok(event.into_event())).await {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()),
+            },
+            Some(Err(e)) => {
+                tracing::debug!(%position, error = %e, "replay skips an undecodable record");
+                ControlFlow::Continue(())
+            }
+            None => ControlFlow::Break(()),
+        }
+    }
+
+    /// Reads `ranges` from Kafka; `Break` when the replay stops early.
+    async fn read_kafka(
+        &self,
+        ranges: &[Range],
+        tx: &Events,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<ControlFlow<()>> {
+        if ranges.is_empty() {
+            return Ok(ControlFlow::Continue(()));
+        }
+        self.metrics.replay_reads.add("kafka", ranges.len() as u64);
+        let mut flow = ControlFlow::Continue(());
         let consumer = self.take_consumer()?;
         let mut assignment = TopicPartitionList::new();
         let mut remaining: HashMap<(TopicKind, i32), Reading> = HashMap::new();
@@ -180,7 +314,10 @@ impl Replayer {
         tracing::debug!(?ranges, "replay reading");
         while !remaining.is_empty() {
             let message = tokio::select! {
-                _ = cancel.cancelled() => break,
+                _ = cancel.cancelled() => {
+                    flow = ControlFlow::Break(());
+                    break;
+                }
                 m = consumer.recv() => m?,
                 _ = tokio::time::sleep(NOTHING_YET) => {
                     // Every record in a range exists (live delivery saw it), so
@@ -240,25 +377,14 @@ impl Replayer {
                 partition: message.partition(),
                 offset,
             };
-            match self
-                .decoder
-                .decode_with_retry(position, message.payload(), cancel)
-                .await
-            {
-                Some(Ok(event)) => {
-                    if tx.send(Ok(event)).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Err(e)) => {
-                    tracing::debug!(%position, error = %e, "replay skips an undecodable record")
-                }
-                None => break,
+            flow = self.forward(position, message.payload(), tx, cancel).await;
+            if flow.is_break() {
+                break;
             }
         }
         tracing::debug!(unfinished = ?remaining, "replay read done");
         self.give_back(consumer);
-        Ok(())
+        Ok(flow)
     }
 }
 

@@ -16,7 +16,7 @@ use hashbrown::{DefaultHashBuilder, HashMap};
 
 use super::SubscriptionKey;
 use super::key::{KeyRef, event_matches};
-use crate::domain::{ActionSet, CrmEvent};
+use crate::domain::{ActionSet, EventKeys};
 
 /// Identifies one connection for the lifetime of the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -81,12 +81,12 @@ impl<C: Clone> SubscriptionIndex<C> {
         removed
     }
 
-    /// Appends to `out` every client that subscribed to `event`, once each,
-    /// however many of its subscriptions match.
-    pub fn route(&self, event: &CrmEvent, out: &mut Vec<(ClientId, C)>) {
+    /// Appends to `out` every client that subscribed to an event with
+    /// `keys`, once each, however many of its subscriptions match.
+    pub fn route(&self, keys: EventKeys<'_>, out: &mut Vec<(ClientId, C)>) {
         let start = out.len();
         let mut keys_with_subscribers = 0;
-        event_matches(event, |(key, action): (KeyRef<'_>, _)| {
+        event_matches(keys, |(key, action): (KeyRef<'_>, _)| {
             let shard = read(self.shard(&key));
             let Some(subscribers) = shard.get(&key) else {
                 return;

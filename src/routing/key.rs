@@ -9,8 +9,8 @@ use std::hash::{Hash, Hasher};
 use hashbrown::Equivalent;
 
 use crate::domain::{
-    Action, ActionSet, CrmEvent, EventBody, FilterField, OrgId, ResourceKind, RoomKey, RoomKind,
-    TopicKind, UserId,
+    About, Action, ActionSet, CrmEvent, EventKeys, FilterField, OrgId, ResourceKind, RoomKey,
+    RoomKind, TopicKind, UserId,
 };
 
 /// What a subscription selects, always within one organisation.
@@ -131,49 +131,47 @@ impl Equivalent<SubscriptionKey> for KeyRef<'_> {
 /// contain for it (`None`: the inbox, which takes everything addressed to it).
 pub type Match<'a> = (KeyRef<'a>, Option<Action>);
 
-/// Calls `visit` with every key `event` matches. At most five per event.
-pub fn event_matches<'a>(event: &'a CrmEvent, mut visit: impl FnMut(Match<'a>)) {
-    let org = event.org.as_str();
+/// Calls `visit` with every key an event with `keys` matches. At most five
+/// per event.
+pub fn event_matches<'a>(keys: EventKeys<'a>, mut visit: impl FnMut(Match<'a>)) {
+    let org = keys.org;
     let resource = |kind, selector| KeyRef {
         org,
         scope: ScopeRef::Resource(kind, selector),
     };
-    match &event.body {
-        EventBody::Notification(n) => visit((
+    match keys.about {
+        About::Inbox(user) => visit((
             KeyRef {
                 org,
-                scope: ScopeRef::Inbox(n.target_user.as_str()),
+                scope: ScopeRef::Inbox(user),
             },
             None,
         )),
-        body => {
-            let Some((kind, id, action)) = body.resource() else {
-                return;
-            };
+        About::Resource {
+            kind,
+            id,
+            action,
+            pipeline_id,
+            contact_id,
+        } => {
             visit((resource(kind, SelectorRef::Id(id)), Some(action)));
             visit((resource(kind, SelectorRef::Organization), Some(action)));
-            match body {
-                EventBody::Deal(deal) => visit((
-                    resource(
-                        kind,
-                        SelectorRef::Field(FilterField::PipelineId, &deal.pipeline_id),
-                    ),
+            if let Some(pipeline) = pipeline_id {
+                visit((
+                    resource(kind, SelectorRef::Field(FilterField::PipelineId, pipeline)),
                     Some(action),
-                )),
-                EventBody::Email(email) => {
-                    if let Some(contact) = &email.contact_id {
-                        visit((
-                            resource(kind, SelectorRef::Field(FilterField::ContactId, contact)),
-                            Some(action),
-                        ));
-                        // A contact's subscribers asked for its emails with `email`.
-                        visit((
-                            resource(ResourceKind::Contact, SelectorRef::Id(contact)),
-                            Some(Action::Email),
-                        ));
-                    }
-                }
-                _ => {}
+                ));
+            }
+            if let Some(contact) = contact_id {
+                visit((
+                    resource(kind, SelectorRef::Field(FilterField::ContactId, contact)),
+                    Some(action),
+                ));
+                // A contact's subscribers asked for its emails with `email`.
+                visit((
+                    resource(ResourceKind::Contact, SelectorRef::Id(contact)),
+                    Some(Action::Email),
+                ));
             }
         }
     }
@@ -183,7 +181,7 @@ pub fn event_matches<'a>(event: &'a CrmEvent, mut visit: impl FnMut(Match<'a>)) 
 /// the same rule the index applies, for one subscription (used by replay).
 pub fn key_matches(key: &SubscriptionKey, actions: ActionSet, event: &CrmEvent) -> bool {
     let mut found = false;
-    event_matches(event, |(candidate, action)| {
+    event_matches(event.keys(), |(candidate, action)| {
         if candidate.equivalent(key) && action.is_none_or(|a| actions.contains(a)) {
             found = true;
         }

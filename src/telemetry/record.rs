@@ -23,14 +23,18 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The `consume` span of a record with `headers`, made by `make` when the
-/// record is traced; else [`Span::none`].
-pub fn consume_span(headers: Option<&BorrowedHeaders>, make: impl FnOnce() -> Span) -> Span {
+/// record is traced; else [`Span::none`]. `headers` is called only when
+/// traces are exported: librdkafka parses a record's headers when asked.
+pub fn consume_span<'h>(
+    headers: impl FnOnce() -> Option<&'h BorrowedHeaders>,
+    make: impl FnOnce() -> Span,
+) -> Span {
     let Some(sampler) = super::installed_sampler() else {
         return Span::none();
     };
     // Most records carry no headers: nothing to parse.
     let parent =
-        headers.map(|headers| TraceContextPropagator::new().extract(&KafkaHeaders(headers)));
+        headers().map(|headers| TraceContextPropagator::new().extract(&KafkaHeaders(headers)));
     sampled_span(sampler, parent, SpanKind::Consumer, make)
 }
 
@@ -142,7 +146,7 @@ mod tests {
 
     #[test]
     fn no_span_is_made_when_tracing_is_off() {
-        assert!(consume_span(None, || panic!("not sampled, not made")).is_none());
+        assert!(consume_span(|| None, || panic!("not sampled, not made")).is_none());
         assert!(root_span(|| panic!("not sampled, not made")).is_none());
     }
 }

@@ -96,12 +96,7 @@ impl TestBridge {
     }
 
     pub async fn stats(&self) -> serde_json::Value {
-        reqwest::get(format!("{}/stats", self.url))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        stats(&self.url).await
     }
 
     pub async fn stop(mut self) {
@@ -109,6 +104,16 @@ impl TestBridge {
             app.shutdown().await;
         }
     }
+}
+
+/// The bridge at `url`'s `/stats`.
+pub async fn stats(url: &str) -> serde_json::Value {
+    reqwest::get(format!("{url}/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Waits for `/readyz`: partitions assigned and presence in sync.

@@ -1,9 +1,9 @@
-//! The bridge as a separate process (the real binary), for tests that kill
-//! it with SIGKILL.
+//! The bridge as a separate process (the real binary), for tests that stop
+//! it with SIGTERM (a deploy) or SIGKILL (a crash).
 
 use std::process::{Child, Command, Stdio};
 
-use super::bridge::{TEST_SECRET, wait_ready};
+use super::bridge::{TEST_SECRET, stats, wait_ready};
 use super::{Broker, repo_path};
 
 pub struct BridgeProcess {
@@ -34,7 +34,12 @@ impl BridgeProcess {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.join(format!("bridge-{port}-{node_id}.log"))).unwrap();
+        // Appended: a node restarted on the same port logs after the one before.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("bridge-{port}-{node_id}.log")))
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_crm-bridge"))
             .args(["--config", config.to_str().unwrap(), "serve"])
             .stdout(Stdio::null())
@@ -47,6 +52,20 @@ impl BridgeProcess {
         };
         wait_ready(&bridge.url).await;
         bridge
+    }
+
+    /// SIGTERM, as a deploy does, and waits for the graceful shutdown.
+    pub async fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", pid.as_str()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        while matches!(self.child.try_wait(), Ok(None)) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn stats(&self) -> serde_json::Value {
+        stats(&self.url).await
     }
 
     /// SIGKILL: no shutdown, no final commit, connections cut.

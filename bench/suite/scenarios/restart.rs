@@ -14,8 +14,11 @@ use crate::servers::{Kind, Server};
 use crate::support::Broker;
 
 const PIPELINE: &str = "pipeline_restart";
-/// Records produced while the server restarts (at 100/s).
-const RATE: u64 = 100;
+/// Records produced while the server restarts, per second: with every
+/// client on the pipeline, 100,000 deliveries/s, a load both servers sustain
+/// (scenario 2). At 100/s (a million deliveries/s) the figure would measure
+/// the backlog, not the restart: shutdown drains each socket's queue first.
+const RATE: u64 = 10;
 
 struct Measured {
     seconds: Option<f64>,

@@ -101,3 +101,27 @@ fn a_room_on_a_replaying_key_still_gets_actions_the_replay_did_not_cover() {
         "the room wants every action live"
     );
 }
+
+#[test]
+fn a_replay_still_chasing_will_read_everything_after_its_cursor() {
+    let mut s = subs(&[("d1", Some((10, 0))), ("d2", None)]);
+    s.get_mut(&key("d1")).unwrap().replay.as_mut().unwrap().end = None;
+    assert!(
+        !wanted_after_replay(&s, &deal_event("d1", 1_000_000)),
+        "the open window's replay reads it"
+    );
+    assert!(
+        !wanted_after_replay(&s, &deal_event("d1", 5)),
+        "already had"
+    );
+    assert!(wanted_after_replay(&s, &deal_event("d2", 1_000_000)));
+}
+
+#[test]
+fn live_delivery_behind_the_cursor_sends_nothing_the_client_had() {
+    // A node that just restarted reads from its last commit, behind the
+    // client's cursor, and its replay ended where it stood (10).
+    let s = subs(&[("d1", Some((20, 10)))]);
+    assert!(!wanted_after_replay(&s, &deal_event("d1", 15)));
+    assert!(wanted_after_replay(&s, &deal_event("d1", 20)));
+}

@@ -2,8 +2,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::domain::{
-    Action, ContactEvent, DealEvent, EmailEvent, EventBody, FilterField, NotificationEvent, OrgId,
-    Position, ResourceKind, TopicKind, UserId,
+    Action, ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, FilterField,
+    NotificationEvent, OrgId, Position, ResourceKind, TopicKind, UserId,
 };
 
 const POSITION: Position = Position {
@@ -43,7 +43,7 @@ fn key(org_id: u8, scope: Scope) -> SubscriptionKey {
 
 fn routed(index: &SubscriptionIndex<u64>, event: &CrmEvent) -> Vec<u64> {
     let mut out = Vec::new();
-    index.route(event, &mut out);
+    index.route(event.keys(), &mut out);
     let mut ids: Vec<u64> = out.into_iter().map(|(_, h)| h).collect();
     ids.sort_unstable();
     ids
