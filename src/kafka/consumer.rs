@@ -190,6 +190,8 @@ struct Seen<'a> {
     partition: i32,
     live: LivePartition,
     unstored: Option<i64>,
+    /// The last record was one handled before (warned once per run of them).
+    rereading: bool,
 }
 
 impl<'a> Partitions<'a> {
@@ -205,6 +207,7 @@ impl<'a> Partitions<'a> {
                 partition: position.partition,
                 live: self.live.partition(position),
                 unstored: None,
+                rereading: false,
             });
             self.seen.len() - 1
         });
@@ -344,6 +347,17 @@ async fn read<'t>(
             partition: message.partition(),
             offset: message.offset(),
         };
+        let partition = partitions.get(position, topic_name);
+        if partition.live.handled_already(position.offset) {
+            // Delivered before: sending it again would duplicate it for
+            // every live client.
+            if !partition.rereading {
+                tracing::warn!(%position, "the broker sent handled records again; skipping them");
+            }
+            partition.rereading = true;
+            continue;
+        }
+        partition.rereading = false;
         stages
             .live
             .received(position, message.payload().unwrap_or_default());
@@ -384,7 +398,6 @@ async fn read<'t>(
                 decoded
             }
         };
-        let partition = partitions.get(position, topic_name);
         match decoded {
             Ok(record) => {
                 metrics.records_decoded.inc();

@@ -56,6 +56,12 @@ impl LivePartition {
         self.0.in_flight.store(offset, Ordering::SeqCst);
     }
 
+    /// True if the record at `offset` was handled already: the broker sent
+    /// it again (a fetch that starts inside a batch, an offset reset).
+    pub fn handled_already(&self, offset: i64) -> bool {
+        offset < self.0.next.load(Ordering::SeqCst)
+    }
+
     /// The record at `offset` has been handled.
     pub fn handled(&self, offset: i64) {
         self.0.next.fetch_max(offset + 1, Ordering::SeqCst);

@@ -120,13 +120,15 @@ pub async fn stats(url: &str) -> serde_json::Value {
 pub async fn wait_ready(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let ready = reqwest::get(format!("{url}/readyz")).await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
+        // The body says why not (partitions, lag, presence).
+        let why = match reqwest::get(format!("{url}/readyz")).await {
+            Ok(r) if r.status().is_success() => return,
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => e.to_string(),
+        };
         assert!(
             Instant::now() < deadline,
-            "bridge at {url} never became ready"
+            "bridge at {url} never became ready: {why}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
