@@ -355,6 +355,7 @@ async fn read<'t>(
                 tracing::warn!(%position, "the broker sent handled records again; skipping them");
             }
             partition.rereading = true;
+            metrics.records_resent.inc();
             continue;
         }
         partition.rereading = false;

@@ -159,6 +159,8 @@ mod tests {
         assert_eq!(live.end_of(TopicKind::Deals), [(0, 11)]);
         live.partition(at(10)).handled(10);
         assert_eq!(live.end_of(TopicKind::Deals), [(0, 11)]);
+        assert!(live.partition(at(10)).handled_already(10), "sent again");
+        assert!(!live.partition(at(11)).handled_already(11));
         assert!(live.end_of(TopicKind::Email).is_empty());
     }
 }
