@@ -383,8 +383,8 @@ impl Session {
             return Offer::Closed;
         }
         let state = &mut *state;
-        let checked = state.has_windows || state.replay.is_some();
-        if checked && !wanted_after_replay(&state.subscriptions, event) {
+        // A replaying connection always has a window (`subscribe_replaying`).
+        if state.has_windows && !wanted_after_replay(&state.subscriptions, event) {
             return Offer::Skipped;
         }
         match &mut state.replay {
