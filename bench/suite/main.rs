@@ -7,6 +7,8 @@
 //!
 //! `BENCH_ONLY=idle,fanout,...` runs some scenarios; `BENCH_CLIENTS` and
 //! `BENCH_SECONDS` shrink them for a quick look (see `scenarios::Scale`).
+//! Such a partial run writes `target/bench-logs/RESULTS-partial.md`, leaving
+//! the full suite's `bench/RESULTS.md` as it was.
 //! To profile the bridge, `BENCH_BRIDGE_WRAP="heaptrack -o FILE"` starts it
 //! under a wrapper, and `BENCH_HOLD_SECONDS=60` keeps scenario 1's clients
 //! connected after the measurement (send the bridge SIGTERM meanwhile for a
@@ -40,30 +42,52 @@ fn selected(name: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s == name))
 }
 
+/// Each scenario gets a broker of its own, started empty: tansu's
+/// in-memory storage lists every batch of a partition to answer a fetch
+/// below its high watermark, so the records earlier scenarios left behind
+/// (over a million per partition by the last one) would slow the broker, not
+/// the servers, and each figure would depend on the scenarios run before it.
 async fn run_all(report: &mut Report) {
     let scale = Scale::from_env();
-    let broker = Broker::start();
     if selected("idle") {
-        scenarios::idle::run(&broker, &scale, report).await;
+        scenarios::idle::run(&Broker::start(), &scale, report).await;
     }
     if selected("fanout") {
-        scenarios::fanout::run(&broker, &scale, report).await;
+        scenarios::fanout::run(&Broker::start(), &scale, report).await;
     }
     if selected("selective") {
-        scenarios::selective::run(&broker, &scale, report).await;
+        scenarios::selective::run(&Broker::start(), &scale, report).await;
     }
     if selected("ingest") {
-        scenarios::ingest::run(&broker, &scale, report).await;
+        scenarios::ingest::run(&Broker::start(), &scale, report).await;
     }
     if selected("replay") {
-        scenarios::replay::run(&broker, &scale, report).await;
+        scenarios::replay::run(&Broker::start(), &scale, report).await;
     }
     if selected("restart") {
-        scenarios::restart::run(&broker, &scale, report).await;
+        scenarios::restart::run(&Broker::start(), &scale, report).await;
     }
 }
 
-fn write_results(report: &Report) {
+/// Where the table goes: `bench/RESULTS.md` holds the full suite at its
+/// own scale only.
+fn results_path() -> std::path::PathBuf {
+    let partial = [
+        "BENCH_ONLY",
+        "BENCH_CLIENTS",
+        "BENCH_SECONDS",
+        "BENCH_INGEST_RECORDS",
+    ]
+    .iter()
+    .any(|knob| std::env::var_os(knob).is_some());
+    if partial {
+        support::repo_path("target/bench-logs/RESULTS-partial.md")
+    } else {
+        support::repo_path("bench/RESULTS.md")
+    }
+}
+
+fn write_results(report: &Report) -> std::path::PathBuf {
     let header = format!(
         "# Benchmark results\n\n\
          - date: {}\n- commit: {}\n- machine: {}, {} cores, {}\n\
@@ -81,7 +105,10 @@ fn write_results(report: &Report) {
         text.push('\n');
         text.push_str(&notes);
     }
-    std::fs::write(support::repo_path("bench/RESULTS.md"), text).unwrap();
+    let path = results_path();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 fn main() {
@@ -94,6 +121,6 @@ fn main() {
     let mut report = Report::default();
     runtime.block_on(run_all(&mut report));
     println!("\n{}", report.table());
-    write_results(&report);
-    println!("written to bench/RESULTS.md");
+    let path = write_results(&report);
+    println!("written to {}", path.display());
 }

@@ -46,6 +46,8 @@ pub struct Shared {
     pub refused: AtomicUsize,
     pub failures: AtomicU64,
     pub reconnect: AtomicBool,
+    /// (count, when) samples of a progress counter, e.g. `resumed`.
+    progress: Mutex<Vec<(usize, Duration)>>,
 }
 
 impl Shared {
@@ -53,6 +55,20 @@ impl Shared {
         if self.failures.fetch_add(1, Relaxed) < 5 {
             eprintln!("load: {what}");
         }
+    }
+
+    /// Records that `count` was reached by `elapsed` (first time only).
+    pub fn note_progress(&self, count: usize, elapsed: Duration) {
+        let mut progress = self.progress.lock().unwrap();
+        if progress.last().is_none_or(|&(last, _)| last < count) {
+            progress.push((count, elapsed));
+        }
+    }
+
+    /// When the progress counter first reached `count`.
+    pub fn progress_at(&self, count: usize) -> Option<Duration> {
+        let progress = self.progress.lock().unwrap();
+        progress.iter().find(|&&(c, _)| c >= count).map(|&(_, t)| t)
     }
 }
 

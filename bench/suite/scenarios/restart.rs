@@ -39,7 +39,9 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
         })
         .await
     });
+    let timeline = tokio::spawn(Timeline::sample(fleet.shared.clone(), started));
     let server = server.restart(broker).await;
+    let serving = started.elapsed().as_secs_f64();
     let sent = producing.await.unwrap();
     let records = sent.end - sent.start;
     let clients = scale.clients;
@@ -53,12 +55,18 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
         .wait_received(records * clients as u64, Duration::from_secs(60))
         .await;
     let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "  {}: {} of {clients} resumed, {} of {} records delivered, {seconds:.2} s",
-        kind.label(),
-        fleet.shared.resumed.load(Relaxed),
+    timeline.abort();
+    let resumed_count = fleet.shared.resumed.load(Relaxed);
+    let delivered = format!(
+        "{} of {} records delivered",
         fleet.totals().received,
         records * clients as u64
+    );
+    println!(
+        "  {}: serving again at {serving:.2} s; {resumed_count} of {clients} resumed, \
+         {delivered}, {seconds:.2} s; {}",
+        kind.label(),
+        Timeline::summary(&fleet.shared, clients)
     );
     fleet.disconnect_all();
     drop(server);
@@ -66,13 +74,44 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
         check(&fleet, |_| records)
     } else {
         Some(format!(
-            "only {} of {clients} caught up in {seconds:.0} s",
-            fleet.shared.resumed.load(Relaxed)
+            "{resumed_count} of {clients} resumed, {delivered} in {seconds:.0} s"
         ))
     };
     Measured {
         seconds: (resumed && all).then_some(seconds),
         problem,
+    }
+}
+
+/// When the clients came back: the moments 50%, 90%, 99% and all of them
+/// had resumed, and how many connection attempts failed on the way.
+struct Timeline;
+
+impl Timeline {
+    /// Notes, every 10 ms, how many have resumed; `summary` reads them.
+    async fn sample(shared: std::sync::Arc<crate::load::Shared>, started: Instant) {
+        loop {
+            let resumed = shared.resumed.load(Relaxed);
+            shared.note_progress(resumed, started.elapsed());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn summary(shared: &crate::load::Shared, clients: usize) -> String {
+        let at = |share: f64| {
+            let wanted = (clients as f64 * share).ceil() as usize;
+            shared
+                .progress_at(wanted)
+                .map_or("never".to_owned(), |t| format!("{:.1} s", t.as_secs_f64()))
+        };
+        format!(
+            "resumed: 50% at {}, 90% at {}, 99% at {}, all at {}; {} failed connection attempts",
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            at(1.0),
+            shared.failures.load(Relaxed)
+        )
     }
 }
 
