@@ -1,7 +1,8 @@
 //! The per-connection replay worker: runs the connection's queued replays one
 //! at a time, each chasing live delivery until it has caught up, then flushes
-//! the live events held meanwhile (see `session.rs` for the seam). Emits at the client's pace: a full socket queue makes it
-//! wait, not drop, until `replay.timeout_seconds`.
+//! the live events held meanwhile (see `session.rs` for the seam). Emits at
+//! the client's pace: a full socket queue makes it wait, not drop, until
+//! `replay.timeout_seconds`.
 //!
 //! A sampled replay (see [`crate::telemetry`]) is one `replay` span, the root
 //! of its own trace, with `partitions` read, events `replayed`, `gaps`, and
@@ -131,17 +132,14 @@ async fn replay(
     let span = Span::current();
     span.record("partitions", plan.ranges.len());
     span.record("gaps", plan.gaps.len());
-    let Some((end, replayed)) = chase(
+    let replaying = Replaying {
         gateway,
         client,
-        &request,
-        &topics,
-        plan.ranges,
-        plan.end,
+        request: &request,
+        topics: &topics,
         deadline,
-    )
-    .await?
-    else {
+    };
+    let Some((end, replayed)) = replaying.chase(plan.ranges, plan.end).await? else {
         return Ok(()); // unsubscribed meanwhile
     };
     gateway.metrics.replayed_events.add(replayed);
@@ -210,77 +208,83 @@ async fn first_plan(
     ))
 }
 
-/// Reads `ranges`, then what live delivery handled meanwhile, and again,
-/// until little is left: then fixes the subscription's replay end at live
-/// delivery's position (step 2 of the seam in `session.rs`) and reads up to
-/// it. Live events the replay will read are not held meanwhile, so a replay
-/// chasing a fast stream does not fill the connection's held-events buffer;
-/// one that cannot catch up runs into its deadline. Returns the replay's
-/// end and how many events it sent, or `None` if the subscription went away.
-async fn chase(
-    gateway: &Arc<Gateway>,
-    client: &Client,
-    request: &SubscriptionRequest,
-    topics: &[TopicKind],
-    mut ranges: Vec<Range>,
-    mut reached: Cursor,
+/// One replay under way: whose, of what, and until when.
+struct Replaying<'a> {
+    gateway: &'a Arc<Gateway>,
+    client: &'a Client,
+    request: &'a SubscriptionRequest,
+    /// The topics `request` reads.
+    topics: &'a [TopicKind],
     deadline: Instant,
-) -> Result<Option<(Cursor, u64)>, Failed> {
-    let slack = (gateway.replayer.config().live_buffer / 2).max(1) as i64;
-    let mut replayed = 0;
-    let mut fixed = false;
-    loop {
-        replayed += send(gateway, client, request, ranges, deadline).await?;
-        if fixed {
-            return Ok(Some((reached, replayed)));
-        }
-        let ahead = live_cursor(gateway, topics);
-        ranges = catch_up(&reached, &ahead);
-        let left: i64 = ranges.iter().map(|r| r.to - r.from).sum();
-        let ahead = if left <= slack {
-            fixed = true;
-            let live_end = || live_cursor(gateway, topics);
-            let Some(end) = client.session.fix_replay_end(&request.key, live_end) else {
-                return Ok(None);
-            };
-            ranges = catch_up(&reached, &end);
-            end
-        } else if Instant::now() < deadline {
-            ahead
-        } else {
-            return Err(Gone); // never caught up: too slow for the stream
-        };
-        reached.advance_to(&ahead);
-    }
 }
 
-/// Reads `ranges` and emits the events `request` matches, at the client's
-/// pace; returns how many.
-async fn send(
-    gateway: &Arc<Gateway>,
-    client: &Client,
-    request: &SubscriptionRequest,
-    ranges: Vec<Range>,
-    deadline: Instant,
-) -> Result<u64, Failed> {
-    if ranges.is_empty() {
-        return Ok(0);
-    }
-    let cancel = CancellationToken::new();
-    let _stop_reader = cancel.clone().drop_guard();
-    let mut events = gateway.replayer.read(ranges, cancel);
-    let mut sent = 0u64;
-    while let Some(read) = events.recv().await {
-        let Ok(event) = read else {
-            return Err(Unavailable);
-        };
-        if key_matches(&request.key, request.actions, &event) {
-            let outbound = render(&event, Delivery::Replayed);
-            emit_patiently(&client.socket, outbound.name, &outbound.payload, deadline).await?;
-            sent += 1;
+impl Replaying<'_> {
+    /// Reads `ranges`, then what live delivery handled meanwhile, and
+    /// again, until little is left: then fixes the subscription's replay end
+    /// at live delivery's position (step 2 of the seam in `session.rs`) and
+    /// reads up to it. Live events the replay will read are not held
+    /// meanwhile, so a replay chasing a fast stream does not fill the
+    /// connection's held-events buffer; one that cannot catch up runs into
+    /// its deadline. Returns the replay's end and how many events it sent,
+    /// or `None` if the subscription went away.
+    async fn chase(
+        &self,
+        mut ranges: Vec<Range>,
+        mut reached: Cursor,
+    ) -> Result<Option<(Cursor, u64)>, Failed> {
+        let slack = (self.gateway.replayer.config().live_buffer / 2).max(1) as i64;
+        let live_end = || live_cursor(self.gateway, self.topics);
+        let mut replayed = 0;
+        let mut fixed = false;
+        loop {
+            replayed += self.send(ranges).await?;
+            if fixed {
+                return Ok(Some((reached, replayed)));
+            }
+            let ahead = live_end();
+            ranges = catch_up(&reached, &ahead);
+            let left: i64 = ranges.iter().map(|r| r.to - r.from).sum();
+            let ahead = if left <= slack {
+                fixed = true;
+                let session = &self.client.session;
+                let Some(end) = session.fix_replay_end(&self.request.key, live_end) else {
+                    return Ok(None);
+                };
+                ranges = catch_up(&reached, &end);
+                end
+            } else if Instant::now() < self.deadline {
+                ahead
+            } else {
+                return Err(Gone); // never caught up: too slow for the stream
+            };
+            reached.advance_to(&ahead);
         }
     }
-    Ok(sent)
+
+    /// Reads `ranges` and emits the events the request matches, at the
+    /// client's pace; returns how many.
+    async fn send(&self, ranges: Vec<Range>) -> Result<u64, Failed> {
+        if ranges.is_empty() {
+            return Ok(0);
+        }
+        let cancel = CancellationToken::new();
+        let _stop_reader = cancel.clone().drop_guard();
+        let mut events = self.gateway.replayer.read(ranges, cancel);
+        let request = self.request;
+        let mut sent = 0u64;
+        while let Some(read) = events.recv().await {
+            let Ok(event) = read else {
+                return Err(Unavailable);
+            };
+            if key_matches(&request.key, request.actions, &event) {
+                let outbound = render(&event, Delivery::Replayed);
+                let socket = &self.client.socket;
+                emit_patiently(socket, outbound.name, &outbound.payload, self.deadline).await?;
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
 }
 
 /// Waits (until `deadline`) for live delivery to have started on every

@@ -51,12 +51,14 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
             Duration::from_secs(120),
         )
         .await;
+    // The sampler shares this thread: note the last one's moment here.
+    let resumed_count = fleet.shared.resumed.load(Relaxed);
+    fleet.shared.note_progress(resumed_count, started.elapsed());
     let all = fleet
         .wait_received(records * clients as u64, Duration::from_secs(60))
         .await;
     let seconds = started.elapsed().as_secs_f64();
     timeline.abort();
-    let resumed_count = fleet.shared.resumed.load(Relaxed);
     let delivered = format!(
         "{} of {} records delivered",
         fleet.totals().received,
