@@ -41,7 +41,6 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
     });
     let timeline = tokio::spawn(Timeline::sample(fleet.shared.clone(), started));
     let server = server.restart(broker).await;
-    let serving = started.elapsed().as_secs_f64();
     let sent = producing.await.unwrap();
     let records = sent.end - sent.start;
     let clients = scale.clients;
@@ -65,8 +64,7 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
         records * clients as u64
     );
     println!(
-        "  {}: serving again at {serving:.2} s; {resumed_count} of {clients} resumed, \
-         {delivered}, {seconds:.2} s; {}",
+        "  {}: {resumed_count} of {clients} resumed, {delivered}, {seconds:.2} s; {}",
         kind.label(),
         Timeline::summary(&fleet.shared, clients)
     );
