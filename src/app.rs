@@ -158,8 +158,9 @@ impl RunningApp {
     /// is sent, so each holds everything up to the committed offsets and a
     /// restarted node resumes them from memory (they reconnect elsewhere, or
     /// here once restarted, and leave their rooms); stop presence (which says
-    /// `bye`), wait for tasks, then export the spans of what they did. The trace exporter itself belongs
-    /// to the process (`main` stops it): tests run many bridges in one.
+    /// `bye`), wait for tasks, then export the spans of what they did. The
+    /// trace exporter itself belongs to the process (`main` stops it): tests
+    /// run many bridges in one.
     pub async fn shutdown(self) {
         let started = Instant::now();
         let clients = self.metrics.clients_connected.get();

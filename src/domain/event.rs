@@ -126,16 +126,3 @@ impl CrmEvent {
         }
     }
 }
-
-impl EventBody {
-    /// The resource this event is about, with its id and action; `None` for
-    /// notifications, which belong to a user rather than a resource.
-    pub fn resource(&self) -> Option<(ResourceKind, &str, Action)> {
-        match self {
-            Self::Contact(e) => Some((ResourceKind::Contact, &e.contact_id, e.action)),
-            Self::Deal(e) => Some((ResourceKind::Deal, &e.deal_id, e.action)),
-            Self::Email(e) => Some((ResourceKind::EmailThread, &e.thread_id, e.action)),
-            Self::Notification(_) => None,
-        }
-    }
-}

@@ -277,6 +277,16 @@ fn arb_sub() -> impl Strategy<Value = Sub> {
     })
 }
 
+/// The resource a non-notification event is about, with its id and action.
+fn resource_of(body: &EventBody) -> (ResourceKind, &str, Action) {
+    match body {
+        EventBody::Contact(e) => (ResourceKind::Contact, &e.contact_id, e.action),
+        EventBody::Deal(e) => (ResourceKind::Deal, &e.deal_id, e.action),
+        EventBody::Email(e) => (ResourceKind::EmailThread, &e.thread_id, e.action),
+        EventBody::Notification(_) => unreachable!("notifications belong to a user"),
+    }
+}
+
 /// What a reader of the README expects, written as plainly as possible.
 fn model_recipients(subs: &[Sub], event: &CrmEvent) -> Vec<u64> {
     let mut out: Vec<u64> = subs
@@ -286,7 +296,7 @@ fn model_recipients(subs: &[Sub], event: &CrmEvent) -> Vec<u64> {
             (Scope::Inbox(u), EventBody::Notification(n)) => *u == n.target_user,
             (Scope::Inbox(_), _) | (_, EventBody::Notification(_)) => false,
             (Scope::Resource(kind, selector), body) => {
-                let (ekind, id, action) = body.resource().unwrap();
+                let (ekind, id, action) = resource_of(body);
                 let direct = *kind == ekind
                     && s.actions.contains(action)
                     && match selector {
