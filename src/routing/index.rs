@@ -4,7 +4,8 @@
 //! (reads) and subscribing (writes) on different keys never contend on one global
 //! lock. Routing one event costs one lookup per key it matches (at most five)
 //! plus one step per matching subscriber: it does not grow with the number of
-//! subscriptions held.
+//! subscriptions held. A key is hashed once per lookup: the same hash picks
+//! its shard (upper bits) and its bucket in the shard's table (lower bits).
 //!
 //! `std::sync::RwLock` rather than Tokio's: no `.await` happens while a guard is
 //! held, and every critical section is a hash lookup or a short copy.
@@ -12,7 +13,7 @@
 use std::hash::{BuildHasher, Hash};
 use std::sync::RwLock;
 
-use hashbrown::{DefaultHashBuilder, HashMap};
+use hashbrown::{DefaultHashBuilder, Equivalent, HashMap, HashTable};
 
 use super::SubscriptionKey;
 use super::key::{KeyRef, event_matches};
@@ -28,7 +29,22 @@ struct Entry<C> {
     actions: ActionSet,
 }
 
-type Shard<C> = HashMap<SubscriptionKey, HashMap<ClientId, Entry<C>>>;
+/// A key held by at least one subscriber. Its hash is kept to be compared
+/// first: a lookup that lands on another key's slot reads no strings of it.
+struct Slot<C> {
+    hash: u64,
+    key: SubscriptionKey,
+    subscribers: HashMap<ClientId, Entry<C>>,
+}
+
+impl<C> Slot<C> {
+    fn holds(&self, hash: u64, key: KeyRef<'_>) -> bool {
+        self.hash == hash && key.equivalent(&self.key)
+    }
+}
+
+/// One shard's keys, found by the hash that picked the shard.
+type Shard<C> = HashTable<Slot<C>>;
 
 /// Maps subscription keys to the clients holding them. `C` is the handle used
 /// to deliver to a client; the index only clones it.
@@ -46,9 +62,15 @@ impl<C: Clone> SubscriptionIndex<C> {
         }
     }
 
-    fn shard(&self, key: &impl Hash) -> &RwLock<Shard<C>> {
-        let hash = self.hasher.hash_one(key);
-        &self.shards[(hash % self.shards.len() as u64) as usize]
+    fn hash(&self, key: &impl Hash) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The shard of a key with `hash`, chosen by the hash's upper half: the
+    /// table inside picks buckets by the lower bits, which must not be the
+    /// same for every key of a shard.
+    fn shard(&self, hash: u64) -> &RwLock<Shard<C>> {
+        &self.shards[((hash >> 32) % self.shards.len() as u64) as usize]
     }
 
     /// Adds or replaces `client`'s subscription to `key`. Returns true when it
@@ -60,23 +82,36 @@ impl<C: Clone> SubscriptionIndex<C> {
         handle: C,
         actions: ActionSet,
     ) -> bool {
-        let mut shard = write(self.shard(&key));
-        shard
-            .entry(key)
-            .or_default()
+        let hash = self.hash(&key);
+        let mut shard = write(self.shard(hash));
+        let slot = shard
+            .entry(
+                hash,
+                |slot| slot.holds(hash, key.as_ref()),
+                |slot| slot.hash,
+            )
+            .or_insert_with(|| Slot {
+                hash,
+                key,
+                subscribers: HashMap::new(),
+            })
+            .into_mut();
+        slot.subscribers
             .insert(client, Entry { handle, actions })
             .is_none()
     }
 
     /// Removes `client`'s subscription to `key`; true if there was one.
     pub fn remove(&self, key: &SubscriptionKey, client: ClientId) -> bool {
-        let mut shard = write(self.shard(key));
-        let Some(subscribers) = shard.get_mut(key) else {
+        let hash = self.hash(key);
+        let mut shard = write(self.shard(hash));
+        let Ok(mut found) = shard.find_entry(hash, |slot| slot.holds(hash, key.as_ref())) else {
             return false;
         };
+        let subscribers = &mut found.get_mut().subscribers;
         let removed = subscribers.remove(&client).is_some();
         if subscribers.is_empty() {
-            shard.remove(key);
+            found.remove();
         }
         removed
     }
@@ -87,13 +122,14 @@ impl<C: Clone> SubscriptionIndex<C> {
         let start = out.len();
         let mut keys_with_subscribers = 0;
         event_matches(keys, |(key, action): (KeyRef<'_>, _)| {
-            let shard = read(self.shard(&key));
-            let Some(subscribers) = shard.get(&key) else {
+            let hash = self.hash(&key);
+            let shard = read(self.shard(hash));
+            let Some(slot) = shard.find(hash, |slot| slot.holds(hash, key)) else {
                 return;
             };
             keys_with_subscribers += 1;
             out.extend(
-                subscribers
+                slot.subscribers
                     .iter()
                     .filter(|(_, e)| action.is_none_or(|a| e.actions.contains(a)))
                     .map(|(id, e)| (*id, e.handle.clone())),
