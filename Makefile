@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test deps lint fuzz bench bench-replay bench-latency bench-typing bench-tracing
+.PHONY: run test deps lint fuzz bench bench-replay bench-latency bench-typing bench-tracing bench-routing
 
 TANSU_INSTALL := deploy/dev/install-tansu.sh
 
@@ -78,6 +78,10 @@ bench-latency: deps
 ## Typing latency to a user on the same node and on another node (via Kafka).
 bench-typing: deps
 	TANSU="$$(bash $(TANSU_INSTALL))" cargo bench --bench typing
+
+## Routing cost per record: the subscription index vs socket.io-style rooms (no broker).
+bench-routing:
+	cargo bench --bench routing
 
 ## Live delivery rate with traces off vs on at the default sampling (release build).
 bench-tracing: deps
