@@ -46,8 +46,8 @@ pub struct Shared {
     pub refused: AtomicUsize,
     pub failures: AtomicU64,
     pub reconnect: AtomicBool,
-    /// (count, when) samples of a progress counter, e.g. `resumed`.
-    progress: Mutex<Vec<(usize, Duration)>>,
+    /// When each of the `resumed` sessions resumed, in order.
+    pub resumed_at: Mutex<Vec<Instant>>,
 }
 
 impl Shared {
@@ -57,18 +57,9 @@ impl Shared {
         }
     }
 
-    /// Records that `count` was reached by `elapsed` (first time only).
-    pub fn note_progress(&self, count: usize, elapsed: Duration) {
-        let mut progress = self.progress.lock().unwrap();
-        if progress.last().is_none_or(|&(last, _)| last < count) {
-            progress.push((count, elapsed));
-        }
-    }
-
-    /// When the progress counter first reached `count`.
-    pub fn progress_at(&self, count: usize) -> Option<Duration> {
-        let progress = self.progress.lock().unwrap();
-        progress.iter().find(|&&(c, _)| c >= count).map(|&(_, t)| t)
+    fn note_resumed(&self) {
+        self.resumed_at.lock().unwrap().push(Instant::now());
+        self.resumed.fetch_add(1, Relaxed);
     }
 }
 

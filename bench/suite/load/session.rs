@@ -140,7 +140,7 @@ async fn session(
                 "subscription-resumed" => {
                     awaiting_resumes -= 1;
                     if awaiting_resumes == 0 {
-                        shared.resumed.fetch_add(1, Relaxed);
+                        shared.note_resumed();
                     }
                 }
                 "error" => client.ledger.lock().unwrap().errors += 1,

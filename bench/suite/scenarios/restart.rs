@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::{ORG, Scale, check, pipeline_fleet};
 use crate::feed::Feed;
+use crate::load::Shared;
 use crate::report::{Better, Figure, Report, Row};
 use crate::servers::{Kind, Server};
 use crate::support::Broker;
@@ -39,7 +40,6 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
         })
         .await
     });
-    let timeline = tokio::spawn(Timeline::sample(fleet.shared.clone(), started));
     let server = server.restart(broker).await;
     let sent = producing.await.unwrap();
     let records = sent.end - sent.start;
@@ -50,14 +50,11 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
             Duration::from_secs(120),
         )
         .await;
-    // The sampler shares this thread: note the last one's moment here.
     let resumed_count = fleet.shared.resumed.load(Relaxed);
-    fleet.shared.note_progress(resumed_count, started.elapsed());
     let all = fleet
         .wait_received(records * clients as u64, Duration::from_secs(60))
         .await;
     let seconds = started.elapsed().as_secs_f64();
-    timeline.abort();
     let delivered = format!(
         "{} of {} records delivered",
         fleet.totals().received,
@@ -66,7 +63,7 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
     println!(
         "  {}: {resumed_count} of {clients} resumed, {delivered}, {seconds:.2} s; {}",
         kind.label(),
-        Timeline::summary(&fleet.shared, clients)
+        timeline(&fleet.shared, started, clients)
     );
     fleet.disconnect_all();
     drop(server);
@@ -84,35 +81,30 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
 }
 
 /// When the clients came back: the moments 50%, 90%, 99% and all of them
-/// had resumed, and how many connection attempts failed on the way.
-struct Timeline;
-
-impl Timeline {
-    /// Notes, every 10 ms, how many have resumed; `summary` reads them.
-    async fn sample(shared: std::sync::Arc<crate::load::Shared>, started: Instant) {
-        loop {
-            let resumed = shared.resumed.load(Relaxed);
-            shared.note_progress(resumed, started.elapsed());
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    fn summary(shared: &crate::load::Shared, clients: usize) -> String {
-        let at = |share: f64| {
-            let wanted = (clients as f64 * share).ceil() as usize;
-            shared
-                .progress_at(wanted)
-                .map_or("never".to_owned(), |t| format!("{:.1} s", t.as_secs_f64()))
-        };
-        format!(
-            "resumed: 50% at {}, 90% at {}, 99% at {}, all at {}; {} failed connection attempts",
-            at(0.5),
-            at(0.9),
-            at(0.99),
-            at(1.0),
-            shared.failures.load(Relaxed)
-        )
-    }
+/// had resumed after `started`, and how many connection attempts failed.
+fn timeline(shared: &Shared, started: Instant, clients: usize) -> String {
+    let mut resumed: Vec<Duration> = shared
+        .resumed_at
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|at| at.checked_duration_since(started))
+        .collect();
+    resumed.sort();
+    let at = |share: f64| {
+        let wanted = (clients as f64 * share).ceil() as usize;
+        resumed
+            .get(wanted.saturating_sub(1))
+            .map_or("never".to_owned(), |t| format!("{:.1} s", t.as_secs_f64()))
+    };
+    format!(
+        "resumed: 50% at {}, 90% at {}, 99% at {}, all at {}; {} failed connection attempts",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0),
+        shared.failures.load(Relaxed)
+    )
 }
 
 pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
