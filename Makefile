@@ -1,10 +1,16 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 .PHONY: run test deps lint fuzz bench bench-replay bench-latency bench-typing bench-tracing bench-routing
 
-TANSU_INSTALL := deploy/dev/install-tansu.sh
+JVM_INSTALL := deploy/dev/install-jvm.sh
 
-## Dev broker, topics, bridge, demo producer, the dashboard and a live watcher, on this machine.
-run:
+## `npm ci` only when a lock file changed: it rewrites node_modules, and
+## build.rs watches a file there (each `npm ci` cost a rebuild of the bridge).
+%/node_modules/.package-lock.json: %/package-lock.json
+	cd $* && npm ci --no-audit --no-fund --silent
+
+## Apache Kafka, the CRM topics, the bridge, the demo producer, the dashboard
+## and a live watcher, on this machine (KAFKA_BROKERS=host:port: your cluster).
+run: web/node_modules/.package-lock.json deploy/dev/node_modules/.package-lock.json
 	bash deploy/dev/run.sh
 
 ## Installs Debian package $(1) unless $(2) exists: non-interactive, and
@@ -25,15 +31,15 @@ endef
 
 ## Everything the tests need that the machine does not ship: the npm
 ## packages (socket.io-client's browser build for the dashboard, which the
-## bridge builds in; the test drivers; playwright-core), nginx
-## (load-balancer tests), promtool (from the prometheus package: checks
+## bridge builds in; the test drivers; playwright-core), Apache Kafka and
+## Apicurio Registry (jars from Maven Central, cached in ~/.cache/crm-bridge),
+## nginx (load-balancer tests), promtool (from the prometheus package: checks
 ## /metrics and the alert rules) and Chromium (the dashboard's browser
 ## tests), installed but never started.
-deps:
-	cd web && npm ci --no-audit --no-fund
-	cd tests/client && npm ci --no-audit --no-fund
-	cd tests/browser && npm ci --no-audit --no-fund
-	bash $(TANSU_INSTALL) >/dev/null
+deps: web/node_modules/.package-lock.json tests/client/node_modules/.package-lock.json \
+      tests/browser/node_modules/.package-lock.json
+	bash $(JVM_INSTALL) kafka >/dev/null
+	bash $(JVM_INSTALL) registry >/dev/null
 	$(call apt_install_stopped,nginx,/usr/sbin/nginx)
 	$(call apt_install_stopped,prometheus,/usr/bin/promtool)
 	$(call apt_install_stopped,chromium,/usr/bin/chromium)
@@ -43,9 +49,9 @@ lint:
 	cargo clippy --all-targets -- -D warnings
 
 ## Every test: lint, unit and property tests, integration tests against the
-## real broker and the official socket.io-client.
+## real broker (Apache Kafka) and the official socket.io-client.
 test: deps lint
-	TANSU="$$(bash $(TANSU_INSTALL))" cargo test --no-fail-fast
+	cargo test --no-fail-fast
 
 FUZZ_SECONDS ?= 60
 
@@ -63,21 +69,20 @@ fuzz:
 ## The benchmark suite: crm-bridge against a Node peer (socket.io 4 + kafkajs,
 ## bench/peer) under the same load; prints the table and writes bench/RESULTS.md.
 ## Needs about 20,000 open files (10,000 clients and the server's ends).
-bench: deps
-	cd bench/peer && npm ci --no-audit --no-fund
-	ulimit -n 20000 && TANSU="$$(bash $(TANSU_INSTALL))" cargo bench --bench suite
+bench: deps bench/peer/node_modules/.package-lock.json
+	ulimit -n 20000 && cargo bench --bench suite
 
 ## Replay catch-up of 100,000 events beside live delivery, in one run (release build).
 bench-replay: deps
-	TANSU="$$(bash $(TANSU_INSTALL))" cargo bench --bench replay
+	cargo bench --bench replay
 
 ## Produce-to-receive latency of single records on an idle bridge (release build).
 bench-latency: deps
-	TANSU="$$(bash $(TANSU_INSTALL))" cargo bench --bench latency
+	cargo bench --bench latency
 
 ## Typing latency to a user on the same node and on another node (via Kafka).
 bench-typing: deps
-	TANSU="$$(bash $(TANSU_INSTALL))" cargo bench --bench typing
+	cargo bench --bench typing
 
 ## Routing cost per record: the subscription index vs socket.io-style rooms (no broker).
 bench-routing:
@@ -85,4 +90,4 @@ bench-routing:
 
 ## Live delivery rate with traces off vs on at the default sampling (release build).
 bench-tracing: deps
-	TANSU="$$(bash $(TANSU_INSTALL))" cargo bench --bench tracing
+	cargo bench --bench tracing

@@ -116,7 +116,10 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Self {
-        let broker = Broker::start();
+        Self::start_on(Broker::start()).await
+    }
+
+    async fn start_on(broker: Broker) -> Self {
         // As deploy/nginx/README.md says: the client's address is X-Real-IP.
         let behind_nginx =
             |c: &mut Config| c.guard.client_address_header = Some("x-real-ip".into());
@@ -345,7 +348,7 @@ async fn users_of_a_node_killed_outright_leave_within_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_stall_longer_than_the_node_timeout_does_not_empty_rooms() {
-    let mut cluster = Cluster::start().await;
+    let mut cluster = Cluster::start_on(Broker::dedicated()).await;
     cluster.connect("alice", "user_alice", "org-1", 0).await;
     cluster.connect("bob", "user_bob", "org-1", 1).await;
     let c = &mut cluster.clients;

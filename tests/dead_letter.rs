@@ -69,7 +69,7 @@ async fn read_parked(broker: &Broker, topic: &str, count: usize) -> Vec<Parked> 
 async fn poison_records_are_parked_in_order_and_the_partition_flows_on() {
     let broker = Broker::start();
     let bridge = TestBridge::start_with(&broker, |config| {
-        config.kafka.dead_letter_topic = Some(DEAD_LETTERS.into());
+        config.kafka.dead_letter_topic = Some(broker.topic(DEAD_LETTERS));
     })
     .await;
     let producer = Producer::new(&broker);
@@ -96,7 +96,7 @@ async fn poison_records_are_parked_in_order_and_the_partition_flows_on() {
     let delivered = clients.event("p", "resource-update").await;
     assert_eq!(delivered["id"], "deal_p");
 
-    let parked = read_parked(&broker, DEAD_LETTERS, poison.len()).await;
+    let parked = read_parked(&broker, &broker.topic(DEAD_LETTERS), poison.len()).await;
     let good_offset: u64 = delivered["position"]
         .as_str()
         .unwrap()
@@ -120,7 +120,10 @@ async fn poison_records_are_parked_in_order_and_the_partition_flows_on() {
         );
         let header = |name: &str| record.headers.get(name).map(String::as_str);
         assert_eq!(header("crm-bridge.error.reason"), Some(*reason));
-        assert_eq!(header("crm-bridge.source.topic"), Some("crm.deals"));
+        assert_eq!(
+            header("crm-bridge.source.topic"),
+            Some(broker.topic("crm.deals").as_str())
+        );
         assert_eq!(header("crm-bridge.source.partition"), Some(good_partition));
         let offset = good_offset - (poison.len() - at) as u64;
         assert_eq!(

@@ -121,7 +121,11 @@ async fn metrics_are_valid_prometheus_text_and_move_with_events_drops_and_poison
         .filter(|l| l.starts_with("crm_bridge_consumer_lag_records{"))
         .count();
     assert_eq!(lag_series, 4 * 2, "every topic's two partitions:\n{text}");
-    assert!(text.contains(r#"crm_bridge_consumer_lag_records{topic="crm.deals",partition="1"}"#));
+    let lag = format!(
+        r#"crm_bridge_consumer_lag_records{{topic="{}",partition="1"}}"#,
+        broker.topic("crm.deals")
+    );
+    assert!(text.contains(&lag), "{lag}");
     for (series, expected) in [
         ("crm_bridge_records_decoded_total", 1.0),
         (
@@ -188,7 +192,7 @@ async fn metrics_are_valid_prometheus_text_and_move_with_events_drops_and_poison
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_fails_while_the_broker_does_not_answer_and_returns_after() {
-    let broker = Broker::start();
+    let broker = Broker::dedicated();
     let bridge = TestBridge::start_with(&broker, fast_lag).await;
     let readyz = format!("{}/readyz", bridge.url);
     let check = || async {

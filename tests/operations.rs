@@ -21,6 +21,7 @@ async fn readiness_waits_for_every_topic_and_late_topics_are_read_from_the_start
         ..Default::default()
     };
     config.kafka.brokers = broker.addr.clone();
+    broker.name_topics(&mut config);
     config.kafka.node_id = Some("readiness".into());
     config.schemas.local_dir = support::repo_path("schemas");
     config.auth.jwt.hs_secret = Some(crm_bridge::auth::Secret::new(support::bridge::TEST_SECRET));

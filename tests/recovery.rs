@@ -582,7 +582,7 @@ async fn missed_three(broker: &Broker, bridge: &TestBridge, auth: &Value) -> (Cl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_kafka_cannot_serve_is_a_server_error_and_resumes_later() {
-    let broker = Broker::start();
+    let broker = Broker::dedicated();
     // Nothing in memory: the replay needs Kafka.
     let bridge = TestBridge::start_with(&broker, |c| c.replay.memory_bytes = 0).await;
     let auth = json!({"token": token("user_s", "org-1")});
@@ -611,7 +611,7 @@ async fn a_replay_kafka_cannot_serve_is_a_server_error_and_resumes_later() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recent_replay_is_served_from_memory_while_kafka_stalls() {
-    let broker = Broker::start();
+    let broker = Broker::dedicated();
     let bridge = TestBridge::start(&broker).await;
     let auth = json!({"token": token("user_m", "org-1")});
     let (mut clients, cursor) = missed_three(&broker, &bridge, &auth).await;

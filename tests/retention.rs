@@ -1,7 +1,10 @@
 //! A cursor that points before what Kafka still holds: the client is told
 //! exactly which subscription lost what (a `retention` gap), gets the rest
-//! replayed, and continues live. Needs a broker that enforces retention: tansu
-//! with SQLite storage deletes expired records when it starts.
+//! replayed, and continues live. Kafka's time retention removes whole segments
+//! whose newest record is older than `retention.ms`: the expired records are
+//! written first with old timestamps, so the first current record rolls a new
+//! segment (`segment.ms` is measured between record timestamps) and the old
+//! one is deleted at the next retention check (every second in the tests).
 
 mod support;
 
@@ -9,34 +12,36 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
 use support::avro::{deal_seq, now_ms};
 use support::{Broker, Clients, Producer, TestBridge, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cursor_before_retention_reports_the_lost_range_and_replays_the_rest() {
-    let dir = std::env::temp_dir().join(format!("crm-bridge-retention-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut broker = Broker::start_sqlite(&dir);
+    let broker = Broker::start();
     // One partition, records older than a minute expire.
     let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &broker.addr)
         .create()
         .unwrap();
-    let topics: Vec<NewTopic<'_>> = [
+    let names = [
         "crm.contacts",
         "crm.deals",
         "crm.email",
         "crm.notifications",
         "crm-bridge.presence",
     ]
-    .iter()
-    .map(|name| {
+    .map(|name| broker.topic(name));
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|name| {
         NewTopic::new(name, 1, TopicReplication::Fixed(1))
             .set("cleanup.policy", "delete")
             .set("retention.ms", "60000")
-    })
-    .collect();
+            .set("segment.ms", "60000")
+        })
+        .collect();
     for result in admin
         .create_topics(&topics, &AdminOptions::new())
         .await
@@ -76,9 +81,7 @@ async fn a_cursor_before_retention_reports_the_lost_range_and_replays_the_rest()
             .await;
     }
     bridge.wait_consumed(10).await;
-    // Retention runs when the broker starts.
-    broker.restart();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_log_start(&broker, &broker.topic("crm.deals"), 5).await;
 
     clients
         .connect(
@@ -113,6 +116,24 @@ async fn a_cursor_before_retention_reports_the_lost_range_and_replays_the_rest()
         .await;
     assert_eq!(clients.deliveries("new", 1).await[0]["data"]["seq"], 10);
     bridge.stop().await;
-    drop(broker);
-    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Waits until retention has moved the start of `topic`'s partition 0 to `offset`.
+async fn wait_for_log_start(broker: &Broker, topic: &str, offset: i64) {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .create()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (low, _) = consumer
+            .fetch_watermarks(topic, 0, Duration::from_secs(5))
+            .unwrap();
+        if low >= offset {
+            assert_eq!(low, offset, "retention removed more than the expired segment");
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the log still starts at {low}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -1,56 +1,71 @@
 #!/usr/bin/env bash
-# `make run`: the whole thing on this machine. Starts the dev broker (tansu) on
-# 127.0.0.1:9092, the bridge on 127.0.0.1:3000 (it creates the CRM topics and
-# serves the dashboard), the demo producer, and a watcher that prints what a
-# dashboard receives.
-# Ctrl-C stops everything this script started.
+# `make run` (which installs the npm packages first): the whole thing on this
+# machine. Starts Apache Kafka (one KRaft node on 127.0.0.1:9092, data under
+# deploy/dev/.run) unless KAFKA_BROKERS names a cluster you already have, the
+# bridge on 127.0.0.1:3000 (it creates the CRM topics and serves the
+# dashboard), the demo producer, and a watcher that prints what a dashboard
+# receives.
+# Ctrl-C stops everything this script started, the bridge before the broker.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-BROKER_PORT=9092
 BRIDGE_URL=http://127.0.0.1:3000
 CONFIG=deploy/dev/bridge.toml
 logs=deploy/dev/.run
 mkdir -p "$logs"
+step() { echo "==> $*"; }
 
+# Stopped in the reverse order of starting: clients and producer first, then
+# the bridge (its last commit needs the broker), the broker last.
 pids=()
 cleanup() {
   trap - INT TERM EXIT
   echo
-  echo "stopping: ${pids[*]:-nothing}"
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[i]}" 2>/dev/null || continue
+    wait "${pids[i]}" 2>/dev/null || true
+  done
 }
 trap cleanup INT TERM EXIT
 
-for port in 9092 3000; do
+ports=(3000)
+[ -n "${KAFKA_BROKERS:-}" ] || ports+=(9092 9093)
+for port in "${ports[@]}"; do
   if ss -ltn "sport = :$port" | grep -q LISTEN; then
     echo "port $port is already in use; stop whatever listens there first" >&2
     exit 1
   fi
 done
 
-tansu=$(bash deploy/dev/install-tansu.sh)
-(cd deploy/dev && npm ci --no-audit --no-fund --silent)
-# socket.io-client's browser build, which the bridge builds into its dashboard.
-(cd web && npm ci --no-audit --no-fund --silent)
+step "building the bridge (release; the first build takes a few minutes)"
 cargo build --release --bin crm-bridge
 bridge=target/release/crm-bridge
 
-"$tansu" broker --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
-  --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" \
-  --storage-engine memory://tansu/ >"$logs/tansu.log" 2>&1 &
-pids+=($!)
-until (exec 3<>/dev/tcp/127.0.0.1/$BROKER_PORT) 2>/dev/null; do sleep 0.2; done
-echo "broker: tansu on 127.0.0.1:$BROKER_PORT (log: $logs/tansu.log)"
+if [ -n "${KAFKA_BROKERS:-}" ]; then
+  brokers="$KAFKA_BROKERS"
+  step "Kafka: using $brokers (KAFKA_BROKERS)"
+else
+  brokers=127.0.0.1:9092
+  step "Kafka: Apache Kafka $(bash deploy/dev/install-jvm.sh kafka | sed 's:.*/kafka-::') on $brokers (log: $logs/kafka.log)"
+  # Fresh every run: the demo's history would otherwise pile up across runs.
+  rm -rf "$logs/kafka"
+  bash deploy/dev/kafka.sh "$logs/kafka" 1 9092 9093 1@127.0.0.1:9093 >"$logs/kafka.log" 2>&1 &
+  pids+=($!)
+  until grep -q "Kafka Server started" "$logs/kafka.log"; do
+    kill -0 "${pids[-1]}" 2>/dev/null || { echo "Kafka exited; see $logs/kafka.log" >&2; tail -20 "$logs/kafka.log" >&2; exit 1; }
+    sleep 0.2
+  done
+fi
+export CRM_BRIDGE_KAFKA__BROKERS="$brokers"
 
+step "bridge: starting on $BRIDGE_URL (log: $logs/bridge.log)"
 "$bridge" --config "$CONFIG" serve >"$logs/bridge.log" 2>&1 &
 pids+=($!)
 until curl -sf "$BRIDGE_URL/readyz" >/dev/null; do
   kill -0 "${pids[-1]}" 2>/dev/null || { echo "the bridge exited; see $logs/bridge.log" >&2; tail -20 "$logs/bridge.log" >&2; exit 1; }
   sleep 0.2
 done
-echo "bridge: $BRIDGE_URL ready (log: $logs/bridge.log)"
+step "bridge: $BRIDGE_URL ready"
 
 "$bridge" --config "$CONFIG" demo --rate 2 >"$logs/demo.log" 2>&1 &
 pids+=($!)

@@ -210,8 +210,13 @@ pub fn notification(org: &str, target: &str, title: &str) -> Vec<u8> {
     )
 }
 
+/// Sends to the test's own topics: `topic` is a CRM topic's usual name
+/// (`crm.deals`), which [`Broker::topic`] makes the test's.
 #[derive(Clone)]
-pub struct Producer(FutureProducer);
+pub struct Producer {
+    producer: FutureProducer,
+    broker: Broker,
+}
 
 impl Producer {
     pub fn new(broker: &Broker) -> Self {
@@ -220,12 +225,16 @@ impl Producer {
             .set("linger.ms", "0")
             .create()
             .expect("producer");
-        Self(producer)
+        Self {
+            producer,
+            broker: broker.clone(),
+        }
     }
 
     /// Sends with an explicit record timestamp (ms since the epoch).
     pub async fn send_at(&self, topic: &str, key: &str, value: &[u8], timestamp_ms: i64) {
-        let record = FutureRecord::to(topic)
+        let topic = self.broker.topic(topic);
+        let record = FutureRecord::to(&topic)
             .key(key)
             .payload(value)
             .timestamp(timestamp_ms);
@@ -240,6 +249,7 @@ impl Producer {
         value: &[u8],
         headers: &[(&str, &str)],
     ) {
+        let topic = self.broker.topic(topic);
         let headers = headers
             .iter()
             .fold(OwnedHeaders::new(), |all, (key, value)| {
@@ -248,7 +258,7 @@ impl Producer {
                     value: Some(*value),
                 })
             });
-        let record = FutureRecord::to(topic)
+        let record = FutureRecord::to(&topic)
             .key(key)
             .payload(value)
             .headers(headers);
@@ -256,7 +266,8 @@ impl Producer {
     }
 
     pub async fn send(&self, topic: &str, key: &str, value: &[u8]) {
-        self.deliver(FutureRecord::to(topic).key(key).payload(value))
+        let topic = self.broker.topic(topic);
+        self.deliver(FutureRecord::to(&topic).key(key).payload(value))
             .await;
     }
 
@@ -276,7 +287,7 @@ impl Producer {
 
     /// Sends `record` and waits for the broker to take it.
     async fn deliver(&self, record: FutureRecord<'_, str, [u8]>) {
-        self.0
+        self.producer
             .send(record, Duration::from_secs(10))
             .await
             .map_err(|(e, _)| e)

@@ -48,6 +48,7 @@ impl TestBridge {
             ..Config::default()
         };
         config.kafka.brokers = broker.addr.clone();
+        broker.name_topics(&mut config);
         config.kafka.node_id = Some(format!("test-{}", uuid::Uuid::new_v4()));
         config.kafka.create_topics = Some(2);
         config.schemas.local_dir = repo_path("schemas");

@@ -1,117 +1,339 @@
-//! The dev broker, tansu, on a free loopback port with in-memory storage.
+//! Apache Kafka for the tests: KRaft nodes run by `deploy/dev/kafka.sh` (the
+//! same script `make run` uses) on free loopback ports.
+//!
+//! - [`Broker::start`]: for a test that leaves the broker alone. Every such
+//!   test of a binary shares one node, started on first use, and gets topic
+//!   names of its own ([`Broker::topic`]), so tests stay independent and run
+//!   in parallel.
+//! - [`Broker::dedicated`] and [`Cluster::start`]: for a test that stalls,
+//!   stops or kills brokers; nothing else sees what it does to them.
+//!
+//! Every node is killed when its owner is dropped, pass or fail; the shared
+//! node, which lives as long as the test binary, is killed by the kernel when
+//! the binary exits (`PR_SET_PDEATHSIG` on a thread that never ends).
 
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::{free_port, repo_path};
 
+/// A Kafka cluster as one test sees it: where to connect, and the prefix
+/// that makes its topic names its own.
+#[derive(Clone)]
 pub struct Broker {
-    child: Child,
+    /// `bootstrap.servers`.
     pub addr: String,
-    storage: String,
-}
-
-/// The tansu binary: `$TANSU` (set by `make test`), else installed on demand.
-fn tansu_binary() -> &'static str {
-    static PATH: OnceLock<String> = OnceLock::new();
-    PATH.get_or_init(|| {
-        if let Ok(path) = std::env::var("TANSU") {
-            return path;
-        }
-        let out = Command::new("bash")
-            .arg(repo_path("deploy/dev/install-tansu.sh"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("running install-tansu.sh");
-        assert!(out.status.success(), "installing tansu failed");
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    })
+    namespace: String,
+    /// The nodes this test owns (none for the shared node); dropping the
+    /// last clone stops them.
+    owned: Option<Arc<Cluster>>,
 }
 
 impl Broker {
-    /// A broker with in-memory storage: fast, gone when it stops.
+    /// The test binary's shared node, with topic names of this test's own.
     pub fn start() -> Self {
-        Self::start_on(free_port(), "memory://tansu/")
-    }
-
-    /// A broker storing into an SQLite file: slower, but it survives a
-    /// restart and enforces `retention.ms` (at start-up, then every 10 min).
-    pub fn start_sqlite(dir: &std::path::Path) -> Self {
-        // tansu reads the URL path without its leading `/`: hence four.
-        Self::start_on(
-            free_port(),
-            &format!("sqlite:///{}/tansu.db", dir.display()),
-        )
-    }
-
-    /// Stops and starts again on the same port and storage.
-    /// Freezes the broker (SIGSTOP) for `how_long`, then lets it go on:
-    /// a stall every client sees at once.
-    pub async fn stall(&self, how_long: std::time::Duration) {
-        let signal = |name: &str| {
-            let pid = self.child.id().to_string();
-            let status = Command::new("kill").args([name, pid.as_str()]).status();
-            assert!(status.is_ok_and(|s| s.success()), "kill {name} {pid}");
-        };
-        signal("-STOP");
-        tokio::time::sleep(how_long).await;
-        signal("-CONT");
-    }
-
-    pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let port = self.addr.rsplit(':').next().unwrap().parse().unwrap();
-        let restarted = Self::start_on(port, &self.storage.clone());
-        *self = restarted;
-    }
-
-    fn start_on(port: u16, storage: &str) -> Self {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log_dir = repo_path("target/test-logs");
-        std::fs::create_dir_all(&log_dir).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log_dir.join(format!("tansu-{port}.log")))
-            .unwrap();
-        let child = Command::new(tansu_binary())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", storage])
-            .env_remove("CLUSTER_ID")
-            .env_remove("STORAGE_ENGINE")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting tansu");
-        let broker = Self {
-            child,
-            addr: format!("127.0.0.1:{port}"),
-            storage: storage.to_owned(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&broker.addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on {}",
-                broker.addr
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        static SHARED: OnceLock<String> = OnceLock::new();
+        let addr = SHARED.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            // The death signal fires when the *thread* that spawned the child
+            // ends, so the spawning thread must outlive every test.
+            std::thread::spawn(move || {
+                let mut node = Node::spawn_on(NodeSpec::single(), true);
+                tx.send(node.addr()).unwrap();
+                let _ = node.child.as_mut().map(Child::wait);
+                // Reached only if the broker died under the tests.
+                eprintln!("the shared Kafka node exited; see {}", node.log_path().display());
+            });
+            let addr = rx.recv().expect("the shared Kafka node starts");
+            wait_for_brokers(&addr, 1);
+            addr
+        });
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        Self {
+            addr: addr.clone(),
+            namespace: format!("t{}.", NEXT.fetch_add(1, Ordering::Relaxed)),
+            owned: None,
         }
-        broker
+    }
+
+    /// A single node of this test's own, to stall or restart.
+    pub fn dedicated() -> Self {
+        Cluster::start(1).broker()
+    }
+
+    /// This test's name for the CRM topic `name` (e.g. `crm.deals`).
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}{name}", self.namespace)
+    }
+
+    /// Points `config` at this test's topics: the CRM topics, presence, and
+    /// presence (a dead-letter topic a test sets is its to name).
+    pub fn name_topics(&self, config: &mut crm_bridge::config::Config) {
+        let topics = &mut config.kafka.topics;
+        for name in [
+            &mut topics.contacts,
+            &mut topics.deals,
+            &mut topics.email,
+            &mut topics.notifications,
+            &mut config.presence.topic,
+        ] {
+            *name = self.topic(name);
+        }
+    }
+
+    fn single_node(&self) -> &Cluster {
+        let cluster = self
+            .owned
+            .as_deref()
+            .expect("stalling or restarting needs Broker::dedicated(), not the shared node");
+        assert_eq!(cluster.nodes.lock().unwrap().len(), 1, "a single node");
+        cluster
+    }
+
+    /// Freezes the broker (SIGSTOP) for `how_long`, then lets it go on: a
+    /// stall every client sees at once.
+    pub async fn stall(&self, how_long: Duration) {
+        let cluster = self.single_node();
+        cluster.signal(0, "-STOP");
+        tokio::time::sleep(how_long).await;
+        cluster.signal(0, "-CONT");
+    }
+
+    /// Stops the broker (SIGTERM, a clean shutdown) and starts it again on
+    /// the same ports and data.
+    pub fn restart(&self) {
+        let cluster = self.single_node();
+        cluster.stop(0);
+        cluster.start_node(0);
+        wait_for_brokers(&self.addr, 1);
     }
 }
 
-impl Drop for Broker {
+/// Nodes that form one KRaft cluster, each broker and controller at once.
+pub struct Cluster {
+    nodes: Mutex<Vec<Node>>,
+    addr: String,
+}
+
+impl Cluster {
+    /// `size` nodes, replicating internal topics on up to three of them.
+    pub fn start(size: usize) -> Arc<Self> {
+        let specs = NodeSpec::cluster(size);
+        let nodes: Vec<Node> = specs.into_iter().map(|s| Node::spawn_on(s, false)).collect();
+        let addr = nodes.iter().map(Node::addr).collect::<Vec<_>>().join(",");
+        wait_for_brokers(&addr, size);
+        Arc::new(Self {
+            nodes: Mutex::new(nodes),
+            addr,
+        })
+    }
+
+    /// The whole cluster as a test's broker (its topics need no prefix).
+    pub fn broker(self: &Arc<Self>) -> Broker {
+        Broker {
+            addr: self.addr.clone(),
+            namespace: String::new(),
+            owned: Some(self.clone()),
+        }
+    }
+
+    /// The `bootstrap.servers` of node `index` alone.
+    pub fn node_addr(&self, index: usize) -> String {
+        self.nodes.lock().unwrap()[index].addr()
+    }
+
+    /// The index of the node whose broker id is `id` (as metadata names it).
+    pub fn index_of(&self, id: i32) -> usize {
+        let nodes = self.nodes.lock().unwrap();
+        nodes.iter().position(|n| n.spec.id as i32 == id).expect("a node of this cluster")
+    }
+
+    /// SIGKILL: the node dies at once, as in a machine failure.
+    pub fn kill(&self, index: usize) {
+        let mut nodes = self.nodes.lock().unwrap();
+        nodes[index].kill();
+    }
+
+    /// SIGTERM, then waits for the node to exit.
+    pub fn stop(&self, index: usize) {
+        let mut nodes = self.nodes.lock().unwrap();
+        let node = &mut nodes[index];
+        if let Some(child) = node.child.as_mut() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+        node.child = None;
+    }
+
+    /// Starts node `index` again on its ports and data (does not wait).
+    pub fn start_node(&self, index: usize) {
+        let mut nodes = self.nodes.lock().unwrap();
+        let node = &mut nodes[index];
+        assert!(node.child.is_none(), "node {index} is running");
+        node.child = Some(node.spawn_process(false));
+    }
+
+    /// Waits until `count` brokers answer metadata requests.
+    pub fn wait_for_brokers(&self, count: usize) {
+        wait_for_brokers(&self.addr, count);
+    }
+
+    fn signal(&self, index: usize, signal: &str) {
+        let nodes = self.nodes.lock().unwrap();
+        let pid = nodes[index].child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill {signal} {pid}");
+    }
+}
+
+/// Where one node listens and keeps its data.
+#[derive(Clone)]
+struct NodeSpec {
+    id: u32,
+    port: u16,
+    controller_port: u16,
+    voters: String,
+    cluster_id: String,
+}
+
+impl NodeSpec {
+    fn single() -> Self {
+        Self::cluster(1).pop().unwrap()
+    }
+
+    fn cluster(size: usize) -> Vec<Self> {
+        let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
+        let voters = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, controller))| format!("{}@127.0.0.1:{controller}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        // 16 bytes, base64url without padding: the form Kafka's storage tool wants.
+        let cluster_id = {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
+        };
+        ports
+            .into_iter()
+            .enumerate()
+            .map(|(i, (port, controller_port))| Self {
+                id: i as u32 + 1,
+                port,
+                controller_port,
+                voters: voters.clone(),
+                cluster_id: cluster_id.clone(),
+            })
+            .collect()
+    }
+}
+
+struct Node {
+    spec: NodeSpec,
+    child: Option<Child>,
+    data: PathBuf,
+}
+
+impl Node {
+    fn spawn_on(spec: NodeSpec, die_with_thread: bool) -> Self {
+        let data = std::env::temp_dir().join(format!(
+            "crm-bridge-kafka-{}-{}",
+            std::process::id(),
+            spec.port
+        ));
+        let _ = std::fs::remove_dir_all(&data);
+        let mut node = Self {
+            spec,
+            child: None,
+            data,
+        };
+        node.child = Some(node.spawn_process(die_with_thread));
+        node
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.spec.port)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        repo_path(&format!("target/test-logs/kafka-{}.log", self.spec.port))
+    }
+
+    fn spawn_process(&self, die_with_thread: bool) -> Child {
+        let log_path = self.log_path();
+        std::fs::create_dir_all(log_path.parent().unwrap()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        let mut command = Command::new("bash");
+        command
+            .arg(repo_path("deploy/dev/kafka.sh"))
+            .arg(&self.data)
+            .arg(self.spec.id.to_string())
+            .arg(self.spec.port.to_string())
+            .arg(self.spec.controller_port.to_string())
+            .arg(&self.spec.voters)
+            // Retention and compaction act within a test's time.
+            .arg("log.retention.check.interval.ms=1000")
+            .arg("log.cleaner.backoff.ms=500")
+            .env("CLUSTER_ID", &self.spec.cluster_id)
+            .env("KAFKA_HEAP", "384m")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if die_with_thread {
+            // SAFETY: prctl is async-signal-safe; nothing else runs between
+            // fork and exec.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+        command.spawn().expect("starting deploy/dev/kafka.sh")
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Node {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+/// Waits until `count` brokers are in the metadata that `addr` answers with.
+fn wait_for_brokers(addr: &str, count: usize) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("log_level", "0")
+        .create()
+        .expect("a metadata client");
+    // A cold JVM on a busy 2-core machine formats and starts in ~10 s.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match consumer.fetch_metadata(None, Duration::from_secs(2)) {
+            Ok(metadata) if metadata.brokers().len() >= count => return,
+            _ if Instant::now() > deadline => {
+                panic!("Kafka at {addr} never had {count} brokers; see target/test-logs/kafka-*.log")
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
     }
 }

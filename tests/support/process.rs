@@ -40,8 +40,18 @@ impl BridgeProcess {
             .append(true)
             .open(dir.join(format!("bridge-{port}-{node_id}.log")))
             .unwrap();
+        // The test's topic names, from the environment (the config file's
+        // tables are `extra`'s to add to).
+        let mut named = crm_bridge::config::Config::default();
+        broker.name_topics(&mut named);
+        let topics = &named.kafka.topics;
         let child = Command::new(env!("CARGO_BIN_EXE_crm-bridge"))
             .args(["--config", config.to_str().unwrap(), "serve"])
+            .env("CRM_BRIDGE_KAFKA__TOPICS__CONTACTS", &topics.contacts)
+            .env("CRM_BRIDGE_KAFKA__TOPICS__DEALS", &topics.deals)
+            .env("CRM_BRIDGE_KAFKA__TOPICS__EMAIL", &topics.email)
+            .env("CRM_BRIDGE_KAFKA__TOPICS__NOTIFICATIONS", &topics.notifications)
+            .env("CRM_BRIDGE_PRESENCE__TOPIC", &named.presence.topic)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
