@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test deps lint fuzz bench bench-replay bench-latency bench-typing bench-tracing bench-routing
+.PHONY: run java test deps lint fuzz bench bench-replay bench-latency bench-typing bench-tracing bench-routing
 
 JVM_INSTALL := deploy/dev/install-jvm.sh
 
@@ -10,8 +10,14 @@ JVM_INSTALL := deploy/dev/install-jvm.sh
 
 ## Apache Kafka, the CRM topics, the bridge, the demo producer, the dashboard
 ## and a live watcher, on this machine (KAFKA_BROKERS=host:port: your cluster).
-run: web/node_modules/.package-lock.json deploy/dev/node_modules/.package-lock.json
+run: java web/node_modules/.package-lock.json deploy/dev/node_modules/.package-lock.json
 	bash deploy/dev/run.sh
+
+## Java 17 and Maven, which fetch and run Kafka and the registry (on the
+## machine already, as a rule; from Debian's packages if not).
+java:
+	$(call apt_install_stopped,openjdk-17-jre-headless,/usr/bin/java)
+	$(call apt_install_stopped,maven,/usr/bin/mvn)
 
 ## Installs Debian package $(1) unless $(2) exists: non-interactive, and
 ## its service neither started (a policy-rc.d answering 101, "forbidden",
@@ -36,7 +42,7 @@ endef
 ## nginx (load-balancer tests), promtool (from the prometheus package: checks
 ## /metrics and the alert rules) and Chromium (the dashboard's browser
 ## tests), installed but never started.
-deps: web/node_modules/.package-lock.json tests/client/node_modules/.package-lock.json \
+deps: java web/node_modules/.package-lock.json tests/client/node_modules/.package-lock.json \
       tests/browser/node_modules/.package-lock.json
 	bash $(JVM_INSTALL) kafka >/dev/null
 	bash $(JVM_INSTALL) registry >/dev/null
