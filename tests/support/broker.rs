@@ -46,13 +46,16 @@ impl Broker {
             // ends, so the spawning thread must outlive every test.
             std::thread::spawn(move || {
                 let mut node = Node::spawn_on(NodeSpec::single(), true);
-                tx.send(node.addr()).unwrap();
+                let pid = node.child.as_ref().map(Child::id);
+                tx.send((node.addr(), pid)).unwrap();
                 let _ = node.child.as_mut().map(Child::wait);
                 // Reached only if the broker died under the tests.
                 eprintln!("the shared Kafka node exited; see {}", node.log_path().display());
             });
-            let addr = rx.recv().expect("the shared Kafka node starts");
-            wait_for_brokers(&addr, 1);
+            let (addr, pid) = rx.recv().expect("the shared Kafka node starts");
+            // Reaped by its thread once it exits: then its /proc entry is gone.
+            let alive = || pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+            wait_for_brokers(&addr, 1, alive);
             addr
         });
         static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -112,7 +115,7 @@ impl Broker {
         let cluster = self.single_node();
         cluster.stop(0);
         cluster.start_node(0);
-        wait_for_brokers(&self.addr, 1);
+        cluster.wait_for_brokers(1);
     }
 }
 
@@ -128,11 +131,12 @@ impl Cluster {
         let specs = NodeSpec::cluster(size);
         let nodes: Vec<Node> = specs.into_iter().map(|s| Node::spawn_on(s, false)).collect();
         let addr = nodes.iter().map(Node::addr).collect::<Vec<_>>().join(",");
-        wait_for_brokers(&addr, size);
-        Arc::new(Self {
+        let cluster = Arc::new(Self {
             nodes: Mutex::new(nodes),
             addr,
-        })
+        });
+        cluster.wait_for_brokers(size);
+        cluster
     }
 
     /// The whole cluster as a test's broker (its topics need no prefix).
@@ -182,7 +186,15 @@ impl Cluster {
 
     /// Waits until `count` brokers answer metadata requests.
     pub fn wait_for_brokers(&self, count: usize) {
-        wait_for_brokers(&self.addr, count);
+        // Every node started is still running (a node a test stopped is not counted).
+        let alive = || {
+            let mut nodes = self.nodes.lock().unwrap();
+            nodes
+                .iter_mut()
+                .filter_map(|n| n.child.as_mut())
+                .all(|c| c.try_wait().is_ok_and(|status| status.is_none()))
+        };
+        wait_for_brokers(&self.addr, count, alive);
     }
 
     fn signal(&self, index: usize, signal: &str) {
@@ -318,8 +330,9 @@ impl Drop for Node {
     }
 }
 
-/// Waits until `count` brokers are in the metadata that `addr` answers with.
-fn wait_for_brokers(addr: &str, count: usize) {
+/// Waits until `count` brokers are in the metadata that `addr` answers with,
+/// failing at once if a node exited (`alive` says).
+fn wait_for_brokers(addr: &str, count: usize, alive: impl Fn() -> bool) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("log_level", "0")
@@ -330,6 +343,7 @@ fn wait_for_brokers(addr: &str, count: usize) {
     loop {
         match consumer.fetch_metadata(None, Duration::from_secs(2)) {
             Ok(metadata) if metadata.brokers().len() >= count => return,
+            _ if !alive() => panic!("a Kafka node at {addr} exited; see target/test-logs/kafka-*.log"),
             _ if Instant::now() > deadline => {
                 panic!("Kafka at {addr} never had {count} brokers; see target/test-logs/kafka-*.log")
             }
