@@ -119,6 +119,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         config.dev_sign_in(),
     )
     .layer(socket_layer)
+    .layer(axum::middleware::from_fn(http::check_websocket_version))
     .layer(http::cors(&config.guard.allowed_origins)?);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;

@@ -1,14 +1,16 @@
 //! Plain HTTP beside Socket.IO: liveness, readiness, counters (`/stats` as
 //! JSON, `/metrics` for Prometheus, both from [`Metrics`]), the client
 //! module, the dashboard ([`web`]), its dev sign-in ([`dev_sign_in`], dev
-//! mode only), CORS, and [`own_request_head`], which lets hyper's read
-//! buffer go once a connection becomes a websocket.
+//! mode only), CORS, [`own_request_head`], which lets hyper's read buffer go
+//! once a connection becomes a websocket, and [`check_websocket_version`].
 
 mod dev_sign_in;
 mod request_head;
+mod upgrade;
 mod web;
 
 pub use request_head::own_request_head;
+pub use upgrade::check_websocket_version;
 
 use std::sync::Arc;
 

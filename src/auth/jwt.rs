@@ -26,6 +26,11 @@ use crate::domain::{OrgId, UserId};
 
 /// The HS256 secret `make run` and `crm-bridge token` use. The bridge refuses
 /// to start with it unless `dev_mode` is on.
+/// The longest `sub`, `name` or `organizationId` a token may carry, in bytes:
+/// presence broadcasts a user's id and name to everyone in their rooms, so an
+/// unbounded claim would be an amplifier. Real ids and names are far shorter.
+pub const MAX_CLAIM_BYTES: usize = 256;
+
 pub const DEV_JWT_SECRET: &str = "crm-bridge-dev-secret-not-for-production";
 
 #[derive(Clone, Debug, Deserialize)]
@@ -161,6 +166,7 @@ impl JwtVerifier {
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+        refuse_critical_extensions(token)?;
         if !self.allowed.contains(&header.alg) {
             return Err(AuthError::AlgorithmNotAllowed);
         }
@@ -207,6 +213,16 @@ impl JwtVerifier {
         let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map_err(|e| AuthError::InvalidToken(e.to_string()))?
             .claims;
+        let too_long = [
+            ("sub", Some(&claims.sub)),
+            ("name", claims.name.as_ref()),
+            ("organizationId", Some(&claims.organization_id)),
+        ]
+        .into_iter()
+        .find(|(_, value)| value.is_some_and(|v| v.len() > MAX_CLAIM_BYTES));
+        if let Some((claim, _)) = too_long {
+            return Err(AuthError::BadClaims(claim));
+        }
         Ok(Principal {
             user: UserId::new(&claims.sub).ok_or(AuthError::BadClaims("sub"))?,
             name: claims.name.unwrap_or_else(|| claims.sub.clone()),
@@ -216,6 +232,31 @@ impl JwtVerifier {
             method: AuthMethod::Jwt,
             expires_at: Some(claims.exp),
         })
+    }
+}
+
+/// RFC 7515 §4.1.11: a recipient must reject a token whose `crit` header
+/// names an extension it does not understand, and the bridge understands
+/// none. jsonwebtoken ignores header fields it does not know, so the header
+/// is read again here (decode_header already checked it is valid base64url
+/// JSON).
+fn refuse_critical_extensions(token: &str) -> Result<(), AuthError> {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap_or_default();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+    #[derive(Deserialize)]
+    struct Critical {
+        crit: Option<serde_json::Value>,
+    }
+    let header: Critical =
+        serde_json::from_slice(&json).map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+    match header.crit {
+        None => Ok(()),
+        Some(_) => Err(AuthError::InvalidToken(
+            "the token names critical extensions (crit), which the bridge does not support".into(),
+        )),
     }
 }
 

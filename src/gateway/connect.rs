@@ -57,11 +57,16 @@ fn credential<'a>(auth: Option<&'a Value>, socket: &'a SocketRef) -> Option<Cred
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|token| Credential::Token(token.trim()))
+        .and_then(bearer_token)
+        .map(Credential::Token)
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is
+/// case-insensitive (RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 pub async fn authenticate(
@@ -81,7 +86,7 @@ pub async fn authenticate(
     let address = client_address(&gateway.guard, &socket);
     let now = Instant::now();
     if let Err(refusal) = gateway.connections.handshake(address, now) {
-        return Err(refuse("handshake_rate", limit_error(refusal)));
+        return Err(refuse(refusal.reason(), limit_error(refusal)));
     }
     let principal = gateway
         .auth
@@ -101,7 +106,7 @@ pub async fn authenticate(
     let user = (principal.org.clone(), principal.user.clone());
     let slot = match gateway.connections.admit(user, address) {
         Ok(slot) => slot,
-        Err(refusal) => return Err(refuse("connection_limit", limit_error(refusal))),
+        Err(refusal) => return Err(refuse(refusal.reason(), limit_error(refusal))),
     };
     let client = ClientId(gateway.next_client_id());
     let events = EventRate::new(&gateway.guard, now);
@@ -151,25 +156,17 @@ fn client_address(guard: &GuardConfig, socket: &SocketRef) -> IpAddr {
 }
 
 fn limit_error(refusal: Refusal) -> ClientError {
-    let (message, reason, retry_ms) = match refusal {
+    let (message, retry_ms) = match refusal {
         Refusal::HandshakeRate { retry_after } => (
             "too many new connections from your address",
-            "handshake_rate",
             retry_after.as_millis().max(1) as u64,
         ),
-        Refusal::NodeFull => ("this node is full; try again", "node_full", 1000),
-        Refusal::UserFull => (
-            "too many connections for your user; close one",
-            "user_connections",
-            5000,
-        ),
-        Refusal::AddressFull => (
-            "too many connections from your address",
-            "address_connections",
-            5000,
-        ),
+        Refusal::NodeFull => ("this node is full; try again", 1000),
+        Refusal::UserFull => ("too many connections for your user; close one", 5000),
+        Refusal::AddressFull => ("too many connections from your address", 5000),
     };
-    ClientError::rate_limited(message, retry_ms).with_details(json!({ "reason": reason }))
+    ClientError::rate_limited(message, retry_ms)
+        .with_details(json!({ "reason": refusal.reason() }))
 }
 
 pub async fn on_connect(
@@ -258,5 +255,24 @@ fn end(gateway: &Gateway, session: &Session) {
 impl Gateway {
     fn next_client_id(&self) -> u64 {
         self.next_client.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer abc", "bearer abc", "BEARER abc", "BeArEr  abc "] {
+            assert_eq!(bearer_token(value), Some("abc"), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_empty_tokens_are_not_bearer_tokens() {
+        for value in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", "abc"] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
     }
 }

@@ -16,13 +16,12 @@ use crate::protocol::{ClientError, ErrorCode};
 /// Watches `client`'s credential until the connection closes.
 pub(super) async fn watch(gateway: Arc<Gateway>, client: Client) {
     let principal = &client.session.principal;
-    // Validation accepts a token through the whole second `exp + leeway`
-    // (whole seconds); the connection lives exactly as long.
-    let expires_at = principal.expires_at;
+    let deadline = principal
+        .expires_at
+        .and_then(|exp| expiry_deadline(exp, gateway.token_grace));
     let expired = async {
-        match expires_at {
-            Some(exp) => {
-                let deadline = UNIX_EPOCH + Duration::from_secs(exp + 1) + gateway.token_grace;
+        match deadline {
+            Some(deadline) => {
                 let left = deadline
                     .duration_since(SystemTime::now())
                     .unwrap_or_default();
@@ -51,8 +50,40 @@ pub(super) async fn watch(gateway: Arc<Gateway>, client: Client) {
     }
 }
 
+/// When a token with `exp` stops being valid: validation accepts it through
+/// the whole second `exp + leeway` (whole seconds), and the connection lives
+/// exactly as long. `None` for an `exp` beyond what the clock can represent
+/// (a signed token may say 2^63): such a token never expires here either.
+fn expiry_deadline(exp: u64, grace: Duration) -> Option<SystemTime> {
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(exp.checked_add(1)?))?
+        .checked_add(grace)
+}
+
 fn cut_off(gateway: &Arc<Gateway>, client: &Client, why: &str, reason: &'static str) {
     let error =
         ClientError::new(ErrorCode::Unauthorized, why).with_details(json!({ "reason": reason }));
     overflow::cut_off(gateway, client, error, reason);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_is_the_end_of_the_second_after_exp_plus_the_grace() {
+        let grace = Duration::from_secs(30);
+        assert_eq!(
+            expiry_deadline(1_000, grace),
+            Some(UNIX_EPOCH + Duration::from_secs(1_031))
+        );
+    }
+
+    #[test]
+    fn an_exp_beyond_the_clock_never_expires_instead_of_panicking() {
+        let grace = Duration::from_secs(30);
+        for exp in [u64::MAX, u64::MAX - 1, 1 << 63, i64::MAX as u64] {
+            assert_eq!(expiry_deadline(exp, grace), None, "{exp}");
+        }
+    }
 }

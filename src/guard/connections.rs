@@ -28,6 +28,18 @@ pub enum Refusal {
     AddressFull,
 }
 
+impl Refusal {
+    /// The label clients see in `details.reason` and metrics count by.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::HandshakeRate { .. } => "handshake_rate",
+            Self::NodeFull => "node_full",
+            Self::UserFull => "user_connections",
+            Self::AddressFull => "address_connections",
+        }
+    }
+}
+
 pub struct ConnectionGate {
     config: GuardConfig,
     state: Mutex<State>,

@@ -200,3 +200,42 @@ fn configuration_must_have_keys_for_its_algorithms() {
         "a secret shorter than 32 bytes"
     );
 }
+
+/// A token whose header is `header` (JSON), signed with the test secret.
+fn hs_with_header(header: &serde_json::Value, claims: &serde_json::Value) -> String {
+    use base64::Engine;
+    let encode = |value: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+    };
+    let message = format!("{}.{}", encode(header), encode(claims));
+    let key = EncodingKey::from_secret(SECRET.as_bytes());
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
+    format!("{message}.{signature}")
+}
+
+#[tokio::test]
+async fn refuses_tokens_with_critical_extensions() {
+    let verifier = all();
+    let plain = json!({"alg": "HS256", "typ": "JWT"});
+    assert!(verifier.verify(&hs_with_header(&plain, &claims(now() + 60))).await.is_ok());
+    let critical = json!({"alg": "HS256", "typ": "JWT", "crit": ["exp-ext"], "exp-ext": 1});
+    let refused = verifier.verify(&hs_with_header(&critical, &claims(now() + 60))).await;
+    assert!(matches!(refused, Err(AuthError::InvalidToken(_))), "{refused:?}");
+}
+
+#[tokio::test]
+async fn refuses_overlong_ids_and_names() {
+    let verifier = all();
+    let longest = "x".repeat(MAX_CLAIM_BYTES);
+    let mut fits = claims(now() + 60);
+    fits["sub"] = longest.clone().into();
+    fits["name"] = longest.clone().into();
+    fits["organizationId"] = longest.clone().into();
+    assert!(verifier.verify(&hs(&fits)).await.is_ok());
+    for claim in ["sub", "name", "organizationId"] {
+        let mut overlong = claims(now() + 60);
+        overlong[claim] = format!("{longest}x").into();
+        let refused = verifier.verify(&hs(&overlong)).await;
+        assert!(matches!(refused, Err(AuthError::BadClaims(c)) if c == claim), "{claim}: {refused:?}");
+    }
+}
