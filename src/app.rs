@@ -5,8 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::ServiceExt;
-use axum::serve::ListenerExt;
 use socketioxide::SocketIo;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -17,7 +15,8 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::decode::{Decoder, HttpRegistry, LocalRegistry, SchemaRegistry};
 use crate::gateway::{self, Dispatcher, Gateway, GatewayParts};
-use crate::http::{self, HttpState};
+use crate::guard::ConnectionGate;
+use crate::http::{self, EngineOpens, HttpState, ServeLimits};
 use crate::kafka::{ConsumerHandle, LivePositions, ensure_topics, spawn_consumer};
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -75,6 +74,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         metrics.clone(),
         live.clone(),
     );
+    let connections = ConnectionGate::new(&config.guard);
     let auth = Authenticator::new(&config.auth)?;
     auth.spawn_refresh(&tasks, shutdown.clone());
     let gateway = Arc::new(Gateway::new(GatewayParts {
@@ -86,6 +86,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         live: live.clone(),
         presence: presence.clone(),
         guard: config.guard.clone(),
+        connections: connections.clone(),
         token_grace: Duration::from_secs(config.auth.jwt.leeway_seconds),
         revocation_check: Duration::from_secs(config.auth.reload_seconds),
     }));
@@ -96,6 +97,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         .ws_max_message_size(limits.max_message_bytes)
         .ws_max_frame_size(limits.max_message_bytes)
         .ws_read_buffer_size(limits.read_buffer_bytes)
+        .connect_timeout(Duration::from_secs(config.guard.connect_timeout_seconds))
         .build_layer();
     gateway::attach(&io);
 
@@ -119,27 +121,32 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         config.dev_sign_in(),
     )
     .layer(socket_layer)
+    .layer(axum::middleware::from_fn_with_state(
+        EngineOpens {
+            gate: connections,
+            guard: Arc::new(config.guard.clone()),
+            metrics: metrics.clone(),
+        },
+        http::limit_engine_opens,
+    ))
     .layer(axum::middleware::from_fn(http::check_websocket_version))
     .layer(http::cors(&config.guard.allowed_origins)?);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    // axum does not set TCP_NODELAY; without it small events wait on Nagle.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     // Outside the router: it clones the URI into the extensions first.
     let app = MapRequestLayer::new(http::own_request_head).layer(router);
+    let limits = ServeLimits {
+        header_read_timeout: Duration::from_secs(config.guard.header_read_timeout_seconds),
+        max_head_bytes: config.guard.max_request_head_bytes,
+    };
     let stop_accepting = shutdown.child_token();
-    let stop = stop_accepting.clone();
-    tasks.spawn(async move {
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, service)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "http server failed");
-        }
-    });
+    tasks.spawn(http::serve(
+        listener,
+        app,
+        limits,
+        tasks.clone(),
+        stop_accepting.clone(),
+    ));
     tracing::info!(%addr, "crm-bridge listening");
     Ok(RunningApp {
         addr,

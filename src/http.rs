@@ -2,14 +2,19 @@
 //! JSON, `/metrics` for Prometheus, both from [`Metrics`]), the client
 //! module, the dashboard ([`web`]), its dev sign-in ([`dev_sign_in`], dev
 //! mode only), CORS, [`own_request_head`], which lets hyper's read buffer go
-//! once a connection becomes a websocket, and [`check_websocket_version`].
+//! once a connection becomes a websocket, [`check_websocket_version`], and
+//! [`limit_engine_opens`], the rate of new Engine.IO sessions per address.
 
 mod dev_sign_in;
+mod engine_open;
 mod request_head;
+mod serve;
 mod upgrade;
 mod web;
 
+pub use engine_open::{EngineOpens, limit_engine_opens};
 pub use request_head::own_request_head;
+pub use serve::{ServeLimits, serve};
 pub use upgrade::check_websocket_version;
 
 use std::sync::Arc;

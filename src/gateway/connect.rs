@@ -135,24 +135,10 @@ fn origin_allowed(allowed: &[String], socket: &SocketRef) -> bool {
         || origin.is_none_or(|o| o.to_str().is_ok_and(|o| allowed.iter().any(|a| a == o)))
 }
 
-/// The configured address header, else the TCP peer. Of a list
-/// (`X-Forwarded-For`), the last entry: the one our own proxy appended; the
-/// ones before it are whatever the client sent.
 fn client_address(guard: &GuardConfig, socket: &SocketRef) -> IpAddr {
     let parts = socket.req_parts();
-    let from_header = guard.client_address_header.as_ref().and_then(|name| {
-        let value = parts.headers.get(name.as_str())?.to_str().ok()?;
-        value.rsplit(',').next()?.trim().parse().ok()
-    });
-    let peer = || {
-        parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip())
-    };
-    from_header
-        .or_else(peer)
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+    guard.client_address(&parts.headers, peer.map(|info| info.0))
 }
 
 fn limit_error(refusal: Refusal) -> ClientError {

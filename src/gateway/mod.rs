@@ -146,6 +146,9 @@ pub struct GatewayParts {
     pub live: Arc<LivePositions>,
     pub presence: Arc<Presence>,
     pub guard: GuardConfig,
+    /// Shared with the HTTP edge, which counts Engine.IO opens before any
+    /// Socket.IO handshake reaches the gateway.
+    pub connections: Arc<ConnectionGate>,
     pub token_grace: Duration,
     pub revocation_check: Duration,
 }
@@ -160,7 +163,7 @@ impl Gateway {
             replayer: parts.replayer,
             live: parts.live,
             presence: parts.presence,
-            connections: ConnectionGate::new(&parts.guard),
+            connections: parts.connections,
             guard: parts.guard,
             token_grace: parts.token_grace,
             revocation_check: parts.revocation_check,

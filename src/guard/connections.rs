@@ -50,8 +50,33 @@ struct State {
     total: usize,
     per_user: HashMap<(OrgId, UserId), usize>,
     per_address: HashMap<IpAddr, usize>,
-    handshakes: HashMap<IpAddr, TokenBucket>,
+    handshakes: Buckets,
+    engine_opens: Buckets,
+}
+
+/// One token bucket per address, forgotten once full again.
+#[derive(Default)]
+struct Buckets {
+    by_address: HashMap<IpAddr, TokenBucket>,
     pruned_at: Option<Instant>,
+}
+
+impl Buckets {
+    /// Takes a token of `address`'s bucket (`rate` per second, `burst`);
+    /// `Err` is how long until one is due.
+    fn take(&mut self, address: IpAddr, rate: u32, burst: u32, now: Instant) -> Result<(), Duration> {
+        let due = self
+            .pruned_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= PRUNE_EVERY);
+        if self.by_address.len() > PRUNE_ABOVE && due {
+            self.by_address.retain(|_, bucket| !bucket.is_full(now));
+            self.pruned_at = Some(now);
+        }
+        self.by_address
+            .entry(limited_as(address))
+            .or_insert_with(|| TokenBucket::new(rate, burst, now))
+            .take(now)
+    }
 }
 
 /// One admitted connection's place in the counts.
@@ -75,25 +100,24 @@ impl ConnectionGate {
 
     /// A handshake from `address`, before any credential is checked.
     pub fn handshake(&self, address: IpAddr, now: Instant) -> Result<(), Refusal> {
-        let address = limited_as(address);
-        let mut state = self.state();
-        let due = state
-            .pruned_at
-            .is_none_or(|at| now.saturating_duration_since(at) >= PRUNE_EVERY);
-        if state.handshakes.len() > PRUNE_ABOVE && due {
-            state.handshakes.retain(|_, bucket| !bucket.is_full(now));
-            state.pruned_at = Some(now);
-        }
         let (rate, burst) = (
             self.config.handshakes_per_second_per_address,
             self.config.handshake_burst,
         );
-        state
+        self.state()
             .handshakes
-            .entry(address)
-            .or_insert_with(|| TokenBucket::new(rate, burst, now))
-            .take(now)
+            .take(address, rate, burst, now)
             .map_err(|retry_after| Refusal::HandshakeRate { retry_after })
+    }
+
+    /// A new Engine.IO session from `address`, before its Socket.IO
+    /// CONNECT; `Err` is how long until another is allowed.
+    pub fn engine_open(&self, address: IpAddr, now: Instant) -> Result<(), Duration> {
+        let (rate, burst) = (
+            self.config.engine_opens_per_second_per_address,
+            self.config.engine_open_burst,
+        );
+        self.state().engine_opens.take(address, rate, burst, now)
     }
 
     /// A place for an authenticated connection of `user` from `address`.
@@ -219,6 +243,27 @@ mod tests {
         );
         gate.handshake(address(2), now).unwrap();
         gate.handshake(address(1), now + Duration::from_millis(100))
+            .unwrap();
+    }
+
+    #[test]
+    fn engine_opens_have_a_bucket_of_their_own() {
+        let gate = ConnectionGate::new(&GuardConfig {
+            engine_opens_per_second_per_address: 4,
+            engine_open_burst: 1,
+            handshake_burst: 1,
+            ..GuardConfig::default()
+        });
+        let now = Instant::now();
+        gate.engine_open(address(1), now).unwrap();
+        assert_eq!(
+            gate.engine_open(address(1), now),
+            Err(Duration::from_millis(250))
+        );
+        // Neither limit spends the other's tokens.
+        gate.handshake(address(1), now).unwrap();
+        gate.engine_open(address(2), now).unwrap();
+        gate.engine_open(address(1), now + Duration::from_millis(250))
             .unwrap();
     }
 

@@ -10,6 +10,8 @@ mod bucket;
 mod connections;
 mod events;
 
+use std::net::IpAddr;
+
 use serde::Deserialize;
 
 pub use bucket::TokenBucket;
@@ -35,6 +37,25 @@ pub struct GuardConfig {
     /// New connections per second from one address, and its burst.
     pub handshakes_per_second_per_address: u32,
     pub handshake_burst: u32,
+    /// New Engine.IO sessions per second from one address, and its burst,
+    /// counted before any Socket.IO CONNECT (refused with HTTP 429). Twice
+    /// the handshake rate: a client that goes on to connect meets the
+    /// contract's own limit first; only sessions that never connect meet
+    /// this one.
+    pub engine_opens_per_second_per_address: u32,
+    pub engine_open_burst: u32,
+    /// An Engine.IO session that sends no Socket.IO CONNECT within this is
+    /// closed. With the rate above and `max_request_head_bytes` it bounds
+    /// what unauthenticated sessions can hold: at most
+    /// `(burst + rate × timeout) × head bytes` per address, 11 MB by default.
+    pub connect_timeout_seconds: u64,
+    /// A request head must arrive within this (so must the next one on an
+    /// idle keep-alive connection): a client that sends headers slowly
+    /// (slowloris) is cut off.
+    pub header_read_timeout_seconds: u64,
+    /// The largest request head (request line and headers) read: a larger
+    /// one is answered 431. nginx's default header buffers hold as much.
+    pub max_request_head_bytes: usize,
     /// A header that carries the client's address, set by the load balancer
     /// (`x-real-ip` with `deploy/nginx`); unset: the TCP peer's address,
     /// which behind a proxy is the proxy's. Only set it when every request
@@ -60,6 +81,13 @@ impl Default for GuardConfig {
             max_connections_per_address: 500,
             handshakes_per_second_per_address: 20,
             handshake_burst: 50,
+            engine_opens_per_second_per_address: 40,
+            engine_open_burst: 100,
+            // socket.io-client sends CONNECT right after the Engine.IO open:
+            // a round trip, not seconds (socketioxide's default is 45 s).
+            connect_timeout_seconds: 10,
+            header_read_timeout_seconds: 10,
+            max_request_head_bytes: 32 * 1024,
             client_address_header: None,
             allowed_origins: Vec::new(),
         }
@@ -67,6 +95,23 @@ impl Default for GuardConfig {
 }
 
 impl GuardConfig {
+    /// The address limits apply to: the configured address header, else the
+    /// TCP peer. Of a list (`X-Forwarded-For`), the last entry: the one our
+    /// own proxy appended; the ones before it are whatever the client sent.
+    pub fn client_address(
+        &self,
+        headers: &axum::http::HeaderMap,
+        peer: Option<std::net::SocketAddr>,
+    ) -> IpAddr {
+        let from_header = self.client_address_header.as_ref().and_then(|name| {
+            let value = headers.get(name.as_str())?.to_str().ok()?;
+            value.rsplit(',').next()?.trim().parse().ok()
+        });
+        from_header
+            .or_else(|| peer.map(|peer| peer.ip()))
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         for (name, value) in [
             ("events_per_second", self.events_per_second as usize),
@@ -84,9 +129,23 @@ impl GuardConfig {
                 self.handshakes_per_second_per_address as usize,
             ),
             ("handshake_burst", self.handshake_burst as usize),
+            (
+                "engine_opens_per_second_per_address",
+                self.engine_opens_per_second_per_address as usize,
+            ),
+            ("engine_open_burst", self.engine_open_burst as usize),
+            ("connect_timeout_seconds", self.connect_timeout_seconds as usize),
+            (
+                "header_read_timeout_seconds",
+                self.header_read_timeout_seconds as usize,
+            ),
         ] {
             anyhow::ensure!(value > 0, "guard.{name} must be positive");
         }
+        anyhow::ensure!(
+            self.max_request_head_bytes >= 8192,
+            "guard.max_request_head_bytes must be at least 8192 (hyper's smallest read buffer)"
+        );
         for origin in &self.allowed_origins {
             anyhow::ensure!(
                 axum::http::HeaderValue::from_str(origin).is_ok() && origin.contains("://"),

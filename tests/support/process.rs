@@ -78,6 +78,17 @@ impl BridgeProcess {
         stats(&self.url).await
     }
 
+    /// The process's resident memory (`VmRSS`), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kb * 1024
+    }
+
     /// SIGKILL: no shutdown, no final commit, connections cut.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
