@@ -22,8 +22,20 @@ use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::replay::Replayer;
 
+/// How long shutdown waits for the live consumer to stop and commit. With
+/// Kafka reachable it takes milliseconds; with Kafka gone librdkafka would
+/// wait for the coordinator for ever, and the commit is lost anyway (clients
+/// resume from their own cursors).
+const CONSUMER_STOP_BUDGET: Duration = Duration::from_secs(10);
+
 /// How long shutdown waits for tasks before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Shutdown is bounded whatever Kafka does: the consumer's budget and the
+/// tasks' grace, plus the clients' last sends and the trace flush's own
+/// timeout.
+pub const SHUTDOWN_BUDGET: Duration =
+    Duration::from_secs(CONSUMER_STOP_BUDGET.as_secs() + SHUTDOWN_GRACE.as_secs());
 
 pub struct RunningApp {
     /// Where HTTP and Socket.IO listen (the real port when configured with 0).
@@ -174,7 +186,15 @@ impl RunningApp {
         let clients = self.metrics.clients_connected.get();
         self.stop_accepting.cancel();
         self.stop_consuming.cancel();
-        self.consumer.stopped().await;
+        if tokio::time::timeout(CONSUMER_STOP_BUDGET, self.consumer.stopped())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                budget = ?CONSUMER_STOP_BUDGET,
+                "the consumer did not stop in time (is Kafka reachable?); going on without its final commit"
+            );
+        }
         self.io.close().await;
         tracing::info!(clients, elapsed = ?started.elapsed(), "clients disconnected");
         self.shutdown.cancel();

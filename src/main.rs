@@ -93,7 +93,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     app.shutdown().await;
     tokio::task::spawn_blocking(crm_bridge::telemetry::shutdown_traces).await?;
-    Ok(())
+    // Exit now: with Kafka gone, a librdkafka thread may still be blocked
+    // closing its consumer, and dropping the runtime would wait for it.
+    std::process::exit(0)
 }
 
 async fn wait_for_signal() {

@@ -165,3 +165,23 @@ async fn a_client_that_cannot_keep_up_is_cut_off_with_a_reason() {
     );
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_kafka_is_gone_exits_within_the_shutdown_budget() {
+    let broker = Broker::dedicated();
+    let port = support::free_port();
+    let mut bridge = support::process::BridgeProcess::start(&broker, port, "kafka-gone").await;
+    let mut clients = Clients::spawn().await;
+    clients
+        .connect("c", &bridge.url, json!({"token": token("user_g", "org-1")}))
+        .await;
+    broker.kill();
+    let terminating = std::time::Instant::now();
+    // Bounded by the budget; generous on a loaded machine. Before the
+    // budget, the process never exited (killed by hand after 5.5 minutes).
+    let limit = crm_bridge::app::SHUTDOWN_BUDGET * 3;
+    tokio::time::timeout(limit, bridge.terminate())
+        .await
+        .unwrap_or_else(|_| panic!("still running {limit:?} after SIGTERM with Kafka gone"));
+    eprintln!("exited {:?} after SIGTERM", terminating.elapsed());
+}

@@ -109,6 +109,11 @@ impl Broker {
         cluster.signal(0, "-CONT");
     }
 
+    /// Kills the broker (SIGKILL): Kafka is gone, as in an outage.
+    pub fn kill(&self) {
+        self.single_node().kill(0);
+    }
+
     /// Stops the broker (SIGTERM, a clean shutdown) and starts it again on
     /// the same ports and data.
     pub fn restart(&self) {
