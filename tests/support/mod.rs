@@ -1,4 +1,4 @@
-//! Test harness: a real broker (tansu), the bridge started in-process on a
+//! Test harness: a real broker (Apache Kafka), the bridge started in-process on a
 //! free port, the official socket.io-client driven through Node, and a
 //! producer with its own Avro encoding. Everything binds to 127.0.0.1 and is
 //! torn down when the test ends, pass or fail.
@@ -14,6 +14,7 @@ pub mod nginx;
 pub mod otlp;
 pub mod process;
 pub mod proxy;
+pub mod semantics;
 
 pub use avro::Producer;
 pub use bridge::{TEST_API_KEY, TestBridge, token};
