@@ -144,19 +144,29 @@ async fn committed_then_resumed(broker: &Broker, bridge: &TestBridge, group: &st
 
     // Every partition ends in a commit marker (or is empty).
     let deals = broker.topic("crm.deals");
-    let stable: Vec<i64> = extents(broker, &deals).iter().map(|(_, end)| *end).collect();
+    let stable: Vec<i64> = extents(broker, &deals)
+        .iter()
+        .map(|(_, end)| *end)
+        .collect();
     let at_markers = after_events(&live, &vec![0; stable.len()]);
     for (marker, end) in at_markers.iter().zip(&stable) {
-        assert!(*marker == 0 || marker + 1 == *end, "{at_markers:?} {stable:?}");
+        assert!(
+            *marker == 0 || marker + 1 == *end,
+            "{at_markers:?} {stable:?}"
+        );
     }
     // Live delivery steps over the markers: a live subscription's cursor,
     // and the group's committed offsets, reach the last stable offsets...
     subscribe(&mut clients, "probe", &bridge.url, None).await;
-    wait_until("live delivery stands at the last stable offsets", async || {
-        let request = serde_json::json!({"resource": "deal", "filter": {"pipelineId": PIPELINE}});
-        let ack = clients.request("probe", "subscribe", request).await;
-        ack["cursor"] == deals_cursor(&stable).as_str()
-    })
+    wait_until(
+        "live delivery stands at the last stable offsets",
+        async || {
+            let request =
+                serde_json::json!({"resource": "deal", "filter": {"pipelineId": PIPELINE}});
+            let ack = clients.request("probe", "subscribe", request).await;
+            ack["cursor"] == deals_cursor(&stable).as_str()
+        },
+    )
     .await;
     wait_until("the group committed the last stable offsets", async || {
         committed(broker, group, stable.len()) == stable
@@ -175,7 +185,11 @@ async fn committed_then_resumed(broker: &Broker, bridge: &TestBridge, group: &st
     // Resuming from before the transactions replays the committed records.
     let (replayed, resumed) = resume(&mut clients, "old", &bridge.url, &start).await;
     assert_exactly_once_in_order(&replayed, 0..15);
-    assert_eq!(resumed["cursor"], deals_cursor(&stable).as_str(), "{resumed}");
+    assert_eq!(
+        resumed["cursor"],
+        deals_cursor(&stable).as_str(),
+        "{resumed}"
+    );
     // From the markers (where a client that saw every record stands): an
     // end, not a replay waiting for a record that never comes.
     let at_markers = deals_cursor(&at_markers);

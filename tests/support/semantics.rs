@@ -70,7 +70,6 @@ pub fn plain_consumer(broker: &Broker) -> BaseConsumer {
         .set("bootstrap.servers", &broker.addr)
         .set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
         .create()
         .expect("a consumer")
 }
