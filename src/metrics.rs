@@ -79,9 +79,6 @@ impl ReasonCounter {
 pub struct Metrics {
     pub records_consumed: Counter,
     pub records_decoded: Counter,
-    /// Records the broker sent again after live delivery had handled them
-    /// (skipped, never delivered twice).
-    pub records_resent: Counter,
     pub decode_failures: ReasonCounter,
     /// Undecodable records produced to the dead-letter topic.
     pub dead_lettered: Counter,
@@ -126,7 +123,6 @@ impl Metrics {
         json!({
             "recordsConsumed": self.records_consumed.get(),
             "recordsDecoded": self.records_decoded.get(),
-            "recordsResent": self.records_resent.get(),
             "decodeFailures": self.decode_failures.snapshot(),
             "deadLettered": self.dead_lettered.get(),
             "deadLetterFailures": self.dead_letter_failures.get(),
@@ -163,11 +159,6 @@ impl Metrics {
                 "records_decoded_total",
                 "Kafka records decoded into events.",
                 &self.records_decoded,
-            ),
-            (
-                "records_resent_total",
-                "Records the broker sent again after they were handled; skipped.",
-                &self.records_resent,
             ),
             (
                 "records_dead_lettered_total",

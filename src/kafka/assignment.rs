@@ -3,7 +3,9 @@
 //! Assignment is manual (`incremental_assign`, not a group `subscribe`):
 //! every node reads every partition, so a group rebalance would only add
 //! delay. At start-up a partition starts at the group's committed offset or,
-//! for a new node, at the high watermark read then. Because that position is
+//! for a new node, at the watermark read then (the last stable offset, for
+//! a `read_committed` consumer: a transaction still open is read once it
+//! commits, not skipped). Because that position is
 //! fixed before `/readyz` turns green, a record produced after readiness is
 //! never missed (with `subscribe` + `auto.offset.reset=latest` the position
 //! is resolved later, and records produced in between would be skipped).

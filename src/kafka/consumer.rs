@@ -24,6 +24,12 @@
 //!   be decoded fails here all the same.
 //! - Backpressure: `recv` pulls from librdkafka's bounded prefetch queue
 //!   (`queued.max.messages.kbytes`); if delivery is slow, Kafka holds the rest.
+//! - Transactions: the consumer reads `read_committed` (librdkafka's
+//!   default), so aborted records never arrive. Commit and abort markers take
+//!   offsets of their own; whenever the loop waits, each partition's live
+//!   position (and stored offset) moves past the markers librdkafka stepped
+//!   over, so a partition ending in one shows no lag and a replay ends where
+//!   Kafka's last stable offset does (`tests/transactions.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,8 +37,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures::{FutureExt as _, StreamExt as _};
-use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::{Message, Offset};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
@@ -190,8 +196,6 @@ struct Seen<'a> {
     partition: i32,
     live: LivePartition,
     unstored: Option<i64>,
-    /// The last record was one handled before (warned once per run of them).
-    rereading: bool,
 }
 
 impl<'a> Partitions<'a> {
@@ -207,11 +211,51 @@ impl<'a> Partitions<'a> {
                 partition: position.partition,
                 live: self.live.partition(position),
                 unstored: None,
-                rereading: false,
             });
             self.seen.len() - 1
         });
         &mut self.seen[at]
+    }
+
+    /// Moves live delivery past what the consumer stepped over without a
+    /// record to hand on: a transaction's commit or abort marker, and the
+    /// aborted records before an abort marker. librdkafka counts them in the
+    /// partition's position once polled; without this, a partition whose
+    /// last offset is a marker would stay one short of its last stable
+    /// offset for ever (a lag of 1, a committed offset one short, a replay
+    /// ending before the marker). Call only when no record is ready: every
+    /// record polled has then been handled, none is in flight.
+    fn step_over_markers(&mut self, consumer: &StreamConsumer, topics: &[(&'a str, TopicKind)]) {
+        let positions = match consumer.position() {
+            Ok(positions) => positions,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the consumer's positions failed");
+                return;
+            }
+        };
+        let live = self.live;
+        for element in positions.elements() {
+            // Invalid until the partition's first record or marker is polled.
+            let Offset::Offset(next) = element.offset() else {
+                continue;
+            };
+            let Some(&(topic_name, topic)) = topics.iter().find(|(n, _)| *n == element.topic())
+            else {
+                continue;
+            };
+            let partition = element.partition();
+            let position = Position {
+                topic,
+                partition,
+                offset: next,
+            };
+            let seen = self.get(position, topic_name);
+            if seen.live.step_to(next) {
+                live.recent.skip_to(topic, partition, next);
+                // Stored as handled: the marker at `next - 1` is.
+                seen.unstored = Some(next - 1);
+            }
+        }
     }
 
     /// Stores the offsets handled since the last call, for librdkafka to
@@ -318,6 +362,7 @@ async fn read<'t>(
         let received = match messages.next().now_or_never() {
             Some(received) => received,
             None => {
+                partitions.step_over_markers(consumer, topics);
                 partitions.store(consumer);
                 let received = tokio::select! {
                     biased;
@@ -348,17 +393,6 @@ async fn read<'t>(
             offset: message.offset(),
         };
         let partition = partitions.get(position, topic_name);
-        if partition.live.handled_already(position.offset) {
-            // Delivered before: sending it again would duplicate it for
-            // every live client.
-            if !partition.rereading {
-                tracing::warn!(%position, "the broker sent handled records again; skipping them");
-            }
-            partition.rereading = true;
-            metrics.records_resent.inc();
-            continue;
-        }
-        partition.rereading = false;
         stages
             .live
             .received(position, message.payload().unwrap_or_default());

@@ -4,9 +4,14 @@
 //! Replay ends where live delivery stands: a record before that point may
 //! have been routed before a replaying subscription existed (so the replay
 //! must send it), a record after it will be routed after (so live delivery
-//! holds it). Both sides are read from here, never from the broker's high
-//! watermark, which can run ahead of (or, on some Kafka-compatible brokers,
-//! lag behind) what live delivery has handled.
+//! holds it). Both sides are read from here, never from the broker's
+//! watermarks, which run ahead of what live delivery has handled.
+//!
+//! Offsets are not contiguous: a transaction's commit or abort marker takes
+//! an offset, aborted records are never handed to a `read_committed`
+//! consumer, and compaction removes records. So a position is "one past the
+//! last offset handled *or stepped over*" ([`LivePartition::step_to`]), and
+//! nothing here assumes that every offset below it held a record.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -56,10 +61,12 @@ impl LivePartition {
         self.0.in_flight.store(offset, Ordering::SeqCst);
     }
 
-    /// True if the record at `offset` was handled already: the broker sent
-    /// it again (a fetch that starts inside a batch, an offset reset).
-    pub fn handled_already(&self, offset: i64) -> bool {
-        offset < self.0.next.load(Ordering::SeqCst)
+    /// The consumer stepped over everything before `next` without a record
+    /// to hand on (transaction markers, aborted records): live delivery
+    /// stands there. True if that moved it. Only the consume loop calls
+    /// this, between records, so no record is in flight.
+    pub fn step_to(&self, next: i64) -> bool {
+        self.0.next.fetch_max(next, Ordering::SeqCst) < next
     }
 
     /// The record at `offset` has been handled.
@@ -159,8 +166,19 @@ mod tests {
         assert_eq!(live.end_of(TopicKind::Deals), [(0, 11)]);
         live.partition(at(10)).handled(10);
         assert_eq!(live.end_of(TopicKind::Deals), [(0, 11)]);
-        assert!(live.partition(at(10)).handled_already(10), "sent again");
-        assert!(!live.partition(at(11)).handled_already(11));
         assert!(live.end_of(TopicKind::Email).is_empty());
+    }
+
+    #[test]
+    fn stepping_over_a_marker_moves_the_end_forward_only() {
+        let live = LivePositions::new(0);
+        live.start_at(TopicKind::Deals, 0, 10);
+        let partition = live.partition(at(10));
+        partition.handled(10);
+        assert!(partition.step_to(12), "a commit marker at 11");
+        assert_eq!(live.end_of(TopicKind::Deals), [(0, 12)]);
+        assert!(!partition.step_to(12));
+        assert!(!partition.step_to(5), "never back");
+        assert_eq!(live.end_of(TopicKind::Deals), [(0, 12)]);
     }
 }

@@ -7,8 +7,9 @@
 //! not summed: one partition far behind leaves its resources' clients far
 //! behind, however many partitions the topics have.
 //!
-//! Lag is `high watermark − where live delivery stands`, never below zero
-//! (some brokers report a watermark behind the last record; see README).
+//! Lag is `watermark − where live delivery stands`, never below zero: the
+//! watermark (the last stable offset, see `watermarks.rs`) is looked up
+//! every `kafka.lag_refresh_seconds`, and live delivery moves on meanwhile.
 
 use std::time::Duration;
 

@@ -202,6 +202,19 @@ impl RecentRecords {
         while guard.bytes > self.budget && guard.evict_oldest() {}
     }
 
+    /// Live delivery stepped over everything before `next` without a record
+    /// (transaction markers, aborted records): memory holds that stretch,
+    /// which has nothing to read, so a replay ending there still reads
+    /// memory.
+    pub fn skip_to(&self, topic: TopicKind, partition: i32, next: i64) {
+        if self.budget == 0 {
+            return;
+        }
+        if let Some(tail) = self.state().partitions.get_mut(&(topic, partition)) {
+            tail.next = tail.next.max(next);
+        }
+    }
+
     /// Whether every record of the partition from `from` on is held.
     pub fn covers(&self, topic: TopicKind, partition: i32, from: i64) -> bool {
         self.state()

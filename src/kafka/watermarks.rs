@@ -1,7 +1,13 @@
-//! The high watermark of every assigned partition, and when the broker last
+//! The watermark of every assigned partition, and when the broker last
 //! answered a look-up. With where live delivery stands ([`LivePositions`])
 //! they give the consumer lag; their age says whether the broker is
 //! reachable (both read in `readiness.rs`).
+//!
+//! The consumer reads `read_committed`, so librdkafka's look-up answers
+//! with the last stable offset, not the high watermark: the end of what it
+//! can read, short of a transaction still open. Live delivery steps over
+//! transaction markers (`consumer.rs`), so a partition ending in one shows
+//! no lag (`tests/transactions.rs`).
 //!
 //! Cheap and bounded: every `kafka.lag_refresh_seconds`, one `ListOffsets`
 //! look-up per assigned partition, each bounded by [`LOOKUP_TIMEOUT`], off
@@ -30,7 +36,7 @@ pub struct Watermarks {
 }
 
 impl Watermarks {
-    /// The broker answered: `high` is the partition's high watermark now.
+    /// The broker answered: `high` is the partition's last stable offset now.
     pub fn record(&self, topic: TopicKind, partition: i32, high: i64) {
         self.highs
             .write()

@@ -2,13 +2,24 @@
 //! reach back to a range's start, else with consumers of its own (assign +
 //! seek; no group membership, no commits), so replay never disturbs live
 //! consumption.
+//!
+//! A range's offsets need not all hold records: compaction leaves holes
+//! (`tests/compaction.rs`), a `read_committed` consumer never sees aborted
+//! records, and commit or abort markers take offsets of their own
+//! (`tests/transactions.rs`); live delivery's position, where ranges end,
+//! steps over markers. So a Kafka read of a range ends at its first record
+//! at or after the range's last offset, or when the partition's end is
+//! reached (`enable.partition.eof`) with the consumer's position, which
+//! counts markers, at or past the range's end.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -21,13 +32,6 @@ use crate::metrics::Metrics;
 
 /// Metadata and watermark look-ups.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
-/// A range that received nothing for this long steps its fetch back: forty
-/// times the fetch wait (`fetch.wait.max.ms` 5), so a broker with records
-/// has answered long before, even a busy one (a shorter wait steps back, and
-/// so reads, further than needed). Every Kafka replay whose cursor lies
-/// inside tansu's last batch waits this once; replays that start recently
-/// enough are served from memory and never wait.
-const NOTHING_YET: Duration = Duration::from_millis(200);
 /// Decoded events a reader may run ahead of the socket it feeds.
 const READ_AHEAD: usize = 1024;
 /// Records copied out of memory per lock.
@@ -40,6 +44,26 @@ pub struct ReadFailed;
 /// Where a reader sends what it decodes.
 type Events = mpsc::Sender<Result<CrmEvent, ReadFailed>>;
 
+/// A replay consumer.
+type ReplayConsumer = StreamConsumer<ReplayContext>;
+
+/// librdkafka's callbacks for replay consumers: as the default ones, except
+/// that reaching a partition's end, which ends every read from Kafka, is
+/// not logged as an error (librdkafka reports it as one, and then again to
+/// the reader, which acts on it).
+struct ReplayContext;
+
+impl ClientContext for ReplayContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {}
+            error => tracing::error!(target: "librdkafka", "librdkafka: {error}: {reason}"),
+        }
+    }
+}
+
+impl ConsumerContext for ReplayContext {}
+
 pub struct Replayer {
     config: ReplayConfig,
     kafka: KafkaConfig,
@@ -51,7 +75,7 @@ pub struct Replayer {
     permits: Arc<Semaphore>,
     /// Idle consumers, reused so a replay does not pay for a new connection.
     // std Mutex: held only to push or pop.
-    idle: Mutex<Vec<StreamConsumer>>,
+    idle: Mutex<Vec<ReplayConsumer>>,
 }
 
 impl Replayer {
@@ -87,23 +111,26 @@ impl Replayer {
             .expect("the semaphore is never closed")
     }
 
-    fn take_consumer(&self) -> anyhow::Result<StreamConsumer> {
+    fn take_consumer(&self) -> anyhow::Result<ReplayConsumer> {
         if let Some(consumer) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(consumer);
         }
-        // Reads only what it is assigned, from where it is told; commits nothing.
+        // Reads only what it is assigned, from where it is told; commits
+        // nothing. Says when it reaches a partition's end: a range ending
+        // in a marker has no record at its end to wait for.
         let settings = [
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),
+            ("enable.partition.eof", "true"),
         ];
         let client_id = format!("crm-bridge-replay-{}", self.node_id);
         let group_id = format!("{}-replay-{}", self.kafka.group_prefix, self.node_id);
         let config = self.kafka.consumer_config(&client_id, &group_id, &settings);
-        Ok(config.create()?)
+        Ok(config.create_with_context(ReplayContext)?)
     }
 
-    fn give_back(&self, consumer: StreamConsumer) {
+    fn give_back(&self, consumer: ReplayConsumer) {
         if consumer.unassign().is_ok() {
             self.idle
                 .lock()
@@ -299,7 +326,7 @@ impl Replayer {
         let mut flow = ControlFlow::Continue(());
         let consumer = self.take_consumer()?;
         let mut assignment = TopicPartitionList::new();
-        let mut remaining: HashMap<(TopicKind, i32), Reading> = HashMap::new();
+        let mut remaining: HashMap<(TopicKind, i32), Range> = HashMap::new();
         let kinds: HashMap<&str, TopicKind> =
             self.kafka.topics.all().map(|(k, n)| (n, k)).collect();
         for r in ranges {
@@ -308,64 +335,49 @@ impl Replayer {
                 r.partition,
                 Offset::Offset(r.from),
             )?;
-            remaining.insert((r.topic, r.partition), Reading::new(*r));
+            remaining.insert((r.topic, r.partition), *r);
         }
         consumer.assign(&assignment)?;
         tracing::debug!(?ranges, "replay reading");
         while !remaining.is_empty() {
-            let message = tokio::select! {
+            let received = tokio::select! {
                 _ = cancel.cancelled() => {
                     flow = ControlFlow::Break(());
                     break;
                 }
-                m = consumer.recv() => m?,
-                _ = tokio::time::sleep(NOTHING_YET) => {
-                    // Every record in a range exists (live delivery saw it), so
-                    // a range that has not started has a fetch position the
-                    // broker answers with nothing: step back.
-                    tracing::debug!(?remaining, "replay waiting for records");
-                    for ((topic, partition), reading) in remaining.iter_mut() {
-                        if let Some(earlier) = reading.stalled() {
-                            let name = self.kafka.topics.name(*topic);
-                            consumer.seek(name, *partition, Offset::Offset(earlier), LOOKUP_TIMEOUT)?;
-                        }
-                    }
+                m = consumer.recv() => m,
+            };
+            let message = match received {
+                Ok(message) => message,
+                // The end of a partition (of one topic or another: the error
+                // names only its number): what was read up to it, markers
+                // included, may finish its ranges.
+                Err(KafkaError::PartitionEOF(partition)) => {
+                    let positions = consumer.position()?;
+                    remaining.retain(|&(topic, p), range| {
+                        p != partition
+                            || !matches!(
+                                positions
+                                    .find_partition(self.kafka.topics.name(topic), p)
+                                    .map(|e| e.offset()),
+                                Some(Offset::Offset(next)) if next >= range.to
+                            )
+                    });
                     continue;
                 }
+                Err(e) => return Err(e.into()),
             };
             let Some(&topic) = kinds.get(message.topic()) else {
                 continue;
             };
             let key = (topic, message.partition());
-            // Anything outside the ranges (a stale prefetch) is ignored.
-            let Some(reading) = remaining.get_mut(&key) else {
+            let Some(range) = remaining.get(&key).copied() else {
                 continue;
             };
+            // librdkafka hands on nothing before the offset it was told to
+            // read from; holes (compaction, aborted records, markers) may
+            // put the first record after it, or past the range's end.
             let offset = message.offset();
-            match reading.check(offset) {
-                Verdict::Use => {}
-                Verdict::Ignore => continue,
-                Verdict::SeekTo(earlier) => {
-                    tracing::debug!(
-                        partition = message.partition(),
-                        offset,
-                        earlier,
-                        "replay seeks back"
-                    );
-                    consumer.seek(
-                        message.topic(),
-                        message.partition(),
-                        Offset::Offset(earlier),
-                        LOOKUP_TIMEOUT,
-                    )?;
-                    continue;
-                }
-            }
-            let range = reading.range;
-            if offset < range.from {
-                continue;
-            }
-            reading.last = offset;
             if offset + 1 >= range.to {
                 remaining.remove(&key);
             }
@@ -385,121 +397,5 @@ impl Replayer {
         tracing::debug!(unfinished = ?remaining, "replay read done");
         self.give_back(consumer);
         Ok(flow)
-    }
-}
-
-/// Reading one range. Some Kafka-compatible brokers (tansu 0.6) answer a
-/// fetch that starts inside a record batch with the *next* batch, silently
-/// skipping the rest of the first one; Apache Kafka returns the whole batch.
-/// So the first record read must be at or before `from`: if it is after,
-/// the reader seeks further back (doubling the step) until it is; so it does
-/// when nothing at all arrives (the range sits inside the last batch). Records
-/// still arriving from before a seek are recognised by their offsets, which
-/// do not go back below the one that caused it.
-#[derive(Debug)]
-struct Reading {
-    range: Range,
-    started: bool,
-    fetched_from: i64,
-    step: i64,
-    /// After a seek: the offset that caused it. Records at or after it are
-    /// left over from the earlier fetch.
-    stale_from: Option<i64>,
-    /// The last offset used, for diagnostics.
-    last: i64,
-}
-
-/// What to do with a record.
-#[derive(Debug, PartialEq, Eq)]
-enum Verdict {
-    Use,
-    Ignore,
-    SeekTo(i64),
-}
-
-impl Reading {
-    fn new(range: Range) -> Self {
-        Self {
-            range,
-            started: false,
-            fetched_from: range.from,
-            step: 16,
-            stale_from: None,
-            last: -1,
-        }
-    }
-
-    /// `Some(offset)` to seek back to when nothing has arrived yet.
-    fn stalled(&mut self) -> Option<i64> {
-        if self.started || self.fetched_from == 0 {
-            return None;
-        }
-        self.step_back();
-        self.stale_from = None;
-        Some(self.fetched_from)
-    }
-
-    fn step_back(&mut self) {
-        self.fetched_from = (self.fetched_from - self.step).max(0);
-        self.step = self.step.saturating_mul(2);
-    }
-
-    fn check(&mut self, offset: i64) -> Verdict {
-        if self.started {
-            return Verdict::Use;
-        }
-        match self.stale_from {
-            Some(stale) if offset >= stale => return Verdict::Ignore,
-            _ => self.stale_from = None,
-        }
-        if offset <= self.range.from || self.fetched_from == 0 {
-            self.started = true;
-            return Verdict::Use;
-        }
-        self.step_back();
-        self.stale_from = Some(offset);
-        Verdict::SeekTo(self.fetched_from)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seeks_back_until_the_first_record_is_not_after_the_start() {
-        let mut reading = Reading::new(Range {
-            topic: TopicKind::Deals,
-            partition: 0,
-            from: 100,
-            to: 200,
-        });
-        assert_eq!(reading.check(130), Verdict::SeekTo(84));
-        // Left over from the first fetch.
-        assert_eq!(reading.check(131), Verdict::Ignore);
-        assert_eq!(reading.check(120), Verdict::SeekTo(52));
-        assert_eq!(reading.check(125), Verdict::Ignore);
-        assert_eq!(reading.check(50), Verdict::Use);
-        assert_eq!(
-            reading.check(130),
-            Verdict::Use,
-            "only the first record is checked"
-        );
-        let mut silent = Reading::new(Range {
-            topic: TopicKind::Deals,
-            partition: 0,
-            from: 40,
-            to: 60,
-        });
-        assert_eq!(silent.stalled(), Some(24));
-        assert_eq!(silent.stalled(), Some(0));
-        assert_eq!(silent.stalled(), None);
-        let mut at_zero = Reading::new(Range {
-            topic: TopicKind::Deals,
-            partition: 0,
-            from: 0,
-            to: 5,
-        });
-        assert_eq!(at_zero.check(3), Verdict::Use);
     }
 }

@@ -14,6 +14,7 @@ pub mod nginx;
 pub mod otlp;
 pub mod process;
 pub mod proxy;
+pub mod semantics;
 
 pub use avro::Producer;
 pub use bridge::{TEST_API_KEY, TestBridge, token};

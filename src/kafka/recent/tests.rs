@@ -37,6 +37,21 @@ fn serves_what_it_holds_from_where_live_delivery_started() {
 }
 
 #[test]
+fn a_stretch_stepped_over_is_held_with_nothing_in_it() {
+    let recent = RecentRecords::new(1 << 20);
+    recent.start_at(DEALS, 0, 0);
+    recent.append(at(0, 0), b"zero");
+    assert_eq!(recent.read(DEALS, 0, 0, 3, 8), None, "not read up to 3 yet");
+    // A commit marker at 1, an aborted record at 2 (seen by nobody).
+    recent.skip_to(DEALS, 0, 3);
+    assert_eq!(offsets(&recent.read(DEALS, 0, 0, 3, 8).unwrap()), [0]);
+    assert!(recent.read(DEALS, 0, 1, 3, 8).unwrap().is_empty());
+    recent.skip_to(DEALS, 0, 2);
+    recent.append(at(0, 3), b"three");
+    assert_eq!(offsets(&recent.read(DEALS, 0, 0, 4, 8).unwrap()), [0, 3]);
+}
+
+#[test]
 fn evicts_the_oldest_full_segment_of_the_node_first() {
     // Segments of 100 bytes: each record below fills one.
     let recent = RecentRecords::new(1600);
