@@ -138,7 +138,7 @@ async fn prometheus(State(state): State<HttpState>) -> impl axum::response::Into
     out.family(
         "crm_bridge_consumer_lag_records",
         "gauge",
-        "Records between live delivery and the partition's high watermark (last look-up).",
+        "Records between live delivery and the partition's last stable offset (the high watermark under read_committed; last look-up).",
     );
     for lag in state.consumer.lag() {
         let partition = lag.partition.to_string();
