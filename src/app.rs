@@ -142,7 +142,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         http::limit_engine_opens,
     ))
     .layer(axum::middleware::from_fn(http::check_websocket_version))
-    .layer(http::cors(&config.guard.allowed_origins)?);
+    .layer(axum::middleware::from_fn_with_state(
+        http::cors(&config.guard.allowed_origins)?,
+        http::cors_for_socket_io,
+    ));
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     // Outside the router: it clones the URI into the extensions first.

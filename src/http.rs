@@ -21,9 +21,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower::{Layer, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::kafka::ConsumerHandle;
@@ -56,10 +59,11 @@ pub fn router(state: HttpState, dev_sign_in: bool) -> Router {
     router.with_state(state)
 }
 
-/// CORS for browsers on other origins (Socket.IO's long-polling requests):
-/// `allowed` origins, or any when empty. Tokens travel in the handshake, not
-/// in cookies, so credentials are never allowed. WebSocket upgrades are not
-/// covered by CORS; the handshake checks their `Origin` itself.
+/// CORS for browsers on other origins, for Socket.IO's long-polling
+/// requests only ([`cors_for_socket_io`]): `allowed` origins, or any when
+/// empty. Tokens travel in the handshake, not in cookies, so credentials
+/// are never allowed. WebSocket upgrades are not covered by CORS; the
+/// handshake checks their `Origin` itself.
 pub fn cors(allowed: &[String]) -> anyhow::Result<CorsLayer> {
     let origins = if allowed.is_empty() {
         AllowOrigin::any()
@@ -75,6 +79,34 @@ pub fn cors(allowed: &[String]) -> anyhow::Result<CorsLayer> {
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]))
 }
+
+/// Applies `cors` to Socket.IO's requests and to nothing else: a page on
+/// another origin may talk Socket.IO to the bridge, but not read its
+/// operational endpoints (`/stats`, `/metrics`, `/readyz`) or the dev
+/// sign-in.
+pub async fn cors_for_socket_io(State(cors): State<CorsLayer>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with(SOCKET_IO_PATH) {
+        return next.run(req).await;
+    }
+    // `Next` runs once; the service CORS wraps is called at most once.
+    let mut next = Some(next);
+    let inner = tower::service_fn(move |req: Request| {
+        let next = next.take();
+        async move {
+            Ok::<_, std::convert::Infallible>(match next {
+                Some(next) => next.run(req).await,
+                None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            })
+        }
+    });
+    match cors.layer(inner).oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+/// Where Socket.IO is served (socketioxide's default path).
+const SOCKET_IO_PATH: &str = "/socket.io/";
 
 /// The stable URL of the client module (`client/recovery.js`), built in so
 /// the module served always matches the bridge serving it.

@@ -192,6 +192,16 @@ async fn forged_and_invalid_tokens_are_refused() {
                 &key1,
             ),
         ),
+        // The signature verifies; the claims do not: counted as any other
+        // invalid token, so metrics do not tell a forger how far they got.
+        (
+            "blank-organization",
+            sign(Algorithm::RS256, "kid1", &with("organizationId", json!(" ")), &key1),
+        ),
+        (
+            "overlong-name",
+            sign(Algorithm::RS256, "kid1", &with("name", json!("n".repeat(300))), &key1),
+        ),
         (
             "wrong-audience",
             sign(
@@ -205,6 +215,12 @@ async fn forged_and_invalid_tokens_are_refused() {
     for (client, token) in cases {
         assert_refused(&mut clients, client, &url, json!({"token": token})).await;
     }
+    let failures = bridge.stats().await["authFailures"].clone();
+    let reasons: Vec<&String> = failures.as_object().unwrap().keys().collect();
+    assert!(
+        reasons.iter().all(|r| ["invalid_token", "algorithm", "unknown_key"].contains(&r.as_str())),
+        "{failures}"
+    );
     bridge.stop().await;
 }
 

@@ -131,3 +131,60 @@ async fn unauthenticated_sessions_cannot_exhaust_memory() {
     );
     assert!(refused > 0, "the limit never applied ({opened} opened)");
 }
+
+/// Sends one raw request and returns its status code.
+async fn status_of(addr: std::net::SocketAddr, request: &str) -> u16 {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let _ = stream.write_all(request.as_bytes()).await;
+    let answer = read_to_close(&mut stream).await;
+    answer
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {answer:.80}"))
+}
+
+/// The probe's polling abuse: unknown and forged session ids, unknown
+/// versions and transports, an oversized body. Each is refused with a 4xx; the node serves everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_abuse_gets_client_errors_and_the_node_serves_on() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start(&broker).await;
+    let addr = bridge.addr();
+    let open = reqwest::get(format!("{}/socket.io/?EIO=4&transport=polling", bridge.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sid = open
+        .split("\"sid\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("an Engine.IO open packet")
+        .to_owned();
+    let poll = |sid: &str| {
+        format!("GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    };
+    let post = |sid: &str, body: &str| {
+        format!(
+            "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let huge = "4".repeat(2_000_000);
+    let cases = [
+        ("an unknown session id", poll("AAAAAAAAAAAAAAAAAAAA")),
+        ("a session id with a NUL", poll("abc%00def")),
+        ("a session id of 4 KB", poll(&"s".repeat(4096))),
+        ("an unknown protocol version", "GET /socket.io/?EIO=9&transport=polling HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned()),
+        ("an unknown transport", "GET /socket.io/?EIO=4&transport=carrier-pigeon HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned()),
+        ("a body over the payload limit", post(&sid, &huge)),
+    ];
+    for (why, request) in &cases {
+        let status = status_of(addr, request).await;
+        assert!((400..500).contains(&status), "{why}: {status}");
+    }
+    let healthy = reqwest::get(format!("{}/healthz", bridge.url)).await.unwrap();
+    assert_eq!(healthy.status(), 200);
+    bridge.stop().await;
+}

@@ -185,3 +185,25 @@ async fn sigterm_while_kafka_is_gone_exits_within_the_shutdown_budget() {
         .unwrap_or_else(|_| panic!("still running {limit:?} after SIGTERM with Kafka gone"));
     eprintln!("exited {:?} after SIGTERM", terminating.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operational_endpoints_are_not_readable_cross_origin() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start(&broker).await;
+    let http = reqwest::Client::new();
+    let allowed_origin = |path: &'static str| {
+        let request = http
+            .get(format!("{}{path}", bridge.url))
+            .header("origin", "https://elsewhere.test");
+        async move {
+            let response = request.send().await.unwrap();
+            response.headers().get("access-control-allow-origin").cloned()
+        }
+    };
+    for path in ["/stats", "/metrics", "/readyz", "/healthz"] {
+        assert_eq!(allowed_origin(path).await, None, "{path}");
+    }
+    // Socket.IO's long-polling still works from any origin (none configured).
+    assert!(allowed_origin("/socket.io/?EIO=4&transport=polling").await.is_some());
+    bridge.stop().await;
+}

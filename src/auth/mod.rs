@@ -72,14 +72,18 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// A fixed label for counting failures by reason.
+    /// A fixed label for counting failures by reason. Metrics are readable
+    /// by anyone who reaches the node, so a label must not tell a stranger
+    /// more than the refusal does: claims are checked only once the
+    /// signature verified, so a token with bad claims counts as any other
+    /// invalid token (the log line says which check failed). The other
+    /// labels describe what the client itself sent.
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Missing => "missing",
-            Self::InvalidToken(_) => "invalid_token",
+            Self::InvalidToken(_) | Self::BadClaims(_) => "invalid_token",
             Self::AlgorithmNotAllowed => "algorithm",
             Self::UnknownKey => "unknown_key",
-            Self::BadClaims(_) => "claims",
             Self::UnknownApiKey => "api_key",
         }
     }

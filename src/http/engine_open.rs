@@ -16,11 +16,9 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::SOCKET_IO_PATH;
 use crate::guard::{ConnectionGate, GuardConfig};
 use crate::metrics::Metrics;
-
-/// Where Socket.IO is served (socketioxide's default path).
-const SOCKET_IO_PATH: &str = "/socket.io/";
 
 /// What the limit needs: the node's connection gate and how to tell
 /// clients' addresses apart.
