@@ -49,6 +49,7 @@ printf '%s\n' "$@" >>"$properties"
 if [ ! -f "$data/log/meta.properties" ]; then
   # What `StorageTool random-uuid` prints (16 random bytes, base64url), without a JVM.
   cluster="${CLUSTER_ID:-$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)}"
-  "${java[@]}" kafka.tools.StorageTool format --ignore-formatted -t "$cluster" -c "$properties" >/dev/null
+  # `--cluster-id=`: an id may start with `-`, which would read as an option.
+  "${java[@]}" kafka.tools.StorageTool format --ignore-formatted "--cluster-id=$cluster" -c "$properties" >/dev/null
 fi
 exec "${java[@]}" kafka.Kafka "$properties"
