@@ -178,7 +178,9 @@ impl Cluster {
         let mut nodes = self.nodes.lock().unwrap();
         for node in nodes.iter() {
             if let Some(child) = node.child.as_ref() {
-                let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
             }
         }
         for node in nodes.iter_mut() {
