@@ -270,6 +270,7 @@ async fn the_leader_of_a_busy_partition_killed_loses_and_repeats_nothing_and_sta
         .await;
     let readiness = ReadinessWatch::start(&bridge.url);
 
+    // Broker 1, which leads every partition of the bridge's topics.
     let leader = leader_of(&broker, 0).await;
     cluster.kill(cluster.index_of(leader));
     // Until the controller elects another leader, partition 0 takes no
@@ -334,9 +335,6 @@ async fn every_broker_down_for_30s_is_reported_and_delivery_resumes_with_nothing
         .await;
 
     let readiness = ReadinessWatch::start(&bridge.url);
-    // All at once: a node stopped alone asks the controller quorum to move
-    // its leaderships away, and the last one, with no quorum left, would
-    // wait five minutes for an answer before exiting.
     tokio::task::block_in_place(|| cluster.stop_all());
     // Reported while the brokers are down: within the silence bound and a
     // watermark look-up's timeout.

@@ -173,7 +173,10 @@ impl Cluster {
     }
 
     /// SIGTERM to every node at once, then waits for each to exit: the
-    /// whole cluster shut down cleanly.
+    /// whole cluster shut down cleanly. At once, not one by one: a stopping
+    /// broker waits for the controller quorum to approve its controlled
+    /// shutdown, and the last one, with no quorum left, would wait five
+    /// minutes (Kafka's bound) before exiting.
     pub fn stop_all(&self) {
         let mut nodes = self.nodes.lock().unwrap();
         for node in nodes.iter() {
