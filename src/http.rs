@@ -183,7 +183,7 @@ async fn prometheus(State(state): State<HttpState>) -> impl axum::response::Into
     if let Some(silence) = state.consumer.broker_silence() {
         out.gauge(
             "crm_bridge_broker_silence_seconds",
-            "Time since the broker last answered a watermark look-up.",
+            "Time since Kafka last answered (a watermark look-up, or metadata during a leader change).",
             silence.as_secs_f64(),
         );
     }

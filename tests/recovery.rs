@@ -1,5 +1,6 @@
 //! Nothing lost across reconnects: clients resume from Kafka positions, with
-//! the project's client module or by hand, across transport drops, a SIGKILL,
+//! the project's client module or by hand, across transport drops, a SIGKILL
+//! (after which the node resumes from its group's committed offsets),
 //! another node, an expired token, and being cut off as too slow. Each test
 //! checks that every event the client was entitled to arrived exactly once,
 //! in order per resource. Replays read the node's recent records from memory
@@ -11,6 +12,8 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use support::avro::deal_seq;
 use support::process::BridgeProcess;
@@ -224,6 +227,95 @@ async fn a_bridge_killed_with_sigkill_and_restarted_loses_nothing() {
     assert_exactly_once_in_order(&received, 0..100);
     clients.settle(Duration::from_millis(300)).await;
     assert!(clients.unclaimed_deliveries("page").is_empty());
+}
+
+/// The offsets the group of node `node_id` has committed in the deals
+/// topic, summed over its partitions: how many of its records the group has
+/// finished (the topic is the test's own, so it began at 0).
+async fn committed_deals(broker: &Broker, node_id: &str) -> i64 {
+    let (addr, topic) = (broker.addr.clone(), broker.topic("crm.deals"));
+    let group = format!("crm-bridge-{node_id}");
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &addr)
+            .set("group.id", &group)
+            .create()
+            .unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .unwrap();
+        let mut partitions = TopicPartitionList::new();
+        for partition in metadata.topics()[0].partitions() {
+            partitions.add_partition(&topic, partition.id());
+        }
+        let committed = consumer
+            .committed_offsets(partitions, Duration::from_secs(10))
+            .unwrap();
+        committed
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(offset) => offset,
+                _ => 0,
+            })
+            .sum()
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits until the group of `node_id` has committed `records` deals.
+async fn wait_committed(broker: &Broker, node_id: &str, records: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let committed = committed_deals(broker, node_id).await;
+        if committed == records {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{node_id} committed {committed} deals, not {records}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `a_bridge_killed_with_sigkill_and_restarted_loses_nothing` passes whether
+/// or not a restarted node starts at its committed offsets (its client's
+/// cursor would have Kafka replay the rest anyway): here the node's own
+/// consumption shows where it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_killed_with_sigkill_resumes_from_the_offsets_its_group_committed_in_kafka() {
+    let broker = Broker::start();
+    let port = free_port();
+    let node_id = format!("crash-{}", uuid::Uuid::new_v4().simple());
+    let mut node = BridgeProcess::start(&broker, port, &node_id).await;
+    let producer = Producer::new(&broker);
+    let mut clients = subscribed_page(&node.url, "user_c").await;
+
+    produce(&producer, 0..40, Duration::ZERO).await;
+    let mut received = clients.deliveries("page", 40).await;
+    // Committed in the background (every second), never by the kill.
+    wait_committed(&broker, &node_id, 40).await;
+    node.kill();
+    produce(&producer, 40..80, Duration::ZERO).await;
+    let node = BridgeProcess::start(&broker, port, &node_id).await;
+    clients
+        .wait_for("page recovered", |o| {
+            o["client"] == "page" && o["type"] == "recovered"
+        })
+        .await;
+    produce(&producer, 80..100, Duration::ZERO).await;
+    received.extend(clients.deliveries("page", 60).await);
+    assert_exactly_once_in_order(&received, 0..100);
+    clients.settle(Duration::from_millis(300)).await;
+    assert!(clients.unclaimed_deliveries("page").is_empty());
+    // Each partition's 80..100 follow its 40..80, so the node has read
+    // both: exactly those 60 from where its group left off, not the 100
+    // from the beginning nor the 20 from the head.
+    let stats = node.stats().await;
+    assert_eq!(stats["recordsConsumed"], 60, "{stats}");
+    wait_committed(&broker, &node_id, 100).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

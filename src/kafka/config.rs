@@ -30,7 +30,9 @@ pub struct KafkaConfig {
     pub lag_refresh_seconds: u64,
     /// `/readyz` fails while any one partition's lag exceeds this many records.
     pub ready_max_lag: u64,
-    /// `/readyz` fails when no watermark look-up has succeeded for this long.
+    /// `/readyz` fails when Kafka has not answered for this long: neither a
+    /// watermark look-up nor, while a partition has no leader (a leader
+    /// change), a metadata request.
     pub ready_broker_silence_seconds: u64,
     /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.*`), applied last.
     pub properties: BTreeMap<String, String>,

@@ -1,7 +1,8 @@
 //! The consumer's side of `/readyz`, and the lag it is judged by.
 //!
-//! A node is ready when every topic is assigned at a known position, the
-//! broker answered a watermark look-up within
+//! A node is ready when every topic is assigned at a known position, Kafka
+//! answered (a watermark look-up, or metadata while a partition has no
+//! leader: see `watermarks.rs`) within
 //! `kafka.ready_broker_silence_seconds`, and no partition is more than
 //! `kafka.ready_max_lag` records behind its high watermark. Per partition,
 //! not summed: one partition far behind leaves its resources' clients far

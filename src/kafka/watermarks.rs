@@ -1,7 +1,7 @@
-//! The watermark of every assigned partition, and when the broker last
-//! answered a look-up. With where live delivery stands ([`LivePositions`])
-//! they give the consumer lag; their age says whether the broker is
-//! reachable (both read in `readiness.rs`).
+//! The watermark of every assigned partition, and when Kafka last
+//! answered. With where live delivery stands ([`LivePositions`]) they give
+//! the consumer lag; the answer's age says whether Kafka is reachable (both
+//! read in `readiness.rs`).
 //!
 //! The consumer reads `read_committed`, so librdkafka's look-up answers
 //! with the last stable offset, not the high watermark: the end of what it
@@ -11,9 +11,13 @@
 //!
 //! Cheap and bounded: every `kafka.lag_refresh_seconds`, one `ListOffsets`
 //! look-up per assigned partition, each bounded by [`LOOKUP_TIMEOUT`], off
-//! the async threads; a round stops at its first failure (the broker is then
-//! unreachable for the rest too). Assignment records the watermarks it reads
-//! as well, so lag is known from the moment a partition is assigned.
+//! the async threads; a round stops at its first failure (timeouts would
+//! add up over the rest). A failed round asks the cluster for
+//! metadata, which any broker answers: a partition whose leader died has
+//! none until the controller elects another (seconds: the broker's session
+//! timeout), and that is a leader change, not Kafka gone. Assignment records
+//! the watermarks it reads as well, so lag is known from the moment a
+//! partition is assigned.
 //!
 //! [`LivePositions`]: super::LivePositions
 
@@ -42,6 +46,11 @@ impl Watermarks {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert((topic, partition), high);
+        self.answered();
+    }
+
+    /// Kafka answered, without a watermark.
+    fn answered(&self) {
         *self.last_answer.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
 
@@ -91,8 +100,24 @@ pub async fn keep_watermarks(
     }
 }
 
-/// One round over the current assignment. Blocking (librdkafka round trips).
+/// One round over the current assignment; if it fails, whether the cluster
+/// answers at all. Blocking (librdkafka round trips).
 fn look_up(
+    consumer: &StreamConsumer,
+    topics: &HashMap<String, TopicKind>,
+    watermarks: &Watermarks,
+) -> anyhow::Result<()> {
+    let round = read_highs(consumer, topics, watermarks);
+    if round.is_err()
+        && let Some(topic) = topics.keys().next()
+        && consumer.fetch_metadata(Some(topic), LOOKUP_TIMEOUT).is_ok()
+    {
+        watermarks.answered();
+    }
+    round
+}
+
+fn read_highs(
     consumer: &StreamConsumer,
     topics: &HashMap<String, TopicKind>,
     watermarks: &Watermarks,

@@ -181,6 +181,27 @@ impl Cluster {
         node.child = None;
     }
 
+    /// SIGTERM to every node at once, then waits for each to exit: the
+    /// whole cluster shut down cleanly. At once, not one by one: a stopping
+    /// broker waits for the controller quorum to approve its controlled
+    /// shutdown, and the last one, with no quorum left, would wait five
+    /// minutes (Kafka's bound) before exiting.
+    pub fn stop_all(&self) {
+        let mut nodes = self.nodes.lock().unwrap();
+        for node in nodes.iter() {
+            if let Some(child) = node.child.as_ref() {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+            }
+        }
+        for node in nodes.iter_mut() {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.wait();
+            }
+        }
+    }
+
     /// Starts node `index` again on its ports and data (does not wait).
     pub fn start_node(&self, index: usize) {
         let mut nodes = self.nodes.lock().unwrap();
