@@ -84,7 +84,11 @@ pub fn cors(allowed: &[String]) -> anyhow::Result<CorsLayer> {
 /// another origin may talk Socket.IO to the bridge, but not read its
 /// operational endpoints (`/stats`, `/metrics`, `/readyz`) or the dev
 /// sign-in.
-pub async fn cors_for_socket_io(State(cors): State<CorsLayer>, req: Request, next: Next) -> Response {
+pub async fn cors_for_socket_io(
+    State(cors): State<CorsLayer>,
+    req: Request,
+    next: Next,
+) -> Response {
     if !req.uri().path().starts_with(SOCKET_IO_PATH) {
         return next.run(req).await;
     }

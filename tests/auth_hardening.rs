@@ -196,11 +196,21 @@ async fn forged_and_invalid_tokens_are_refused() {
         // invalid token, so metrics do not tell a forger how far they got.
         (
             "blank-organization",
-            sign(Algorithm::RS256, "kid1", &with("organizationId", json!(" ")), &key1),
+            sign(
+                Algorithm::RS256,
+                "kid1",
+                &with("organizationId", json!(" ")),
+                &key1,
+            ),
         ),
         (
             "overlong-name",
-            sign(Algorithm::RS256, "kid1", &with("name", json!("n".repeat(300))), &key1),
+            sign(
+                Algorithm::RS256,
+                "kid1",
+                &with("name", json!("n".repeat(300))),
+                &key1,
+            ),
         ),
         (
             "wrong-audience",
@@ -218,7 +228,9 @@ async fn forged_and_invalid_tokens_are_refused() {
     let failures = bridge.stats().await["authFailures"].clone();
     let reasons: Vec<&String> = failures.as_object().unwrap().keys().collect();
     assert!(
-        reasons.iter().all(|r| ["invalid_token", "algorithm", "unknown_key"].contains(&r.as_str())),
+        reasons
+            .iter()
+            .all(|r| ["invalid_token", "algorithm", "unknown_key"].contains(&r.as_str())),
         "{failures}"
     );
     bridge.stop().await;

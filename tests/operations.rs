@@ -197,13 +197,20 @@ async fn operational_endpoints_are_not_readable_cross_origin() {
             .header("origin", "https://elsewhere.test");
         async move {
             let response = request.send().await.unwrap();
-            response.headers().get("access-control-allow-origin").cloned()
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .cloned()
         }
     };
     for path in ["/stats", "/metrics", "/readyz", "/healthz"] {
         assert_eq!(allowed_origin(path).await, None, "{path}");
     }
     // Socket.IO's long-polling still works from any origin (none configured).
-    assert!(allowed_origin("/socket.io/?EIO=4&transport=polling").await.is_some());
+    assert!(
+        allowed_origin("/socket.io/?EIO=4&transport=polling")
+            .await
+            .is_some()
+    );
     bridge.stop().await;
 }

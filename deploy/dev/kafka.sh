@@ -8,7 +8,8 @@
 # VOTERS is `controller.quorum.voters` (e.g. 1@127.0.0.1:9093); a cluster's
 # nodes share it and CLUSTER_ID (any 22-character base64 id; one is made for a
 # single node). KEY=VALUE pairs are added to the broker's properties. The heap
-# is KAFKA_HEAP (default 512m). The script execs the JVM, so its pid is the
+# is KAFKA_HEAP (default 512m); KAFKA_JVM_OPTS adds JVM flags (the tests ask
+# for a faster start-up). The script execs the JVM, so its pid is the
 # broker's: signals (SIGSTOP, SIGKILL) reach the broker itself.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -16,7 +17,7 @@ data="$1" node="$2" port="$3" controller_port="$4" voters="$5"
 shift 5
 
 lib="$(bash "$here/install-jvm.sh" kafka)"
-java=(java "-Xmx${KAFKA_HEAP:-512m}" -cp "$lib/*" "-Dlog4j2.configurationFile=$here/jvm/log4j2.xml")
+java=(java "-Xmx${KAFKA_HEAP:-512m}" ${KAFKA_JVM_OPTS:-} -cp "$lib/*" "-Dlog4j2.configurationFile=$here/jvm/log4j2.xml")
 
 voter_count=$(tr ',' '\n' <<<"$voters" | wc -l)
 replicas=$((voter_count < 3 ? voter_count : 3))

@@ -17,7 +17,9 @@ pub async fn ensure_topics(
     let admin: AdminClient<DefaultClientContext> = config.client_config().create()?;
     let topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(1)))
+        // -1: the broker's `default.replication.factor` (KIP-464), so a
+        // cluster replicates the topics it creates as it would any other.
+        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(-1)))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&topics, &options).await? {
