@@ -692,12 +692,31 @@ async fn a_replay_kafka_cannot_serve_is_a_server_error_and_resumes_later() {
     assert_eq!(told["details"]["reason"], "replay_unavailable", "{told}");
     assert!(clients.unclaimed_deliveries("during").is_empty());
 
-    // Once Kafka answers again, the same cursor resumes everything.
-    clients.connect("after", &bridge.url, auth).await;
-    let ack = clients.request("after", "subscribe", resume).await;
-    assert_eq!(ack["replaying"], true, "{ack}");
-    let replayed = clients.deliveries("after", 3).await;
-    assert_exactly_once_in_order(&replayed, 0..3);
+    // Once Kafka answers again, the same cursor resumes everything. The
+    // bridge learns that Kafka is back on its next fetch, not at once: a
+    // resume in between is told `replay_unavailable` again, and the client
+    // tries again, as the contract asks.
+    for attempt in 0.. {
+        let client = format!("after-{attempt}");
+        clients.connect(&client, &bridge.url, auth.clone()).await;
+        let ack = clients.request(&client, "subscribe", resume.clone()).await;
+        assert_eq!(ack["replaying"], true, "{ack}");
+        let outcome = clients
+            .wait_for("the resume's end", |o| {
+                o["client"] == client.as_str()
+                    && o["type"] == "event"
+                    && (o["event"] == "subscription-resumed" || o["event"] == "error")
+            })
+            .await;
+        if outcome["event"] == "error" {
+            assert_eq!(outcome["data"]["details"]["reason"], "replay_unavailable", "{outcome}");
+            assert!(attempt < 10, "Kafka never served the replay again: {outcome}");
+            continue;
+        }
+        let replayed = clients.deliveries(&client, 3).await;
+        assert_exactly_once_in_order(&replayed, 0..3);
+        break;
+    }
     bridge.stop().await;
 }
 
