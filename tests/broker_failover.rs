@@ -14,7 +14,6 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,8 +22,9 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde_json::{Value, json};
+use serde_json::json;
 use support::avro::deal_seq;
+use support::semantics::assert_exactly_once_in_order;
 use support::broker::Cluster;
 use support::{Broker, Clients, TestBridge, token};
 use tokio_util::sync::CancellationToken;
@@ -108,28 +108,6 @@ fn stream_until(producer: FutureProducer, stop: CancellationToken) -> tokio::tas
         }
         seq
     })
-}
-
-/// Every seq in `expected` exactly once, and each deal's in increasing order.
-fn assert_exactly_once_in_order(received: &[Value], expected: std::ops::Range<u64>) {
-    let seqs: Vec<u64> = received
-        .iter()
-        .map(|e| e["data"]["seq"].as_u64().expect("a seq"))
-        .collect();
-    let unique: BTreeSet<u64> = seqs.iter().copied().collect();
-    assert_eq!(unique.len(), seqs.len(), "duplicates in {seqs:?}");
-    assert_eq!(
-        unique,
-        expected.collect::<BTreeSet<u64>>(),
-        "missing or extra events"
-    );
-    let mut last: BTreeMap<String, u64> = BTreeMap::new();
-    for (event, seq) in received.iter().zip(&seqs) {
-        let deal = event["id"].as_str().unwrap().to_owned();
-        if let Some(previous) = last.insert(deal.clone(), *seq) {
-            assert!(previous < *seq, "{deal}: {seq} after {previous}");
-        }
-    }
 }
 
 /// Two pages using the client module, subscribed to the pipeline: `live`

@@ -9,13 +9,14 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use support::avro::deal_seq;
+use support::semantics::assert_exactly_once_in_order;
 use support::process::BridgeProcess;
 use support::proxy::Proxy;
 use support::{Broker, Clients, Producer, TestBridge, free_port, token};
@@ -35,28 +36,6 @@ async fn produce(producer: &Producer, range: std::ops::Range<u64>, pause: Durati
             .await;
         if !pause.is_zero() {
             tokio::time::sleep(pause).await;
-        }
-    }
-}
-
-/// Every seq in `expected` exactly once, and each deal's in increasing order.
-fn assert_exactly_once_in_order(received: &[Value], expected: std::ops::Range<u64>) {
-    let seqs: Vec<u64> = received
-        .iter()
-        .map(|e| e["data"]["seq"].as_u64().expect("a seq"))
-        .collect();
-    let unique: BTreeSet<u64> = seqs.iter().copied().collect();
-    assert_eq!(unique.len(), seqs.len(), "duplicates in {seqs:?}");
-    assert_eq!(
-        unique,
-        expected.collect::<BTreeSet<u64>>(),
-        "missing or extra events"
-    );
-    let mut last: BTreeMap<String, u64> = BTreeMap::new();
-    for (event, seq) in received.iter().zip(&seqs) {
-        let deal = event["id"].as_str().unwrap().to_owned();
-        if let Some(previous) = last.insert(deal.clone(), *seq) {
-            assert!(previous < *seq, "{deal}: {seq} after {previous}");
         }
     }
 }

@@ -10,45 +10,18 @@ mod support;
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
 use support::avro::{deal_seq, now_ms};
+use support::semantics::create_topics;
 use support::{Broker, Clients, Producer, TestBridge, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cursor_before_retention_reports_the_lost_range_and_replays_the_rest() {
     let broker = Broker::start();
     // One partition, records older than a minute expire.
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &broker.addr)
-        .create()
-        .unwrap();
-    let names = [
-        "crm.contacts",
-        "crm.deals",
-        "crm.email",
-        "crm.notifications",
-        "crm-bridge.presence",
-    ]
-    .map(|name| broker.topic(name));
-    let topics: Vec<NewTopic<'_>> = names
-        .iter()
-        .map(|name| {
-            NewTopic::new(name, 1, TopicReplication::Fixed(1))
-                .set("cleanup.policy", "delete")
-                .set("retention.ms", "60000")
-                .set("segment.ms", "60000")
-        })
-        .collect();
-    for result in admin
-        .create_topics(&topics, &AdminOptions::new())
-        .await
-        .unwrap()
-    {
-        result.expect("topic created");
-    }
+    let expiring = [("retention.ms", "60000"), ("segment.ms", "60000")];
+    create_topics(&broker, 1, &expiring).await;
 
     // Replays from Kafka: the node's recent records would still hold what
     // retention removes, and serve it (no gap to report).
