@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
-use super::session::{ReplayJob, Session};
+use super::session::Session;
 use super::{Client, Gateway, credential, replay, requests};
 use crate::auth::Credential;
 use crate::domain::ActionSet;
@@ -165,8 +165,7 @@ fn limit_error(refusal: Refusal) -> ClientError {
         Refusal::UserFull => ("too many connections for your user; close one", 5000),
         Refusal::AddressFull => ("too many connections from your address", 5000),
     };
-    ClientError::rate_limited(message, retry_ms)
-        .with_details(json!({ "reason": refusal.reason() }))
+    ClientError::rate_limited(message, retry_ms).with_details(json!({ "reason": refusal.reason() }))
 }
 
 pub async fn on_connect(
@@ -219,9 +218,8 @@ pub async fn on_connect(
                 since: Some(since.clone()),
                 ..inbox
             };
-            let job = ReplayJob { request };
             // Nothing to acknowledge: `connected` already went out.
-            session.subscribe_replaying(&gateway, &client, job, since, || {})
+            session.subscribe_replaying(&gateway, &client, request, since, || {})
         }
     };
     match resumed {

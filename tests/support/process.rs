@@ -50,7 +50,10 @@ impl BridgeProcess {
             .env("CRM_BRIDGE_KAFKA__TOPICS__CONTACTS", &topics.contacts)
             .env("CRM_BRIDGE_KAFKA__TOPICS__DEALS", &topics.deals)
             .env("CRM_BRIDGE_KAFKA__TOPICS__EMAIL", &topics.email)
-            .env("CRM_BRIDGE_KAFKA__TOPICS__NOTIFICATIONS", &topics.notifications)
+            .env(
+                "CRM_BRIDGE_KAFKA__TOPICS__NOTIFICATIONS",
+                &topics.notifications,
+            )
             .env("CRM_BRIDGE_PRESENCE__TOPIC", &named.presence.topic)
             .stdout(Stdio::null())
             .stderr(log)
