@@ -99,16 +99,6 @@ impl Slots {
             .expect("a waiter is granted or leaves the queue")
     }
 
-    /// Slots held now (all organisations).
-    pub fn held(&self) -> usize {
-        self.state().held
-    }
-
-    /// Replays waiting for a slot now.
-    pub fn queued(&self) -> usize {
-        self.state().waiting.len()
-    }
-
     fn grant(self: &Arc<Self>, state: &mut State, org: OrgId, user: UserId) -> Slot {
         state.held += 1;
         *state.by_org.entry(org.clone()).or_default() += 1;

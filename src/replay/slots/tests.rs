@@ -22,6 +22,16 @@ fn slots(node: usize, organization: usize, user: usize) -> Arc<Slots> {
     })
 }
 
+impl Slots {
+    fn held(&self) -> usize {
+        self.state().held
+    }
+
+    fn queued(&self) -> usize {
+        self.state().waiting.len()
+    }
+}
+
 type Acquiring = Pin<Box<dyn Future<Output = Slot> + Send>>;
 
 fn acquire(slots: &Arc<Slots>, o: &str, u: &str) -> Acquiring {
