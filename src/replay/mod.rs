@@ -73,9 +73,11 @@ impl Default for ReplayConfig {
             concurrency_per_organization: 2,
             // One: a user's tabs take turns; its other slots go to colleagues.
             concurrency_per_user: 1,
-            // A page resumes a handful of subscriptions at once; 16 queued
-            // replays of a few KB each is what one connection may hold.
-            max_replays_per_connection: 16,
+            // `limits.max_subscriptions`: a page resuming every subscription
+            // it may hold at once (the client module does, on reconnect) is
+            // never refused; with one replay per key, the limit binds only
+            // when that one is lowered.
+            max_replays_per_connection: 1000,
             // ~10k events of a few hundred bytes: a few MB per replaying client.
             live_buffer: 10_000,
             timeout_seconds: 120,
