@@ -50,6 +50,21 @@ impl Gauge {
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// Counts one until the returned guard is dropped (however the holder
+    /// ends: returned early, failed or cancelled).
+    pub fn hold(&self) -> GaugeHold<'_> {
+        self.inc();
+        GaugeHold(self)
+    }
+}
+
+pub struct GaugeHold<'a>(&'a Gauge);
+
+impl Drop for GaugeHold<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Counters by a low-cardinality reason. Rare events, so a mutex is fine.
@@ -97,6 +112,13 @@ pub struct Metrics {
     /// Partition ranges replays read, by source: `memory` (the live
     /// consumer's recent records) or `kafka`.
     pub replay_reads: ReasonCounter,
+    /// Replays stopped before they finished because the client asked:
+    /// `replaced` (subscribed again with `since`) or `unsubscribed`.
+    pub replays_cancelled: ReasonCounter,
+    /// Replays waiting for a replay slot (see `replay/slots.rs`).
+    pub replays_waiting_for_slot: Gauge,
+    /// Replays waiting, without a slot, for room in a full socket.
+    pub replays_waiting_for_socket: Gauge,
     pub client_errors: ReasonCounter,
     /// Clients disconnected by the bridge, by reason.
     pub cut_off: ReasonCounter,
@@ -136,6 +158,9 @@ impl Metrics {
             "replayRequests": self.replay_requests.get(),
             "replayedEvents": self.replayed_events.get(),
             "replayReads": self.replay_reads.snapshot(),
+            "replaysCancelled": self.replays_cancelled.snapshot(),
+            "replaysWaitingForSlot": self.replays_waiting_for_slot.get(),
+            "replaysWaitingForSocket": self.replays_waiting_for_socket.get(),
             "clientErrors": self.client_errors.snapshot(),
             "cutOff": self.cut_off.snapshot(),
             "connectionsRefused": self.connections_refused.snapshot(),
@@ -253,6 +278,12 @@ impl Metrics {
                 &self.replay_reads,
             ),
             (
+                "replays_cancelled_total",
+                "Replays stopped early at the client's request, by reason (replaced: subscribed again with since; unsubscribed).",
+                "reason",
+                &self.replays_cancelled,
+            ),
+            (
                 "presence_failures_total",
                 "Presence records not sent, not readable or not received, by step.",
                 "step",
@@ -278,6 +309,16 @@ impl Metrics {
                 "room_seats",
                 "Socket memberships of collaboration rooms on this node.",
                 &self.room_seats,
+            ),
+            (
+                "replays_waiting_for_slot",
+                "Replays queued for a replay slot (node, organisation and user shares).",
+                &self.replays_waiting_for_slot,
+            ),
+            (
+                "replays_waiting_for_socket",
+                "Replays waiting, without a slot, for room in a client's full socket.",
+                &self.replays_waiting_for_socket,
             ),
         ];
         for (name, help, gauge) in gauges {

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
-use super::session::{ReplayJob, Session};
+use super::session::Session;
 use super::{Client, Gateway, credential, replay, requests};
 use crate::auth::Credential;
 use crate::domain::ActionSet;
@@ -204,9 +204,8 @@ pub async fn on_connect(
                 since: Some(since.clone()),
                 ..inbox
             };
-            let job = ReplayJob { request };
             // Nothing to acknowledge: `connected` already went out.
-            session.subscribe_replaying(&gateway, &client, job, since, || {})
+            session.subscribe_replaying(&gateway, &client, request, since, || {})
         }
     };
     match resumed {

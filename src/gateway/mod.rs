@@ -43,7 +43,7 @@ use crate::guard::{ConnectionGate, GuardConfig};
 use crate::kafka::LivePositions;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
-use crate::replay::Replayer;
+use crate::replay::{Replayer, Shares, Slots};
 use crate::routing::SubscriptionIndex;
 use session::Session;
 
@@ -125,6 +125,9 @@ pub struct Gateway {
     limits: ClientLimits,
     metrics: Arc<Metrics>,
     replayer: Arc<Replayer>,
+    /// Who may read replays now: the node's, organisations' and users'
+    /// shares of `replay.concurrency`.
+    replay_slots: Arc<Slots>,
     live: Arc<LivePositions>,
     presence: Arc<Presence>,
     guard: GuardConfig,
@@ -155,7 +158,14 @@ pub struct GatewayParts {
 
 impl Gateway {
     pub fn new(parts: GatewayParts) -> Self {
+        let replay = parts.replayer.config();
+        let replay_slots = Slots::new(Shares {
+            node: replay.concurrency,
+            organization: replay.concurrency_per_organization,
+            user: replay.concurrency_per_user,
+        });
         Self {
+            replay_slots,
             index: SubscriptionIndex::new(parts.index_shards),
             auth: parts.auth,
             limits: parts.limits,

@@ -4,6 +4,13 @@
 //! the client's pace: a full socket queue makes it wait, not drop, until
 //! `replay.timeout_seconds`.
 //!
+//! A replay reads only while it holds a replay slot (`replay/slots.rs`: the
+//! node's, its organisation's and its user's shares). A socket that stays
+//! full for [`SLOW_SOCKET`] costs no slot: the reader stops, the slot goes
+//! to the next replay waiting, and once the socket has room again the
+//! replay queues for a slot and reads on from the next offset. So clients
+//! that resume and never read hold sockets, not replay capacity.
+//!
 //! A sampled replay (see [`crate::telemetry`]) is one `replay` span, the root
 //! of its own trace, with `partitions` read, events `replayed`, `gaps`, and
 //! `error.type` when it stopped short.
@@ -19,13 +26,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
 use tracing::{Instrument as _, Span};
 
-use super::session::{ReplayJob, Step, Waiting};
+use super::session::{ReplayJob, Session, Step, Waiting};
 use super::{Client, Gateway, overflow};
+use crate::domain::Position;
 use crate::domain::TopicKind;
 use crate::protocol::{
     ClientError, Delivery, ErrorCode, SubscriptionRequest, describe_key, render,
 };
-use crate::replay::{Cursor, Plan, Range, catch_up, plan};
+use crate::replay::{Cursor, Plan, Range, Slot, catch_up, plan};
 use crate::routing::{key_matches, topics_of};
 use crate::telemetry;
 
@@ -35,6 +43,13 @@ const FLUSH_BATCH: usize = 256;
 const LIVE_NOT_STARTED_PAUSE: Duration = Duration::from_millis(50);
 /// Pause before retrying an emit into a full socket queue.
 const FULL_QUEUE_PAUSE: Duration = Duration::from_millis(2);
+/// How long a replay keeps its slot while the socket is full: a client that
+/// reads drains its queue within milliseconds; one still full after this is
+/// slow or not reading, and waits without a slot.
+const SLOW_SOCKET: Duration = Duration::from_millis(250);
+/// Pause between emit retries into a slow socket, once the slot is given
+/// up: a stuck client costs a wake-up per this, not per `FULL_QUEUE_PAUSE`.
+const SLOW_SOCKET_PAUSE: Duration = Duration::from_millis(20);
 
 /// Why a replay stopped short.
 enum Failed {
@@ -42,9 +57,12 @@ enum Failed {
     Gone,
     /// Kafka could not be read (or live delivery never started) in time.
     Unavailable,
+    /// The client replaced or removed the subscription, or went away: not
+    /// a failure, the worker goes on with the next step.
+    Cancelled,
 }
 
-use Failed::{Gone, Unavailable};
+use Failed::{Cancelled, Gone, Unavailable};
 
 pub async fn run(gateway: Arc<Gateway>, client: Client) {
     let timeout = Duration::from_secs(gateway.replayer.config().timeout_seconds);
@@ -71,15 +89,16 @@ pub async fn run(gateway: Arc<Gateway>, client: Client) {
                     let reason = match failed {
                         Gone => "client_gone",
                         Unavailable => "kafka_unavailable",
+                        Cancelled => "cancelled",
                     };
                     span.record("error.type", reason);
                 }
                 result
             }
-            Step::Flush(batch) => flush(&client.socket, &batch, deadline).await,
+            Step::Flush(batch) => flush(&client, &batch, deadline).await,
         };
         match result {
-            Ok(()) => {}
+            Ok(()) | Err(Cancelled) => {}
             Err(Gone) => {
                 gateway.metrics.dropped.inc("replay_abandoned");
                 return overflow::cut_off_slow(&gateway, &client);
@@ -100,21 +119,51 @@ fn cut_off_unavailable(gateway: &Arc<Gateway>, client: &Client) {
     overflow::cut_off(gateway, client, error, "replay_unavailable");
 }
 
-async fn flush(
-    socket: &SocketRef,
-    batch: &[Arc<Waiting>],
-    deadline: Instant,
-) -> Result<(), Failed> {
+async fn flush(client: &Client, batch: &[Arc<Waiting>], deadline: Instant) -> Result<(), Failed> {
     for waiting in batch {
+        let outbound = &waiting.outbound;
+        let closing = &client.session.closing;
         emit_patiently(
-            socket,
-            waiting.outbound.name,
-            &waiting.outbound.payload,
+            &client.socket,
+            outbound.name,
+            &outbound.payload,
             deadline,
+            closing,
         )
         .await?;
     }
     Ok(())
+}
+
+/// A replay's hold on a replay slot: given up while it waits for a slow
+/// socket, taken again to read on.
+struct Turn<'a> {
+    gateway: &'a Gateway,
+    session: &'a Session,
+    slot: Option<Slot>,
+}
+
+impl Turn<'_> {
+    /// Waits for a slot unless it holds one; `Cancelled` if the replay is.
+    async fn take(&mut self, cancel: &CancellationToken) -> Result<(), Failed> {
+        if self.slot.is_some() {
+            return Ok(());
+        }
+        let _queued = self.gateway.metrics.replays_waiting_for_slot.hold();
+        let principal = &self.session.principal;
+        let slots = &self.gateway.replay_slots;
+        tokio::select! {
+            slot = slots.acquire(&principal.org, &principal.user) => {
+                self.slot = Some(slot);
+                Ok(())
+            }
+            () = cancel.cancelled() => Err(Cancelled),
+        }
+    }
+
+    fn give_up(&mut self) {
+        self.slot = None;
+    }
 }
 
 async fn replay(
@@ -123,9 +172,18 @@ async fn replay(
     job: ReplayJob,
     deadline: Instant,
 ) -> Result<(), Failed> {
-    let ReplayJob { request } = job;
+    let ReplayJob {
+        request,
+        id,
+        cancel,
+    } = job;
     let since = request.since.clone().unwrap_or_default();
-    let _permit = gateway.replayer.permit().await;
+    let mut turn = Turn {
+        gateway,
+        session: &client.session,
+        slot: None,
+    };
+    turn.take(&cancel).await?;
     gateway.metrics.replay_requests.inc();
     let topics = topics_of(&request.key, request.actions);
     let plan = first_plan(gateway, &since, &topics, deadline).await?;
@@ -136,11 +194,16 @@ async fn replay(
         gateway,
         client,
         request: &request,
+        job: id,
+        cancel: &cancel,
         topics: &topics,
         deadline,
     };
-    let Some((end, replayed)) = replaying.chase(plan.ranges, plan.end).await? else {
-        return Ok(()); // unsubscribed meanwhile
+    let chased = replaying.chase(&mut turn, plan.ranges, plan.end).await?;
+    // What is left is telling the client: no reading.
+    turn.give_up();
+    let Some((end, replayed)) = chased else {
+        return Ok(()); // unsubscribed or replaced meanwhile
     };
     gateway.metrics.replayed_events.add(replayed);
     span.record("replayed", replayed);
@@ -153,7 +216,14 @@ async fn replay(
         gateway.metrics.dropped.inc("replay_gap");
         let gap = json!({ "subscription": subscription, "gaps": plan.gaps });
         let payload = serde_json::value::to_raw_value(&gap).expect("JSON values serialise");
-        emit_patiently(&client.socket, "subscription-gap", &payload, deadline).await?;
+        emit_patiently(
+            &client.socket,
+            "subscription-gap",
+            &payload,
+            deadline,
+            &cancel,
+        )
+        .await?;
     }
     // An event rather than the acknowledgement (already sent): an emit can
     // wait for room in a full socket queue, an acknowledgement cannot.
@@ -164,7 +234,14 @@ async fn replay(
         "gaps": plan.gaps,
     });
     let payload = serde_json::value::to_raw_value(&resumed).expect("JSON values serialise");
-    emit_patiently(&client.socket, "subscription-resumed", &payload, deadline).await?;
+    emit_patiently(
+        &client.socket,
+        "subscription-resumed",
+        &payload,
+        deadline,
+        &cancel,
+    )
+    .await?;
     Ok(())
 }
 
@@ -213,6 +290,9 @@ struct Replaying<'a> {
     gateway: &'a Arc<Gateway>,
     client: &'a Client,
     request: &'a SubscriptionRequest,
+    /// The job's id: it may fix only its own window's end.
+    job: u64,
+    cancel: &'a CancellationToken,
     /// The topics `request` reads.
     topics: &'a [TopicKind],
     deadline: Instant,
@@ -226,9 +306,10 @@ impl Replaying<'_> {
     /// meanwhile, so a replay chasing a fast stream does not fill the
     /// connection's held-events buffer; one that cannot catch up runs into
     /// its deadline. Returns the replay's end and how many events it sent,
-    /// or `None` if the subscription went away.
+    /// or `None` if the subscription went away or is another replay's now.
     async fn chase(
         &self,
+        turn: &mut Turn<'_>,
         mut ranges: Vec<Range>,
         mut reached: Cursor,
     ) -> Result<Option<(Cursor, u64)>, Failed> {
@@ -237,7 +318,7 @@ impl Replaying<'_> {
         let mut replayed = 0;
         let mut fixed = false;
         loop {
-            replayed += self.send(ranges).await?;
+            replayed += self.send(turn, ranges).await?;
             if fixed {
                 return Ok(Some((reached, replayed)));
             }
@@ -247,7 +328,8 @@ impl Replaying<'_> {
             let ahead = if left <= slack {
                 fixed = true;
                 let session = &self.client.session;
-                let Some(end) = session.fix_replay_end(&self.request.key, live_end) else {
+                let key = &self.request.key;
+                let Some(end) = session.fix_replay_end(key, self.job, live_end) else {
                     return Ok(None);
                 };
                 ranges = catch_up(&reached, &end);
@@ -262,29 +344,74 @@ impl Replaying<'_> {
     }
 
     /// Reads `ranges` and emits the events the request matches, at the
-    /// client's pace; returns how many.
-    async fn send(&self, ranges: Vec<Range>) -> Result<u64, Failed> {
-        if ranges.is_empty() {
-            return Ok(0);
-        }
-        let cancel = CancellationToken::new();
-        let _stop_reader = cancel.clone().drop_guard();
-        let mut events = self.gateway.replayer.read(ranges, cancel);
+    /// client's pace; returns how many. Reads only with a slot: each pass
+    /// reads until the socket stays full for [`SLOW_SOCKET`], then stops its
+    /// reader, gives the slot up, waits for room, and the next pass takes a
+    /// slot again and reads on from the next offset.
+    async fn send(&self, turn: &mut Turn<'_>, mut ranges: Vec<Range>) -> Result<u64, Failed> {
         let request = self.request;
+        let socket = &self.client.socket;
         let mut sent = 0u64;
-        while let Some(read) = events.recv().await {
-            let Ok(event) = read else {
-                return Err(Unavailable);
-            };
-            if key_matches(&request.key, request.actions, &event) {
+        while !ranges.is_empty() {
+            turn.take(self.cancel).await?;
+            let stop = self.cancel.child_token();
+            let _stop_reader = stop.clone().drop_guard();
+            let mut events = self.gateway.replayer.read(ranges.clone(), stop);
+            loop {
+                let read = tokio::select! {
+                    read = events.recv() => read,
+                    () = self.cancel.cancelled() => return Err(Cancelled),
+                };
+                let Some(read) = read else {
+                    return Ok(sent); // everything in `ranges` was read
+                };
+                let Ok(event) = read else {
+                    return Err(Unavailable);
+                };
+                read_past(&mut ranges, event.position);
+                if !key_matches(&request.key, request.actions, &event) {
+                    continue;
+                }
                 let outbound = render(&event, Delivery::Replayed);
-                let socket = &self.client.socket;
-                emit_patiently(socket, outbound.name, &outbound.payload, self.deadline).await?;
+                let (name, payload) = (outbound.name, &outbound.payload);
                 sent += 1;
+                let patience = (Instant::now() + SLOW_SOCKET).min(self.deadline);
+                if emit_until(
+                    socket,
+                    name,
+                    payload,
+                    patience,
+                    FULL_QUEUE_PAUSE,
+                    self.cancel,
+                )
+                .await?
+                {
+                    continue;
+                }
+                // A slow socket: nothing read ahead for it, no slot held.
+                drop(events);
+                turn.give_up();
+                let _waiting = self.gateway.metrics.replays_waiting_for_socket.hold();
+                let pause = SLOW_SOCKET_PAUSE;
+                if !emit_until(socket, name, payload, self.deadline, pause, self.cancel).await? {
+                    return Err(Gone);
+                }
+                break;
             }
         }
         Ok(sent)
     }
+}
+
+/// Narrows `ranges` to what is left after the event at `position` was read:
+/// a reader sends each partition's records in offset order.
+fn read_past(ranges: &mut Vec<Range>, position: Position) {
+    for range in ranges.iter_mut() {
+        if range.topic == position.topic && range.partition == position.partition {
+            range.from = range.from.max(position.offset + 1);
+        }
+    }
+    ranges.retain(|range| range.from < range.to);
 }
 
 /// Waits (until `deadline`) for live delivery to have started on every
@@ -309,20 +436,43 @@ pub fn live_cursor(gateway: &Gateway, topics: &[TopicKind]) -> Cursor {
     cursor
 }
 
+/// Emits, waiting for room in a full socket queue until `deadline`;
+/// `Gone` if the socket stays full past it or goes away.
 async fn emit_patiently(
     socket: &SocketRef,
     name: &str,
     payload: &serde_json::value::RawValue,
     deadline: Instant,
+    cancel: &CancellationToken,
 ) -> Result<(), Failed> {
+    match emit_until(socket, name, payload, deadline, FULL_QUEUE_PAUSE, cancel).await? {
+        true => Ok(()),
+        false => Err(Gone),
+    }
+}
+
+/// Emits, retrying every `pause` while the socket queue is full; false if
+/// it is still full at `until`.
+async fn emit_until(
+    socket: &SocketRef,
+    name: &str,
+    payload: &serde_json::value::RawValue,
+    until: Instant,
+    pause: Duration,
+    cancel: &CancellationToken,
+) -> Result<bool, Failed> {
     loop {
         match socket.emit(name, payload) {
-            Ok(()) => return Ok(()),
-            Err(socketioxide::SendError::Socket(SocketError::InternalChannelFull))
-                if Instant::now() < deadline =>
-            {
+            Ok(()) => return Ok(true),
+            Err(socketioxide::SendError::Socket(SocketError::InternalChannelFull)) => {
+                if Instant::now() >= until {
+                    return Ok(false);
+                }
                 tracing::trace!(sid = %socket.id, "replay waits for the socket");
-                tokio::time::sleep(FULL_QUEUE_PAUSE).await;
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = cancel.cancelled() => return Err(Cancelled),
+                }
             }
             Err(e) => {
                 tracing::debug!(sid = %socket.id, error = %e, "replay cannot emit");

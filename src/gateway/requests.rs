@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 
-use super::session::{ReplayJob, Session, Subscribed};
+use super::session::{Session, Subscribed};
 use super::{Client, Gateway, rate, replay, rooms};
 use crate::protocol::{Caller, ClientError, ErrorCode, parse_subscribe, parse_unsubscribe};
 use crate::routing::topics_of;
@@ -98,14 +98,13 @@ async fn on_subscribe(
         "cursor": since.to_string(),
         "replaying": true,
     });
-    let job = ReplayJob { request };
     let mut ack = Some(ack);
     let acknowledge = || {
         if let Some(ack) = ack.take() {
             ack.send(&reply).ok();
         }
     };
-    match session.subscribe_replaying(&gateway, &client, job, since, acknowledge) {
+    match session.subscribe_replaying(&gateway, &client, request, since, acknowledge) {
         Ok(true) => drop(tokio::spawn(replay::run(gateway.clone(), client))),
         Ok(false) => {}
         Err(error) => {

@@ -20,6 +20,12 @@
 //!
 //! So a replay chasing a fast stream holds nothing while it chases: only
 //! what arrives during its last, short read waits in the buffer.
+//!
+//! A connection has at most one replay per key: subscribing again with
+//! `since` replaces the key's queued replay, or cancels its running one and
+//! queues the new one, and the window becomes the new one's (a cancelled
+//! replay cannot fix it). At most `replay.max_replays_per_connection`
+//! replays are queued or running at once.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -61,6 +67,8 @@ struct State {
     /// Some subscription has a replay window, so live events are checked
     /// against it (see `offer`).
     has_windows: bool,
+    /// Numbers replay jobs, so a window knows which replay owns it.
+    next_job: u64,
 }
 
 /// One key in the index, held by `subscribe`, by a joined room, or both.
@@ -88,6 +96,8 @@ impl Subscription {
 
 /// Offsets `[since, end)` a subscription's replay covers.
 struct ReplayWindow {
+    /// The replay job that reads it: only that one may fix its end.
+    job: u64,
     since: Cursor,
     /// Fixed when the replay has nearly caught up with live delivery; until
     /// then the window is open: the replay will read everything from `since`.
@@ -96,13 +106,45 @@ struct ReplayWindow {
 
 #[derive(Default)]
 struct ReplayMode {
+    /// At most one per key (see the module doc).
     jobs: VecDeque<ReplayJob>,
+    /// The job the worker runs now: its key, and how to cancel it.
+    running: Option<(SubscriptionKey, CancellationToken)>,
     waiting: VecDeque<Arc<Waiting>>,
+}
+
+impl ReplayMode {
+    /// Replays queued or running: what `replay.max_replays_per_connection`
+    /// bounds.
+    fn pending(&self) -> usize {
+        self.jobs.len() + usize::from(self.running.is_some())
+    }
+
+    /// Drops the queued replay of `key` and cancels its running one; true
+    /// if there was one.
+    fn cancel(&mut self, key: &SubscriptionKey) -> bool {
+        let queued = self.jobs.len();
+        self.jobs.retain(|job| &job.request.key != key);
+        let mut cancelled = self.jobs.len() < queued;
+        if let Some((running, cancel)) = &self.running
+            && running == key
+            && !cancel.is_cancelled()
+        {
+            cancel.cancel();
+            cancelled = true;
+        }
+        cancelled
+    }
 }
 
 /// A subscription to replay. Its outcome is the `subscription-resumed` event.
 pub struct ReplayJob {
     pub request: SubscriptionRequest,
+    /// Names the job in its subscription's window (see `fix_replay_end`).
+    pub id: u64,
+    /// Cancelled when the job is replaced, its subscription removed, or the
+    /// connection closes.
+    pub cancel: CancellationToken,
 }
 
 /// A live event held while the connection replays.
@@ -198,8 +240,9 @@ impl Session {
         })
     }
 
-    /// Adds a subscription that first replays from `since`. Returns true when
-    /// the caller must start the connection's replay worker.
+    /// Adds a subscription that first replays from `since`, replacing the
+    /// key's queued or running replay if it has one. Returns true when the
+    /// caller must start the connection's replay worker.
     /// `acknowledge` runs once it is accepted and before the replay can
     /// start, so the client hears `replaying: true` before anything the
     /// replay sends, however fast it is (a running worker takes the job as
@@ -208,21 +251,49 @@ impl Session {
         &self,
         gateway: &Gateway,
         client: &Client,
-        job: ReplayJob,
+        request: SubscriptionRequest,
         since: Cursor,
         acknowledge: impl FnOnce(),
     ) -> Result<bool, ClientError> {
         let mut state = self.state();
-        let window = ReplayWindow { since, end: None };
-        self.register(&mut state, gateway, client, &job.request, Some(window))?;
+        let limit = gateway.replayer.config().max_replays_per_connection;
+        if let Some(mode) = &state.replay {
+            let replaces = mode.jobs.iter().any(|job| job.request.key == request.key)
+                || mode
+                    .running
+                    .as_ref()
+                    .is_some_and(|(key, _)| key == &request.key);
+            if !replaces && mode.pending() >= limit {
+                return Err(ClientError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "replay limit reached ({limit} queued or running per connection); \
+                         wait for a subscription-resumed first"
+                    ),
+                )
+                .with_details(serde_json::json!({ "reason": "replay_limit", "limit": limit })));
+            }
+        }
+        let id = state.next_job;
+        let window = ReplayWindow {
+            job: id,
+            since,
+            end: None,
+        };
+        self.register(&mut state, gateway, client, &request, Some(window))?;
+        state.next_job += 1;
         acknowledge();
         state.has_windows = true;
         let start_worker = state.replay.is_none();
-        state
-            .replay
-            .get_or_insert_with(ReplayMode::default)
-            .jobs
-            .push_back(job);
+        let mode = state.replay.get_or_insert_with(ReplayMode::default);
+        if mode.cancel(&request.key) {
+            gateway.metrics.replays_cancelled.inc("replaced");
+        }
+        mode.jobs.push_back(ReplayJob {
+            request,
+            id,
+            cancel: self.closing.child_token(),
+        });
         Ok(start_worker)
     }
 
@@ -254,6 +325,7 @@ impl Session {
     /// delivering it.
     pub fn unsubscribe(&self, gateway: &Gateway, client: &Client, key: &SubscriptionKey) -> bool {
         let mut state = self.state();
+        let state = &mut *state;
         let Some(subscription) = state.subscriptions.get_mut(key) else {
             return false;
         };
@@ -261,6 +333,12 @@ impl Session {
             return false;
         }
         subscription.replay = None;
+        // Its replay would read for nothing (it could not fix a window).
+        if let Some(mode) = &mut state.replay
+            && mode.cancel(key)
+        {
+            gateway.metrics.replays_cancelled.inc("unsubscribed");
+        }
         if key.resource().is_some() {
             gateway.metrics.subscriptions.dec();
         }
@@ -397,16 +475,21 @@ impl Session {
         }
     }
 
-    /// Fixes where a subscription's replay ends, at `live_end()` read under
-    /// the lock (step 2 of the seam), and returns it. `None` if the
-    /// subscription is gone (unsubscribed or closed meanwhile).
+    /// Fixes where job `job`'s replay of `key` ends, at `live_end()` read
+    /// under the lock (step 2 of the seam), and returns it. `None` if the
+    /// window is no longer that job's (unsubscribed, replaced or closed
+    /// meanwhile).
     pub fn fix_replay_end(
         &self,
         key: &SubscriptionKey,
+        job: u64,
         live_end: impl FnOnce() -> Cursor,
     ) -> Option<Cursor> {
         let mut state = self.state();
         let window = state.subscriptions.get_mut(key)?.replay.as_mut()?;
+        if window.job != job {
+            return None;
+        }
         let end = live_end();
         window.end = Some(end.clone());
         Some(end)
@@ -420,7 +503,10 @@ impl Session {
         let Some(mode) = state.replay.as_mut() else {
             return Step::Done;
         };
+        // The worker asks for its next step when the last one is over.
+        mode.running = None;
         if let Some(job) = mode.jobs.pop_front() {
+            mode.running = Some((job.request.key.clone(), job.cancel.clone()));
             return Step::Replay(job);
         }
         if mode.waiting.is_empty() {

@@ -44,6 +44,7 @@ fn subs(entries: &[(&str, Option<(i64, i64)>)]) -> HashMap<SubscriptionKey, Subs
         .iter()
         .map(|(deal, window)| {
             let replay = window.map(|(since, end)| ReplayWindow {
+                job: 0,
                 since: cursor(since),
                 end: Some(cursor(end)),
             });
