@@ -21,7 +21,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Cursor, Extent, Range, ReplayConfig};
@@ -72,7 +72,6 @@ pub struct Replayer {
     metrics: Arc<Metrics>,
     /// Where live delivery stands, and the records it read recently.
     live: Arc<LivePositions>,
-    permits: Arc<Semaphore>,
     /// Idle consumers, reused so a replay does not pay for a new connection.
     // std Mutex: held only to push or pop.
     idle: Mutex<Vec<ReplayConsumer>>,
@@ -87,7 +86,6 @@ impl Replayer {
         live: Arc<LivePositions>,
     ) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(config.concurrency)),
             node_id: kafka.node_id(),
             config,
             kafka,
@@ -100,15 +98,6 @@ impl Replayer {
 
     pub fn config(&self) -> &ReplayConfig {
         &self.config
-    }
-
-    /// Waits for one of the `replay.concurrency` slots.
-    pub async fn permit(&self) -> OwnedSemaphorePermit {
-        self.permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed")
     }
 
     fn take_consumer(&self) -> anyhow::Result<ReplayConsumer> {
