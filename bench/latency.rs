@@ -3,10 +3,15 @@
 //! Measured twice in one run: on a quiet bridge (the peer), then while
 //! another client on the same node floods it with events far over its rate
 //! limit (kept connected, so the flood lasts). The ratio is what a flood
-//! costs its neighbours; absolute times are context.
+//! costs its neighbours; absolute times are context. Before either, the
+//! bridge's cost at rest: requests to the broker per second, and CPU.
 //!
-//! Run: `make bench-latency` (or `cargo bench --bench latency`).
+//! Run: `make bench-latency` (or `cargo bench --bench latency`); to compare
+//! a setting, e.g. `BENCH_KAFKA_PROPERTIES=fetch.wait.max.ms=5` (see
+//! `bench/common.rs`).
 
+#[path = "common.rs"]
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -64,7 +69,11 @@ async fn flood(url: String, stop: CancellationToken) {
 async fn main() {
     let broker = Broker::start();
     // The flooder stays connected, so the rate limiter works the whole run.
-    let bridge = TestBridge::start_with(&broker, |c| c.guard.flood_refusals = u32::MAX).await;
+    let bridge = TestBridge::start_with(&broker, |c| {
+        c.guard.flood_refusals = u32::MAX;
+        common::kafka_properties_from_env(c);
+    })
+    .await;
     let producer = Producer::new(&broker);
     let mut clients = Clients::spawn().await;
     clients
@@ -74,6 +83,7 @@ async fn main() {
         .subscribe("c", json!({"resource": "deal", "id": "deal_latency"}))
         .await;
 
+    let rest = common::at_rest(&broker.addr, Duration::from_secs(10)).await;
     let quiet = measure(&mut clients, &producer, 0).await;
     let stop = CancellationToken::new();
     let flooding = tokio::spawn(flood(bridge.url.clone(), stop.clone()));
@@ -83,7 +93,14 @@ async fn main() {
     flooding.await.unwrap();
     let refused = bridge.stats().await["dropped"]["rate_limited"].clone();
 
-    println!("latency benchmark: {SAMPLES} records each, produce → socket.io-client receive (ms)");
+    println!("latency benchmark ({})", common::settings_label());
+    println!(
+        "at rest (10 s, nothing produced): {:.0} requests/s to the broker; CPU: bridge {:.1}%, broker {:.1}% of a core",
+        rest.requests_per_second,
+        rest.bridge_core_share * 100.0,
+        rest.broker_core_share * 100.0
+    );
+    println!("{SAMPLES} records each, produce → socket.io-client receive (ms)");
     println!("| neighbour | p50 | p90 | p99 | max |");
     println!("|---|---|---|---|---|");
     for (name, sorted) in [("quiet", &quiet), ("flooding at 50x the limit", &flooded)] {

@@ -6,6 +6,8 @@
 //! Run: `make bench-replay` (or `cargo bench --bench replay`). Not a test:
 //! it asserts only correctness (every event exactly once), never time.
 
+#[path = "common.rs"]
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -32,8 +34,11 @@ async fn main() {
     let broker = Broker::start();
     // A queue deep enough for the whole burst: this measures throughput, not
     // the slow-client policy (a Node client cannot keep up with a 100k burst).
-    let bridge =
-        TestBridge::start_with(&broker, |c| c.limits.socket_buffer = 2 * EVENTS as usize).await;
+    let bridge = TestBridge::start_with(&broker, |c| {
+        c.limits.socket_buffer = 2 * EVENTS as usize;
+        common::kafka_properties_from_env(c);
+    })
+    .await;
     let producer = Producer::new(&broker);
     let mut clients = Clients::spawn().await;
     let subscription = json!({"resource": "deal", "filter": {"pipelineId": PIPELINE}});
@@ -76,7 +81,10 @@ async fn main() {
     assert_exactly_once(&replayed, 0..EVENTS);
 
     let rate = |d: Duration| EVENTS as f64 / d.as_secs_f64();
-    println!("replay benchmark: {EVENTS} events, one client (socket.io-client via Node)");
+    println!(
+        "replay benchmark: {EVENTS} events, one client (socket.io-client via Node; {})",
+        common::settings_label()
+    );
     println!("| measure | time | events/s |");
     println!("|---|---|---|");
     println!(

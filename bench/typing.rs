@@ -6,6 +6,8 @@
 //!
 //! Run: `make bench-typing` (or `cargo bench --bench typing`).
 
+#[path = "common.rs"]
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -24,8 +26,8 @@ fn quantiles(mut samples: Vec<f64>) -> [f64; 4] {
 async fn main() {
     let broker = Broker::start();
     let nodes = [
-        TestBridge::start(&broker).await,
-        TestBridge::start(&broker).await,
+        TestBridge::start_with(&broker, common::kafka_properties_from_env).await,
+        TestBridge::start_with(&broker, common::kafka_properties_from_env).await,
     ];
     let mut clients = Clients::spawn().await;
     let room = json!({ "type": "deal", "id": "deal_bench" });
@@ -63,7 +65,10 @@ async fn main() {
 
     let same = quantiles(same);
     let other = quantiles(other);
-    println!("typing benchmark: {SAMPLES} typing events, emit → user-typing received (ms)");
+    println!(
+        "typing benchmark ({}): {SAMPLES} typing events, emit → user-typing received (ms)",
+        common::settings_label()
+    );
     println!("| recipient | p50 | p90 | p99 | max |");
     println!("|---|---|---|---|---|");
     for (name, q) in [("same node", same), ("other node (via Kafka)", other)] {

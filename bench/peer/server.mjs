@@ -10,7 +10,7 @@
 // isolation and cursors), notifications, resume with `since`, /stats, /readyz.
 // No rate limits, API keys, collaboration rooms or clustering.
 //
-// Env: PORT, BROKERS, JWT_SECRET, SCHEMAS_DIR, GROUP_ID, FROM_BEGINNING,
+// Env: PORT, BROKERS, TOPIC_PREFIX, JWT_SECRET, SCHEMAS_DIR, GROUP_ID, FROM_BEGINNING,
 // TOPIC_PARTITIONS, REPLAY_CONCURRENCY, REPLAY_TIMEOUT_MS, FETCH_MAX_WAIT_MS
 // (see README.md). Logs go to stderr.
 
@@ -21,13 +21,14 @@ import { Server } from 'socket.io';
 
 import { loadSchemas, UndecodableRecord } from './lib/schemas.mjs';
 import { TOPICS, RequestError, parseSubscription, parseCursor, formatCursor, route, userRoom } from './lib/events.mjs';
-import { createKafka, ensureTopics, LiveConsumer } from './lib/kafka.mjs';
+import { createKafka, ensureTopics, LiveConsumer, topicNames } from './lib/kafka.mjs';
 import { Replays } from './lib/replay.mjs';
 
 const env = process.env;
 const config = {
   port: Number(env.PORT ?? 3000),
   brokers: (env.BROKERS ?? '127.0.0.1:9092').split(','),
+  topicPrefix: env.TOPIC_PREFIX ?? '',
   jwtSecret: env.JWT_SECRET,
   schemasDir: env.SCHEMAS_DIR ?? fileURLToPath(new URL('../../schemas', import.meta.url)),
   groupId: env.GROUP_ID || `crm-bridge-peer-${process.pid}-${Date.now()}`,
@@ -76,10 +77,12 @@ const sockets = io.of('/');
 
 const kafka = createKafka({ brokers: config.brokers, clientId: 'crm-bridge-peer', log });
 const admin = kafka.admin();
+const names = topicNames(config.topicPrefix);
 
 const live = new LiveConsumer({
   kafka,
   admin,
+  names,
   topics,
   groupId: config.groupId,
   fromBeginning: config.fromBeginning,
@@ -91,6 +94,7 @@ const live = new LiveConsumer({
 
 const replays = new Replays({
   kafka,
+  names,
   live,
   decode: decodeValue,
   route,
@@ -252,7 +256,7 @@ httpServer.listen({ port: config.port, host: '127.0.0.1', backlog: 4096 }, () =>
 
 async function start() {
   await admin.connect();
-  await ensureTopics(admin, topics, config.topicPartitions);
+  await ensureTopics(admin, names, topics, config.topicPartitions);
   await live.start();
 }
 

@@ -14,7 +14,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use crate::load::session::now_micros;
 use crate::support::Broker;
 
-pub const DEALS_TOPIC: &str = "crm.deals";
+const DEALS_TOPIC: &str = "crm.deals";
 const DEAL_SCHEMA_ID: u32 = 2;
 /// `DealAction::update`'s index in `schemas/deal-event.avsc`.
 const ACTION_UPDATE: i64 = 1;
@@ -31,6 +31,8 @@ pub struct Target<'a> {
 
 pub struct Feed {
     producer: ThreadedProducer<DefaultProducerContext>,
+    /// The scenario's name for [`DEALS_TOPIC`].
+    topic: String,
     /// The next record's sequence number.
     pub seq: u64,
     buffer: Vec<u8>,
@@ -85,6 +87,7 @@ impl Feed {
             .expect("creating the producer");
         Self {
             producer,
+            topic: broker.topic(DEALS_TOPIC),
             seq: 0,
             buffer: Vec::with_capacity(256),
         }
@@ -96,7 +99,7 @@ impl Feed {
         self.seq += 1;
         encode_update(&mut self.buffer, target, seq, now_micros());
         loop {
-            let record = BaseRecord::to(DEALS_TOPIC)
+            let record = BaseRecord::to(&self.topic)
                 .key(target.deal)
                 .payload(&self.buffer);
             match self.producer.send(record) {

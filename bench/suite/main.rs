@@ -42,11 +42,13 @@ fn selected(name: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s == name))
 }
 
-/// Each scenario gets a broker of its own, started empty: tansu's
-/// in-memory storage lists every batch of a partition to answer a fetch
-/// below its high watermark, so the records earlier scenarios left behind
-/// (over a million per partition by the last one) would slow the broker, not
-/// the servers, and each figure would depend on the scenarios run before it.
+/// One Kafka node for the whole suite (the harness's shared node, on the
+/// load core), and topics of its own for each scenario (each
+/// [`Broker::start`] names them afresh), so no scenario reads what an
+/// earlier one produced. On tansu each scenario needed a broker of its own:
+/// its in-memory storage listed every batch of a partition to answer a
+/// fetch, so earlier scenarios' records slowed later ones. Kafka finds a
+/// fetch's position through the segment's offset index, whatever lies before it.
 async fn run_all(report: &mut Report) {
     let scale = Scale::from_env();
     if selected("idle") {

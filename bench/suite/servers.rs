@@ -37,17 +37,27 @@ pub struct Server {
     child: Child,
 }
 
-/// Limits raised for one machine posing as 10,000 users on one address.
-/// Everything else is crm-bridge's default configuration.
+/// Limits raised for one machine posing as 10,000 users on one address,
+/// and the scenario's own topic names. Everything else is crm-bridge's
+/// default configuration.
 fn bridge_config(broker: &Broker, port: u16, node: &str) -> String {
+    let topic = |name| broker.topic(name);
     format!(
         "listen = \"127.0.0.1:{port}\"\n\
          [kafka]\nbrokers = \"{}\"\nnode_id = \"{node}\"\ncreate_topics = 2\n\
+         [kafka.topics]\ncontacts = \"{}\"\ndeals = \"{}\"\nemail = \"{}\"\n\
+         notifications = \"{}\"\n\
+         [presence]\ntopic = \"{}\"\n\
          [schemas]\nlocal_dir = \"{}\"\n\
          [auth.jwt]\nhs_secret = \"{TEST_SECRET}\"\n\
          [guard]\nmax_connections = 20000\nmax_connections_per_address = 20000\n\
          handshakes_per_second_per_address = 100000\nhandshake_burst = 100000\n{}\n",
         broker.addr,
+        topic("crm.contacts"),
+        topic("crm.deals"),
+        topic("crm.email"),
+        topic("crm.notifications"),
+        topic("crm-bridge.presence"),
         repo_path("schemas").display(),
         std::env::var("BENCH_BRIDGE_TOML").unwrap_or_default()
     )
@@ -95,6 +105,7 @@ impl Server {
                     .args(["node", repo_path("bench/peer/server.mjs").to_str().unwrap()])
                     .env("PORT", port.to_string())
                     .env("BROKERS", &broker.addr)
+                    .env("TOPIC_PREFIX", broker.topic(""))
                     .env("JWT_SECRET", TEST_SECRET)
                     .env("SCHEMAS_DIR", repo_path("schemas"));
             }

@@ -27,10 +27,19 @@ export function createKafka({ brokers, clientId, log }) {
   });
 }
 
+/**
+ * The Kafka topic of a CRM topic (`crm.deals`) and back: `prefix` + name
+ * (TOPIC_PREFIX; the benchmarks give each scenario topics of its own). The
+ * rest of the peer knows only the CRM names.
+ */
+export function topicNames(prefix) {
+  return { toKafka: (topic) => prefix + topic, fromKafka: (topic) => topic.slice(prefix.length) };
+}
+
 /** Creates the topics that are missing; tolerates them existing (or appearing meanwhile). */
-export async function ensureTopics(admin, topics, numPartitions) {
+export async function ensureTopics(admin, names, topics, numPartitions) {
   const existing = new Set(await admin.listTopics());
-  const missing = topics.filter((t) => !existing.has(t));
+  const missing = topics.map(names.toKafka).filter((t) => !existing.has(t));
   if (missing.length) {
     await admin.createTopics({ topics: missing.map((topic) => ({ topic, numPartitions })), waitForLeaders: true });
   }
@@ -38,8 +47,9 @@ export async function ensureTopics(admin, topics, numPartitions) {
 
 /** Consumer settings shared by the live consumer and the replays. */
 export const fetchSettings = ({ maxWaitMs }) => ({
-  // tansu holds an idle fetch for its full wait, so this bounds the latency
-  // added (crm-bridge uses fetch.wait.max.ms = 5 for the same reason).
+  // How long the broker may hold a fetch while it has nothing to send; Kafka
+  // answers as soon as a record arrives, so this costs idle requests, not
+  // latency (FETCH_MAX_WAIT_MS, as crm-bridge's fetch.wait.max.ms).
   maxWaitTimeInMs: maxWaitMs,
   minBytes: 1,
   maxBytes: 50 * 1024 * 1024,
@@ -51,8 +61,8 @@ export class LiveConsumer {
    * `onRecord(topic, partition, message)` handles one record, synchronously.
    * `onBatchDone(topic)` runs after each batch (replays check their seam).
    */
-  constructor({ kafka, admin, topics, groupId, fromBeginning, maxWaitMs, onRecord, onBatchDone, log }) {
-    Object.assign(this, { kafka, admin, topics, groupId, fromBeginning, maxWaitMs, onRecord, onBatchDone, log });
+  constructor({ kafka, admin, names, topics, groupId, fromBeginning, maxWaitMs, onRecord, onBatchDone, log }) {
+    Object.assign(this, { kafka, admin, names, topics, groupId, fromBeginning, maxWaitMs, onRecord, onBatchDone, log });
     /** Map<topic, Map<partition, next offset>> */
     this.frontier = new Map();
     this.consumed = 0;
@@ -78,7 +88,7 @@ export class LiveConsumer {
     });
 
     await this.consumer.connect();
-    await this.consumer.subscribe({ topics: this.topics, fromBeginning: this.fromBeginning });
+    await this.consumer.subscribe({ topics: this.topics.map(this.names.toKafka), fromBeginning: this.fromBeginning });
     const running = this.consumer.run({
       partitionsConsumedConcurrently: 4,
       eachBatch: (ctx) => this.eachBatch(ctx),
@@ -87,7 +97,7 @@ export class LiveConsumer {
     for (const [topic, partitions] of starts) {
       const frontier = new Map();
       for (const [partition, offset] of partitions) {
-        this.consumer.seek({ topic, partition, offset: String(offset) });
+        this.consumer.seek({ topic: this.names.toKafka(topic), partition, offset: String(offset) });
         frontier.set(partition, offset);
       }
       this.frontier.set(topic, frontier);
@@ -98,15 +108,16 @@ export class LiveConsumer {
   /** Per partition: the group's committed offset if any, else earliest/latest. */
   async startOffsets() {
     const committed = new Map();
-    for (const { topic, partitions } of await this.admin.fetchOffsets({ groupId: this.groupId, topics: this.topics })) {
+    const topics = this.topics.map(this.names.toKafka);
+    for (const { topic, partitions } of await this.admin.fetchOffsets({ groupId: this.groupId, topics })) {
       for (const { partition, offset } of partitions) {
-        if (Number(offset) >= 0) committed.set(`${topic}/${partition}`, Number(offset));
+        if (Number(offset) >= 0) committed.set(`${this.names.fromKafka(topic)}/${partition}`, Number(offset));
       }
     }
     const starts = new Map();
     for (const topic of this.topics) {
       const byPartition = new Map();
-      for (const { partition, high, low } of await this.admin.fetchTopicOffsets(topic)) {
+      for (const { partition, high, low } of await this.admin.fetchTopicOffsets(this.names.toKafka(topic))) {
         const start = committed.get(`${topic}/${partition}`) ?? Number(this.fromBeginning ? low : high);
         byPartition.set(partition, start);
       }
@@ -116,15 +127,16 @@ export class LiveConsumer {
   }
 
   async eachBatch({ batch, heartbeat }) {
-    const { topic, partition, messages } = batch;
+    const { partition, messages } = batch;
+    const topic = this.names.fromKafka(batch.topic);
     const frontier = this.frontier.get(topic);
     // Synchronous from the first record to the replay check: the frontier and
     // the rooms never change under a replay deciding where its seam is.
     let next = frontier.get(partition);
     for (const message of messages) {
       const offset = Number(message.offset);
-      // tansu can repeat records in a response to a fetch that starts inside
-      // a batch; anything below the frontier was handled already.
+      // Below the frontier: handled already (a rebalance restarts the
+      // partition at its committed offset, which can lag what was handled).
       if (offset < next) continue;
       this.onRecord(topic, partition, message);
       next = offset + 1;

@@ -14,24 +14,19 @@
 import { fetchSettings } from './kafka.mjs';
 import { TOPICS, formatCursor } from './events.mjs';
 
-// tansu answers a fetch that starts inside a record batch with the *next*
-// batch; a replay that sees its first record beyond where it asked steps
-// back this far (growing) and skips what it already has.
-const FIRST_STEP_BACK = 512;
 // Replays wait for a socket whose engine.io write buffer holds more packets.
 const SOCKET_BACKLOG = 1000;
 
 let sequence = 0;
 
 export class Replays {
-  constructor({ kafka, live, decode, route, groupPrefix, concurrency, timeoutMs, maxWaitMs, log }) {
-    Object.assign(this, { kafka, live, decode, route, groupPrefix, concurrency, timeoutMs, maxWaitMs, log });
+  constructor({ kafka, names, live, decode, route, groupPrefix, concurrency, timeoutMs, maxWaitMs, log }) {
+    Object.assign(this, { kafka, names, live, decode, route, groupPrefix, concurrency, timeoutMs, maxWaitMs, log });
     this.queue = [];
     this.running = new Set();
     this.byTopic = new Map(); // topic -> Set<job> of running jobs, checked after each live batch
     this.started = 0;
     this.completed = 0;
-    this.stepBacks = 0;
   }
 
   /** `onJoin(cursor, replayed)` runs synchronously at the seam; `onFail(reason)` if it cannot finish. */
@@ -52,8 +47,8 @@ export class Replays {
   }
 
   stats() {
-    const { started, completed, stepBacks } = this;
-    return { queued: this.queue.length, running: this.running.size, started, completed, stepBacks };
+    const { started, completed } = this;
+    return { queued: this.queue.length, running: this.running.size, started, completed };
   }
 
   /** After a live batch on `topic`: flush held records now below the frontier, maybe join. */
@@ -87,7 +82,7 @@ export class Replays {
         // A partition the cursor does not name starts at its oldest record;
         // a cursor from the future reads nothing.
         const from = Math.min(job.since.get(topic)?.get(partition) ?? 0, end);
-        parts.set(partition, { pos: from, fetchFrom: from, stepBack: FIRST_STEP_BACK, seeked: true, held: [], paused: false });
+        parts.set(partition, { pos: from, held: [], paused: false });
       }
       job.parts.set(topic, parts);
       if (!this.byTopic.has(topic)) this.byTopic.set(topic, new Set());
@@ -105,19 +100,18 @@ export class Replays {
     });
     job.consumer = consumer;
     // stop() disconnects only once these settle.
-    job.connected = consumer.connect().then(() => consumer.subscribe({ topics: job.sub.topics, fromBeginning: true }));
+    const topics = job.sub.topics.map(this.names.toKafka);
+    job.connected = consumer.connect().then(() => consumer.subscribe({ topics, fromBeginning: true }));
     await job.connected;
     if (job.state !== 'running') return;
-    // Seek on every join, not only the first: after a rebalance (tansu
-    // sometimes forgets a member) a group without commits would start over
-    // at the earliest offset.
+    // Seek on every join, not only the first: after a rebalance (a member
+    // the coordinator timed out rejoins) a group without commits would start
+    // over at the earliest offset.
     consumer.on(consumer.events.GROUP_JOIN, () => {
       for (const [topic, parts] of job.parts) {
         for (const [partition, st] of parts) {
           const next = st.held.length ? Number(st.held[st.held.length - 1].offset) + 1 : st.pos;
-          st.fetchFrom = next;
-          st.seeked = true;
-          consumer.seek({ topic, partition, offset: String(next) });
+          consumer.seek({ topic: this.names.toKafka(topic), partition, offset: String(next) });
         }
       }
     });
@@ -126,7 +120,8 @@ export class Replays {
 
   async eachBatch(job, { batch, heartbeat }) {
     if (job.state !== 'running') return;
-    const { topic, partition, messages } = batch;
+    const { partition, messages } = batch;
+    const topic = this.names.fromKafka(batch.topic);
     const st = job.parts.get(topic).get(partition);
     if (messages.length === 0) return;
     if (st.held.length) {
@@ -135,28 +130,13 @@ export class Replays {
       for (const m of messages) if (Number(m.offset) > last) st.held.push(m);
       return;
     }
-
-    if (st.seeked) {
-      // The first batch after a seek: did the broker skip ahead (tansu, see
-      // above)? Then read again from further back. Later batches follow on
-      // from batch ends, and a gap there is real.
-      if (Number(messages[0].offset) > st.pos && st.fetchFrom > 0) {
-        st.fetchFrom = Math.max(0, st.pos - st.stepBack);
-        st.stepBack *= 4;
-        this.stepBacks++;
-        job.consumer.seek({ topic, partition, offset: String(st.fetchFrom) });
-        return;
-      }
-      st.seeked = false;
-    }
     const end = this.live.frontier.get(topic).get(partition);
     for (let i = 0; i < messages.length; i++) {
       const offset = Number(messages[i].offset);
-      if (offset < st.pos) continue; // stepped back, or repeated by tansu: already handled
       if (offset >= end) {
         st.held = messages.slice(i);
         st.paused = true;
-        job.consumer.pause([{ topic, partitions: [partition] }]);
+        job.consumer.pause([{ topic: batch.topic, partitions: [partition] }]);
         break;
       }
       this.replayOne(job, topic, partition, messages[i]);
@@ -196,15 +176,13 @@ export class Replays {
         if (st.held.length) {
           let i = 0;
           for (; i < st.held.length && Number(st.held[i].offset) < end; i++) {
-            const offset = Number(st.held[i].offset);
-            if (offset < st.pos) continue; // tansu can repeat records in a response
             this.replayOne(job, topic, partition, st.held[i]);
-            st.pos = offset + 1;
+            st.pos = Number(st.held[i].offset) + 1;
           }
           st.held = i === st.held.length ? [] : st.held.slice(i);
           if (st.held.length === 0 && st.paused) {
             st.paused = false;
-            job.consumer.resume([{ topic, partitions: [partition] }]);
+            job.consumer.resume([{ topic: this.names.toKafka(topic), partitions: [partition] }]);
           }
         }
         // Held records start at or past the frontier: everything below it is done.
