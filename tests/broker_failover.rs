@@ -24,8 +24,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 use support::avro::deal_seq;
-use support::semantics::assert_exactly_once_in_order;
 use support::broker::Cluster;
+use support::semantics::assert_exactly_once_in_order;
 use support::{Broker, Clients, TestBridge, token};
 use tokio_util::sync::CancellationToken;
 

@@ -16,9 +16,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use support::avro::deal_seq;
-use support::semantics::assert_exactly_once_in_order;
 use support::process::BridgeProcess;
 use support::proxy::Proxy;
+use support::semantics::assert_exactly_once_in_order;
 use support::{Broker, Clients, Producer, TestBridge, free_port, token};
 
 const PIPELINE: &str = "pipeline_r";
@@ -688,8 +688,14 @@ async fn a_replay_kafka_cannot_serve_is_a_server_error_and_resumes_later() {
             })
             .await;
         if outcome["event"] == "error" {
-            assert_eq!(outcome["data"]["details"]["reason"], "replay_unavailable", "{outcome}");
-            assert!(attempt < 10, "Kafka never served the replay again: {outcome}");
+            assert_eq!(
+                outcome["data"]["details"]["reason"], "replay_unavailable",
+                "{outcome}"
+            );
+            assert!(
+                attempt < 10,
+                "Kafka never served the replay again: {outcome}"
+            );
             continue;
         }
         let replayed = clients.deliveries(&client, 3).await;
