@@ -9,10 +9,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use apache_avro::types::Value;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::json;
 use support::avro::{DEAL_ID, confluent_frame, encode, now_ms, opt, s};
 use support::proxy::Proxy;
 use support::{Broker, Clients, Producer, Registry, TestBridge, repo_path, token};
+use tokio_util::sync::CancellationToken;
 
 /// The v2 deal schema's id in the local registry.
 const LOCAL_V2_ID: u32 = 102;
@@ -214,4 +217,75 @@ async fn a_registry_outage_holds_records_instead_of_skipping_them() {
         "deal_held"
     );
     bridge.stop().await;
+}
+
+/// The demo producer as `make run` runs it: it registers its schemas under
+/// this test's subjects and frames its records with the ids the registry
+/// returns; the bridge, reading the same registry, delivers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_producer_writes_the_ids_the_registry_returns() {
+    let broker = Broker::start();
+    let registry = Registry::start();
+    let bridge = TestBridge::start_with(&broker, |c| {
+        c.schemas.registry_url = Some(registry.url.clone())
+    })
+    .await;
+    let mut clients = Clients::spawn().await;
+    clients
+        .connect(
+            "alice",
+            &bridge.url,
+            json!({"token": token("user_alice", "org-acme")}),
+        )
+        .await;
+    clients
+        .subscribe(
+            "alice",
+            json!({"resource": "deal", "filter": {"pipelineId": "pipeline_acme_sales"}}),
+        )
+        .await;
+
+    let mut config = crm_bridge::config::Config::default();
+    config.kafka.brokers = broker.addr.clone();
+    broker.name_topics(&mut config);
+    config.schemas.local_dir = repo_path("schemas");
+    config.schemas.registry_url = Some(registry.url.clone());
+    let stop = CancellationToken::new();
+    let demo = tokio::spawn({
+        let stop = stop.clone();
+        async move { crm_bridge::demo::run(&config.kafka, &config.schemas, 20.0, stop).await }
+    });
+    // The demo starts by creating every deal, Acme's first.
+    let created = clients.event("alice", "resource-update").await;
+    assert_eq!(created["action"], "create", "{created}");
+    stop.cancel();
+    demo.await.unwrap().unwrap();
+
+    let written = first_schema_id(&broker, &broker.topic("crm.deals")).await;
+    assert_eq!(written, registry.latest_id(&broker, "crm.deals").await);
+    bridge.stop().await;
+}
+
+/// The schema id in the Confluent frame of the first record of `topic`
+/// (partition 0 or 1, whichever answers first).
+async fn first_schema_id(broker: &Broker, topic: &str) -> u32 {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "schema-id-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut partitions = TopicPartitionList::new();
+    for partition in 0..2 {
+        partitions
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&partitions).unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(15), consumer.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no record in {topic}"))
+        .unwrap();
+    let value = message.payload().expect("a value");
+    u32::from_be_bytes(value[1..5].try_into().unwrap())
 }

@@ -85,6 +85,25 @@ impl Registry {
         );
         body["id"].as_u64().expect("an id") as u32
     }
+
+    /// The id of the latest value schema of this test's `topic`.
+    pub async fn latest_id(&self, broker: &Broker, topic: &str) -> u32 {
+        let subject = format!("{}-value", broker.topic(topic));
+        let url = format!("{}/subjects/{subject}/versions/latest", self.url);
+        let response = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .expect("the schema registry answers");
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.expect("a JSON answer");
+        assert!(
+            status.is_success(),
+            "{subject} has no schema: {status} {body}"
+        );
+        body["id"].as_u64().expect("an id") as u32
+    }
 }
 
 fn spawn(port: u16, log_path: &PathBuf) -> Child {
