@@ -1,6 +1,9 @@
 //! The demo producer `make run` starts: realistic CRM activity across two
 //! organisations, written the way a real producing service would (Avro,
-//! Confluent framing with the local registry's ids, key = resource id).
+//! Confluent framing, key = resource id). With `schemas.registry_url` set it
+//! registers each topic's schema under `<topic>-value` and frames records
+//! with the id the registry returns, as Confluent's serializers do; without,
+//! it writes the local registry's ids.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +14,8 @@ use apache_avro::types::{Record, Value};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
-use crate::decode::{LocalRegistry, frame};
+use crate::config::SchemaConfig;
+use crate::decode::{HttpRegistry, LocalRegistry, frame};
 use crate::domain::TopicKind;
 use crate::kafka::KafkaConfig;
 
@@ -336,16 +340,34 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn new(kafka: &KafkaConfig, registry: &LocalRegistry) -> anyhow::Result<Self> {
+    /// Each topic's schema is the local registry's latest for its default
+    /// subject (`crm.deals-value` for `crm.deals`); with `registry`, it is
+    /// registered there under the configured topic's subject, and records
+    /// carry the id the registry gives it.
+    async fn new(
+        kafka: &KafkaConfig,
+        local: &LocalRegistry,
+        registry: Option<&HttpRegistry>,
+    ) -> anyhow::Result<Self> {
         let mut schemas = HashMap::new();
         for (kind, topic) in kafka.topics.all() {
-            // The bundled registry names subjects after the default topics.
-            let subject = format!("crm.{}-value", kind.label());
-            let found = registry
-                .latest(&subject)
-                .ok_or_else(|| anyhow::anyhow!("no schema for subject {subject}"))?;
-            tracing::info!(topic, subject, schema_id = found.0, "demo producer writing");
-            schemas.insert(kind, found);
+            let bundled = format!("crm.{}-value", kind.label());
+            let (local_id, schema) = local
+                .latest(&bundled)
+                .ok_or_else(|| anyhow::anyhow!("no schema for subject {bundled}"))?;
+            let subject = format!("{topic}-value");
+            let id = match registry {
+                // The schema as Avro JSON with its defaults, as a Java
+                // producer registers `Schema.toString()`.
+                Some(registry) => {
+                    registry
+                        .register(&subject, &serde_json::to_string(&*schema)?)
+                        .await?
+                }
+                None => local_id,
+            };
+            tracing::info!(topic, subject, schema_id = id, "demo producer writing");
+            schemas.insert(kind, (id, schema));
         }
         Ok(Self { schemas })
     }
@@ -364,11 +386,16 @@ impl Encoder {
 /// Produces `rate` events per second until `stop` is cancelled.
 pub async fn run(
     kafka: &KafkaConfig,
-    registry: &LocalRegistry,
+    schemas: &SchemaConfig,
     rate: f64,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let encoder = Encoder::new(kafka, registry)?;
+    use anyhow::Context as _;
+    let local = LocalRegistry::load(&schemas.local_dir).context("loading schemas")?;
+    let registry = schemas.registry_url.as_deref().map(HttpRegistry::new);
+    let encoder = Encoder::new(kafka, &local, registry.as_ref())
+        .await
+        .context("registering the demo's schemas")?;
     let producer: FutureProducer = kafka.client_config().set("linger.ms", "5").create()?;
     let mut simulation = Simulation {
         stages: HashMap::new(),
@@ -411,8 +438,13 @@ mod tests {
     #[tokio::test]
     async fn every_simulated_activity_decodes_in_the_bridge() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
-        let encoder =
-            Encoder::new(&KafkaConfig::default(), &LocalRegistry::load(&dir).unwrap()).unwrap();
+        let encoder = Encoder::new(
+            &KafkaConfig::default(),
+            &LocalRegistry::load(&dir).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
         let decoder = Decoder::new(Arc::new(SchemaRegistry::Local(
             LocalRegistry::load(&dir).unwrap(),
         )));

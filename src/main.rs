@@ -2,11 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use crm_bridge::auth::{DEV_JWT_SECRET, hash_api_key, sign_dev_token};
 use crm_bridge::config::Config;
-use crm_bridge::decode::LocalRegistry;
 use crm_bridge::telemetry::TraceExport;
 use tokio_util::sync::CancellationToken;
 
@@ -70,8 +68,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo { rate } => {
             let config = Config::load(cli.config.as_deref())?;
             crm_bridge::telemetry::init(&config.log, None)?;
-            let registry =
-                LocalRegistry::load(&config.schemas.local_dir).context("loading schemas")?;
             let stop = CancellationToken::new();
             tokio::spawn({
                 let stop = stop.clone();
@@ -80,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
                     stop.cancel();
                 }
             });
-            crm_bridge::demo::run(&config.kafka, &registry, rate, stop).await
+            crm_bridge::demo::run(&config.kafka, &config.schemas, rate, stop).await
         }
     }
 }

@@ -1,22 +1,31 @@
 //! Producers evolve their schemas; the bridge keeps decoding. Writer schemas
-//! come from the local registry or a Confluent-compatible one over HTTP.
+//! come from the local registry or from a real Confluent-compatible one over
+//! HTTP (Apicurio Registry, where each test registers its producer's schemas
+//! and writes the ids it gets back).
 
 mod support;
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use apache_avro::types::Value;
-use axum::extract::Path;
-use axum::http::StatusCode;
-use axum::routing::get;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::json;
-use support::avro::{encode, now_ms, opt, s};
-use support::{Broker, Clients, Producer, TestBridge, repo_path, token};
+use support::avro::{DEAL_ID, confluent_frame, encode, now_ms, opt, s};
+use support::proxy::Proxy;
+use support::{Broker, Clients, Producer, Registry, TestBridge, repo_path, token};
+use tokio_util::sync::CancellationToken;
 
-const V2_ID: u32 = 102;
+/// The v2 deal schema's id in the local registry.
+const LOCAL_V2_ID: u32 = 102;
+
+/// The ids a producer writes deal records with: the v1 schema's and v2's.
+#[derive(Clone, Copy)]
+struct DealIds {
+    v1: u32,
+    v2: u32,
+}
 
 /// The deal schema as a producer's v2: a new `region` field with a default.
 fn deal_v2_schema_json() -> serde_json::Value {
@@ -31,11 +40,11 @@ fn deal_v2_schema_json() -> serde_json::Value {
     schema
 }
 
-fn deal_v2_record(deal_id: &str) -> Vec<u8> {
+fn deal_v2_record(deal_id: &str, v2_id: u32) -> Vec<u8> {
     let schema = apache_avro::Schema::parse(&deal_v2_schema_json()).unwrap();
     encode(
         &schema,
-        V2_ID,
+        v2_id,
         vec![
             ("eventId", s("e-v2")),
             ("dealId", s(deal_id)),
@@ -68,13 +77,31 @@ fn local_registry_with_v2() -> PathBuf {
     .unwrap();
     let mut manifest = std::fs::read_to_string(dir.join("registry.toml")).unwrap();
     manifest.push_str(&format!(
-        "\n[[schema]]\nid = {V2_ID}\nsubject = \"crm.deals-value\"\nfile = \"deal-event-v2.avsc\"\n"
+        "\n[[schema]]\nid = {LOCAL_V2_ID}\nsubject = \"crm.deals-value\"\nfile = \"deal-event-v2.avsc\"\n"
     ));
     std::fs::write(dir.join("registry.toml"), manifest).unwrap();
     dir
 }
 
-async fn expect_v2_delivery(bridge: &TestBridge, broker: &Broker) {
+/// A v1 deal record (`support::avro::deal`) framed with schema id `v1_id`.
+fn deal_v1_record(org: &str, deal_id: &str, pipeline: &str, v1_id: u32) -> Vec<u8> {
+    let record = support::avro::deal(org, deal_id, pipeline, "update", None);
+    confluent_frame(v1_id, &record[5..])
+}
+
+/// Registers the v1 and v2 deal schemas under this test's `crm.deals-value`,
+/// as a producer that moved from v1 to v2 did.
+async fn register_deal_schemas(registry: &Registry, broker: &Broker) -> DealIds {
+    let v1 = std::fs::read_to_string(repo_path("schemas/deal-event.avsc")).unwrap();
+    DealIds {
+        v1: registry.register(broker, "crm.deals", &v1).await,
+        v2: registry
+            .register(broker, "crm.deals", &deal_v2_schema_json().to_string())
+            .await,
+    }
+}
+
+async fn expect_v2_delivery(bridge: &TestBridge, broker: &Broker, ids: DealIds) {
     let mut clients = Clients::spawn().await;
     clients
         .connect(
@@ -91,10 +118,10 @@ async fn expect_v2_delivery(bridge: &TestBridge, broker: &Broker) {
         .await;
     let producer = Producer::new(broker);
     producer
-        .send("crm.deals", "deal_v2", &deal_v2_record("deal_v2"))
+        .send("crm.deals", "deal_v2", &deal_v2_record("deal_v2", ids.v2))
         .await;
     // v1 records keep flowing beside v2 ones.
-    let v1 = support::avro::deal("org-1", "deal_v1", "pipeline_v2", "update", None);
+    let v1 = deal_v1_record("org-1", "deal_v1", "pipeline_v2", ids.v1);
     producer.send("crm.deals", "deal_v1", &v1).await;
 
     let moved = clients.event("v2", "pipeline-update").await;
@@ -111,65 +138,30 @@ async fn a_v2_writer_schema_from_the_local_registry_decodes() {
     let broker = Broker::start();
     let dir = local_registry_with_v2();
     let bridge = TestBridge::start_with(&broker, |c| c.schemas.local_dir = dir.clone()).await;
-    expect_v2_delivery(&bridge, &broker).await;
+    let ids = DealIds {
+        v1: DEAL_ID,
+        v2: LOCAL_V2_ID,
+    };
+    expect_v2_delivery(&bridge, &broker, ids).await;
     bridge.stop().await;
     std::fs::remove_dir_all(dir).ok();
-}
-
-/// Serves `GET /schemas/ids/{id}` as a Confluent Schema Registry does, or
-/// 503 for everything while `up` is false.
-async fn start_http_registry(up: Arc<AtomicBool>) -> String {
-    let schemas: Vec<(u32, String)> = vec![
-        (
-            1,
-            std::fs::read_to_string(repo_path("schemas/contact-event.avsc")).unwrap(),
-        ),
-        (
-            2,
-            std::fs::read_to_string(repo_path("schemas/deal-event.avsc")).unwrap(),
-        ),
-        (V2_ID, deal_v2_schema_json().to_string()),
-    ];
-    let app = axum::Router::new().route(
-        "/schemas/ids/{id}",
-        get(move |Path(id): Path<u32>| {
-            let found = schemas
-                .iter()
-                .find(|(i, _)| *i == id)
-                .map(|(_, s)| s.clone());
-            let up = up.load(Ordering::SeqCst);
-            async move {
-                match found {
-                    _ if !up => Err((
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        axum::Json(json!({"error_code": 50003})),
-                    )),
-                    Some(schema) => Ok(axum::Json(json!({ "schema": schema }))),
-                    None => Err((
-                        StatusCode::NOT_FOUND,
-                        axum::Json(json!({"error_code": 40403})),
-                    )),
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writer_schemas_come_from_an_http_schema_registry() {
     let broker = Broker::start();
-    let registry = start_http_registry(Arc::new(AtomicBool::new(true))).await;
-    let bridge =
-        TestBridge::start_with(&broker, |c| c.schemas.registry_url = Some(registry.clone())).await;
-    expect_v2_delivery(&bridge, &broker).await;
+    let registry = Registry::start();
+    let ids = register_deal_schemas(&registry, &broker).await;
+    let bridge = TestBridge::start_with(&broker, |c| {
+        c.schemas.registry_url = Some(registry.url.clone())
+    })
+    .await;
+    expect_v2_delivery(&bridge, &broker, ids).await;
 
-    // An id the registry does not know is a counted poison record, not a stall.
+    // An id the registry does not know is a counted poison record, not a
+    // stall. Ids count up from 1; this one is never reached.
     let producer = Producer::new(&broker);
-    let unknown = support::avro::confluent_frame(777, &deal_v2_record("x")[5..]);
+    let unknown = confluent_frame(i32::MAX as u32, &deal_v2_record("x", ids.v2)[5..]);
     producer.send("crm.deals", "deal_v2", &unknown).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -183,13 +175,17 @@ async fn writer_schemas_come_from_an_http_schema_registry() {
     bridge.stop().await;
 }
 
+/// The registry is out of reach (a proxy in front of it cuts every
+/// connection) when the bridge first needs a writer schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_outage_holds_records_instead_of_skipping_them() {
     let broker = Broker::start();
-    let up = Arc::new(AtomicBool::new(false));
-    let registry = start_http_registry(up.clone()).await;
-    let bridge =
-        TestBridge::start_with(&broker, |c| c.schemas.registry_url = Some(registry.clone())).await;
+    let registry = Registry::start();
+    let ids = register_deal_schemas(&registry, &broker).await;
+    let network = Proxy::start(registry.addr).await;
+    network.down();
+    let url = format!("{}/apis/ccompat/v7", network.url);
+    let bridge = TestBridge::start_with(&broker, |c| c.schemas.registry_url = Some(url)).await;
     let mut clients = Clients::spawn().await;
     clients
         .connect("o", &bridge.url, json!({"token": token("user_o", "org-1")}))
@@ -202,7 +198,7 @@ async fn a_registry_outage_holds_records_instead_of_skipping_them() {
         .send(
             "crm.deals",
             "deal_held",
-            &support::avro::deal("org-1", "deal_held", "p", "update", None),
+            &deal_v1_record("org-1", "deal_held", "p", ids.v1),
         )
         .await;
 
@@ -215,10 +211,81 @@ async fn a_registry_outage_holds_records_instead_of_skipping_them() {
         "nothing skipped while the registry is down: {stats}"
     );
 
-    up.store(true, Ordering::SeqCst);
+    network.up();
     assert_eq!(
         clients.event("o", "resource-update").await["id"],
         "deal_held"
     );
     bridge.stop().await;
+}
+
+/// The demo producer as `make run` runs it: it registers its schemas under
+/// this test's subjects and frames its records with the ids the registry
+/// returns; the bridge, reading the same registry, delivers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_producer_writes_the_ids_the_registry_returns() {
+    let broker = Broker::start();
+    let registry = Registry::start();
+    let bridge = TestBridge::start_with(&broker, |c| {
+        c.schemas.registry_url = Some(registry.url.clone())
+    })
+    .await;
+    let mut clients = Clients::spawn().await;
+    clients
+        .connect(
+            "alice",
+            &bridge.url,
+            json!({"token": token("user_alice", "org-acme")}),
+        )
+        .await;
+    clients
+        .subscribe(
+            "alice",
+            json!({"resource": "deal", "filter": {"pipelineId": "pipeline_acme_sales"}}),
+        )
+        .await;
+
+    let mut config = crm_bridge::config::Config::default();
+    config.kafka.brokers = broker.addr.clone();
+    broker.name_topics(&mut config);
+    config.schemas.local_dir = repo_path("schemas");
+    config.schemas.registry_url = Some(registry.url.clone());
+    let stop = CancellationToken::new();
+    let demo = tokio::spawn({
+        let stop = stop.clone();
+        async move { crm_bridge::demo::run(&config.kafka, &config.schemas, 20.0, stop).await }
+    });
+    // The demo starts by creating every deal, Acme's first.
+    let created = clients.event("alice", "resource-update").await;
+    assert_eq!(created["action"], "create", "{created}");
+    stop.cancel();
+    demo.await.unwrap().unwrap();
+
+    let written = first_schema_id(&broker, &broker.topic("crm.deals")).await;
+    assert_eq!(written, registry.latest_id(&broker, "crm.deals").await);
+    bridge.stop().await;
+}
+
+/// The schema id in the Confluent frame of the first record of `topic`
+/// (partition 0 or 1, whichever answers first).
+async fn first_schema_id(broker: &Broker, topic: &str) -> u32 {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "schema-id-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut partitions = TopicPartitionList::new();
+    for partition in 0..2 {
+        partitions
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&partitions).unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(15), consumer.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no record in {topic}"))
+        .unwrap();
+    let value = message.payload().expect("a value");
+    u32::from_be_bytes(value[1..5].try_into().unwrap())
 }

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # `make run` (which installs the npm packages first): the whole thing on this
 # machine. Starts Apache Kafka (one KRaft node on 127.0.0.1:9092, data under
-# deploy/dev/.run) unless KAFKA_BROKERS names a cluster you already have, the
-# bridge on 127.0.0.1:3000 (it creates the CRM topics and serves the
-# dashboard), the demo producer, and a watcher that prints what a dashboard
+# deploy/dev/.run) unless KAFKA_BROKERS names a cluster you already have,
+# Apicurio Registry (a Confluent-compatible schema registry on 127.0.0.1:8081,
+# schemas in memory) unless SCHEMA_REGISTRY_URL names one you already have
+# (the Confluent API's root), the bridge on 127.0.0.1:3000 (it creates the CRM
+# topics and serves the dashboard), the demo producer (it registers its
+# schemas in the registry), and a watcher that prints what a dashboard
 # receives.
-# Ctrl-C stops everything this script started, the bridge before the broker.
+# Ctrl-C stops everything this script started, the bridge before the
+# registry and the broker.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -16,7 +20,7 @@ mkdir -p "$logs"
 step() { echo "==> $*"; }
 
 # Stopped in the reverse order of starting: clients and producer first, then
-# the bridge (its last commit needs the broker), the broker last.
+# the bridge (its last commit needs the broker), the registry, the broker last.
 pids=()
 cleanup() {
   trap - INT TERM EXIT
@@ -30,6 +34,7 @@ trap cleanup INT TERM EXIT
 
 ports=(3000)
 [ -n "${KAFKA_BROKERS:-}" ] || ports+=(9092 9093)
+[ -n "${SCHEMA_REGISTRY_URL:-}" ] || ports+=(8081)
 for port in "${ports[@]}"; do
   if ss -ltn "sport = :$port" | grep -q LISTEN; then
     echo "port $port is already in use; stop whatever listens there first" >&2
@@ -51,12 +56,30 @@ else
   rm -rf "$logs/kafka"
   bash deploy/dev/kafka.sh "$logs/kafka" 1 9092 9093 1@127.0.0.1:9093 >"$logs/kafka.log" 2>&1 &
   pids+=($!)
-  until grep -q "Kafka Server started" "$logs/kafka.log"; do
+  until grep -qs "Kafka Server started" "$logs/kafka.log"; do
     kill -0 "${pids[-1]}" 2>/dev/null || { echo "Kafka exited; see $logs/kafka.log" >&2; tail -20 "$logs/kafka.log" >&2; exit 1; }
     sleep 0.2
   done
 fi
 export CRM_BRIDGE_KAFKA__BROKERS="$brokers"
+
+if [ -n "${SCHEMA_REGISTRY_URL:-}" ]; then
+  registry="$SCHEMA_REGISTRY_URL"
+  step "schema registry: using $registry (SCHEMA_REGISTRY_URL)"
+else
+  # Apicurio serves the Confluent API under /apis/ccompat/v7.
+  registry=http://127.0.0.1:8081/apis/ccompat/v7
+  version=$(bash deploy/dev/install-jvm.sh registry | sed 's:.*/apicurio-registry-app-::; s:-runner\.jar$::')
+  step "schema registry: Apicurio Registry $version on $registry (log: $logs/registry.log)"
+  bash deploy/dev/registry.sh 8081 >"$logs/registry.log" 2>&1 &
+  pids+=($!)
+  until curl -sf "$registry/subjects" >/dev/null; do
+    kill -0 "${pids[-1]}" 2>/dev/null || { echo "the schema registry exited; see $logs/registry.log" >&2; tail -20 "$logs/registry.log" >&2; exit 1; }
+    sleep 0.2
+  done
+fi
+# The bridge reads writer schemas there; the demo producer registers its own.
+export CRM_BRIDGE_SCHEMAS__REGISTRY_URL="$registry"
 
 step "bridge: starting on $BRIDGE_URL (log: $logs/bridge.log)"
 "$bridge" --config "$CONFIG" serve >"$logs/bridge.log" 2>&1 &
@@ -69,7 +92,7 @@ step "bridge: $BRIDGE_URL ready"
 
 "$bridge" --config "$CONFIG" demo --rate 2 >"$logs/demo.log" 2>&1 &
 pids+=($!)
-echo "demo producer: 2 events/s across org-acme and org-globex (log: $logs/demo.log)"
+echo "demo producer: 2 events/s across org-acme and org-globex, schemas registered in $registry (log: $logs/demo.log)"
 
 alice=$("$bridge" token --user user_alice --name "Alice Martin" --org org-acme)
 bob=$("$bridge" token --user user_bob --name "Bob Chen" --org org-acme)

@@ -1,6 +1,10 @@
 //! Writer schemas by id: from `schemas/registry.toml` (the default), or from a
 //! Confluent-compatible Schema Registry over HTTP, cached for the process's
-//! life (a schema id's content never changes).
+//! life (a schema id's content never changes). The HTTP side speaks only the
+//! Confluent API, so it works with Confluent's registry and with others that
+//! serve it (Apicurio Registry, which `make run` starts, under
+//! `/apis/ccompat/v7`; Redpanda; Karapace); it also registers schemas, as a
+//! producer does, for the demo producer.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -104,7 +108,9 @@ impl LocalRegistry {
     }
 }
 
-/// A Confluent-compatible registry (`GET /schemas/ids/{id}`), cached.
+/// A Confluent-compatible registry (`GET /schemas/ids/{id}`), cached. Its
+/// base URL is the Confluent API's root (`http://host:8081` for Confluent's,
+/// `http://host:port/apis/ccompat/v7` for Apicurio's).
 pub struct HttpRegistry {
     base_url: String,
     client: reqwest::Client,
@@ -116,6 +122,14 @@ pub struct HttpRegistry {
 struct SchemaById {
     schema: String,
 }
+
+#[derive(Deserialize)]
+struct Registered {
+    id: u32,
+}
+
+/// The media type of the Confluent API's requests.
+const CONFLUENT_JSON: &str = "application/vnd.schemaregistry.v1+json";
 
 impl HttpRegistry {
     pub fn new(base_url: &str) -> Self {
@@ -160,5 +174,30 @@ impl HttpRegistry {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, schema.clone());
         Ok(schema)
+    }
+
+    /// Registers `schema` (Avro JSON) under `subject` (`<topic>-value`, the
+    /// default naming of Confluent's serializers), as a producer does before
+    /// its first record, and returns the id to frame records with. The
+    /// registry answers with the id it already has when the subject holds
+    /// this schema, so registering at every start is harmless. A refusal
+    /// (an incompatible or invalid schema) carries the registry's message.
+    pub async fn register(&self, subject: &str, schema: &str) -> anyhow::Result<u32> {
+        let url = format!("{}/subjects/{subject}/versions", self.base_url);
+        let response = self
+            .client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, CONFLUENT_JSON)
+            .body(serde_json::json!({ "schema": schema }).to_string())
+            .send()
+            .await?;
+        let status = response.status();
+        anyhow::ensure!(
+            status.is_success(),
+            "{url} refused the schema ({status}): {}",
+            response.text().await.unwrap_or_default()
+        );
+        let registered: Registered = response.json().await?;
+        Ok(registered.id)
     }
 }

@@ -14,6 +14,7 @@ pub mod nginx;
 pub mod otlp;
 pub mod process;
 pub mod proxy;
+pub mod registry;
 pub mod semantics;
 
 pub use avro::Producer;
@@ -22,6 +23,7 @@ pub use bridge::{TEST_API_KEY, TestBridge, token};
 pub use broker::Broker;
 pub use clients::Clients;
 pub use nginx::Nginx;
+pub use registry::Registry;
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

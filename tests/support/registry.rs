@@ -1,0 +1,155 @@
+//! A real Confluent-compatible schema registry for the tests: Apicurio
+//! Registry, run by `deploy/dev/registry.sh` (the same script `make run`
+//! uses) on a free loopback port, its schemas in memory.
+//!
+//! [`Registry::start`] gives the test binary's shared registry, started on
+//! first use. Tests register under subjects named after their own topics
+//! (`<broker.topic(topic)>-value`, see [`Registry::register`]), so they do
+//! not see each other's versions. Like the shared Kafka node, the registry
+//! lives as long as the test binary and is killed by the kernel when it
+//! exits (`PR_SET_PDEATHSIG` on a thread that never ends).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::{Broker, free_port, repo_path};
+
+/// The root of Apicurio's Confluent API.
+const CCOMPAT: &str = "/apis/ccompat/v7";
+
+/// One test's view of the shared registry.
+pub struct Registry {
+    /// Where it listens, for a proxy to stand in front of it.
+    pub addr: SocketAddr,
+    /// The Confluent API's base URL: what `schemas.registry_url` takes.
+    pub url: String,
+    // One client per test: a reqwest client belongs to the Tokio runtime
+    // it first ran on, and each test has its own.
+    client: reqwest::Client,
+}
+
+impl Registry {
+    /// The test binary's shared registry, started (and waited for) on first use.
+    pub fn start() -> Self {
+        static SHARED: OnceLock<SocketAddr> = OnceLock::new();
+        let addr = *SHARED.get_or_init(|| {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let log_path = repo_path(&format!("target/test-logs/registry-{}.log", addr.port()));
+            // The death signal fires when the *thread* that spawned the child
+            // ends, so the spawning thread must outlive every test.
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut child = spawn(addr.port(), &log_path);
+                tx.send(()).unwrap();
+                let _ = child.wait();
+                // Reached only if the registry died under the tests.
+                eprintln!(
+                    "the shared schema registry exited; see {}",
+                    log_path.display()
+                );
+            });
+            rx.recv().expect("the shared schema registry starts");
+            wait_until_serving(addr);
+            addr
+        });
+        Self {
+            addr,
+            url: format!("http://{addr}{CCOMPAT}"),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Registers `schema` (Avro JSON) as a value schema of this test's
+    /// `topic` (subject `<broker.topic(topic)>-value`, Confluent's default
+    /// naming) and returns the id records written with it carry.
+    pub async fn register(&self, broker: &Broker, topic: &str, schema: &str) -> u32 {
+        let subject = format!("{}-value", broker.topic(topic));
+        let response = self
+            .client
+            .post(format!("{}/subjects/{subject}/versions", self.url))
+            .header("content-type", "application/vnd.schemaregistry.v1+json")
+            .json(&serde_json::json!({ "schema": schema }))
+            .send()
+            .await
+            .expect("the schema registry answers");
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.expect("a JSON answer");
+        assert!(
+            status.is_success(),
+            "registering under {subject}: {status} {body}"
+        );
+        body["id"].as_u64().expect("an id") as u32
+    }
+
+    /// The id of the latest value schema of this test's `topic`.
+    pub async fn latest_id(&self, broker: &Broker, topic: &str) -> u32 {
+        let subject = format!("{}-value", broker.topic(topic));
+        let url = format!("{}/subjects/{subject}/versions/latest", self.url);
+        let response = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .expect("the schema registry answers");
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.expect("a JSON answer");
+        assert!(
+            status.is_success(),
+            "{subject} has no schema: {status} {body}"
+        );
+        body["id"].as_u64().expect("an id") as u32
+    }
+}
+
+fn spawn(port: u16, log_path: &PathBuf) -> Child {
+    std::fs::create_dir_all(log_path.parent().unwrap()).unwrap();
+    let log = std::fs::File::create(log_path).unwrap();
+    let mut command = Command::new("bash");
+    command
+        .arg(repo_path("deploy/dev/registry.sh"))
+        .arg(port.to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and
+    // exec. The script execs the JVM, which keeps the death signal.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    command.spawn().expect("starting deploy/dev/registry.sh")
+}
+
+/// Waits until the Confluent API lists subjects (the registry is serving).
+/// Plain HTTP/1.0 over a socket: this runs outside any Tokio runtime.
+fn wait_until_serving(addr: SocketAddr) {
+    // A cold JVM on a busy 2-core machine starts Apicurio in ~10-30 s.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let request = format!("GET {CCOMPAT}/subjects HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    loop {
+        let answered =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                s.write_all(request.as_bytes())?;
+                let mut response = String::new();
+                s.read_to_string(&mut response)?;
+                Ok(response)
+            });
+        match answered {
+            Ok(response) if response.split_whitespace().nth(1) == Some("200") => return,
+            _ if Instant::now() > deadline => {
+                panic!(
+                    "the schema registry at {addr} never served; see target/test-logs/registry-*.log"
+                )
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
