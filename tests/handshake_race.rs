@@ -51,6 +51,7 @@ async fn requests_sent_right_after_connect_are_all_answered() {
     let bridge = TestBridge::start_with(&broker, |c| {
         c.guard.max_connections_per_address = 2 * CLIENTS;
         c.guard.handshake_burst = 2 * CLIENTS as u32;
+        c.guard.engine_open_burst = 2 * CLIENTS as u32;
     })
     .await;
     let url = wire::websocket_url(&bridge.url);

@@ -51,7 +51,8 @@ fn bridge_config(broker: &Broker, port: u16, node: &str) -> String {
          [schemas]\nlocal_dir = \"{}\"\n\
          [auth.jwt]\nhs_secret = \"{TEST_SECRET}\"\n\
          [guard]\nmax_connections = 20000\nmax_connections_per_address = 20000\n\
-         handshakes_per_second_per_address = 100000\nhandshake_burst = 100000\n{}\n",
+         handshakes_per_second_per_address = 100000\nhandshake_burst = 100000\n\
+         engine_opens_per_second_per_address = 100000\nengine_open_burst = 100000\n{}\n",
         broker.addr,
         topic("crm.contacts"),
         topic("crm.deals"),

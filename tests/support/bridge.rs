@@ -59,6 +59,8 @@ impl TestBridge {
         // Every test client connects from 127.0.0.1, many at once.
         config.guard.handshakes_per_second_per_address = 1000;
         config.guard.handshake_burst = 1000;
+        config.guard.engine_opens_per_second_per_address = 1000;
+        config.guard.engine_open_burst = 1000;
         config.auth.api_keys = vec![ApiKeyConfig {
             sha256: hash_api_key(TEST_API_KEY),
             organization_id: "org-1".into(),
