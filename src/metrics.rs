@@ -300,7 +300,11 @@ impl Metrics {
         );
         for ((topic, partition, reason), count) in self.partition_resets.snapshot() {
             let partition = partition.to_string();
-            let labels = [("topic", topic.as_str()), ("partition", &partition), ("reason", reason)];
+            let labels = [
+                ("topic", topic.as_str()),
+                ("partition", &partition),
+                ("reason", reason),
+            ];
             out.sample(resets, &labels, count);
         }
         let gauges = [

@@ -56,7 +56,8 @@ async fn an_oversized_request_head_is_refused() {
     let headers: String = (0..90)
         .map(|i| format!("X-Big-{i}: {}\r\n", "a".repeat(4000)))
         .collect();
-    let request = format!("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+    let request =
+        format!("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
     // The server may close while the rest is still being written.
     let _ = stream.write_all(request.as_bytes()).await;
     let answer = read_to_close(&mut stream).await;
@@ -85,7 +86,10 @@ async fn sessions_opened_in_a_loop_are_refused_with_retry_after() {
     })
     .await;
     let answers = futures::future::join_all((0..10).map(|_| open_session(bridge.addr(), ""))).await;
-    let refused = answers.iter().filter(|a| a.starts_with("HTTP/1.1 429")).count();
+    let refused = answers
+        .iter()
+        .filter(|a| a.starts_with("HTTP/1.1 429"))
+        .count();
     assert!(refused >= 5, "{answers:?}");
     let stats = bridge.stats().await;
     assert_eq!(

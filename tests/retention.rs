@@ -36,10 +36,10 @@ async fn a_cursor_before_retention_reports_the_lost_range_and_replays_the_rest()
     let topics: Vec<NewTopic<'_>> = names
         .iter()
         .map(|name| {
-        NewTopic::new(name, 1, TopicReplication::Fixed(1))
-            .set("cleanup.policy", "delete")
-            .set("retention.ms", "60000")
-            .set("segment.ms", "60000")
+            NewTopic::new(name, 1, TopicReplication::Fixed(1))
+                .set("cleanup.policy", "delete")
+                .set("retention.ms", "60000")
+                .set("segment.ms", "60000")
         })
         .collect();
     for result in admin
@@ -130,10 +130,16 @@ async fn wait_for_log_start(broker: &Broker, topic: &str, offset: i64) {
             .fetch_watermarks(topic, 0, Duration::from_secs(5))
             .unwrap();
         if low >= offset {
-            assert_eq!(low, offset, "retention removed more than the expired segment");
+            assert_eq!(
+                low, offset,
+                "retention removed more than the expired segment"
+            );
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "the log still starts at {low}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log still starts at {low}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

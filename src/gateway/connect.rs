@@ -151,8 +151,7 @@ fn limit_error(refusal: Refusal) -> ClientError {
         Refusal::UserFull => ("too many connections for your user; close one", 5000),
         Refusal::AddressFull => ("too many connections from your address", 5000),
     };
-    ClientError::rate_limited(message, retry_ms)
-        .with_details(json!({ "reason": refusal.reason() }))
+    ClientError::rate_limited(message, retry_ms).with_details(json!({ "reason": refusal.reason() }))
 }
 
 pub async fn on_connect(

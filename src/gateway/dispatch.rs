@@ -95,7 +95,10 @@ impl Deliver for Dispatcher {
                     Offer::Closed
                 }
             };
-            match client.session.offer(live_buffer, event, reset_epoch, hold, emit) {
+            match client
+                .session
+                .offer(live_buffer, event, reset_epoch, hold, emit)
+            {
                 Offer::Emitted => {
                     metrics.deliveries.inc();
                     emitted += 1;

@@ -437,7 +437,11 @@ impl Session {
     /// log's start, `restarted`'s offsets, and so the window starts there.
     pub fn restart_replay(&self, key: &SubscriptionKey, restarted: &Cursor) {
         let mut state = self.state();
-        let Some(window) = state.subscriptions.get_mut(key).and_then(|s| s.replay.as_mut()) else {
+        let Some(window) = state
+            .subscriptions
+            .get_mut(key)
+            .and_then(|s| s.replay.as_mut())
+        else {
             return;
         };
         for (topic, partition, offset) in restarted.iter() {

@@ -64,7 +64,13 @@ struct Buckets {
 impl Buckets {
     /// Takes a token of `address`'s bucket (`rate` per second, `burst`);
     /// `Err` is how long until one is due.
-    fn take(&mut self, address: IpAddr, rate: u32, burst: u32, now: Instant) -> Result<(), Duration> {
+    fn take(
+        &mut self,
+        address: IpAddr,
+        rate: u32,
+        burst: u32,
+        now: Instant,
+    ) -> Result<(), Duration> {
         let due = self
             .pruned_at
             .is_none_or(|at| now.saturating_duration_since(at) >= PRUNE_EVERY);

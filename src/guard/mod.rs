@@ -134,7 +134,10 @@ impl GuardConfig {
                 self.engine_opens_per_second_per_address as usize,
             ),
             ("engine_open_burst", self.engine_open_burst as usize),
-            ("connect_timeout_seconds", self.connect_timeout_seconds as usize),
+            (
+                "connect_timeout_seconds",
+                self.connect_timeout_seconds as usize,
+            ),
             (
                 "header_read_timeout_seconds",
                 self.header_read_timeout_seconds as usize,

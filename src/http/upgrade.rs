@@ -30,7 +30,10 @@ fn refusal(headers: &HeaderMap) -> Option<Response> {
         Some(_) => Some(
             (
                 StatusCode::UPGRADE_REQUIRED,
-                [(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static(VERSION))],
+                [(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static(VERSION),
+                )],
                 "unsupported WebSocket version; this server speaks 13",
             )
                 .into_response(),
@@ -56,8 +59,14 @@ mod tests {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = app.oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
-        let version = response.headers().get(header::SEC_WEBSOCKET_VERSION).cloned();
+        let response = app
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let version = response
+            .headers()
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .cloned();
         (response.status(), version)
     }
 
@@ -74,7 +83,10 @@ mod tests {
         let upgrade = [("upgrade", "WebSocket"), ("sec-websocket-version", "8")];
         assert_eq!(
             status_of(&upgrade).await,
-            (StatusCode::UPGRADE_REQUIRED, Some(HeaderValue::from_static("13")))
+            (
+                StatusCode::UPGRADE_REQUIRED,
+                Some(HeaderValue::from_static("13"))
+            )
         );
     }
 

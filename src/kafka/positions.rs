@@ -239,13 +239,21 @@ mod tests {
             live.received(at(offset), b"old");
             live.partition(at(offset)).handled(offset);
         }
-        assert_eq!((live.epoch(), live.reset_epoch(TopicKind::Deals, 0)), (0, 0));
+        assert_eq!(
+            (live.epoch(), live.reset_epoch(TopicKind::Deals, 0)),
+            (0, 0)
+        );
         live.reset(TopicKind::Deals, 0, 0);
         assert_eq!(live.end(TopicKind::Deals, 0), Some(0));
-        assert_eq!((live.epoch(), live.reset_epoch(TopicKind::Deals, 0)), (1, 1));
+        assert_eq!(
+            (live.epoch(), live.reset_epoch(TopicKind::Deals, 0)),
+            (1, 1)
+        );
         assert_eq!(live.reset_epoch(TopicKind::Deals, 1), 0);
         assert_eq!(
-            live.recent.read(TopicKind::Deals, 0, 0, 0, 8).map(|c| c.len()),
+            live.recent
+                .read(TopicKind::Deals, 0, 0, 0, 8)
+                .map(|c| c.len()),
             Some(0),
             "the old log's records are gone from memory"
         );

@@ -162,7 +162,9 @@ mod tests {
         handle.watermarks.record(TopicKind::Deals, 0, 5);
         assert_eq!(handle.not_ready(), None);
         let sent_before = std::time::Instant::now();
-        handle.watermarks.went_back(TopicKind::Deals, 0, "offsets_restarted");
+        handle
+            .watermarks
+            .went_back(TopicKind::Deals, 0, "offsets_restarted");
         assert_eq!(
             handle.not_ready().as_deref(),
             Some(
@@ -170,7 +172,10 @@ mod tests {
             )
         );
         handle.watermarks.within(TopicKind::Deals, 0, sent_before);
-        assert!(handle.not_ready().is_some(), "a look-up sent before the reset");
+        assert!(
+            handle.not_ready().is_some(),
+            "a look-up sent before the reset"
+        );
         handle
             .watermarks
             .within(TopicKind::Deals, 0, std::time::Instant::now());

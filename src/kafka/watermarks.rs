@@ -69,7 +69,10 @@ impl Watermarks {
     /// log: a reset noted before then is over.
     pub(super) fn within(&self, topic: TopicKind, partition: i32, sent: Instant) {
         let mut resets = self.resets.lock().unwrap_or_else(|e| e.into_inner());
-        if resets.get(&(topic, partition)).is_some_and(|(at, _)| *at < sent) {
+        if resets
+            .get(&(topic, partition))
+            .is_some_and(|(at, _)| *at < sent)
+        {
             resets.remove(&(topic, partition));
         }
     }
@@ -111,8 +114,12 @@ pub async fn keep_watermarks(
             _ = tokio::time::sleep(every) => {}
         }
         let round = {
-            let (consumer, topics, watermarks, live) =
-                (consumer.clone(), topics.clone(), watermarks.clone(), live.clone());
+            let (consumer, topics, watermarks, live) = (
+                consumer.clone(),
+                topics.clone(),
+                watermarks.clone(),
+                live.clone(),
+            );
             tokio::task::spawn_blocking(move || look_up(&consumer, &topics, &watermarks, &live))
         };
         let looked_up = tokio::select! {

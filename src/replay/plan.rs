@@ -237,7 +237,11 @@ mod tests {
 
     #[test]
     fn a_cursor_beyond_the_log_reads_the_new_log_from_its_start() {
-        let p = plan(&since(&[(0, 500), (1, 7)]), &[extent(0, 0, 30), extent(1, 0, 9)], 1000);
+        let p = plan(
+            &since(&[(0, 500), (1, 7)]),
+            &[extent(0, 0, 30), extent(1, 0, 9)],
+            1000,
+        );
         assert_eq!(
             p.gaps,
             [Gap {

@@ -50,11 +50,15 @@ impl Broker {
                 tx.send((node.addr(), pid)).unwrap();
                 let _ = node.child.as_mut().map(Child::wait);
                 // Reached only if the broker died under the tests.
-                eprintln!("the shared Kafka node exited; see {}", node.log_path().display());
+                eprintln!(
+                    "the shared Kafka node exited; see {}",
+                    node.log_path().display()
+                );
             });
             let (addr, pid) = rx.recv().expect("the shared Kafka node starts");
             // Reaped by its thread once it exits: then its /proc entry is gone.
-            let alive = || pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+            let alive =
+                || pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
             wait_for_brokers(&addr, 1, alive);
             addr
         });
@@ -134,7 +138,10 @@ impl Cluster {
     /// `size` nodes, replicating internal topics on up to three of them.
     pub fn start(size: usize) -> Arc<Self> {
         let specs = NodeSpec::cluster(size);
-        let nodes: Vec<Node> = specs.into_iter().map(|s| Node::spawn_on(s, false)).collect();
+        let nodes: Vec<Node> = specs
+            .into_iter()
+            .map(|s| Node::spawn_on(s, false))
+            .collect();
         let addr = nodes.iter().map(Node::addr).collect::<Vec<_>>().join(",");
         let cluster = Arc::new(Self {
             nodes: Mutex::new(nodes),
@@ -161,7 +168,10 @@ impl Cluster {
     /// The index of the node whose broker id is `id` (as metadata names it).
     pub fn index_of(&self, id: i32) -> usize {
         let nodes = self.nodes.lock().unwrap();
-        nodes.iter().position(|n| n.spec.id as i32 == id).expect("a node of this cluster")
+        nodes
+            .iter()
+            .position(|n| n.spec.id as i32 == id)
+            .expect("a node of this cluster")
     }
 
     /// SIGKILL: the node dies at once, as in a machine failure.
@@ -175,7 +185,9 @@ impl Cluster {
         let mut nodes = self.nodes.lock().unwrap();
         let node = &mut nodes[index];
         if let Some(child) = node.child.as_mut() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let _ = child.wait();
         }
         node.child = None;
@@ -204,7 +216,12 @@ impl Cluster {
 
     fn signal(&self, index: usize, signal: &str) {
         let nodes = self.nodes.lock().unwrap();
-        let pid = nodes[index].child.as_ref().expect("running").id().to_string();
+        let pid = nodes[index]
+            .child
+            .as_ref()
+            .expect("running")
+            .id()
+            .to_string();
         let status = Command::new("kill").args([signal, &pid]).status();
         assert!(status.is_ok_and(|s| s.success()), "kill {signal} {pid}");
     }
@@ -348,9 +365,13 @@ fn wait_for_brokers(addr: &str, count: usize, alive: impl Fn() -> bool) {
     loop {
         match consumer.fetch_metadata(None, Duration::from_secs(2)) {
             Ok(metadata) if metadata.brokers().len() >= count => return,
-            _ if !alive() => panic!("a Kafka node at {addr} exited; see target/test-logs/kafka-*.log"),
+            _ if !alive() => {
+                panic!("a Kafka node at {addr} exited; see target/test-logs/kafka-*.log")
+            }
             _ if Instant::now() > deadline => {
-                panic!("Kafka at {addr} never had {count} brokers; see target/test-logs/kafka-*.log")
+                panic!(
+                    "Kafka at {addr} never had {count} brokers; see target/test-logs/kafka-*.log"
+                )
             }
             _ => std::thread::sleep(Duration::from_millis(100)),
         }

@@ -50,7 +50,10 @@ impl BridgeProcess {
             .env("CRM_BRIDGE_KAFKA__TOPICS__CONTACTS", &topics.contacts)
             .env("CRM_BRIDGE_KAFKA__TOPICS__DEALS", &topics.deals)
             .env("CRM_BRIDGE_KAFKA__TOPICS__EMAIL", &topics.email)
-            .env("CRM_BRIDGE_KAFKA__TOPICS__NOTIFICATIONS", &topics.notifications)
+            .env(
+                "CRM_BRIDGE_KAFKA__TOPICS__NOTIFICATIONS",
+                &topics.notifications,
+            )
             .env("CRM_BRIDGE_PRESENCE__TOPIC", &named.presence.topic)
             .stdout(Stdio::null())
             .stderr(log)
@@ -84,7 +87,13 @@ impl BridgeProcess {
         let kb = status
             .lines()
             .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
             .expect("VmRSS in /proc/PID/status");
         kb * 1024
     }

@@ -217,10 +217,20 @@ fn hs_with_header(header: &serde_json::Value, claims: &serde_json::Value) -> Str
 async fn refuses_tokens_with_critical_extensions() {
     let verifier = all();
     let plain = json!({"alg": "HS256", "typ": "JWT"});
-    assert!(verifier.verify(&hs_with_header(&plain, &claims(now() + 60))).await.is_ok());
+    assert!(
+        verifier
+            .verify(&hs_with_header(&plain, &claims(now() + 60)))
+            .await
+            .is_ok()
+    );
     let critical = json!({"alg": "HS256", "typ": "JWT", "crit": ["exp-ext"], "exp-ext": 1});
-    let refused = verifier.verify(&hs_with_header(&critical, &claims(now() + 60))).await;
-    assert!(matches!(refused, Err(AuthError::InvalidToken(_))), "{refused:?}");
+    let refused = verifier
+        .verify(&hs_with_header(&critical, &claims(now() + 60)))
+        .await;
+    assert!(
+        matches!(refused, Err(AuthError::InvalidToken(_))),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
@@ -236,6 +246,9 @@ async fn refuses_overlong_ids_and_names() {
         let mut overlong = claims(now() + 60);
         overlong[claim] = format!("{longest}x").into();
         let refused = verifier.verify(&hs(&overlong)).await;
-        assert!(matches!(refused, Err(AuthError::BadClaims(c)) if c == claim), "{claim}: {refused:?}");
+        assert!(
+            matches!(refused, Err(AuthError::BadClaims(c)) if c == claim),
+            "{claim}: {refused:?}"
+        );
     }
 }

@@ -111,7 +111,10 @@ fn a_window_made_before_its_partition_was_reset_holds_back_nothing() {
     assert!(!wanted_after_replay(&s, &deal_event("d1", 15), 1));
     assert!(wanted_after_replay(&s, &deal_event("d1", 5), 2), "new log");
     assert!(wanted_after_replay(&s, &deal_event("d1", 15), 2), "new log");
-    assert!(!wanted_after_replay(&s, &deal_event("d9", 5), 2), "not subscribed");
+    assert!(
+        !wanted_after_replay(&s, &deal_event("d9", 5), 2),
+        "not subscribed"
+    );
 }
 
 #[test]
