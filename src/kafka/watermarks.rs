@@ -37,13 +37,16 @@ use crate::domain::TopicKind;
 /// One watermark look-up.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// When a partition's log was seen going backwards, and why.
+type WentBack = (Instant, &'static str);
+
 #[derive(Default)]
 pub struct Watermarks {
     highs: RwLock<HashMap<(TopicKind, i32), i64>>,
     last_answer: Mutex<Option<Instant>>,
     /// Partitions whose log went backwards, since when, and why: until a
     /// look-up sent after that finds live delivery within the log.
-    resets: Mutex<HashMap<(TopicKind, i32), (Instant, &'static str)>>,
+    resets: Mutex<HashMap<(TopicKind, i32), WentBack>>,
 }
 
 impl Watermarks {
