@@ -35,6 +35,27 @@ impl Counter {
     }
 }
 
+/// Counters by Kafka partition and reason: partitions are few (the CRM
+/// topics'), and these events rare, so a mutex is fine.
+#[derive(Default)]
+pub struct PartitionCounter(Mutex<BTreeMap<(String, i32, &'static str), u64>>);
+
+impl PartitionCounter {
+    pub fn inc(&self, topic: &str, partition: i32, reason: &'static str) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((topic.to_owned(), partition, reason))
+            .or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> Vec<((String, i32, &'static str), u64)> {
+        let counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        counts.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+}
+
 #[derive(Default)]
 pub struct Gauge(AtomicI64);
 
@@ -100,6 +121,9 @@ pub struct Metrics {
     /// Undecodable records the dead-letter topic did not take (skipped anyway).
     pub dead_letter_failures: Counter,
     pub consume_errors: Counter,
+    /// Partitions whose log went backwards under live delivery (a topic
+    /// recreated, a broker that lost its data), by reason.
+    pub partition_resets: PartitionCounter,
     /// Events that matched at least one client.
     pub events_routed: Counter,
     pub deliveries: Counter,
@@ -149,6 +173,11 @@ impl Metrics {
             "deadLettered": self.dead_lettered.get(),
             "deadLetterFailures": self.dead_letter_failures.get(),
             "consumeErrors": self.consume_errors.get(),
+            "partitionResets": self.partition_resets.snapshot().into_iter()
+                .map(|((topic, partition, reason), count)| json!({
+                    "topic": topic, "partition": partition, "reason": reason, "count": count,
+                }))
+                .collect::<Vec<_>>(),
             "eventsRouted": self.events_routed.get(),
             "deliveries": self.deliveries.get(),
             "dropped": self.dropped.snapshot(),
@@ -293,6 +322,21 @@ impl Metrics {
         for (name, help, label, counter) in by_reason {
             let counts = counter.snapshot();
             out.counter_by(&format!("crm_bridge_{name}"), help, label, counts);
+        }
+        let resets = "crm_bridge_partition_resets_total";
+        out.family(
+            resets,
+            "counter",
+            "Partitions whose log went backwards under live delivery (topic recreated, broker data lost), by reason.",
+        );
+        for ((topic, partition, reason), count) in self.partition_resets.snapshot() {
+            let partition = partition.to_string();
+            let labels = [
+                ("topic", topic.as_str()),
+                ("partition", &partition),
+                ("reason", reason),
+            ];
+            out.sample(resets, &labels, count);
         }
         let gauges = [
             (

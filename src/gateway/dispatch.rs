@@ -76,12 +76,15 @@ impl Deliver for Dispatcher {
         // Shared by every connection that has to hold it; made on first need.
         let mut shared_event: Option<Arc<CrmEvent>> = None;
         let live_buffer = gateway.replayer.config().live_buffer;
+        let position = event.position;
+        let reset_epoch = gateway.live.reset_epoch(position.topic, position.partition);
         for (_, client) in self.recipients.drain(..) {
             let hold = || Waiting {
                 event: shared_event
                     .get_or_insert_with(|| Arc::new(event.clone()))
                     .clone(),
                 outbound: outbound.clone(),
+                reset_epoch,
             };
             let emit = || match client.socket.emit(outbound.name, &*outbound.payload) {
                 Ok(()) => Offer::Emitted,
@@ -92,7 +95,10 @@ impl Deliver for Dispatcher {
                     Offer::Closed
                 }
             };
-            match client.session.offer(live_buffer, event, hold, emit) {
+            match client
+                .session
+                .offer(live_buffer, event, reset_epoch, hold, emit)
+            {
                 Offer::Emitted => {
                     metrics.deliveries.inc();
                     emitted += 1;

@@ -26,6 +26,14 @@
 //! queues the new one, and the window becomes the new one's (a cancelled
 //! replay cannot fix it). At most `replay.max_replays_per_connection`
 //! replays are queued or running at once.
+//!
+//! A window's offsets belong to the log they were read from. When a
+//! partition's log goes backwards (recreated; see `kafka/positions.rs`),
+//! its offsets start again, and a window made before that (its `epoch`
+//! older than the partition's reset epoch) says nothing about the new log:
+//! its events are wanted. A replay planned after the reset from a cursor of
+//! the old log starts that partition at the new log's start
+//! ([`Session::restart_replay`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -102,6 +110,9 @@ struct ReplayWindow {
     /// Fixed when the replay has nearly caught up with live delivery; until
     /// then the window is open: the replay will read everything from `since`.
     end: Option<Cursor>,
+    /// `LivePositions::epoch` when the window was made: its offsets mean
+    /// nothing in a partition reset after that.
+    epoch: u64,
 }
 
 #[derive(Default)]
@@ -151,6 +162,8 @@ pub struct ReplayJob {
 pub struct Waiting {
     pub event: Arc<CrmEvent>,
     pub outbound: Arc<Outbound>,
+    /// The reset epoch of the event's partition (`LivePositions::reset_epoch`).
+    pub reset_epoch: u64,
 }
 
 /// What live delivery should do with an event for this connection.
@@ -279,6 +292,7 @@ impl Session {
             job: id,
             since,
             end: None,
+            epoch: gateway.live.epoch(),
         };
         self.register(&mut state, gateway, client, &request, Some(window))?;
         state.next_job += 1;
@@ -449,10 +463,12 @@ impl Session {
     /// lock, so it cannot overtake a replay seam), held while replaying, or
     /// skipped when a replay sent it or will (live delivery can lag behind
     /// a replay's end, e.g. on a node that just restarted).
+    /// `reset_epoch` is that of the event's partition.
     pub fn offer(
         &self,
         limit: usize,
         event: &CrmEvent,
+        reset_epoch: u64,
         hold: impl FnOnce() -> Waiting,
         emit: impl FnOnce() -> Offer,
     ) -> Offer {
@@ -462,7 +478,7 @@ impl Session {
         }
         let state = &mut *state;
         // A replaying connection always has a window (`subscribe_replaying`).
-        if state.has_windows && !wanted_after_replay(&state.subscriptions, event) {
+        if state.has_windows && !wanted_after_replay(&state.subscriptions, event, reset_epoch) {
             return Offer::Skipped;
         }
         match &mut state.replay {
@@ -495,6 +511,23 @@ impl Session {
         Some(end)
     }
 
+    /// The replay planned for `key` found its cursor beyond the end of some
+    /// partitions' logs (they went backwards): it reads them from the new
+    /// log's start, `restarted`'s offsets, and so the window starts there.
+    pub fn restart_replay(&self, key: &SubscriptionKey, restarted: &Cursor) {
+        let mut state = self.state();
+        let Some(window) = state
+            .subscriptions
+            .get_mut(key)
+            .and_then(|s| s.replay.as_mut())
+        else {
+            return;
+        };
+        for (topic, partition, offset) in restarted.iter() {
+            window.since.set(topic, partition, offset);
+        }
+    }
+
     /// The next thing the replay worker must do. Flushes come in batches, so
     /// a job queued meanwhile runs before the rest of the flush.
     pub fn next_step(&self, batch: usize) -> Step {
@@ -517,7 +550,7 @@ impl Session {
         let flush = mode
             .waiting
             .drain(..take)
-            .filter(|w| wanted_after_replay(&state.subscriptions, &w.event))
+            .filter(|w| wanted_after_replay(&state.subscriptions, &w.event, w.reset_epoch))
             .collect();
         Step::Flush(flush)
     }
@@ -558,9 +591,12 @@ fn closing() -> ClientError {
 
 /// Steps 2 and 3 of the seam: whether a live event still has to be sent,
 /// or a replay sent it (or will: its window is open), or the client had it.
+/// `reset_epoch` is that of the event's partition: a window older than it
+/// holds offsets of a log that is gone.
 fn wanted_after_replay(
     subscriptions: &HashMap<SubscriptionKey, Subscription>,
     event: &CrmEvent,
+    reset_epoch: u64,
 ) -> bool {
     let p = event.position;
     let mut wanted = false;
@@ -571,8 +607,12 @@ fn wanted_after_replay(
             wanted |= subscription.room && key_matches(key, subscription.actions(key), event);
             continue;
         }
-        let Some(window) = &subscription.replay else {
-            wanted = true; // a live subscription wants it
+        let Some(window) = subscription
+            .replay
+            .as_ref()
+            .filter(|w| w.epoch >= reset_epoch)
+        else {
+            wanted = true; // a live subscription wants it, or one whose window was of the old log
             continue;
         };
         let since = window.since.get(p.topic, p.partition).unwrap_or(0);

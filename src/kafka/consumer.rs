@@ -30,6 +30,18 @@
 //!   position (and stored offset) moves past the markers librdkafka stepped
 //!   over, so a partition ending in one shows no lag and a replay ends where
 //!   Kafka's last stable offset does (`tests/transactions.rs`).
+//! - A log that went backwards (a topic deleted and recreated under the same
+//!   name, a broker that lost its data): fetching at live delivery's position
+//!   is then out of range, and librdkafka resets to the new log's start
+//!   (`auto.offset.reset = earliest`; `latest` would skip what was written
+//!   to the new log meanwhile). The first record below live delivery's
+//!   position shows it: logged as an error, counted
+//!   (`crm_bridge_partition_resets_total`), `/readyz` fails until a watermark
+//!   look-up confirms the new position, and live delivery moves back
+//!   ([`LivePositions::reset`]) so that every record of the new log reaches
+//!   its subscribers (`tests/broker_reset.rs`). Offsets alone cannot tell a
+//!   new log that already ran past the old position: without a topic id
+//!   (which rdkafka does not expose) that case reads on from the position.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -111,8 +123,11 @@ pub fn spawn_consumer(
         ("enable.auto.offset.store", "false"),
         ("enable.auto.commit", "true"),
         ("auto.commit.interval.ms", "1000"),
-        // A new node starts at the head: its clients connect from now on.
-        ("auto.offset.reset", "latest"),
+        // Consulted only when a fetch is out of range: assignment always
+        // gives an offset. Out of range means records were deleted before
+        // live delivery read them (the start is the oldest left) or the log
+        // went backwards (the start is the new log's, all of it new).
+        ("auto.offset.reset", "earliest"),
     ];
     let client_id = format!("crm-bridge-{node_id}");
     let group_id = format!("{}-{node_id}", config.group_prefix);
@@ -148,10 +163,12 @@ pub fn spawn_consumer(
         consumer.clone(),
         topics.clone(),
         handle.watermarks.clone(),
+        handle.live.clone(),
         Duration::from_secs(config.lag_refresh_seconds),
         shutdown.clone(),
     ));
     let live = handle.live.clone();
+    let watermarks = handle.watermarks.clone();
     let stopped = handle.stopped.clone().drop_guard();
     tasks.spawn(async move {
         let _stopped = stopped;
@@ -161,6 +178,7 @@ pub fn spawn_consumer(
             dead_letters: dead_letters.as_ref(),
             metrics: &metrics,
             live: &live,
+            watermarks: &watermarks,
         };
         consume(&consumer, stages, sink, &shutdown).await;
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
@@ -178,6 +196,7 @@ struct Stages<'a> {
     dead_letters: Option<&'a DeadLetters>,
     metrics: &'a Metrics,
     live: &'a LivePositions,
+    watermarks: &'a Watermarks,
 }
 
 /// Each partition's bookkeeping on the consume loop: its live position
@@ -271,6 +290,35 @@ impl<'a> Partitions<'a> {
             }
         }
     }
+}
+
+/// The consumer read `offset`, below where live delivery stands in the
+/// partition: its log went backwards, and librdkafka reset to the new
+/// log's start (see the module doc). Says so, and moves live delivery back
+/// there, before the record is handled.
+fn went_back(stages: &Stages<'_>, partition: &mut Seen<'_>, offset: i64) {
+    const REASON: &str = "offsets_restarted";
+    tracing::error!(
+        topic = partition.topic_name,
+        partition = partition.partition,
+        live_position = partition.live.next(),
+        new_position = offset,
+        "the partition's log went backwards (topic recreated or broker data lost): \
+         live delivery restarts at the new log's start; clients resuming from \
+         older cursors get a `reset` gap"
+    );
+    stages
+        .metrics
+        .partition_resets
+        .inc(partition.topic_name, partition.partition, REASON);
+    stages
+        .watermarks
+        .went_back(partition.topic, partition.partition, REASON);
+    stages
+        .live
+        .reset(partition.topic, partition.partition, offset);
+    // Nothing stored from the old log may be committed over the new one.
+    partition.unstored = None;
 }
 
 /// Wall-clock time for the latency of records that matched nobody, read
@@ -393,6 +441,9 @@ async fn read<'t>(
             offset: message.offset(),
         };
         let partition = partitions.get(position, topic_name);
+        if position.offset < partition.live.next() {
+            went_back(stages, partition, position.offset);
+        }
         stages
             .live
             .received(position, message.payload().unwrap_or_default());

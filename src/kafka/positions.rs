@@ -12,9 +12,18 @@
 //! consumer, and compaction removes records. So a position is "one past the
 //! last offset handled *or stepped over*" ([`LivePartition::step_to`]), and
 //! nothing here assumes that every offset below it held a record.
+//!
+//! A log can also go backwards: a topic deleted and recreated under the
+//! same name, or a broker that lost its data, restarts its offsets. The
+//! consumer then reads a record below live delivery's position (it resets
+//! to the new log's start, `auto.offset.reset = earliest`) and calls
+//! [`LivePositions::reset`]: the position moves back, memory drops the old
+//! log's records, and the partition's *reset epoch* moves on, so that
+//! offsets remembered from the old log (a session's replay windows, see
+//! `gateway/session.rs`) are known to mean nothing in the new one.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::recent::RecentRecords;
@@ -29,6 +38,9 @@ struct Partition {
     next: AtomicI64,
     /// The record being routed right now, or `IDLE`.
     in_flight: AtomicI64,
+    /// [`LivePositions::epoch`] when the partition's log last went
+    /// backwards; 0 if it never did.
+    reset_epoch: AtomicU64,
 }
 
 impl Partition {
@@ -49,6 +61,8 @@ pub struct LivePositions {
     /// Every record live delivery reads is kept here first, so a replay
     /// ending at [`Self::end`] may read it from memory.
     pub recent: RecentRecords,
+    /// How many resets this node has seen, in any partition.
+    epoch: AtomicU64,
 }
 
 /// Live delivery's position in one partition, as the consumer updates it.
@@ -69,6 +83,11 @@ impl LivePartition {
         self.0.next.fetch_max(next, Ordering::SeqCst) < next
     }
 
+    /// One past the last offset handled or stepped over.
+    pub fn next(&self) -> i64 {
+        self.0.next.load(Ordering::SeqCst)
+    }
+
     /// The record at `offset` has been handled.
     pub fn handled(&self, offset: i64) {
         self.0.next.fetch_max(offset + 1, Ordering::SeqCst);
@@ -82,7 +101,37 @@ impl LivePositions {
         Self {
             partitions: RwLock::default(),
             recent: RecentRecords::new(recent_bytes),
+            epoch: AtomicU64::new(0),
         }
+    }
+
+    /// The partition's log went backwards: live delivery restarts at
+    /// `offset` of the new log, memory forgets the old log's records, and
+    /// the partition's reset epoch moves to a new [`Self::epoch`]. Only the
+    /// consume loop calls this, between records.
+    pub fn reset(&self, topic: TopicKind, partition: i32, offset: i64) {
+        self.recent.reset(topic, partition, offset);
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+        let slot = partitions.entry((topic, partition)).or_default();
+        slot.next.store(offset, Ordering::SeqCst);
+        slot.in_flight.store(IDLE, Ordering::SeqCst);
+        slot.reset_epoch.store(epoch, Ordering::SeqCst);
+    }
+
+    /// How many resets this node has seen: offsets remembered now are stale
+    /// in a partition whose [`Self::reset_epoch`] later exceeds this.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// [`Self::epoch`] when the partition's log last went backwards; 0 if
+    /// it never did.
+    pub fn reset_epoch(&self, topic: TopicKind, partition: i32) -> u64 {
+        let partitions = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+        partitions
+            .get(&(topic, partition))
+            .map_or(0, |p| p.reset_epoch.load(Ordering::SeqCst))
     }
 
     /// Sets where live delivery starts in a partition (on assignment).
@@ -180,5 +229,37 @@ mod tests {
         assert!(!partition.step_to(12));
         assert!(!partition.step_to(5), "never back");
         assert_eq!(live.end_of(TopicKind::Deals), [(0, 12)]);
+    }
+
+    #[test]
+    fn a_reset_moves_the_position_back_and_the_epoch_on() {
+        let live = LivePositions::new(1024);
+        live.start_at(TopicKind::Deals, 0, 0);
+        for offset in 0..5 {
+            live.received(at(offset), b"old");
+            live.partition(at(offset)).handled(offset);
+        }
+        assert_eq!(
+            (live.epoch(), live.reset_epoch(TopicKind::Deals, 0)),
+            (0, 0)
+        );
+        live.reset(TopicKind::Deals, 0, 0);
+        assert_eq!(live.end(TopicKind::Deals, 0), Some(0));
+        assert_eq!(
+            (live.epoch(), live.reset_epoch(TopicKind::Deals, 0)),
+            (1, 1)
+        );
+        assert_eq!(live.reset_epoch(TopicKind::Deals, 1), 0);
+        assert_eq!(
+            live.recent
+                .read(TopicKind::Deals, 0, 0, 0, 8)
+                .map(|c| c.len()),
+            Some(0),
+            "the old log's records are gone from memory"
+        );
+        live.received(at(0), b"new");
+        live.partition(at(0)).handled(0);
+        let chunk = live.recent.read(TopicKind::Deals, 0, 0, 1, 8).unwrap();
+        assert_eq!(chunk.iter().collect::<Vec<_>>(), [(0, &b"new"[..])]);
     }
 }

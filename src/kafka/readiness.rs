@@ -6,7 +6,10 @@
 //! `kafka.ready_broker_silence_seconds`, and no partition is more than
 //! `kafka.ready_max_lag` records behind its high watermark. Per partition,
 //! not summed: one partition far behind leaves its resources' clients far
-//! behind, however many partitions the topics have.
+//! behind, however many partitions the topics have. Nor is it ready while a
+//! partition's log has gone backwards (a topic recreated, a broker that lost
+//! its data: see `watermarks.rs`) until live delivery is known to read the
+//! new log.
 //!
 //! Lag is `watermark − where live delivery stands`, never below zero: the
 //! watermark (the last stable offset, see `watermarks.rs`) is looked up
@@ -78,6 +81,12 @@ impl ConsumerHandle {
             }
             None => return Some("Kafka has not answered yet".into()),
         }
+        if let Some(((topic, partition), reason)) = self.watermarks.reset_pending() {
+            return Some(format!(
+                "partition reset ({reason}) in {}/{partition}: re-reading it from the new log's start",
+                self.topic_names.name(topic)
+            ));
+        }
         let worst = self.lag().into_iter().max_by_key(|lag| lag.records)?;
         (worst.records > bounds.max_lag).then(|| {
             format!(
@@ -144,6 +153,33 @@ mod tests {
         };
         handle.live.partition(at).handled(at.offset);
         assert_eq!(handle.lag()[0].records, 50);
+        assert_eq!(handle.not_ready(), None);
+    }
+
+    #[test]
+    fn a_reset_is_not_ready_until_a_later_look_up_finds_live_delivery_within_the_log() {
+        let handle = handle(1000);
+        handle.assigned.store(true, Ordering::Release);
+        handle.watermarks.record(TopicKind::Deals, 0, 5);
+        assert_eq!(handle.not_ready(), None);
+        let sent_before = std::time::Instant::now();
+        handle
+            .watermarks
+            .went_back(TopicKind::Deals, 0, "offsets_restarted");
+        assert_eq!(
+            handle.not_ready().as_deref(),
+            Some(
+                "partition reset (offsets_restarted) in crm.deals/0: re-reading it from the new log's start"
+            )
+        );
+        handle.watermarks.within(TopicKind::Deals, 0, sent_before);
+        assert!(
+            handle.not_ready().is_some(),
+            "a look-up sent before the reset"
+        );
+        handle
+            .watermarks
+            .within(TopicKind::Deals, 0, std::time::Instant::now());
         assert_eq!(handle.not_ready(), None);
     }
 

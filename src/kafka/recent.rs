@@ -159,6 +159,16 @@ impl RecentRecords {
         }
     }
 
+    /// The partition's log went backwards (recreated, or the broker lost
+    /// it): everything held is from the old log and goes; memory holds the
+    /// new log from `offset` on.
+    pub fn reset(&self, topic: TopicKind, partition: i32, offset: i64) {
+        if self.budget == 0 {
+            return;
+        }
+        self.state().restart((topic, partition), offset);
+    }
+
     /// Keeps the record live delivery is about to handle. Call before live
     /// delivery marks it in flight, so that any replay ending at live
     /// delivery's position finds it here.

@@ -19,6 +19,13 @@
 //! the watermarks it reads as well, so lag is known from the moment a
 //! partition is assigned.
 //!
+//! A look-up also tells when a partition's log went backwards under live
+//! delivery (a topic recreated, a broker that lost its data): a watermark
+//! below where live delivery stood *before* the look-up was sent cannot be
+//! a stale answer. Such a partition, and one the consumer reset
+//! (`consumer.rs`), keeps `/readyz` failing until a look-up sent after it
+//! finds live delivery at or behind the new log's end.
+//!
 //! [`LivePositions`]: super::LivePositions
 
 use std::collections::HashMap;
@@ -28,15 +35,22 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio_util::sync::CancellationToken;
 
+use super::LivePositions;
 use crate::domain::TopicKind;
 
 /// One watermark look-up.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// When a partition's log was seen going backwards, and why.
+type WentBack = (Instant, &'static str);
+
 #[derive(Default)]
 pub struct Watermarks {
     highs: RwLock<HashMap<(TopicKind, i32), i64>>,
     last_answer: Mutex<Option<Instant>>,
+    /// Partitions whose log went backwards, since when, and why: until a
+    /// look-up sent after that finds live delivery within the log.
+    resets: Mutex<HashMap<(TopicKind, i32), WentBack>>,
 }
 
 impl Watermarks {
@@ -52,6 +66,34 @@ impl Watermarks {
     /// Kafka answered, without a watermark.
     fn answered(&self) {
         *self.last_answer.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// The partition's log went backwards (`reason`): not ready until a
+    /// look-up sent from now on finds live delivery within it.
+    pub fn went_back(&self, topic: TopicKind, partition: i32, reason: &'static str) {
+        self.resets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((topic, partition), (Instant::now(), reason));
+    }
+
+    /// A look-up sent at `sent` found live delivery within the partition's
+    /// log: a reset noted before then is over.
+    pub(super) fn within(&self, topic: TopicKind, partition: i32, sent: Instant) {
+        let mut resets = self.resets.lock().unwrap_or_else(|e| e.into_inner());
+        if resets
+            .get(&(topic, partition))
+            .is_some_and(|(at, _)| *at < sent)
+        {
+            resets.remove(&(topic, partition));
+        }
+    }
+
+    /// A partition whose log went backwards and is not known to be read
+    /// again from its new start, and why.
+    pub fn reset_pending(&self) -> Option<((TopicKind, i32), &'static str)> {
+        let resets = self.resets.lock().unwrap_or_else(|e| e.into_inner());
+        resets.iter().map(|(k, (_, reason))| (*k, *reason)).min()
     }
 
     /// Every partition's last known high watermark.
@@ -74,6 +116,7 @@ pub async fn keep_watermarks(
     consumer: Arc<StreamConsumer>,
     topics: HashMap<String, TopicKind>,
     watermarks: Arc<Watermarks>,
+    live: Arc<LivePositions>,
     every: Duration,
     shutdown: CancellationToken,
 ) {
@@ -83,9 +126,13 @@ pub async fn keep_watermarks(
             _ = tokio::time::sleep(every) => {}
         }
         let round = {
-            let (consumer, topics, watermarks) =
-                (consumer.clone(), topics.clone(), watermarks.clone());
-            tokio::task::spawn_blocking(move || look_up(&consumer, &topics, &watermarks))
+            let (consumer, topics, watermarks, live) = (
+                consumer.clone(),
+                topics.clone(),
+                watermarks.clone(),
+                live.clone(),
+            );
+            tokio::task::spawn_blocking(move || look_up(&consumer, &topics, &watermarks, &live))
         };
         let looked_up = tokio::select! {
             // A look-up in flight finishes on its own within LOOKUP_TIMEOUT.
@@ -106,8 +153,9 @@ fn look_up(
     consumer: &StreamConsumer,
     topics: &HashMap<String, TopicKind>,
     watermarks: &Watermarks,
+    live: &LivePositions,
 ) -> anyhow::Result<()> {
-    let round = read_highs(consumer, topics, watermarks);
+    let round = read_highs(consumer, topics, watermarks, live);
     if round.is_err()
         && let Some(topic) = topics.keys().next()
         && consumer.fetch_metadata(Some(topic), LOOKUP_TIMEOUT).is_ok()
@@ -121,14 +169,31 @@ fn read_highs(
     consumer: &StreamConsumer,
     topics: &HashMap<String, TopicKind>,
     watermarks: &Watermarks,
+    live: &LivePositions,
 ) -> anyhow::Result<()> {
     for element in consumer.assignment()?.elements() {
-        let Some(kind) = topics.get(element.topic()) else {
+        let Some(&kind) = topics.get(element.topic()) else {
             continue;
         };
-        let (_, high) =
-            consumer.fetch_watermarks(element.topic(), element.partition(), LOOKUP_TIMEOUT)?;
-        watermarks.record(*kind, element.partition(), high);
+        let partition = element.partition();
+        // Read before the look-up is sent: the log held all of it then.
+        let (sent, stood) = (Instant::now(), live.end(kind, partition));
+        let (_, high) = consumer.fetch_watermarks(element.topic(), partition, LOOKUP_TIMEOUT)?;
+        watermarks.record(kind, partition, high);
+        match stood {
+            Some(stood) if high < stood => {
+                tracing::error!(
+                    topic = element.topic(),
+                    partition,
+                    log_end = high,
+                    live_position = stood,
+                    "the partition's log went backwards (topic recreated or broker data lost); \
+                     waiting for the consumer to re-read it from its new start"
+                );
+                watermarks.went_back(kind, partition, "log_end_behind");
+            }
+            _ => watermarks.within(kind, partition, sent),
+        }
     }
     Ok(())
 }

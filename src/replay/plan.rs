@@ -12,8 +12,12 @@ pub struct Extent {
     pub partition: i32,
     /// Oldest offset still held (retention moves it).
     pub low: i64,
-    /// Offset the next record will get.
+    /// Where the replay ends (live delivery's position).
     pub high: i64,
+    /// Where the partition's log ends in Kafka (its last stable offset), or
+    /// as far as memory holds it: a cursor beyond it is of a log that went
+    /// backwards (recreated, or lost by the broker).
+    pub log_end: i64,
 }
 
 /// Offsets `[from, to)` of one partition to read.
@@ -44,6 +48,11 @@ pub enum GapReason {
     Retention,
     /// Further back than `replay.max_records_per_partition`.
     Limit,
+    /// The cursor lies beyond the end of the partition's log: the log went
+    /// backwards (the topic was recreated, or the broker lost its data), so
+    /// what followed `from` in the old log is unknown; the replay goes on
+    /// with the new log from its start, `to`.
+    Reset,
 }
 
 fn topic_label<S: serde::Serializer>(topic: &TopicKind, s: S) -> Result<S::Ok, S::Error> {
@@ -56,6 +65,9 @@ pub struct Plan {
     pub gaps: Vec<Gap>,
     /// Where the subscription stands once the ranges are read: its cursor.
     pub end: Cursor,
+    /// The partitions replayed from their new log's start (a `reset` gap),
+    /// at that start.
+    pub restarted: Cursor,
 }
 
 /// Plans a replay from `since` over `extents`. A partition the cursor does not
@@ -64,12 +76,7 @@ pub struct Plan {
 pub fn plan(since: &Cursor, extents: &[Extent], limit: i64) -> Plan {
     let mut out = Plan::default();
     for e in extents {
-        let named = since.get(e.topic, e.partition);
-        // A cursor ahead of the extent (a node still catching up after a
-        // restart) stays where it is: the client has those records.
-        out.end
-            .set(e.topic, e.partition, named.unwrap_or(0).max(e.high));
-        let mut from = named.unwrap_or(e.low).min(e.high);
+        let mut named = since.get(e.topic, e.partition);
         let gap = |from, to, reason| Gap {
             topic: e.topic,
             partition: e.partition,
@@ -77,6 +84,16 @@ pub fn plan(since: &Cursor, extents: &[Extent], limit: i64) -> Plan {
             to,
             reason,
         };
+        if let Some(old) = named.filter(|offset| *offset > e.log_end) {
+            out.gaps.push(gap(old, e.low, GapReason::Reset));
+            out.restarted.set(e.topic, e.partition, e.low);
+            named = Some(e.low);
+        }
+        // A cursor ahead of the extent (a node still catching up after a
+        // restart) stays where it is: the client has those records.
+        out.end
+            .set(e.topic, e.partition, named.unwrap_or(0).max(e.high));
+        let mut from = named.unwrap_or(e.low).min(e.high);
         if from < e.low {
             out.gaps.push(gap(from, e.low, GapReason::Retention));
             from = e.low;
@@ -127,6 +144,7 @@ mod tests {
             partition,
             low,
             high,
+            log_end: high,
         }
     }
 
@@ -218,8 +236,41 @@ mod tests {
     }
 
     #[test]
+    fn a_cursor_beyond_the_log_reads_the_new_log_from_its_start() {
+        let p = plan(
+            &since(&[(0, 500), (1, 7)]),
+            &[extent(0, 0, 30), extent(1, 0, 9)],
+            1000,
+        );
+        assert_eq!(
+            p.gaps,
+            [Gap {
+                topic: D,
+                partition: 0,
+                from: 500,
+                to: 0,
+                reason: GapReason::Reset
+            }]
+        );
+        let range = |partition, from, to| Range {
+            topic: D,
+            partition,
+            from,
+            to,
+        };
+        assert_eq!(p.ranges, [range(0, 0, 30), range(1, 7, 9)]);
+        assert_eq!(p.end, since(&[(0, 30), (1, 9)]));
+        assert_eq!(p.restarted, since(&[(0, 0)]));
+    }
+
+    #[test]
     fn a_cursor_ahead_of_the_extent_reads_nothing_and_stays_ahead() {
-        let p = plan(&since(&[(0, 999_999)]), &[extent(0, 0, 30)], 1000);
+        // Live delivery (`high`) behind the cursor, Kafka's log not.
+        let behind = Extent {
+            log_end: 999_999,
+            ..extent(0, 0, 30)
+        };
+        let p = plan(&since(&[(0, 999_999)]), &[behind], 1000);
         assert!(p.ranges.is_empty() && p.gaps.is_empty());
         assert_eq!(p.end, since(&[(0, 999_999)]));
     }

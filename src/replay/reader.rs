@@ -131,8 +131,10 @@ impl Replayer {
     /// The extents of `topics` as far as memory holds them, when that is
     /// enough for a replay from `since`: the cursor names exactly the
     /// partitions live delivery reads, and memory holds each from the
-    /// cursor's offset on. `low` is then where memory's records start (Kafka
-    /// may hold older ones, which this replay does not need).
+    /// cursor's offset on, and no further than live delivery (a cursor
+    /// beyond it may be of a log that went backwards: only Kafka's end
+    /// tells). `low` is then where memory's records start (Kafka may hold
+    /// older ones, which this replay does not need).
     pub fn extents_in_memory(&self, since: &Cursor, topics: &[TopicKind]) -> Option<Vec<Extent>> {
         let mut extents = Vec::new();
         for &topic in topics {
@@ -142,7 +144,7 @@ impl Replayer {
             }
             for (partition, high) in partitions {
                 let from = since.get(topic, partition)?;
-                if !self.live.recent.covers(topic, partition, from) {
+                if from > high || !self.live.recent.covers(topic, partition, from) {
                     return None;
                 }
                 extents.push(Extent {
@@ -150,6 +152,7 @@ impl Replayer {
                     partition,
                     low: from,
                     high,
+                    log_end: high,
                 });
             }
         }
@@ -178,6 +181,7 @@ impl Replayer {
                             partition: p.id(),
                             low,
                             high,
+                            log_end: high,
                         });
                     }
                 }

@@ -47,6 +47,7 @@ fn subs(entries: &[(&str, Option<(i64, i64)>)]) -> HashMap<SubscriptionKey, Subs
                 job: 0,
                 since: cursor(since),
                 end: Some(cursor(end)),
+                epoch: 1,
             });
             let subscription = Subscription {
                 requested: Some(ResourceKind::Deal.all_actions()),
@@ -61,30 +62,30 @@ fn subs(entries: &[(&str, Option<(i64, i64)>)]) -> HashMap<SubscriptionKey, Subs
 #[test]
 fn events_the_replay_sent_are_not_sent_again() {
     let s = subs(&[("d1", Some((10, 20)))]);
-    assert!(!wanted_after_replay(&s, &deal_event("d1", 15)));
+    assert!(!wanted_after_replay(&s, &deal_event("d1", 15), 0));
 }
 
 #[test]
 fn events_after_the_replay_end_are_sent() {
     let s = subs(&[("d1", Some((10, 20)))]);
-    assert!(wanted_after_replay(&s, &deal_event("d1", 20)));
-    assert!(wanted_after_replay(&s, &deal_event("d1", 99)));
+    assert!(wanted_after_replay(&s, &deal_event("d1", 20), 0));
+    assert!(wanted_after_replay(&s, &deal_event("d1", 99), 0));
 }
 
 #[test]
 fn events_before_the_cursor_were_already_had() {
     let s = subs(&[("d1", Some((10, 20)))]);
-    assert!(!wanted_after_replay(&s, &deal_event("d1", 5)));
+    assert!(!wanted_after_replay(&s, &deal_event("d1", 5), 0));
 }
 
 #[test]
 fn a_live_subscription_still_gets_what_the_replay_did_not_send() {
     // d1 is live; d2 replays. An event for d1 is wanted whatever its offset.
     let s = subs(&[("d1", None), ("d2", Some((10, 20)))]);
-    assert!(wanted_after_replay(&s, &deal_event("d1", 5)));
-    assert!(wanted_after_replay(&s, &deal_event("d1", 15)));
+    assert!(wanted_after_replay(&s, &deal_event("d1", 5), 0));
+    assert!(wanted_after_replay(&s, &deal_event("d1", 15), 0));
     // Events nobody subscribed to are not wanted.
-    assert!(!wanted_after_replay(&s, &deal_event("d9", 30)));
+    assert!(!wanted_after_replay(&s, &deal_event("d9", 30), 0));
 }
 
 #[test]
@@ -93,13 +94,27 @@ fn a_room_on_a_replaying_key_still_gets_actions_the_replay_did_not_cover() {
     let only_stages = [crate::domain::Action::StageChange].into_iter().collect();
     s.get_mut(&key("d1")).unwrap().requested = Some(only_stages);
     assert!(
-        !wanted_after_replay(&s, &deal_event("d1", 15)),
+        !wanted_after_replay(&s, &deal_event("d1", 15), 0),
         "no room: an update was not asked for"
     );
     s.get_mut(&key("d1")).unwrap().room = true;
     assert!(
-        wanted_after_replay(&s, &deal_event("d1", 15)),
+        wanted_after_replay(&s, &deal_event("d1", 15), 0),
         "the room wants every action live"
+    );
+}
+
+#[test]
+fn a_window_made_before_its_partition_was_reset_holds_back_nothing() {
+    // Made at epoch 1; the partition's log went backwards at epoch 2.
+    let s = subs(&[("d1", Some((10, 20)))]);
+    assert!(!wanted_after_replay(&s, &deal_event("d1", 5), 1));
+    assert!(!wanted_after_replay(&s, &deal_event("d1", 15), 1));
+    assert!(wanted_after_replay(&s, &deal_event("d1", 5), 2), "new log");
+    assert!(wanted_after_replay(&s, &deal_event("d1", 15), 2), "new log");
+    assert!(
+        !wanted_after_replay(&s, &deal_event("d9", 5), 2),
+        "not subscribed"
     );
 }
 
@@ -108,14 +123,14 @@ fn a_replay_still_chasing_will_read_everything_after_its_cursor() {
     let mut s = subs(&[("d1", Some((10, 0))), ("d2", None)]);
     s.get_mut(&key("d1")).unwrap().replay.as_mut().unwrap().end = None;
     assert!(
-        !wanted_after_replay(&s, &deal_event("d1", 1_000_000)),
+        !wanted_after_replay(&s, &deal_event("d1", 1_000_000), 0),
         "the open window's replay reads it"
     );
     assert!(
-        !wanted_after_replay(&s, &deal_event("d1", 5)),
+        !wanted_after_replay(&s, &deal_event("d1", 5), 0),
         "already had"
     );
-    assert!(wanted_after_replay(&s, &deal_event("d2", 1_000_000)));
+    assert!(wanted_after_replay(&s, &deal_event("d2", 1_000_000), 0));
 }
 
 #[test]
@@ -123,6 +138,6 @@ fn live_delivery_behind_the_cursor_sends_nothing_the_client_had() {
     // A node that just restarted reads from its last commit, behind the
     // client's cursor, and its replay ended where it stood (10).
     let s = subs(&[("d1", Some((20, 10)))]);
-    assert!(!wanted_after_replay(&s, &deal_event("d1", 15)));
-    assert!(wanted_after_replay(&s, &deal_event("d1", 20)));
+    assert!(!wanted_after_replay(&s, &deal_event("d1", 15), 0));
+    assert!(wanted_after_replay(&s, &deal_event("d1", 20), 0));
 }

@@ -1,0 +1,152 @@
+//! A partition's log that goes backwards under a running bridge: the topic
+//! deleted and recreated under the same name (what a broker that lost its
+//! data looks like). The node says so (`/readyz`, the reset metric), reads
+//! the new log from its start, delivers every new record to live clients
+//! exactly once (also to one whose replay window holds old offsets), and a
+//! client resuming from a cursor of the old log gets a `reset` gap, then
+//! every new record. Records deleted up to the end (`DeleteRecords`) move
+//! the log's start, not its end: no reset, nothing lost.
+
+mod support;
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::json;
+use support::semantics::{
+    admin, after_events, assert_exactly_once_in_order, deal_of, deals_cursor, extents, producer,
+    resume, send_deal, subscribe, wait_until,
+};
+use support::{Broker, Clients, TestBridge};
+
+fn options() -> AdminOptions {
+    AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))
+}
+
+async fn resets(bridge: &TestBridge) -> serde_json::Value {
+    bridge.stats().await["partitionResets"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_topic_is_detected_and_its_new_records_delivered() {
+    // Topics are this test's own: deleting one touches no other test.
+    let broker = Broker::start();
+    let bridge = TestBridge::start_with(&broker, |c| {
+        c.kafka.create_topics = Some(1);
+        c.kafka.lag_refresh_seconds = 1;
+    })
+    .await;
+    let mut clients = Clients::spawn().await;
+    subscribe(&mut clients, "live", &bridge.url, None).await;
+    let producer = producer(&broker, &[]);
+    for seq in 0..10 {
+        send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
+    }
+    let before = clients.deliveries("live", 10).await;
+    assert_exactly_once_in_order(&before, 0..10);
+    let old_cursor = deals_cursor(&after_events(&before, &[0]));
+    assert_eq!(old_cursor, deals_cursor(&[10]));
+    // Its replay window holds offsets [5, 10) of the old log.
+    let (replayed, _) = resume(&mut clients, "windowed", &bridge.url, &deals_cursor(&[5])).await;
+    assert_exactly_once_in_order(&replayed, 5..10);
+    assert_eq!(resets(&bridge).await, json!([]));
+
+    let deals = broker.topic("crm.deals");
+    for result in admin(&broker)
+        .delete_topics(&[&deals], &options())
+        .await
+        .unwrap()
+    {
+        result.expect("topic deleted");
+    }
+    // Kafka deletes asynchronously: the name is free once creating works.
+    let mut created = false;
+    wait_until("the topic is recreated", async || {
+        let topic = NewTopic::new(&deals, 1, TopicReplication::Fixed(1));
+        let answer = admin(&broker).create_topics(&[topic], &options()).await;
+        created |= answer.unwrap()[0].is_ok();
+        created
+    })
+    .await;
+    for seq in 10..15 {
+        send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
+    }
+    assert_eq!(extents(&broker, &deals), [(0, 5)], "the new log");
+    for name in ["live", "windowed"] {
+        assert_exactly_once_in_order(&clients.deliveries(name, 5).await, 10..15);
+    }
+    assert_eq!(
+        resets(&bridge).await,
+        json!([{"topic": deals, "partition": 0, "reason": "offsets_restarted", "count": 1}])
+    );
+    let metrics = reqwest::get(format!("{}/metrics", bridge.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sample = format!(
+        "crm_bridge_partition_resets_total{{topic=\"{deals}\",partition=\"0\",reason=\"offsets_restarted\"}} 1"
+    );
+    assert!(metrics.contains(&sample), "{metrics}");
+    // Not ready from the reset until a look-up confirms the new position.
+    support::bridge::wait_ready(&bridge.url).await;
+
+    // A cursor of the old log: a `reset` gap, then the new log from its start.
+    let (replayed, resumed) = resume(&mut clients, "old", &bridge.url, &old_cursor).await;
+    let gaps = json!([{"topic": "deals", "partition": 0, "from": 10, "to": 0, "reason": "reset"}]);
+    assert_eq!(resumed["gaps"], gaps, "{resumed}");
+    assert_eq!(resumed["cursor"], deals_cursor(&[5]), "{resumed}");
+    let gap = clients.event("old", "subscription-gap").await;
+    assert_eq!(gap["gaps"], gaps, "{gap}");
+    assert_exactly_once_in_order(&replayed, 10..15);
+
+    send_deal(&producer, &broker, &deal_of(15), 15, None).await;
+    for name in ["live", "windowed", "old"] {
+        assert_exactly_once_in_order(&clients.deliveries(name, 1).await, 15..16);
+    }
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_deleted_up_to_the_end_are_no_reset_and_lose_nothing_new() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start_with(&broker, |c| {
+        c.kafka.create_topics = Some(1);
+        c.kafka.lag_refresh_seconds = 1;
+    })
+    .await;
+    let mut clients = Clients::spawn().await;
+    subscribe(&mut clients, "live", &bridge.url, None).await;
+    let producer = producer(&broker, &[]);
+    for seq in 0..10 {
+        send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
+    }
+    let before = clients.deliveries("live", 10).await;
+    assert_exactly_once_in_order(&before, 0..10);
+    let cursor = deals_cursor(&after_events(&before, &[0]));
+
+    let deals = broker.topic("crm.deals");
+    let mut everything = TopicPartitionList::new();
+    everything
+        .add_partition_offset(&deals, 0, Offset::Offset(10))
+        .unwrap();
+    let deleted = admin(&broker)
+        .delete_records(&everything, &options())
+        .await
+        .expect("records deleted");
+    assert_eq!(deleted.elements()[0].error(), Ok(()));
+    assert_eq!(extents(&broker, &deals), [(10, 10)], "empty, its end kept");
+
+    for seq in 10..15 {
+        send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
+    }
+    assert_exactly_once_in_order(&clients.deliveries("live", 5).await, 10..15);
+    let (replayed, resumed) = resume(&mut clients, "resumed", &bridge.url, &cursor).await;
+    assert_eq!(resumed["gaps"], json!([]), "{resumed}");
+    assert_exactly_once_in_order(&replayed, 10..15);
+    support::bridge::wait_ready(&bridge.url).await;
+    assert_eq!(resets(&bridge).await, json!([]));
+    bridge.stop().await;
+}
