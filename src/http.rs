@@ -89,7 +89,7 @@ pub async fn cors_for_socket_io(
     req: Request,
     next: Next,
 ) -> Response {
-    if !req.uri().path().starts_with(SOCKET_IO_PATH) {
+    if !is_socket_io_path(req.uri().path()) {
         return next.run(req).await;
     }
     // `Next` runs once; the service CORS wraps is called at most once.
@@ -109,8 +109,12 @@ pub async fn cors_for_socket_io(
     }
 }
 
-/// Where Socket.IO is served (socketioxide's default path).
-const SOCKET_IO_PATH: &str = "/socket.io/";
+/// Where Socket.IO is served: engineioxide answers at its path
+/// (socketioxide's default, `/socket.io`) and anything below it.
+fn is_socket_io_path(path: &str) -> bool {
+    path.strip_prefix("/socket.io")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
 
 /// The stable URL of the client module (`client/recovery.js`), built in so
 /// the module served always matches the bridge serving it.

@@ -188,7 +188,10 @@ async fn replay(
     let topics = topics_of(&request.key, request.actions);
     let plan = first_plan(gateway, &since, &topics, deadline).await?;
     // A cursor of a log that went backwards: the window starts afresh too.
-    client.session.restart_replay(&request.key, &plan.restarted);
+    let epoch = gateway.live.epoch();
+    client
+        .session
+        .restart_replay(&request.key, id, &plan.restarted, epoch);
     let span = Span::current();
     span.record("partitions", plan.ranges.len());
     span.record("gaps", plan.gaps.len());

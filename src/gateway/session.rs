@@ -514,18 +514,25 @@ impl Session {
     /// The replay planned for `key` found its cursor beyond the end of some
     /// partitions' logs (they went backwards): it reads them from the new
     /// log's start, `restarted`'s offsets, and so the window starts there.
-    pub fn restart_replay(&self, key: &SubscriptionKey, restarted: &Cursor) {
+    /// Only job `job`'s own window (a replaced job's plan must not move its
+    /// successor's), which then belongs to the new log: the epoch of now.
+    pub fn restart_replay(&self, key: &SubscriptionKey, job: u64, restarted: &Cursor, epoch: u64) {
+        if restarted.iter().next().is_none() {
+            return;
+        }
         let mut state = self.state();
         let Some(window) = state
             .subscriptions
             .get_mut(key)
             .and_then(|s| s.replay.as_mut())
+            .filter(|window| window.job == job)
         else {
             return;
         };
         for (topic, partition, offset) in restarted.iter() {
             window.since.set(topic, partition, offset);
         }
+        window.epoch = epoch;
     }
 
     /// The next thing the replay worker must do. Flushes come in batches, so

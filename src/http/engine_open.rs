@@ -16,7 +16,6 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::SOCKET_IO_PATH;
 use crate::guard::{ConnectionGate, GuardConfig};
 use crate::metrics::Metrics;
 
@@ -61,8 +60,9 @@ pub async fn limit_engine_opens(
 
 /// A request to the Socket.IO path without a session id: the first request
 /// of an Engine.IO session (a polling open or a direct websocket).
+/// engineioxide serves `/socket.io`, `/socket.io/` and anything below it.
 fn opens_a_session(req: &Request) -> bool {
-    req.uri().path() == SOCKET_IO_PATH
+    super::is_socket_io_path(req.uri().path())
         && !req
             .uri()
             .query()
@@ -85,6 +85,8 @@ mod tests {
             "/socket.io/?EIO=4&transport=polling",
             "/socket.io/?EIO=4&transport=websocket",
             "/socket.io/",
+            "/socket.io?EIO=4&transport=polling",
+            "/socket.io/anything?EIO=4&transport=polling",
         ] {
             assert!(opens_a_session(&request(uri)), "{uri}");
         }
