@@ -36,7 +36,7 @@ const config = {
   topicPartitions: Number(env.TOPIC_PARTITIONS ?? 2),
   replayConcurrency: Number(env.REPLAY_CONCURRENCY ?? 16),
   replayTimeoutMs: Number(env.REPLAY_TIMEOUT_MS ?? 300_000),
-  fetchMaxWaitMs: Number(env.FETCH_MAX_WAIT_MS ?? 5),
+  fetchMaxWaitMs: Number(env.FETCH_MAX_WAIT_MS ?? 500),
 };
 const MAX_SUBSCRIPTIONS = 1000;
 

@@ -40,7 +40,10 @@ pub struct PresenceConfig {
     /// record another node missed.
     pub resync_seconds: u64,
     /// `fetch.wait.max.ms` of the presence consumer: the most an idle broker
-    /// holds a fetch, so it bounds typing latency between nodes.
+    /// holds a fetch. Apache Kafka answers a held fetch when a record
+    /// arrives, so this costs idle requests, not typing latency (on a broker
+    /// that holds an idle fetch for its full wait, as tansu did, it bounds
+    /// typing latency between nodes).
     pub fetch_wait_ms: u32,
 }
 
@@ -53,7 +56,15 @@ impl Default for PresenceConfig {
             typing_throttle_ms: 1000,
             typing_ttl_ms: 5000,
             resync_seconds: 60,
-            fetch_wait_ms: 2,
+            // `make bench-typing` with `BENCH_KAFKA_PROPERTIES=fetch.wait.max.ms=W`,
+            // three runs each, 1-min load average 4.0-5.2 on the shared 2-core
+            // machine: other-node p50 2.24/2.48/3.27 ms (+1.64/+1.37/+2.05 over
+            // the same node) at 2, 2.96/2.28/2.84 ms (+2.02/+1.67/+1.89) at 500,
+            // p99 6.8-9.9 ms at 2 and 9.9-25.3 at 500 (same-node p99 reached
+            // 10.4 in that run: the machine's noise). The short wait's cost is
+            // idle fetches: at rest `make bench-latency` counted 330-355
+            // requests/s with every consumer at 5 ms, 12-13 at 500.
+            fetch_wait_ms: 500,
         }
     }
 }

@@ -106,12 +106,17 @@ impl Replayer {
         }
         // Reads only what it is assigned, from where it is told; commits
         // nothing. Says when it reaches a partition's end: a range ending
-        // in a marker has no record at its end to wait for.
+        // in a marker has no record at its end to wait for. librdkafka says
+        // so on the fetch after the one that reached the end, which an idle
+        // Apache Kafka holds for `fetch.wait.max.ms`: a short wait, not the
+        // live consumer's 500 ms, ends such a replay promptly (a pooled
+        // consumer is unassigned, so it never idles at a partition's end).
         let settings = [
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),
             ("enable.partition.eof", "true"),
+            ("fetch.wait.max.ms", "5"),
         ];
         let client_id = format!("crm-bridge-replay-{}", self.node_id);
         let group_id = format!("{}-replay-{}", self.kafka.group_prefix, self.node_id);
