@@ -28,14 +28,19 @@ use crate::replay::Replayer;
 /// resume from their own cursors).
 const CONSUMER_STOP_BUDGET: Duration = Duration::from_secs(10);
 
+/// How long shutdown waits for clients to be sent what is queued for them
+/// and disconnected: one that reads nothing is closed with its queue.
+const CLIENTS_CLOSE_BUDGET: Duration = Duration::from_secs(5);
+
 /// How long shutdown waits for tasks before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Shutdown is bounded whatever Kafka does: the consumer's budget and the
-/// tasks' grace, plus the clients' last sends and the trace flush's own
-/// timeout.
-pub const SHUTDOWN_BUDGET: Duration =
-    Duration::from_secs(CONSUMER_STOP_BUDGET.as_secs() + SHUTDOWN_GRACE.as_secs());
+/// Shutdown is bounded whatever Kafka and the clients do: the sum of the
+/// consumer's, the clients' and the tasks' budgets, plus the trace flush's
+/// own timeout.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(
+    CONSUMER_STOP_BUDGET.as_secs() + CLIENTS_CLOSE_BUDGET.as_secs() + SHUTDOWN_GRACE.as_secs(),
+);
 
 pub struct RunningApp {
     /// Where HTTP and Socket.IO listen (the real port when configured with 0).
@@ -198,7 +203,12 @@ impl RunningApp {
                 "the consumer did not stop in time (is Kafka reachable?); going on without its final commit"
             );
         }
-        self.io.close().await;
+        if tokio::time::timeout(CLIENTS_CLOSE_BUDGET, self.io.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(budget = ?CLIENTS_CLOSE_BUDGET, "clients still closing; going on");
+        }
         tracing::info!(clients, elapsed = ?started.elapsed(), "clients disconnected");
         self.shutdown.cancel();
         self.tasks.close();

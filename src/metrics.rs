@@ -120,6 +120,7 @@ pub struct Metrics {
     pub dead_lettered: Counter,
     /// Undecodable records the dead-letter topic did not take (skipped anyway).
     pub dead_letter_failures: Counter,
+    /// Errors the live and replay consumers got past.
     pub consume_errors: Counter,
     /// Partitions whose log went backwards under live delivery (a topic
     /// recreated, a broker that lost its data), by reason.
@@ -226,7 +227,7 @@ impl Metrics {
             ),
             (
                 "consume_errors_total",
-                "Errors the live consumer reported (librdkafka reconnects by itself).",
+                "Errors the live and replay consumers got past (librdkafka reconnects by itself).",
                 &self.consume_errors,
             ),
             (

@@ -33,7 +33,7 @@ use crate::domain::TopicKind;
 use crate::protocol::{
     ClientError, Delivery, ErrorCode, SubscriptionRequest, describe_key, render,
 };
-use crate::replay::{Cursor, Plan, Range, Slot, catch_up, plan};
+use crate::replay::{Cursor, Extent, Plan, Range, Slot, catch_up, plan};
 use crate::routing::{key_matches, topics_of};
 use crate::telemetry;
 
@@ -41,6 +41,9 @@ use crate::telemetry;
 const FLUSH_BATCH: usize = 256;
 /// Pause while waiting for live delivery to start on a partition.
 const LIVE_NOT_STARTED_PAUSE: Duration = Duration::from_millis(50);
+/// First and longest pause between look-ups of Kafka's extents.
+const EXTENTS_RETRY_FIRST: Duration = Duration::from_millis(100);
+const EXTENTS_RETRY_MAX: Duration = Duration::from_secs(2);
 /// Pause before retrying an emit into a full socket queue.
 const FULL_QUEUE_PAUSE: Duration = Duration::from_millis(2);
 /// How long a replay keeps its slot while the socket is full: a client that
@@ -55,7 +58,8 @@ const SLOW_SOCKET_PAUSE: Duration = Duration::from_millis(20);
 enum Failed {
     /// The socket went away or stayed full past the deadline.
     Gone,
-    /// Kafka could not be read (or live delivery never started) in time.
+    /// Kafka could not be read (or live delivery never started) by the
+    /// deadline.
     Unavailable,
     /// The client replaced or removed the subscription, or went away: not
     /// a failure, the worker goes on with the next step.
@@ -263,13 +267,7 @@ async fn first_plan(
     live_started(gateway, topics, deadline).await;
     let mut extents = match replayer.extents_in_memory(since, topics) {
         Some(extents) => extents,
-        None => match replayer.extents(topics.to_vec()).await {
-            Ok(extents) => extents,
-            Err(e) => {
-                tracing::warn!(error = %e, "replay cannot read partition extents");
-                return Err(Unavailable);
-            }
-        },
+        None => extents_from_kafka(gateway, topics, deadline).await?,
     };
     // A node that just started may not have assigned every partition yet.
     for extent in &mut extents {
@@ -288,6 +286,31 @@ async fn first_plan(
         &extents,
         replayer.config().max_records_per_partition,
     ))
+}
+
+/// Kafka's extents of `topics`, asked again while a look-up fails (a
+/// partition without a leader for a moment, a broker gone from the
+/// metadata), until `deadline`.
+async fn extents_from_kafka(
+    gateway: &Arc<Gateway>,
+    topics: &[TopicKind],
+    deadline: Instant,
+) -> Result<Vec<Extent>, Failed> {
+    let mut pause = EXTENTS_RETRY_FIRST;
+    loop {
+        match gateway.replayer.extents(topics.to_vec()).await {
+            Ok(extents) => return Ok(extents),
+            Err(e) if Instant::now() + pause < deadline => {
+                tracing::debug!(error = %e, "replay asks Kafka for partition extents again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(EXTENTS_RETRY_MAX);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "replay cannot read partition extents");
+                return Err(Unavailable);
+            }
+        }
+    }
 }
 
 /// One replay under way: whose, of what, and until when.
@@ -363,9 +386,12 @@ impl Replaying<'_> {
             let _stop_reader = stop.clone().drop_guard();
             let mut events = self.gateway.replayer.read(ranges.clone(), stop);
             loop {
+                // A reader waits out a broker that went away; not past
+                // the deadline.
                 let read = tokio::select! {
                     read = events.recv() => read,
                     () = self.cancel.cancelled() => return Err(Cancelled),
+                    () = tokio::time::sleep_until(self.deadline) => return Err(Unavailable),
                 };
                 let Some(read) = read else {
                     return Ok(sent); // everything in `ranges` was read

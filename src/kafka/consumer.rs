@@ -181,7 +181,11 @@ pub fn spawn_consumer(
             watermarks: &watermarks,
         };
         consume(&consumer, stages, sink, &shutdown).await;
-        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        // A synchronous commit waits on the coordinator: off the async
+        // workers (shutdown bounds how long it is waited for).
+        let commit =
+            tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync));
+        if let Ok(Err(e)) = commit.await {
             // Nothing assigned yet, or the broker is gone: nothing to lose.
             tracing::debug!(error = %e, "final offset commit failed");
         }

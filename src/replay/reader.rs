@@ -37,6 +37,25 @@ const READ_AHEAD: usize = 1024;
 /// Records copied out of memory per lock.
 const MEMORY_CHUNK: usize = 256;
 
+/// Whether librdkafka gets past a consumer error by itself: it reconnects
+/// to a broker that went away and finds a partition's new leader (a killed
+/// leader, `tests/broker_failover.rs`), so a read waits on. Refusals
+/// (authentication, authorisation) and fatal errors end the read.
+fn recovers_by_itself(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    match error {
+        KafkaError::MessageConsumption(code) => !matches!(
+            code,
+            Authentication
+                | SaslAuthenticationFailed
+                | TopicAuthorizationFailed
+                | GroupAuthorizationFailed
+                | ClusterAuthorizationFailed
+        ),
+        _ => false,
+    }
+}
+
 /// A replay read stopped before its end because Kafka failed.
 #[derive(Debug)]
 pub struct ReadFailed;
@@ -361,6 +380,12 @@ impl Replayer {
                                 Some(Offset::Offset(next)) if next >= range.to
                             )
                     });
+                    continue;
+                }
+                Err(e) if recovers_by_itself(&e) => {
+                    // Bounded by the replay's deadline (`gateway/replay.rs`).
+                    self.metrics.consume_errors.inc();
+                    tracing::debug!(error = %e, "replay read waits for Kafka");
                     continue;
                 }
                 Err(e) => return Err(e.into()),
