@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run java test deps lint fuzz bench bench-replay bench-latency bench-typing bench-tracing bench-routing
+.PHONY: run native java test deps lint fuzz bench bench-replay bench-latency bench-typing bench-tracing bench-routing
 
 JVM_INSTALL := deploy/dev/install-jvm.sh
 
@@ -10,8 +10,19 @@ JVM_INSTALL := deploy/dev/install-jvm.sh
 
 ## Apache Kafka, the CRM topics, the bridge, the demo producer, the dashboard
 ## and a live watcher, on this machine (KAFKA_BROKERS=host:port: your cluster).
-run: java web/node_modules/.package-lock.json deploy/dev/node_modules/.package-lock.json
+run: native java web/node_modules/.package-lock.json deploy/dev/node_modules/.package-lock.json
 	bash deploy/dev/run.sh
+
+MULTIARCH := $(shell gcc -print-multiarch)
+
+## The C libraries librdkafka links against (see Cargo.toml), from Debian:
+## OpenSSL, libcurl, libzstd and zlib, with their headers and pkg-config.
+native:
+	$(call apt_install_stopped,pkg-config,/usr/bin/pkg-config)
+	$(call apt_install_stopped,libssl-dev,/usr/include/openssl/ssl.h)
+	$(call apt_install_stopped,libcurl4-openssl-dev,/usr/include/$(MULTIARCH)/curl/curl.h)
+	$(call apt_install_stopped,libzstd-dev,/usr/include/zstd.h)
+	$(call apt_install_stopped,zlib1g-dev,/usr/include/zlib.h)
 
 ## Java 17 and Maven, which fetch and run Kafka and the registry (on the
 ## machine already, as a rule; from Debian's packages if not).
@@ -19,11 +30,11 @@ java:
 	$(call apt_install_stopped,openjdk-17-jre-headless,/usr/bin/java)
 	$(call apt_install_stopped,maven,/usr/bin/mvn)
 
-## Installs Debian package $(1) unless $(2) exists: non-interactive, and
+## Installs Debian package $(1) unless file $(2) exists: non-interactive, and
 ## its service neither started (a policy-rc.d answering 101, "forbidden",
 ## stops the package starting it) nor enabled at boot.
 define apt_install_stopped
-	@test -x $(2) || { \
+	@test -e $(2) || { \
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  policy=; [ -e /usr/sbin/policy-rc.d ] || { policy=1; \
 	    printf '#!/bin/sh\nexit 101\n' | $$sudo tee /usr/sbin/policy-rc.d >/dev/null; \
@@ -31,7 +42,7 @@ define apt_install_stopped
 	  install="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(1)"; \
 	  $$install || { $$sudo apt-get update -q && $$install; }; status=$$?; \
 	  [ -z "$$policy" ] || $$sudo rm -f /usr/sbin/policy-rc.d; \
-	  ! command -v systemctl >/dev/null || $$sudo systemctl disable -q $(1); \
+	  ! command -v systemctl >/dev/null || $$sudo systemctl disable -q $(1) 2>/dev/null; \
 	  exit $$status; }
 endef
 
@@ -42,7 +53,7 @@ endef
 ## nginx (load-balancer tests), promtool (from the prometheus package: checks
 ## /metrics and the alert rules) and Chromium (the dashboard's browser
 ## tests), installed but never started.
-deps: java web/node_modules/.package-lock.json tests/client/node_modules/.package-lock.json \
+deps: native java web/node_modules/.package-lock.json tests/client/node_modules/.package-lock.json \
       tests/browser/node_modules/.package-lock.json
 	bash $(JVM_INSTALL) kafka >/dev/null
 	bash $(JVM_INSTALL) registry >/dev/null
@@ -50,7 +61,7 @@ deps: java web/node_modules/.package-lock.json tests/client/node_modules/.packag
 	$(call apt_install_stopped,prometheus,/usr/bin/promtool)
 	$(call apt_install_stopped,chromium,/usr/bin/chromium)
 
-lint:
+lint: native
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
@@ -64,7 +75,7 @@ FUZZ_SECONDS ?= 60
 ## Fuzz the inbound parsers and the record decoder, FUZZ_SECONDS each (not part
 ## of `make test`). cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP on stable.
 ## New inputs go to fuzz/target/corpus; the checked-in seeds are fuzz/corpus.
-fuzz:
+fuzz: native
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	cd fuzz && for target in inbound_requests record_decoder; do \
 	  mkdir -p target/corpus/$$target && \
@@ -91,7 +102,7 @@ bench-typing: deps
 	cargo bench --bench typing
 
 ## Routing cost per record: the subscription index vs socket.io-style rooms (no broker).
-bench-routing:
+bench-routing: native
 	cargo bench --bench routing
 
 ## Live delivery rate with traces off vs on at the default sampling (release build).
