@@ -13,11 +13,13 @@ use tower::util::MapRequestLayer;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::decode::{Decoder, HttpRegistry, LocalRegistry, SchemaRegistry};
+use crate::decode::{Decoder, LocalRegistry, SchemaRegistry};
 use crate::gateway::{self, Dispatcher, Gateway, GatewayParts};
 use crate::guard::ConnectionGate;
 use crate::http::{self, EngineOpens, HttpState, ServeLimits};
-use crate::kafka::{ConsumerHandle, LivePositions, ensure_topics, spawn_consumer};
+use crate::kafka::{
+    ConsumerHandle, KafkaConfig, LivePositions, ensure_topics, librdkafka_build, spawn_consumer,
+};
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::replay::Replayer;
@@ -58,11 +60,13 @@ pub struct RunningApp {
     tasks: TaskTracker,
 }
 
-pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
+pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
+    config.resolve_secrets()?;
     config.validate()?;
+    log_kafka_client(&config.kafka);
     let metrics = Arc::new(Metrics::default());
-    let registry = match &config.schemas.registry_url {
-        Some(url) => SchemaRegistry::Http(HttpRegistry::new(url)),
+    let registry = match config.schemas.http_registry()? {
+        Some(http) => SchemaRegistry::Http(http),
         None => SchemaRegistry::Local(LocalRegistry::load(&config.schemas.local_dir)?),
     };
     let decoder = Arc::new(Decoder::new(Arc::new(registry)));
@@ -178,6 +182,20 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         shutdown,
         tasks,
     })
+}
+
+/// What an operator checks first when a broker refuses the bridge: which
+/// librdkafka, built with what (`ssl`, `sasl_scram`, `zstd`, ...), and which
+/// extra properties it was given, by name only (values may be secrets).
+fn log_kafka_client(kafka: &KafkaConfig) {
+    let build = librdkafka_build();
+    let properties: Vec<&str> = kafka.properties.keys().map(String::as_str).collect();
+    tracing::info!(
+        version = %build.version,
+        builtin_features = %build.builtin_features.join(","),
+        properties = %properties.join(","),
+        "librdkafka"
+    );
 }
 
 impl RunningApp {

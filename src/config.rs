@@ -1,6 +1,10 @@
 //! Typed configuration: defaults, then a TOML file, then `CRM_BRIDGE_*`
 //! environment variables (`__` separates sections, e.g.
-//! `CRM_BRIDGE_KAFKA__BROKERS`). Validated once at start-up.
+//! `CRM_BRIDGE_KAFKA__BROKERS`; librdkafka properties have their own form,
+//! see [`secrets`]). Secrets may come from files ([`secrets`]); they are read
+//! and the whole validated once at start-up.
+
+pub mod secrets;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,7 +13,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
-use crate::auth::{AuthConfig, DEV_JWT_SECRET};
+use crate::auth::{AuthConfig, DEV_JWT_SECRET, Secret};
+use crate::decode::{HttpRegistry, RegistryAccess};
 use crate::gateway::ClientLimits;
 use crate::guard::GuardConfig;
 use crate::kafka::KafkaConfig;
@@ -79,14 +84,33 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where writer schemas come from.
+/// Where writer schemas come from, and how the HTTP registry is reached.
+/// Each secret or PEM setting `X` may be given as `X_file` instead
+/// ([`secrets`]).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SchemaConfig {
     /// Directory with `registry.toml` and `.avsc` files (the local registry).
     pub local_dir: PathBuf,
-    /// A Confluent-compatible Schema Registry; when set, used instead of `local_dir`.
+    /// A Confluent-compatible Schema Registry; when set, used instead of
+    /// `local_dir`. Without credentials in it (they would be logged with it):
+    /// those go in `registry_username` and `registry_password`.
     pub registry_url: Option<String>,
+    /// HTTP basic authentication (Confluent Cloud: the API key and secret).
+    pub registry_username: Option<String>,
+    pub registry_password: Option<Secret>,
+    pub registry_password_file: Option<PathBuf>,
+    /// A bearer token instead (a registry behind an OAuth proxy).
+    pub registry_token: Option<Secret>,
+    pub registry_token_file: Option<PathBuf>,
+    /// PEM certificates trusted besides the system's roots (a private CA).
+    pub registry_ca: Option<String>,
+    pub registry_ca_file: Option<PathBuf>,
+    /// Mutual TLS: the PEM certificate (chain) the bridge presents, and its key.
+    pub registry_client_cert: Option<String>,
+    pub registry_client_cert_file: Option<PathBuf>,
+    pub registry_client_key: Option<Secret>,
+    pub registry_client_key_file: Option<PathBuf>,
 }
 
 impl Default for SchemaConfig {
@@ -94,7 +118,103 @@ impl Default for SchemaConfig {
         Self {
             local_dir: PathBuf::from("schemas"),
             registry_url: None,
+            registry_username: None,
+            registry_password: None,
+            registry_password_file: None,
+            registry_token: None,
+            registry_token_file: None,
+            registry_ca: None,
+            registry_ca_file: None,
+            registry_client_cert: None,
+            registry_client_cert_file: None,
+            registry_client_key: None,
+            registry_client_key_file: None,
         }
+    }
+}
+
+impl SchemaConfig {
+    /// Reads the `*_file` settings ([`secrets`]).
+    fn resolve_secrets(&mut self) -> anyhow::Result<()> {
+        use secrets::{resolve, resolve_secret};
+        resolve_secret(
+            "schemas.registry_password",
+            &mut self.registry_password,
+            &mut self.registry_password_file,
+        )?;
+        resolve_secret(
+            "schemas.registry_token",
+            &mut self.registry_token,
+            &mut self.registry_token_file,
+        )?;
+        resolve(
+            "schemas.registry_ca",
+            &mut self.registry_ca,
+            &mut self.registry_ca_file,
+            |pem| pem,
+        )?;
+        resolve(
+            "schemas.registry_client_cert",
+            &mut self.registry_client_cert,
+            &mut self.registry_client_cert_file,
+            |pem| pem,
+        )?;
+        resolve_secret(
+            "schemas.registry_client_key",
+            &mut self.registry_client_key,
+            &mut self.registry_client_key_file,
+        )
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.registry_url {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| anyhow::anyhow!("schemas.registry_url is not a URL: {e}"))?;
+            anyhow::ensure!(
+                matches!(parsed.scheme(), "http" | "https"),
+                "schemas.registry_url must be http:// or https://"
+            );
+            anyhow::ensure!(
+                parsed.username().is_empty() && parsed.password().is_none(),
+                "schemas.registry_url must not hold credentials (URLs get logged): \
+                 use schemas.registry_username and schemas.registry_password(_file)"
+            );
+        }
+        anyhow::ensure!(
+            self.registry_username.is_some() == self.registry_password.is_some(),
+            "schemas.registry_username and schemas.registry_password go together"
+        );
+        anyhow::ensure!(
+            self.registry_password.is_none() || self.registry_token.is_none(),
+            "schemas.registry_password and schemas.registry_token exclude each other: \
+             basic authentication or a bearer token"
+        );
+        anyhow::ensure!(
+            self.registry_client_cert.is_some() == self.registry_client_key.is_some(),
+            "schemas.registry_client_cert and schemas.registry_client_key go together"
+        );
+        Ok(())
+    }
+
+    /// The HTTP registry `registry_url` names, with its credentials and
+    /// TLS settings (`None`: the local registry). Resolve secrets first.
+    pub fn http_registry(&self) -> anyhow::Result<Option<HttpRegistry>> {
+        let Some(url) = &self.registry_url else {
+            return Ok(None);
+        };
+        let access = RegistryAccess {
+            basic: self
+                .registry_username
+                .as_deref()
+                .zip(self.registry_password.as_ref().map(Secret::expose)),
+            bearer: self.registry_token.as_ref().map(Secret::expose),
+            ca_pem: self.registry_ca.as_deref(),
+            identity_pem: self
+                .registry_client_cert
+                .as_deref()
+                .zip(self.registry_client_key.as_ref().map(Secret::expose)),
+        };
+        HttpRegistry::new(url, &access).map(Some)
     }
 }
 
@@ -106,11 +226,36 @@ impl Config {
             anyhow::ensure!(file.exists(), "config file {} not found", file.display());
             figment = figment.merge(Toml::file(file));
         }
-        let config: Config = figment
-            .merge(Env::prefixed("CRM_BRIDGE_").split("__").ignore(&["config"]))
+        let mut config: Config = figment
+            .merge(
+                Env::prefixed("CRM_BRIDGE_")
+                    .split("__")
+                    .ignore(&["config"])
+                    .filter(|key| !secrets::is_property_variable(key.as_str())),
+            )
             .extract()?;
+        let from_env = secrets::properties_from_env(std::env::vars_os())?;
+        config.kafka.properties =
+            secrets::merge_under(from_env, std::mem::take(&mut config.kafka.properties));
+        config.resolve_secrets()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Reads every secret given as a file ([`secrets`]) into its setting.
+    /// Resolving again changes nothing: [`crate::app::start`] does it too,
+    /// for configurations built in code.
+    pub fn resolve_secrets(&mut self) -> anyhow::Result<()> {
+        secrets::resolve_secret(
+            "auth.jwt.hs_secret",
+            &mut self.auth.jwt.hs_secret,
+            &mut self.auth.jwt.hs_secret_file,
+        )?;
+        self.schemas.resolve_secrets()?;
+        secrets::resolve_kafka(
+            &mut self.kafka.properties,
+            &mut self.kafka.properties_file,
+        )
     }
 
     /// Whether tokens are verified with the public dev secret (allowed only
@@ -136,6 +281,7 @@ impl Config {
             !self.uses_dev_secret() || self.dev_mode,
             "auth.jwt.hs_secret is the public dev secret; set a real one (or dev_mode = true locally)"
         );
+        self.schemas.validate()?;
         self.limits.validate()?;
         self.replay.validate()?;
         self.presence.validate()?;
@@ -183,6 +329,79 @@ mod tests {
         assert!(config.dev_sign_in());
         config.dev_mode = false;
         assert!(!config.dev_sign_in());
+    }
+
+    fn temp_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("crm-bridge-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn secrets_given_as_files_fill_their_settings_and_never_print() {
+        let dir = temp_dir();
+        let write = |name: &str, content: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, content).unwrap();
+            path.display().to_string()
+        };
+        let hs = write("hs", "an-hs-secret-of-at-least-32-bytes-long\n");
+        let password = write("registry-password", "registry-hunter2\n");
+        let sasl = write("sasl", "sasl-hunter2\n");
+        let properties = write(
+            "client.properties",
+            &format!("security.protocol=SASL_SSL\nsasl.password.file={sasl}\nsasl.username=from-file\n"),
+        );
+        let config = write(
+            "bridge.toml",
+            &format!(
+                "[auth.jwt]\nhs_secret_file = \"{hs}\"\n\
+                 [schemas]\nregistry_url = \"https://registry.example\"\n\
+                 registry_username = \"bridge\"\nregistry_password_file = \"{password}\"\n\
+                 [kafka]\nproperties_file = \"{properties}\"\n\
+                 [kafka.properties]\n\"sasl.username\" = \"from-config\"\n"
+            ),
+        );
+        let config = Config::load(Some(Path::new(&config))).unwrap();
+        let hs = config.auth.jwt.hs_secret.as_ref().unwrap();
+        assert_eq!(hs.expose(), "an-hs-secret-of-at-least-32-bytes-long");
+        let registry = config.schemas.registry_password.as_ref().unwrap();
+        assert_eq!(registry.expose(), "registry-hunter2");
+        let kafka = &config.kafka.properties;
+        assert_eq!(kafka["sasl.password"], "sasl-hunter2");
+        assert_eq!(kafka["sasl.username"], "from-config", "the config over its file");
+        assert_eq!(kafka["security.protocol"], "SASL_SSL");
+        assert!(config.schemas.http_registry().unwrap().is_some());
+        let printed = format!("{config:?}");
+        for secret in ["hunter2", "an-hs-secret"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+    }
+
+    #[test]
+    fn registry_settings_are_checked() {
+        let with = |change: fn(&mut SchemaConfig)| {
+            let mut schemas = SchemaConfig {
+                registry_url: Some("https://registry.example/apis/ccompat/v7".into()),
+                ..SchemaConfig::default()
+            };
+            change(&mut schemas);
+            schemas.validate()
+        };
+        with(|_| {}).unwrap();
+        let in_url = with(|s| s.registry_url = Some("https://u:p@registry.example".into()));
+        assert!(in_url.unwrap_err().to_string().contains("credentials"));
+        assert!(with(|s| s.registry_url = Some("ftp://registry.example".into())).is_err());
+        assert!(with(|s| s.registry_username = Some("u".into())).is_err());
+        assert!(
+            with(|s| {
+                s.registry_username = Some("u".into());
+                s.registry_password = Some(Secret::new("p"));
+                s.registry_token = Some(Secret::new("t"));
+            })
+            .is_err()
+        );
+        assert!(with(|s| s.registry_client_key = Some(Secret::new("k"))).is_err());
     }
 
     #[test]

@@ -392,7 +392,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let local = LocalRegistry::load(&schemas.local_dir).context("loading schemas")?;
-    let registry = schemas.registry_url.as_deref().map(HttpRegistry::new);
+    let registry = schemas.http_registry()?;
     let encoder = Encoder::new(kafka, &local, registry.as_ref())
         .await
         .context("registering the demo's schemas")?;

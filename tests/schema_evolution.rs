@@ -175,6 +175,52 @@ async fn writer_schemas_come_from_an_http_schema_registry() {
     bridge.stop().await;
 }
 
+/// A producer that writes Protobuf (or JSON Schema) to a CRM topic: its
+/// records are refused for their schema type, counted and dead-lettered,
+/// and the partition flows on; never decoded as Avro by mistake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protobuf_schema_is_refused_counted_and_dead_lettered() {
+    let broker = Broker::start();
+    let registry = Registry::start();
+    let ids = register_deal_schemas(&registry, &broker).await;
+    let proto = "syntax = \"proto3\";\nmessage DealEvent {\n  string deal_id = 1;\n}\n";
+    let proto_id = registry
+        .register_typed(&broker, "crm.proto-deals", "PROTOBUF", proto)
+        .await;
+    let dead_letters = broker.topic("crm.dead-letters");
+    let bridge = TestBridge::start_with(&broker, |c| {
+        c.schemas.registry_url = Some(registry.url.clone());
+        c.kafka.dead_letter_topic = Some(dead_letters.clone());
+    })
+    .await;
+    let mut clients = Clients::spawn().await;
+    clients
+        .connect("o", &bridge.url, json!({"token": token("user_o", "org-1")}))
+        .await;
+    clients
+        .subscribe("o", json!({"resource": "deal", "id": "deal_after"}))
+        .await;
+    let producer = Producer::new(&broker);
+    // A valid Avro body behind the Protobuf schema's id: only the schema
+    // type tells the record apart.
+    let record = deal_v1_record("org-1", "deal_after", "p", ids.v1);
+    let framed = confluent_frame(proto_id, &record[5..]);
+    producer.send("crm.deals", "deal_after", &framed).await;
+    producer.send("crm.deals", "deal_after", &record).await;
+
+    let delivered = clients.event("o", "resource-update").await;
+    assert_eq!(delivered["id"], "deal_after");
+    let stats = bridge.stats().await;
+    assert_eq!(
+        stats["decodeFailures"],
+        json!({"schema_type": 1}),
+        "one refused, for its type: {stats}"
+    );
+    assert_eq!(stats["deadLettered"], 1, "{stats}");
+    assert!(clients.unclaimed_deliveries("o").is_empty(), "delivered once");
+    bridge.stop().await;
+}
+
 /// The registry is out of reach (a proxy in front of it cuts every
 /// connection) when the bridge first needs a writer schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

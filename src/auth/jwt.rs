@@ -40,6 +40,8 @@ pub struct JwtConfig {
     pub algorithms: Vec<Algorithm>,
     /// Shared secret for HS256/384/512 tokens.
     pub hs_secret: Option<Secret>,
+    /// A file holding `hs_secret` instead (read at start-up).
+    pub hs_secret_file: Option<std::path::PathBuf>,
     /// Public keys for RS*/PS*/ES*/EdDSA tokens.
     pub keys: Vec<PublicKeyConfig>,
     /// The identity provider's JWKS: more public keys, chosen by `kid`.
@@ -59,6 +61,7 @@ impl Default for JwtConfig {
         Self {
             algorithms: vec![Algorithm::HS256],
             hs_secret: None,
+            hs_secret_file: None,
             keys: Vec::new(),
             jwks_url: None,
             // Five minutes: rotations are announced well ahead, and an unknown

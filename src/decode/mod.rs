@@ -20,7 +20,7 @@ use std::time::Duration;
 use apache_avro::Schema;
 use tokio_util::sync::CancellationToken;
 
-pub use registry::{HttpRegistry, LocalRegistry, RegistryError, SchemaRegistry};
+pub use registry::{HttpRegistry, LocalRegistry, RegistryAccess, RegistryError, SchemaRegistry};
 pub use wire::{WireError, frame, split_frame};
 
 use crate::domain::{CrmEvent, EventKeys, Position, TopicKind};
@@ -71,6 +71,7 @@ impl DecodeError {
             Self::Wire(WireError::BadMagic(_)) => "bad_magic",
             Self::Registry(RegistryError::UnknownId(_)) => "unknown_schema",
             Self::Registry(RegistryError::InvalidSchema(_)) => "invalid_schema",
+            Self::Registry(RegistryError::NotAvro { .. }) => "schema_type",
             Self::Registry(RegistryError::Unavailable(_)) => "registry_unavailable",
             Self::Avro(_) => "avro",
             Self::Field(_) => "invalid_field",

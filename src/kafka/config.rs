@@ -1,9 +1,11 @@
 //! Kafka client configuration.
 
 use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
 
 use rdkafka::ClientConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::TopicKind;
 
@@ -35,7 +37,56 @@ pub struct KafkaConfig {
     /// change), a metadata request.
     pub ready_broker_silence_seconds: u64,
     /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.*`), applied last.
-    pub properties: BTreeMap<String, String>,
+    /// `X.file` stands for `X` read from a file (see `config/secrets.rs`).
+    pub properties: KafkaProperties,
+    /// A Java-properties file of more librdkafka properties (a Kubernetes
+    /// Secret mounted as a file), under `properties`. Read at start-up.
+    pub properties_file: Option<PathBuf>,
+}
+
+/// librdkafka properties by name. Values may be secrets (`sasl.password`,
+/// `ssl.key.pem`, `sasl.oauthbearer.client.secret`) and librdkafka keeps
+/// adding properties, so no list of secret names can be trusted to be
+/// complete: `Debug` shows names only, never a value.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct KafkaProperties(BTreeMap<String, String>);
+
+impl Deref for KafkaProperties {
+    type Target = BTreeMap<String, String>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for KafkaProperties {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl FromIterator<(String, String)> for KafkaProperties {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl IntoIterator for KafkaProperties {
+    type Item = (String, String);
+    type IntoIter = std::collections::btree_map::IntoIter<String, String>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl std::fmt::Debug for KafkaProperties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|key| (key, format_args!("[redacted]"))))
+            .finish()
+    }
 }
 
 impl Default for KafkaConfig {
@@ -54,7 +105,8 @@ impl Default for KafkaConfig {
             ready_max_lag: 1000,
             // Three look-ups missed: a broker that is merely slow keeps the node.
             ready_broker_silence_seconds: 15,
-            properties: BTreeMap::new(),
+            properties: KafkaProperties::default(),
+            properties_file: None,
         }
     }
 }
@@ -178,9 +230,94 @@ impl KafkaConfig {
     }
 
     fn with_properties(&self, mut config: ClientConfig) -> ClientConfig {
-        for (key, value) in &self.properties {
+        for (key, value) in self.properties.iter() {
             config.set(key, value);
         }
         config
+    }
+}
+
+/// The librdkafka this binary links, as `/stats` and the start-up log
+/// report it: its `builtin.features` say which security protocols, SASL
+/// mechanisms and codecs this build can use.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LibrdkafkaBuild {
+    pub version: String,
+    pub builtin_features: Vec<String>,
+}
+
+/// Read once per process from a fresh client configuration's defaults
+/// (`builtin.features` is read-only, fixed when librdkafka was built).
+pub fn librdkafka_build() -> &'static LibrdkafkaBuild {
+    static BUILD: std::sync::OnceLock<LibrdkafkaBuild> = std::sync::OnceLock::new();
+    BUILD.get_or_init(|| {
+        let (_, version) = rdkafka::util::get_rdkafka_version();
+        // Neither step can fail on a librdkafka that exists (an empty
+        // configuration always builds, and every version since 0.9 has the
+        // property); an empty list would show on `/stats` rather than panic.
+        let features = ClientConfig::new()
+            .create_native_config()
+            .and_then(|native| native.get("builtin.features"))
+            .unwrap_or_default();
+        LibrdkafkaBuild {
+            version,
+            builtin_features: features
+                .split(',')
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Proves the build: TLS, every SASL mechanism a managed Kafka asks
+    /// for (SCRAM needs OpenSSL, OIDC needs libcurl) and every codec a
+    /// producer may compress with (zstd and zlib are external libraries).
+    #[test]
+    fn librdkafka_is_built_with_tls_sasl_oidc_and_every_codec() {
+        let build = librdkafka_build();
+        assert!(build.version.starts_with("2."), "{}", build.version);
+        for feature in [
+            "ssl",
+            "sasl_plain",
+            "sasl_scram",
+            "sasl_oauthbearer",
+            "oidc",
+            "gzip",
+            "snappy",
+            "lz4",
+            "zstd",
+        ] {
+            assert!(
+                build.builtin_features.iter().any(|f| f == feature),
+                "librdkafka {} lacks {feature}: {:?}",
+                build.version,
+                build.builtin_features
+            );
+        }
+    }
+
+    #[test]
+    fn properties_debug_shows_names_not_values() {
+        let properties: KafkaProperties = [
+            ("sasl.password".to_owned(), "hunter2".to_owned()),
+            ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        let config = KafkaConfig {
+            properties,
+            ..KafkaConfig::default()
+        };
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("sasl.password"), "{printed}");
+        let client = format!("{:?}", config.client_config());
+        assert!(!client.contains("hunter2"), "{client}");
     }
 }

@@ -19,7 +19,7 @@ mod recent;
 mod watermarks;
 
 pub use admin::ensure_topics;
-pub use config::{KafkaConfig, TopicNames};
+pub use config::{KafkaConfig, KafkaProperties, LibrdkafkaBuild, TopicNames, librdkafka_build};
 pub use consumer::{ConsumerHandle, Deliver, spawn_consumer};
 pub use positions::LivePositions;
 pub use readiness::PartitionLag;

@@ -19,6 +19,18 @@ impl BridgeProcess {
 
     /// As [`start`](Self::start), with `extra` TOML appended to its config.
     pub async fn start_with(broker: &Broker, port: u16, node_id: &str, extra: &str) -> Self {
+        Self::start_with_env(broker, port, node_id, extra, &[]).await
+    }
+
+    /// As [`start_with`](Self::start_with), with more environment variables
+    /// (set after the test's topic names, so they may override them).
+    pub async fn start_with_env(
+        broker: &Broker,
+        port: u16,
+        node_id: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = repo_path("target/test-logs");
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join(format!("bridge-{port}-{node_id}.toml"));
@@ -55,6 +67,7 @@ impl BridgeProcess {
                 &topics.notifications,
             )
             .env("CRM_BRIDGE_PRESENCE__TOPIC", &named.presence.topic)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -65,6 +78,16 @@ impl BridgeProcess {
         };
         wait_ready(&bridge.url).await;
         bridge
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Where the process logs (appended to by every node run on this port
+    /// with this id).
+    pub fn log_path(port: u16, node_id: &str) -> std::path::PathBuf {
+        repo_path(&format!("target/test-logs/bridge-{port}-{node_id}.log"))
     }
 
     /// SIGTERM, as a deploy does, and waits for the graceful shutdown.

@@ -68,12 +68,24 @@ impl Registry {
     /// `topic` (subject `<broker.topic(topic)>-value`, Confluent's default
     /// naming) and returns the id records written with it carry.
     pub async fn register(&self, broker: &Broker, topic: &str, schema: &str) -> u32 {
+        self.register_typed(broker, topic, "AVRO", schema).await
+    }
+
+    /// As [`register`](Self::register), for a schema of `schema_type`
+    /// (`AVRO`, `PROTOBUF` or `JSON`, the Confluent API's `schemaType`).
+    pub async fn register_typed(
+        &self,
+        broker: &Broker,
+        topic: &str,
+        schema_type: &str,
+        schema: &str,
+    ) -> u32 {
         let subject = format!("{}-value", broker.topic(topic));
         let response = self
             .client
             .post(format!("{}/subjects/{subject}/versions", self.url))
             .header("content-type", "application/vnd.schemaregistry.v1+json")
-            .json(&serde_json::json!({ "schema": schema }))
+            .json(&serde_json::json!({ "schemaType": schema_type, "schema": schema }))
             .send()
             .await
             .expect("the schema registry answers");
