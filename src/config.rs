@@ -252,10 +252,7 @@ impl Config {
             &mut self.auth.jwt.hs_secret_file,
         )?;
         self.schemas.resolve_secrets()?;
-        secrets::resolve_kafka(
-            &mut self.kafka.properties,
-            &mut self.kafka.properties_file,
-        )
+        secrets::resolve_kafka(&mut self.kafka.properties, &mut self.kafka.properties_file)
     }
 
     /// Whether tokens are verified with the public dev secret (allowed only
@@ -350,7 +347,9 @@ mod tests {
         let sasl = write("sasl", "sasl-hunter2\n");
         let properties = write(
             "client.properties",
-            &format!("security.protocol=SASL_SSL\nsasl.password.file={sasl}\nsasl.username=from-file\n"),
+            &format!(
+                "security.protocol=SASL_SSL\nsasl.password.file={sasl}\nsasl.username=from-file\n"
+            ),
         );
         let config = write(
             "bridge.toml",
@@ -369,7 +368,10 @@ mod tests {
         assert_eq!(registry.expose(), "registry-hunter2");
         let kafka = &config.kafka.properties;
         assert_eq!(kafka["sasl.password"], "sasl-hunter2");
-        assert_eq!(kafka["sasl.username"], "from-config", "the config over its file");
+        assert_eq!(
+            kafka["sasl.username"], "from-config",
+            "the config over its file"
+        );
         assert_eq!(kafka["security.protocol"], "SASL_SSL");
         assert!(config.schemas.http_registry().unwrap().is_some());
         let printed = format!("{config:?}");

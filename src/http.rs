@@ -158,8 +158,8 @@ async fn stats(State(state): State<HttpState>) -> Json<serde_json::Value> {
         .map(|lag| serde_json::json!({"topic": lag.topic, "partition": lag.partition, "records": lag.records}))
         .collect();
     stats["ready"] = not_ready(&state).is_none().into();
-    stats["librdkafka"] = serde_json::to_value(crate::kafka::librdkafka_build())
-        .expect("strings serialise");
+    stats["librdkafka"] =
+        serde_json::to_value(crate::kafka::librdkafka_build()).expect("strings serialise");
     Json(stats)
 }
 

@@ -52,7 +52,9 @@ async fn kafka_properties_come_from_the_environment_and_files_and_secrets_stay_o
     let stats = bridge.stats().await;
     let librdkafka = &stats["librdkafka"];
     assert!(
-        librdkafka["version"].as_str().is_some_and(|v| v.starts_with("2.")),
+        librdkafka["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("2.")),
         "{librdkafka}"
     );
     let features = librdkafka["builtinFeatures"].as_array().unwrap();
@@ -68,7 +70,10 @@ async fn kafka_properties_come_from_the_environment_and_files_and_secrets_stay_o
     for name in ["bootstrap.servers", "client.rack", "sasl.password"] {
         assert!(line.contains(name), "{name} not named: {line}");
     }
-    assert!(!log.contains(SASL_PASSWORD), "the secret was logged:\n{log}");
+    assert!(
+        !log.contains(SASL_PASSWORD),
+        "the secret was logged:\n{log}"
+    );
     let pid = bridge.pid();
     for view in ["cmdline", "environ"] {
         let seen = std::fs::read(format!("/proc/{pid}/{view}")).unwrap();

@@ -182,6 +182,13 @@ impl KafkaConfig {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
     }
 
+    /// The brokers clients contact: `brokers`, unless a property overrides it.
+    pub fn bootstrap_servers(&self) -> &str {
+        self.properties
+            .get("bootstrap.servers")
+            .map_or(&self.brokers, String::as_str)
+    }
+
     /// A plain client (admin, producer). `properties` go last, so operators
     /// can override anything.
     pub fn client_config(&self) -> ClientConfig {

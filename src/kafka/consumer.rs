@@ -150,7 +150,7 @@ pub fn spawn_consumer(
         readiness: ReadinessBounds::new(config),
         stopped: CancellationToken::new(),
     };
-    tracing::info!(node_id, brokers = %config.brokers, "starting live consumer");
+    tracing::info!(node_id, brokers = %config.bootstrap_servers(), "starting live consumer");
     let refresh = Duration::from_secs(config.partition_refresh_seconds.max(1));
     tasks.spawn(keep_assigned(
         consumer.clone(),

@@ -86,7 +86,10 @@ fn property_variables_map_underscores_to_dots() {
             ("enable_sasl_queue.file", "/run/q"),
         ])
     );
-    for bad in ["CRM_BRIDGE_KAFKA_PROPERTY_", "CRM_BRIDGE_KAFKA_PROPERTY_SASL__X"] {
+    for bad in [
+        "CRM_BRIDGE_KAFKA_PROPERTY_",
+        "CRM_BRIDGE_KAFKA_PROPERTY_SASL__X",
+    ] {
         assert!(properties_from_env(vars(&[(bad, "v")])).is_err(), "{bad}");
     }
     assert!(is_property_variable("KAFKA_PROPERTY_SASL_PASSWORD"));
@@ -101,8 +104,8 @@ fn property_variables_map_underscores_to_dots() {
 #[test]
 fn the_underscored_librdkafka_properties_are_the_listed_ones() {
     use rdkafka::bindings::{
-        rd_kafka_conf_dump, rd_kafka_conf_dump_free, rd_kafka_topic_conf_dump,
-        rd_kafka_topic_conf_new, rd_kafka_topic_conf_destroy,
+        rd_kafka_conf_dump, rd_kafka_conf_dump_free, rd_kafka_topic_conf_destroy,
+        rd_kafka_topic_conf_dump, rd_kafka_topic_conf_new,
     };
     let conf = rdkafka::ClientConfig::new().create_native_config().unwrap();
     let mut names = Vec::new();

@@ -28,27 +28,29 @@ async fn fake_registry(expected: Option<&'static str>) -> (SocketAddr, Arc<Count
     let counted = asked.clone();
     let app = Router::new().route(
         "/schemas/ids/{id}",
-        get(move |axum::extract::Path(id): axum::extract::Path<u32>, headers: HeaderMap| {
-            let counted = counted.clone();
-            async move {
-                counted.inc();
-                let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
-                if authorization != expected {
-                    return (StatusCode::UNAUTHORIZED, String::new());
+        get(
+            move |axum::extract::Path(id): axum::extract::Path<u32>, headers: HeaderMap| {
+                let counted = counted.clone();
+                async move {
+                    counted.inc();
+                    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+                    if authorization != expected {
+                        return (StatusCode::UNAUTHORIZED, String::new());
+                    }
+                    let schema = crate::decode::reader_schema_json(crate::domain::TopicKind::Deals);
+                    let body = match id {
+                        1 => avro_answer(),
+                        2 => json!({ "schema": schema, "schemaType": "AVRO" }).to_string(),
+                        // The text is valid Avro: only `schemaType` tells it apart.
+                        3 => json!({ "schema": schema, "schemaType": "PROTOBUF" }).to_string(),
+                        4 => json!({ "schema": "{\"type\":\"object\"}", "schemaType": "JSON" })
+                            .to_string(),
+                        _ => return (StatusCode::NOT_FOUND, String::new()),
+                    };
+                    (StatusCode::OK, body)
                 }
-                let schema = crate::decode::reader_schema_json(crate::domain::TopicKind::Deals);
-                let body = match id {
-                    1 => avro_answer(),
-                    2 => json!({ "schema": schema, "schemaType": "AVRO" }).to_string(),
-                    // The text is valid Avro: only `schemaType` tells it apart.
-                    3 => json!({ "schema": schema, "schemaType": "PROTOBUF" }).to_string(),
-                    4 => json!({ "schema": "{\"type\":\"object\"}", "schemaType": "JSON" })
-                        .to_string(),
-                    _ => return (StatusCode::NOT_FOUND, String::new()),
-                };
-                (StatusCode::OK, body)
-            }
-        }),
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -132,7 +134,8 @@ fn credentials_never_print() {
 #[tokio::test]
 async fn protobuf_and_json_schemas_are_refused_not_read_as_avro_and_asked_once() {
     let (addr, asked) = fake_registry(None).await;
-    let registry = HttpRegistry::new(&format!("http://{addr}"), &RegistryAccess::default()).unwrap();
+    let registry =
+        HttpRegistry::new(&format!("http://{addr}"), &RegistryAccess::default()).unwrap();
     for (id, schema_type) in [(3, "PROTOBUF"), (4, "JSON")] {
         let error = registry.get(id).await.unwrap_err();
         assert!(
@@ -145,7 +148,10 @@ async fn protobuf_and_json_schemas_are_refused_not_read_as_avro_and_asked_once()
         );
         let decode = crate::decode::DecodeError::from(error);
         assert_eq!(decode.reason(), "schema_type");
-        assert!(!decode.is_transient(), "skipped and dead-lettered, not retried");
+        assert!(
+            !decode.is_transient(),
+            "skipped and dead-lettered, not retried"
+        );
     }
     let before = asked.get();
     registry.get(3).await.unwrap_err();
