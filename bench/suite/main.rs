@@ -89,17 +89,44 @@ fn results_path() -> std::path::PathBuf {
     }
 }
 
-fn write_results(report: &Report) -> std::path::PathBuf {
+/// What the header says of the run: taken when it starts, so the commit is
+/// the one built and measured, with the machine's load at both ends
+/// (these machines are shared: a load above 2 means other work ran too).
+struct Run {
+    date: String,
+    commit: String,
+    load_at_start: String,
+}
+
+impl Run {
+    fn starts() -> Self {
+        Self {
+            date: shell("date -u +%Y-%m-%dT%H:%MZ"),
+            commit: shell("git describe --always --dirty --abbrev=7"),
+            load_at_start: load_average(),
+        }
+    }
+}
+
+/// The 1-, 5- and 15-minute load averages.
+fn load_average() -> String {
+    shell("cut -d' ' -f1-3 /proc/loadavg")
+}
+
+fn write_results(run: &Run, report: &Report) -> std::path::PathBuf {
     let header = format!(
         "# Benchmark results\n\n\
          - date: {}\n- commit: {}\n- machine: {}, {} cores, {}\n\
+         - load average (1, 5, 15 min): {} at the start, {} at the end\n\
          - command: `make bench` (crm-bridge release build vs `bench/peer`; server on core 0, \
          load generator and broker on core 1)\n\n",
-        shell("date -u +%Y-%m-%dT%H:%MZ"),
-        shell("git rev-parse --short HEAD"),
+        run.date,
+        run.commit,
         shell("uname -sm"),
         shell("nproc --all"),
         shell("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
+        run.load_at_start,
+        load_average(),
     );
     let analysis = support::repo_path("bench/ANALYSIS.md");
     let mut text = header + &report.table();
@@ -120,9 +147,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let run = Run::starts();
     let mut report = Report::default();
     runtime.block_on(run_all(&mut report));
     println!("\n{}", report.table());
-    let path = write_results(&report);
+    let path = write_results(&run, &report);
     println!("written to {}", path.display());
 }
