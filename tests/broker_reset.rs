@@ -109,6 +109,109 @@ async fn a_recreated_topic_is_detected_and_its_new_records_delivered() {
     bridge.stop().await;
 }
 
+/// Deletes `topic` and creates it again (one partition), empty.
+async fn recreate(broker: &Broker, topic: &str) {
+    for result in admin(broker)
+        .delete_topics(&[topic], &options())
+        .await
+        .unwrap()
+    {
+        result.expect("topic deleted");
+    }
+    // Kafka deletes asynchronously: the name is free once creating works.
+    let mut created = false;
+    wait_until("the topic is recreated", async || {
+        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+        let answer = admin(broker).create_topics(&[new], &options()).await;
+        created |= answer.unwrap()[0].is_ok();
+        created
+    })
+    .await;
+}
+
+/// Every seq in `expected` exactly once (in any order).
+fn assert_exactly_once(received: &[serde_json::Value], expected: std::ops::Range<u64>) {
+    let mut seqs: Vec<u64> = received
+        .iter()
+        .map(|e| e["data"]["seq"].as_u64().expect("a seq"))
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, expected.collect::<Vec<_>>(), "missing, extra or twice");
+}
+
+/// The new log outgrows the old position before the bridge looks: a
+/// consumer fetching on from its old offset reads it with no error, and
+/// offsets alone show nothing. The topic's new id does: the node re-reads
+/// the new log from its start, skipping once what it had handed on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_topic_longer_than_the_old_position_is_told_by_its_id() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start_with(&broker, |c| {
+        c.kafka.create_topics = Some(1);
+        // Long, so the new log is written, and usually read from the old
+        // position, before the bridge looks: the ids are known from
+        // assignment on, not from a look-up.
+        c.kafka.lag_refresh_seconds = 10;
+        c.kafka.ready_broker_silence_seconds = 60;
+    })
+    .await;
+    let mut clients = Clients::spawn().await;
+    subscribe(&mut clients, "live", &bridge.url, None).await;
+    let producer = producer(&broker, &[("linger.ms", "50")]);
+    for seq in 0..10 {
+        send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
+    }
+    assert_exactly_once_in_order(&clients.deliveries("live", 10).await, 0..10);
+    let (replayed, _) = resume(&mut clients, "windowed", &bridge.url, &deals_cursor(&[5])).await;
+    assert_exactly_once_in_order(&replayed, 5..10);
+
+    let deals = broker.topic("crm.deals");
+    recreate(&broker, &deals).await;
+    // At once, in one batch: the new log is 30 long before a fetch at the
+    // old position (10) can find it shorter.
+    let deal_ids: Vec<String> = (10..40).map(deal_of).collect();
+    let sends: Vec<_> = (10..40)
+        .zip(&deal_ids)
+        .map(|(seq, deal)| send_deal(&producer, &broker, deal, seq, None))
+        .collect();
+    futures::future::join_all(sends).await;
+    assert_eq!(extents(&broker, &deals), [(0, 30)], "the new log");
+    for name in ["live", "windowed"] {
+        let got = clients.deliveries(name, 30).await;
+        // The new log's records from the old position on first (20..40),
+        // if the consumer read them before the look-up: in log order after.
+        let order: Vec<u64> = got.iter().map(|e| e["data"]["seq"].as_u64().unwrap()).collect();
+        eprintln!("{name} got {order:?}");
+        assert_exactly_once(&got, 10..40);
+    }
+    assert_eq!(
+        resets(&bridge).await,
+        json!([{"topic": deals, "partition": 0, "reason": "topic_recreated", "count": 1}])
+    );
+    let metrics = reqwest::get(format!("{}/metrics", bridge.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sample = format!(
+        "crm_bridge_partition_resets_total{{topic=\"{deals}\",partition=\"0\",reason=\"topic_recreated\"}} 1"
+    );
+    assert!(metrics.contains(&sample), "{metrics}");
+    support::bridge::wait_ready(&bridge.url).await;
+
+    send_deal(&producer, &broker, &deal_of(40), 40, None).await;
+    for name in ["live", "windowed"] {
+        assert_exactly_once_in_order(&clients.deliveries(name, 1).await, 40..41);
+    }
+    // Nothing more: the skipped offsets were not delivered again.
+    clients.settle(Duration::from_millis(500)).await;
+    for name in ["live", "windowed"] {
+        assert!(clients.unclaimed_deliveries(name).is_empty(), "{name}");
+    }
+    bridge.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_deleted_up_to_the_end_are_no_reset_and_lose_nothing_new() {
     let broker = Broker::start();

@@ -24,6 +24,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::ConsumerHandle;
+use super::topic_ids;
 use crate::domain::TopicKind;
 
 /// Metadata and offset look-ups.
@@ -123,6 +124,7 @@ fn assign_missing(
                     .start_at(topics[element.topic()], element.partition(), offset);
             }
         }
+        remember_ids(consumer, topics, &positions, handle);
         consumer.incremental_assign(&positions)?;
         // Stored as handled (committed with the rest), so a restarted node
         // resumes here even in a partition that had no records meanwhile,
@@ -130,6 +132,40 @@ fn assign_missing(
         consumer.store_offsets(&positions)?;
     }
     Ok(Outcome { added, complete })
+}
+
+/// Looks up the ids of the topics whose partitions are about to be
+/// assigned at `positions`, so that a topic recreated from now on is told
+/// from the one assigned (`watermarks.rs`). Best effort: if the look-up
+/// fails, the first watermark round records the ids.
+fn remember_ids(
+    consumer: &StreamConsumer,
+    topics: &HashMap<String, TopicKind>,
+    positions: &TopicPartitionList,
+    handle: &ConsumerHandle,
+) {
+    let mut stood: HashMap<&str, HashMap<i32, (i64, u64)>> = HashMap::new();
+    for element in positions.elements() {
+        if let Offset::Offset(offset) = element.offset() {
+            let (name, &kind) = topics.get_key_value(element.topic()).expect("a CRM topic");
+            let epoch = handle.live.reset_epoch(kind, element.partition());
+            stood
+                .entry(name.as_str())
+                .or_default()
+                .insert(element.partition(), (offset, epoch));
+        }
+    }
+    let names: Vec<&str> = stood.keys().copied().collect();
+    match topic_ids::describe(consumer.client(), &names, LOOKUP_TIMEOUT) {
+        Ok(ids) => {
+            for (name, stood) in stood {
+                if let Some(Ok(id)) = ids.get(name) {
+                    handle.watermarks.assigned_id(topics[name], *id, stood);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot look up topic ids"),
+    }
 }
 
 /// At start-up: the committed offset, else the high watermark. Later: the

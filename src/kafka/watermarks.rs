@@ -32,10 +32,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio_util::sync::CancellationToken;
 
 use super::LivePositions;
+use super::topic_ids::{self, TopicId};
 use crate::domain::TopicKind;
 
 /// One watermark look-up.
@@ -51,6 +53,36 @@ pub struct Watermarks {
     /// Partitions whose log went backwards, since when, and why: until a
     /// look-up sent after that finds live delivery within the log.
     resets: Mutex<HashMap<(TopicKind, i32), WentBack>>,
+    /// Each CRM topic's id as last looked up, and per partition where live
+    /// delivery stood before that look-up was sent (all of it read from the
+    /// topic of that id). Written by the look-up task only.
+    ids: Mutex<HashMap<TopicKind, KnownId>>,
+    /// Partitions of a topic found recreated, for the consume loop to move
+    /// back to the new log's start (`consumer.rs`); `recreated_signal`
+    /// wakes it when it waits for records.
+    recreated: Mutex<Vec<Recreated>>,
+    pub(super) recreated_signal: tokio::sync::Notify,
+}
+
+struct KnownId {
+    id: TopicId,
+    /// Per partition, live delivery's end and reset epoch before the last
+    /// look-up that found `id`.
+    stood: HashMap<i32, (i64, u64)>,
+}
+
+/// A partition whose topic was found with a new id: the log live delivery
+/// reads is not the one it read before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Recreated {
+    pub topic: TopicKind,
+    pub partition: i32,
+    /// Where live delivery stood before the last look-up that still found
+    /// the old id: every offset below it was read from the old log.
+    pub old_end: i64,
+    /// The partition's reset epoch then: if it moved since, the consumer
+    /// has already restarted at the new log's start (a fetch out of range).
+    pub reset_epoch: u64,
 }
 
 impl Watermarks {
@@ -94,6 +126,50 @@ impl Watermarks {
     pub fn reset_pending(&self) -> Option<((TopicKind, i32), &'static str)> {
         let resets = self.resets.lock().unwrap_or_else(|e| e.into_inner());
         resets.iter().map(|(k, (_, reason))| (*k, *reason)).min()
+    }
+
+    /// Partitions found recreated since the last call.
+    pub(super) fn take_recreated(&self) -> Vec<Recreated> {
+        std::mem::take(&mut *self.recreated.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// What the look-up sent when live delivery stood at `stood` (per
+    /// assigned partition of `topic`: end and reset epoch) found: `id`.
+    /// Returns the partitions to move back when the id changed.
+    fn saw_id(
+        &self,
+        topic: TopicKind,
+        id: TopicId,
+        stood: HashMap<i32, (i64, u64)>,
+    ) -> Option<(TopicId, Vec<Recreated>)> {
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        let known = ids.insert(topic, KnownId { id, stood })?;
+        if known.id == id {
+            return None;
+        }
+        let recreated: Vec<Recreated> = known
+            .stood
+            .iter()
+            .map(|(&partition, &(old_end, reset_epoch))| Recreated {
+                topic,
+                partition,
+                old_end,
+                reset_epoch,
+            })
+            .collect();
+        self.recreated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(recreated.iter().copied());
+        self.recreated_signal.notify_one();
+        Some((known.id, recreated))
+    }
+
+    /// Assignment looked `topic`'s id up when it assigned its partitions
+    /// at `stood`: known from then on, unless a look-up knew it already.
+    pub(super) fn assigned_id(&self, topic: TopicKind, id: TopicId, stood: HashMap<i32, (i64, u64)>) {
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        ids.entry(topic).or_insert(KnownId { id, stood });
     }
 
     /// Every partition's last known high watermark.
@@ -155,7 +231,9 @@ fn look_up(
     watermarks: &Watermarks,
     live: &LivePositions,
 ) -> anyhow::Result<()> {
-    let round = read_highs(consumer, topics, watermarks, live);
+    let assigned = consumer.assignment()?;
+    let round = read_ids(consumer, topics, &assigned, watermarks, live)
+        .and_then(|()| read_highs(consumer, topics, &assigned, watermarks, live));
     if round.is_err()
         && let Some(topic) = topics.keys().next()
         && consumer.fetch_metadata(Some(topic), LOOKUP_TIMEOUT).is_ok()
@@ -165,13 +243,67 @@ fn look_up(
     round
 }
 
-fn read_highs(
+/// Looks up the id of every topic with partitions assigned (one request);
+/// a changed id is handed to the consume loop ([`Watermarks::take_recreated`]).
+/// A topic deleted and not recreated yet keeps its old id until it is.
+fn read_ids(
     consumer: &StreamConsumer,
     topics: &HashMap<String, TopicKind>,
+    assigned: &TopicPartitionList,
     watermarks: &Watermarks,
     live: &LivePositions,
 ) -> anyhow::Result<()> {
-    for element in consumer.assignment()?.elements() {
+    let mut stood: HashMap<&str, HashMap<i32, (i64, u64)>> = HashMap::new();
+    for element in assigned.elements() {
+        let Some((name, &kind)) = topics.get_key_value(element.topic()) else {
+            continue;
+        };
+        let partition = element.partition();
+        // Read before the look-up is sent, as in `read_highs`.
+        let end = live.end(kind, partition).unwrap_or(0);
+        let epoch = live.reset_epoch(kind, partition);
+        stood
+            .entry(name.as_str())
+            .or_default()
+            .insert(partition, (end, epoch));
+    }
+    if stood.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = stood.keys().copied().collect();
+    let ids = topic_ids::describe(consumer.client(), &names, LOOKUP_TIMEOUT)?;
+    watermarks.answered();
+    for (name, stood) in stood {
+        let kind = topics[name];
+        match ids.get(name) {
+            Some(Ok(id)) => {
+                if let Some((old, recreated)) = watermarks.saw_id(kind, *id, stood) {
+                    tracing::error!(
+                        topic = name,
+                        old_id = %old,
+                        new_id = %id,
+                        partitions = recreated.len(),
+                        "the topic was deleted and recreated (its id changed); live \
+                         delivery restarts at the new log's start"
+                    );
+                }
+            }
+            // Deleted and not recreated yet, or not answered: next round.
+            Some(Err(code)) => tracing::debug!(topic = name, error = %code, "no topic id"),
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+fn read_highs(
+    consumer: &StreamConsumer,
+    topics: &HashMap<String, TopicKind>,
+    assigned: &TopicPartitionList,
+    watermarks: &Watermarks,
+    live: &LivePositions,
+) -> anyhow::Result<()> {
+    for element in assigned.elements() {
         let Some(&kind) = topics.get(element.topic()) else {
             continue;
         };
