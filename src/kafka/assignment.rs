@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::ConsumerHandle;
 use super::topic_ids;
 use crate::domain::TopicKind;
+use crate::metrics::Metrics;
 
 /// Metadata and offset look-ups.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,15 +39,21 @@ pub async fn keep_assigned(
     consumer: Arc<StreamConsumer>,
     topics: HashMap<String, TopicKind>,
     handle: ConsumerHandle,
+    metrics: Arc<Metrics>,
     refresh: Duration,
     shutdown: CancellationToken,
 ) {
     let mut at_start = true;
     loop {
         let sync = {
-            let (consumer, topics, handle) = (consumer.clone(), topics.clone(), handle.clone());
+            let (consumer, topics, handle, metrics) = (
+                consumer.clone(),
+                topics.clone(),
+                handle.clone(),
+                metrics.clone(),
+            );
             tokio::task::spawn_blocking(move || {
-                assign_missing(&consumer, &topics, &handle, at_start)
+                assign_missing(&consumer, &topics, &handle, &metrics, at_start)
             })
         };
         let complete = match sync.await {
@@ -92,6 +99,7 @@ fn assign_missing(
     consumer: &StreamConsumer,
     topics: &HashMap<String, TopicKind>,
     handle: &ConsumerHandle,
+    metrics: &Metrics,
     at_start: bool,
 ) -> anyhow::Result<Outcome> {
     let assigned = consumer.assignment()?;
@@ -114,7 +122,7 @@ fn assign_missing(
     }
     let added = missing.count();
     if added > 0 {
-        let positions = starting_offsets(consumer, missing, at_start, topics, handle)?;
+        let positions = starting_offsets(consumer, missing, at_start, topics, handle, metrics)?;
         // Before the first record can arrive, so live positions never move
         // back to the start over records already handled.
         for element in positions.elements() {
@@ -171,12 +179,19 @@ fn remember_ids(
 /// At start-up: the committed offset, else the high watermark. Later: the
 /// beginning, since the partition is newer than this node. Records the high
 /// watermarks it reads on `handle`.
+///
+/// A committed offset below the partition's oldest record means records
+/// were deleted (retention, `DeleteRecords`) before live delivery read
+/// them: it starts at the oldest left, and says so (logged, counted as
+/// `partition_resets{reason="out_of_range"}`, what librdkafka would call an
+/// offset reset); clients resuming from before get a `retention` gap.
 fn starting_offsets(
     consumer: &StreamConsumer,
     partitions: TopicPartitionList,
     at_start: bool,
     topics: &HashMap<String, TopicKind>,
     handle: &ConsumerHandle,
+    metrics: &Metrics,
 ) -> anyhow::Result<TopicPartitionList> {
     let committed = match at_start {
         true => consumer.committed_offsets(partitions, LOOKUP_TIMEOUT)?,
@@ -190,6 +205,21 @@ fn starting_offsets(
             .watermarks
             .record(topics[element.topic()], element.partition(), high);
         let offset = match (at_start, element.offset()) {
+            (true, Offset::Offset(committed)) if committed < low => {
+                tracing::error!(
+                    topic = element.topic(),
+                    partition = element.partition(),
+                    committed,
+                    oldest = low,
+                    lost = low - committed,
+                    "records were deleted before live delivery read them; starting at the \
+                     oldest left"
+                );
+                metrics
+                    .partition_resets
+                    .inc(element.topic(), element.partition(), "out_of_range");
+                low.min(high)
+            }
             (true, Offset::Offset(committed)) => committed.clamp(low, high),
             (true, _) => high,
             (false, _) => low,

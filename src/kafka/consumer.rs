@@ -156,6 +156,7 @@ pub fn spawn_consumer(
         consumer.clone(),
         topics.clone(),
         handle.clone(),
+        metrics.clone(),
         refresh,
         shutdown.clone(),
     ));
@@ -325,7 +326,8 @@ impl<'a> Partitions<'a> {
                 tracing::info!(
                     topic = topic_name,
                     partition,
-                    "the recreated topic's partition was already re-read from its start"
+                    reason = recreated.reason,
+                    "the partition was already re-read from its new log's start"
                 );
                 continue;
             }
@@ -360,7 +362,7 @@ impl<'a> Partitions<'a> {
             }
             let skip = Skip::read(self.live, topic, partition, recreated.old_end, handed_on);
             let seen = self.get(position, topic_name);
-            went_back(stages, seen, 0, "topic_recreated");
+            went_back(stages, seen, 0, recreated.reason);
             seen.skip = (recreated.old_end < handed_on).then_some(skip);
             seen.restarting = true;
         }

@@ -57,9 +57,9 @@ pub struct Watermarks {
     /// delivery stood before that look-up was sent (all of it read from the
     /// topic of that id). Written by the look-up task only.
     ids: Mutex<HashMap<TopicKind, KnownId>>,
-    /// Partitions of a topic found recreated, for the consume loop to move
-    /// back to the new log's start (`consumer.rs`); `recreated_signal`
-    /// wakes it when it waits for records.
+    /// Partitions found recreated (a new topic id) or whose log ends below
+    /// live delivery, for the consume loop to move back to the new log's
+    /// start (`consumer.rs`); `recreated_signal` wakes it when it waits.
     recreated: Mutex<Vec<Recreated>>,
     pub(super) recreated_signal: tokio::sync::Notify,
 }
@@ -83,6 +83,9 @@ pub(super) struct Recreated {
     /// The partition's reset epoch then: if it moved since, the consumer
     /// has already restarted at the new log's start (a fetch out of range).
     pub reset_epoch: u64,
+    /// `topic_recreated` (a new id) or `log_end_behind` (a log end below
+    /// live delivery: the consumer may get no record to show it).
+    pub reason: &'static str,
 }
 
 impl Watermarks {
@@ -155,14 +158,21 @@ impl Watermarks {
                 partition,
                 old_end,
                 reset_epoch,
+                reason: "topic_recreated",
             })
             .collect();
+        self.restart(&recreated);
+        Some((known.id, recreated))
+    }
+
+    /// Hands `partitions` to the consume loop, to move back to their new
+    /// log's start.
+    fn restart(&self, partitions: &[Recreated]) {
         self.recreated
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .extend(recreated.iter().copied());
+            .extend(partitions.iter().copied());
         self.recreated_signal.notify_one();
-        Some((known.id, recreated))
     }
 
     /// Assignment looked `topic`'s id up when it assigned its partitions
@@ -310,7 +320,8 @@ fn read_highs(
         let partition = element.partition();
         // Read before the look-up is sent: the log held all of it then.
         let (sent, stood) = (Instant::now(), live.end(kind, partition));
-        let (_, high) = consumer.fetch_watermarks(element.topic(), partition, LOOKUP_TIMEOUT)?;
+        let reset_epoch = live.reset_epoch(kind, partition);
+        let (low, high) = consumer.fetch_watermarks(element.topic(), partition, LOOKUP_TIMEOUT)?;
         watermarks.record(kind, partition, high);
         match stood {
             Some(stood) if high < stood => {
@@ -323,6 +334,16 @@ fn read_highs(
                      waiting for the consumer to re-read it from its new start"
                 );
                 watermarks.went_back(kind, partition, "log_end_behind");
+                // The consumer restarts at the log's start once it reads a
+                // record there (`consumer.rs`); with none (a topic
+                // recreated empty, a log lost to its end) it never would.
+                watermarks.restart(&[Recreated {
+                    topic: kind,
+                    partition,
+                    old_end: low,
+                    reset_epoch,
+                    reason: "log_end_behind",
+                }]);
             }
             _ => watermarks.within(kind, partition, sent),
         }
