@@ -146,7 +146,11 @@ fn assert_exactly_once(received: &[serde_json::Value], expected: std::ops::Range
         .map(|e| e["data"]["seq"].as_u64().expect("a seq"))
         .collect();
     seqs.sort_unstable();
-    assert_eq!(seqs, expected.collect::<Vec<_>>(), "missing, extra or twice");
+    assert_eq!(
+        seqs,
+        expected.collect::<Vec<_>>(),
+        "missing, extra or twice"
+    );
 }
 
 /// The new log outgrows the old position before the bridge looks: a
@@ -190,7 +194,10 @@ async fn a_recreated_topic_longer_than_the_old_position_is_told_by_its_id() {
         let got = clients.deliveries(name, 30).await;
         // The new log's records from the old position on first (20..40),
         // if the consumer read them before the look-up: in log order after.
-        let order: Vec<u64> = got.iter().map(|e| e["data"]["seq"].as_u64().unwrap()).collect();
+        let order: Vec<u64> = got
+            .iter()
+            .map(|e| e["data"]["seq"].as_u64().unwrap())
+            .collect();
         eprintln!("{name} got {order:?}");
         assert_exactly_once(&got, 10..40);
     }
@@ -359,8 +366,10 @@ async fn records_deleted_past_the_committed_offset_are_reported_and_the_rest_del
         json!([{"topic": deals, "partition": 0, "reason": "out_of_range", "count": 1}])
     );
     bridge.wait_consumed(5).await;
-    let (replayed, resumed) = resume(&mut clients, "resumed", &bridge.url, &deals_cursor(&[10])).await;
-    let gaps = json!([{"topic": "deals", "partition": 0, "from": 10, "to": 15, "reason": "retention"}]);
+    let (replayed, resumed) =
+        resume(&mut clients, "resumed", &bridge.url, &deals_cursor(&[10])).await;
+    let gaps =
+        json!([{"topic": "deals", "partition": 0, "from": 10, "to": 15, "reason": "retention"}]);
     assert_eq!(resumed["gaps"], gaps, "{resumed}");
     assert_exactly_once_in_order(&replayed, 15..20);
     subscribe(&mut clients, "live2", &bridge.url, None).await;

@@ -31,17 +31,28 @@
 //!   over, so a partition ending in one shows no lag and a replay ends where
 //!   Kafka's last stable offset does (`tests/transactions.rs`).
 //! - A log that went backwards (a topic deleted and recreated under the same
-//!   name, a broker that lost its data): fetching at live delivery's position
-//!   is then out of range, and librdkafka resets to the new log's start
-//!   (`auto.offset.reset = earliest`; `latest` would skip what was written
-//!   to the new log meanwhile). The first record below live delivery's
-//!   position shows it: logged as an error, counted
-//!   (`crm_bridge_partition_resets_total`), `/readyz` fails until a watermark
-//!   look-up confirms the new position, and live delivery moves back
+//!   name, a broker that lost its data) is seen three ways, whichever comes
+//!   first, and is one reset either way: logged as an error, counted
+//!   (`crm_bridge_partition_resets_total{reason}`), `/readyz` failing until
+//!   a watermark look-up confirms the new position, live delivery moved back
 //!   ([`LivePositions::reset`]) so that every record of the new log reaches
-//!   its subscribers (`tests/broker_reset.rs`). Offsets alone cannot tell a
-//!   new log that already ran past the old position: without a topic id
-//!   (which rdkafka does not expose) that case reads on from the position.
+//!   its subscribers (`tests/broker_reset.rs`):
+//!   - `offsets_restarted`: fetching at live delivery's position is out of
+//!     range, librdkafka resets to the new log's start (`auto.offset.reset
+//!     = earliest`; `latest` would skip what was written to the new log
+//!     meanwhile), and the first record below the position shows it;
+//!   - `topic_recreated`: the watermark look-ups found the topic with a new
+//!     id (`watermarks.rs`, `topic_ids.rs`). The only sign when the new log
+//!     had grown past the old position before librdkafka fetched it: it
+//!     reads on from there with no error. [`Partitions::restart_recreated`]
+//!     seeks back to the new log's start and skips, once, what was handed
+//!     on from the new log meanwhile (see there: no record twice);
+//!   - `log_end_behind`: a look-up found the log's end below live delivery;
+//!     moved back the same way, as no record may ever come to show it (a
+//!     topic recreated empty).
+//!
+//!   Whichever comes second finds the partition's reset epoch moved on, and
+//!   does nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -407,7 +418,11 @@ impl Skip {
             let Some(last) = chunk.last_offset() else {
                 break;
             };
-            handed.extend(chunk.iter().map(|(offset, payload)| (offset, hash(payload))));
+            handed.extend(
+                chunk
+                    .iter()
+                    .map(|(offset, payload)| (offset, hash(payload))),
+            );
             next = last + 1;
         }
         Self { from, to, handed }
@@ -685,5 +700,42 @@ async fn read<'t>(
         }
         partition.live.handled(position.offset);
         partition.unstored = Some(position.offset);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_read_again_is_skipped_only_if_the_same_payload_was_handed_on_there() {
+        let live = LivePositions::new(1024);
+        live.start_at(TopicKind::Deals, 0, 0);
+        for (offset, payload) in [
+            (0, &b"old 0"[..]),
+            (1, b"old 1"),
+            (2, b"new 2"),
+            (3, b"new 3"),
+        ] {
+            let at = Position {
+                topic: TopicKind::Deals,
+                partition: 0,
+                offset,
+            };
+            live.received(at, payload);
+            live.partition(at).handled(offset);
+        }
+        // The old id was last seen at 1: offset 0 was the old log's.
+        let skip = Skip::read(&live, TopicKind::Deals, 0, 1, 4);
+        assert_eq!(skip.handed.len(), 3);
+        assert!(
+            !skip.handed_on(1, b"new 1"),
+            "the old log's was handed on at 1"
+        );
+        assert!(skip.handed_on(2, b"new 2"));
+        assert!(skip.handed_on(3, b"new 3"));
+        // Not held in memory: not delivered again.
+        let forgotten = Skip::read(&LivePositions::new(0), TopicKind::Deals, 0, 1, 4);
+        assert!(forgotten.handed_on(1, b"new 1"));
     }
 }

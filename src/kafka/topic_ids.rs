@@ -13,7 +13,23 @@
 //! nothing borrowed from them outlives [`describe`].
 //!
 //! Callers run it off the async workers (`spawn_blocking`): it waits on a
-//! broker round trip.
+//! broker round trip. Assignment records each topic's id; every watermark
+//! round compares (`watermarks.rs`).
+//!
+//! No record twice, none of the new log missed, when an id changes
+//! (`consumer.rs`, `Partitions::restart_recreated`): the last look-up that
+//! still found the old id was sent when live delivery stood at `old_end`,
+//! so everything below was read from the old log. From there to where live
+//! delivery stands when the change is seen (`now`), the consumer crossed
+//! from the old log into the new one at an offset nothing reports
+//! (librdkafka's own metadata sees the id change and fetches on at its
+//! position; see the FIXME in its `rd_kafka_topic_metadata_update`). So the
+//! partition is sought to offset 0 and live delivery reset there; a record
+//! read again in `[old_end, now)` is skipped when the payload handed on at
+//! its offset is the same (it was this record, read from the new log
+//! before the look-up), delivered when it differs (what was handed on
+//! there came from the old log). What memory no longer holds of that range
+//! counts as handed on: at worst missed, never twice (logged).
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char, c_int};
@@ -90,11 +106,17 @@ pub fn describe<C: ClientContext>(
         rd::rd_kafka_TopicCollection_destroy,
     )?;
     // SAFETY: `rk` is the live handle `client` owns (borrowed for this call).
-    let queue = Owned::new(unsafe { rd::rd_kafka_queue_new(rk) }, rd::rd_kafka_queue_destroy)?;
+    let queue = Owned::new(
+        unsafe { rd::rd_kafka_queue_new(rk) },
+        rd::rd_kafka_queue_destroy,
+    )?;
     // SAFETY: as above; the op type is a valid enum value.
     let options = Owned::new(
         unsafe {
-            rd::rd_kafka_AdminOptions_new(rk, rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS)
+            rd::rd_kafka_AdminOptions_new(
+                rk,
+                rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS,
+            )
         },
         rd::rd_kafka_AdminOptions_destroy,
     )?;

@@ -22,9 +22,14 @@
 //! A look-up also tells when a partition's log went backwards under live
 //! delivery (a topic recreated, a broker that lost its data): a watermark
 //! below where live delivery stood *before* the look-up was sent cannot be
-//! a stale answer. Such a partition, and one the consumer reset
-//! (`consumer.rs`), keeps `/readyz` failing until a look-up sent after it
-//! finds live delivery at or behind the new log's end.
+//! a stale answer (`log_end_behind`). Each round first asks for the CRM
+//! topics' ids (one `DescribeTopics`, `topic_ids.rs`; assignment records
+//! them first): a changed id is a topic recreated (`topic_recreated`), even
+//! when its new log is longer than the old position and offsets show
+//! nothing. Either is handed to the consume loop, which moves live delivery
+//! back to the new log's start (`consumer.rs`). Such a partition, and one
+//! the consumer reset by itself, keeps `/readyz` failing until a look-up
+//! sent after the reset finds live delivery at or behind the new log's end.
 //!
 //! [`LivePositions`]: super::LivePositions
 
@@ -177,7 +182,12 @@ impl Watermarks {
 
     /// Assignment looked `topic`'s id up when it assigned its partitions
     /// at `stood`: known from then on, unless a look-up knew it already.
-    pub(super) fn assigned_id(&self, topic: TopicKind, id: TopicId, stood: HashMap<i32, (i64, u64)>) {
+    pub(super) fn assigned_id(
+        &self,
+        topic: TopicKind,
+        id: TopicId,
+        stood: HashMap<i32, (i64, u64)>,
+    ) {
         let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
         ids.entry(topic).or_insert(KnownId { id, stood });
     }
@@ -349,4 +359,35 @@ fn read_highs(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_id_hands_each_partition_to_the_consumer_with_where_the_old_one_was_last_seen() {
+        let watermarks = Watermarks::default();
+        let (old, new) = (TopicId::from_bits(1, 1), TopicId::from_bits(2, 2));
+        let stood = |end| HashMap::from([(0, (end, 0))]);
+        watermarks.assigned_id(TopicKind::Deals, old, stood(0));
+        // A look-up knew it already: assignment does not move it back.
+        watermarks.assigned_id(TopicKind::Deals, new, stood(0));
+        assert_eq!(watermarks.saw_id(TopicKind::Deals, old, stood(10)), None);
+        assert!(watermarks.take_recreated().is_empty());
+        let (was, recreated) = watermarks
+            .saw_id(TopicKind::Deals, new, stood(30))
+            .expect("a new id");
+        let expected = Recreated {
+            topic: TopicKind::Deals,
+            partition: 0,
+            old_end: 10,
+            reset_epoch: 0,
+            reason: "topic_recreated",
+        };
+        assert_eq!((was, recreated), (old, vec![expected]));
+        assert_eq!(watermarks.take_recreated(), [expected]);
+        assert!(watermarks.take_recreated().is_empty(), "once");
+        assert_eq!(watermarks.saw_id(TopicKind::Deals, new, stood(30)), None);
+    }
 }
