@@ -129,6 +129,12 @@ impl Watermarks {
         }
     }
 
+    /// Why the partition's log is noted as gone backwards, if it is.
+    fn pending(&self, topic: TopicKind, partition: i32) -> Option<&'static str> {
+        let resets = self.resets.lock().unwrap_or_else(|e| e.into_inner());
+        resets.get(&(topic, partition)).map(|(_, reason)| *reason)
+    }
+
     /// A partition whose log went backwards and is not known to be read
     /// again from its new start, and why.
     pub fn reset_pending(&self) -> Option<((TopicKind, i32), &'static str)> {
@@ -252,8 +258,12 @@ fn look_up(
     live: &LivePositions,
 ) -> anyhow::Result<()> {
     let assigned = consumer.assignment()?;
-    let round = read_ids(consumer, topics, &assigned, watermarks, live)
-        .and_then(|()| read_highs(consumer, topics, &assigned, watermarks, live));
+    // Ids are asked first, so a recreated topic is told by its id before
+    // its log's end is; a failure leaves the watermarks to be read.
+    if let Err(e) = read_ids(consumer, topics, &assigned, watermarks, live) {
+        tracing::debug!(error = %e, "topic id look-up failed");
+    }
+    let round = read_highs(consumer, topics, &assigned, watermarks, live);
     if round.is_err()
         && let Some(topic) = topics.keys().next()
         && consumer.fetch_metadata(Some(topic), LOOKUP_TIMEOUT).is_ok()
@@ -343,17 +353,22 @@ fn read_highs(
                     "the partition's log went backwards (topic recreated or broker data lost); \
                      waiting for the consumer to re-read it from its new start"
                 );
+                let again = watermarks.pending(kind, partition) == Some("log_end_behind");
                 watermarks.went_back(kind, partition, "log_end_behind");
                 // The consumer restarts at the log's start once it reads a
                 // record there (`consumer.rs`); with none (a topic
                 // recreated empty, a log lost to its end) it never would.
-                watermarks.restart(&[Recreated {
-                    topic: kind,
-                    partition,
-                    old_end: low,
-                    reset_epoch,
-                    reason: "log_end_behind",
-                }]);
+                // Moved back when two look-ups in a row find it, not on one
+                // answer alone.
+                if again {
+                    watermarks.restart(&[Recreated {
+                        topic: kind,
+                        partition,
+                        old_end: low,
+                        reset_epoch,
+                        reason: "log_end_behind",
+                    }]);
+                }
             }
             _ => watermarks.within(kind, partition, sent),
         }
