@@ -76,9 +76,19 @@ async fn a_recreated_topic_is_detected_and_its_new_records_delivered() {
     for name in ["live", "windowed"] {
         assert_exactly_once_in_order(&clients.deliveries(name, 5).await, 10..15);
     }
+    // The new id, a record below the old position or the log's end below
+    // it: whichever the node sees first (the new log is shorter, so the
+    // consumer's fetch is out of range and it restarts at the new log's
+    // start by itself too). Once, either way.
+    let seen = resets(&bridge).await;
+    let reason = seen[0]["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        ["topic_recreated", "offsets_restarted", "log_end_behind"].contains(&reason.as_str()),
+        "{seen}"
+    );
     assert_eq!(
-        resets(&bridge).await,
-        json!([{"topic": deals, "partition": 0, "reason": "offsets_restarted", "count": 1}])
+        seen,
+        json!([{"topic": deals, "partition": 0, "reason": reason, "count": 1}])
     );
     let metrics = reqwest::get(format!("{}/metrics", bridge.url))
         .await
@@ -87,7 +97,7 @@ async fn a_recreated_topic_is_detected_and_its_new_records_delivered() {
         .await
         .unwrap();
     let sample = format!(
-        "crm_bridge_partition_resets_total{{topic=\"{deals}\",partition=\"0\",reason=\"offsets_restarted\"}} 1"
+        "crm_bridge_partition_resets_total{{topic=\"{deals}\",partition=\"0\",reason=\"{reason}\"}} 1"
     );
     assert!(metrics.contains(&sample), "{metrics}");
     // Not ready from the reset until a look-up confirms the new position.
@@ -105,6 +115,116 @@ async fn a_recreated_topic_is_detected_and_its_new_records_delivered() {
     send_deal(&producer, &broker, &deal_of(15), 15, None).await;
     for name in ["live", "windowed", "old"] {
         assert_exactly_once_in_order(&clients.deliveries(name, 1).await, 15..16);
+    }
+    bridge.stop().await;
+}
+
+/// Deletes `topic` and creates it again (one partition), empty.
+async fn recreate(broker: &Broker, topic: &str) {
+    for result in admin(broker)
+        .delete_topics(&[topic], &options())
+        .await
+        .unwrap()
+    {
+        result.expect("topic deleted");
+    }
+    // Kafka deletes asynchronously: the name is free once creating works.
+    let mut created = false;
+    wait_until("the topic is recreated", async || {
+        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+        let answer = admin(broker).create_topics(&[new], &options()).await;
+        created |= answer.unwrap()[0].is_ok();
+        created
+    })
+    .await;
+}
+
+/// Every seq in `expected` exactly once (in any order).
+fn assert_exactly_once(received: &[serde_json::Value], expected: std::ops::Range<u64>) {
+    let mut seqs: Vec<u64> = received
+        .iter()
+        .map(|e| e["data"]["seq"].as_u64().expect("a seq"))
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        expected.collect::<Vec<_>>(),
+        "missing, extra or twice"
+    );
+}
+
+/// The new log outgrows the old position before the bridge looks: a
+/// consumer fetching on from its old offset reads it with no error, and
+/// offsets alone show nothing. The topic's new id does: the node re-reads
+/// the new log from its start, skipping once what it had handed on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_topic_longer_than_the_old_position_is_told_by_its_id() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start_with(&broker, |c| {
+        c.kafka.create_topics = Some(1);
+        // Long, so the new log is written, and usually read from the old
+        // position, before the bridge looks: the ids are known from
+        // assignment on, not from a look-up.
+        c.kafka.lag_refresh_seconds = 10;
+        c.kafka.ready_broker_silence_seconds = 60;
+    })
+    .await;
+    let mut clients = Clients::spawn().await;
+    subscribe(&mut clients, "live", &bridge.url, None).await;
+    let producer = producer(&broker, &[("linger.ms", "50")]);
+    for seq in 0..10 {
+        send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
+    }
+    assert_exactly_once_in_order(&clients.deliveries("live", 10).await, 0..10);
+    let (replayed, _) = resume(&mut clients, "windowed", &bridge.url, &deals_cursor(&[5])).await;
+    assert_exactly_once_in_order(&replayed, 5..10);
+
+    let deals = broker.topic("crm.deals");
+    recreate(&broker, &deals).await;
+    // At once, in one batch: the new log is 30 long before a fetch at the
+    // old position (10) can find it shorter.
+    let deal_ids: Vec<String> = (10..40).map(deal_of).collect();
+    let sends: Vec<_> = (10..40)
+        .zip(&deal_ids)
+        .map(|(seq, deal)| send_deal(&producer, &broker, deal, seq, None))
+        .collect();
+    futures::future::join_all(sends).await;
+    assert_eq!(extents(&broker, &deals), [(0, 30)], "the new log");
+    for name in ["live", "windowed"] {
+        let got = clients.deliveries(name, 30).await;
+        // The new log's records from the old position on first (20..40),
+        // if the consumer read them before the look-up: in log order after.
+        let order: Vec<u64> = got
+            .iter()
+            .map(|e| e["data"]["seq"].as_u64().unwrap())
+            .collect();
+        eprintln!("{name} got {order:?}");
+        assert_exactly_once(&got, 10..40);
+    }
+    assert_eq!(
+        resets(&bridge).await,
+        json!([{"topic": deals, "partition": 0, "reason": "topic_recreated", "count": 1}])
+    );
+    let metrics = reqwest::get(format!("{}/metrics", bridge.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sample = format!(
+        "crm_bridge_partition_resets_total{{topic=\"{deals}\",partition=\"0\",reason=\"topic_recreated\"}} 1"
+    );
+    assert!(metrics.contains(&sample), "{metrics}");
+    support::bridge::wait_ready(&bridge.url).await;
+
+    send_deal(&producer, &broker, &deal_of(40), 40, None).await;
+    for name in ["live", "windowed"] {
+        assert_exactly_once_in_order(&clients.deliveries(name, 1).await, 40..41);
+    }
+    // Nothing more: the skipped offsets were not delivered again.
+    clients.settle(Duration::from_millis(500)).await;
+    for name in ["live", "windowed"] {
+        assert!(clients.unclaimed_deliveries(name).is_empty(), "{name}");
     }
     bridge.stop().await;
 }
@@ -148,5 +268,114 @@ async fn records_deleted_up_to_the_end_are_no_reset_and_lose_nothing_new() {
     assert_exactly_once_in_order(&replayed, 10..15);
     support::bridge::wait_ready(&bridge.url).await;
     assert_eq!(resets(&bridge).await, json!([]));
+    bridge.stop().await;
+}
+
+/// A topic recreated and left empty: no record below live delivery's
+/// position ever arrives to show it, and the log's end stays below that
+/// position. The new id (or the log end behind) moves live delivery back:
+/// `/readyz` recovers, and what is written later is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_recreated_empty_is_ready_again_and_delivers_what_comes() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start_with(&broker, |c| {
+        c.kafka.create_topics = Some(1);
+        c.kafka.lag_refresh_seconds = 1;
+    })
+    .await;
+    let mut clients = Clients::spawn().await;
+    subscribe(&mut clients, "live", &bridge.url, None).await;
+    let producer = producer(&broker, &[]);
+    for seq in 0..10 {
+        send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
+    }
+    assert_exactly_once_in_order(&clients.deliveries("live", 10).await, 0..10);
+
+    let deals = broker.topic("crm.deals");
+    recreate(&broker, &deals).await;
+    wait_until("the reset is seen", async || {
+        resets(&bridge).await != json!([])
+    })
+    .await;
+    let seen = resets(&bridge).await;
+    assert_eq!(seen.as_array().unwrap().len(), 1, "{seen}");
+    assert_eq!(seen[0]["count"], 1, "{seen}");
+    let reason = seen[0]["reason"].as_str().unwrap();
+    // The id, unless a look-up found the new log's end before its id.
+    assert!(
+        ["topic_recreated", "log_end_behind"].contains(&reason),
+        "{seen}"
+    );
+    support::bridge::wait_ready(&bridge.url).await;
+
+    for seq in 10..15 {
+        send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
+    }
+    assert_exactly_once_in_order(&clients.deliveries("live", 5).await, 10..15);
+    let (replayed, resumed) = resume(&mut clients, "old", &bridge.url, &deals_cursor(&[10])).await;
+    let gaps = json!([{"topic": "deals", "partition": 0, "from": 10, "to": 0, "reason": "reset"}]);
+    assert_eq!(resumed["gaps"], gaps, "{resumed}");
+    assert_exactly_once_in_order(&replayed, 10..15);
+    assert_eq!(resets(&bridge).await, seen, "one reset");
+    bridge.stop().await;
+}
+
+/// Records deleted past where live delivery stood, while the node was
+/// down: it starts at the oldest record left, says so (a reset,
+/// `out_of_range`), delivers what the log holds, and a client resuming
+/// from before the deletion is told what it lost (a `retention` gap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_deleted_past_the_committed_offset_are_reported_and_the_rest_delivered() {
+    let broker = Broker::start();
+    let node = format!("test-{}", uuid::Uuid::new_v4());
+    let config = |c: &mut crm_bridge::config::Config| {
+        c.kafka.create_topics = Some(1);
+        c.kafka.lag_refresh_seconds = 1;
+        // The same consumer group, so the restart resumes at its commit.
+        c.kafka.node_id = Some(node.clone());
+    };
+    let bridge = TestBridge::start_with(&broker, config).await;
+    let mut clients = Clients::spawn().await;
+    subscribe(&mut clients, "live", &bridge.url, None).await;
+    let producer = producer(&broker, &[]);
+    for seq in 0..10 {
+        send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
+    }
+    assert_exactly_once_in_order(&clients.deliveries("live", 10).await, 0..10);
+    // Stopping commits the offset live delivery reached: 10.
+    bridge.stop().await;
+
+    for seq in 10..20 {
+        send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
+    }
+    let deals = broker.topic("crm.deals");
+    let mut before = TopicPartitionList::new();
+    before
+        .add_partition_offset(&deals, 0, Offset::Offset(15))
+        .unwrap();
+    let deleted = admin(&broker)
+        .delete_records(&before, &options())
+        .await
+        .expect("records deleted");
+    assert_eq!(deleted.elements()[0].error(), Ok(()));
+    assert_eq!(extents(&broker, &deals), [(15, 20)]);
+
+    let bridge = TestBridge::start_with(&broker, config).await;
+    assert_eq!(
+        resets(&bridge).await,
+        json!([{"topic": deals, "partition": 0, "reason": "out_of_range", "count": 1}])
+    );
+    bridge.wait_consumed(5).await;
+    let (replayed, resumed) =
+        resume(&mut clients, "resumed", &bridge.url, &deals_cursor(&[10])).await;
+    let gaps =
+        json!([{"topic": "deals", "partition": 0, "from": 10, "to": 15, "reason": "retention"}]);
+    assert_eq!(resumed["gaps"], gaps, "{resumed}");
+    assert_exactly_once_in_order(&replayed, 15..20);
+    subscribe(&mut clients, "live2", &bridge.url, None).await;
+    send_deal(&producer, &broker, &deal_of(20), 20, None).await;
+    for name in ["resumed", "live2"] {
+        assert_exactly_once_in_order(&clients.deliveries(name, 1).await, 20..21);
+    }
     bridge.stop().await;
 }

@@ -24,7 +24,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::ConsumerHandle;
+use super::topic_ids;
 use crate::domain::TopicKind;
+use crate::metrics::Metrics;
 
 /// Metadata and offset look-ups.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,15 +39,21 @@ pub async fn keep_assigned(
     consumer: Arc<StreamConsumer>,
     topics: HashMap<String, TopicKind>,
     handle: ConsumerHandle,
+    metrics: Arc<Metrics>,
     refresh: Duration,
     shutdown: CancellationToken,
 ) {
     let mut at_start = true;
     loop {
         let sync = {
-            let (consumer, topics, handle) = (consumer.clone(), topics.clone(), handle.clone());
+            let (consumer, topics, handle, metrics) = (
+                consumer.clone(),
+                topics.clone(),
+                handle.clone(),
+                metrics.clone(),
+            );
             tokio::task::spawn_blocking(move || {
-                assign_missing(&consumer, &topics, &handle, at_start)
+                assign_missing(&consumer, &topics, &handle, &metrics, at_start)
             })
         };
         let complete = match sync.await {
@@ -91,6 +99,7 @@ fn assign_missing(
     consumer: &StreamConsumer,
     topics: &HashMap<String, TopicKind>,
     handle: &ConsumerHandle,
+    metrics: &Metrics,
     at_start: bool,
 ) -> anyhow::Result<Outcome> {
     let assigned = consumer.assignment()?;
@@ -113,7 +122,7 @@ fn assign_missing(
     }
     let added = missing.count();
     if added > 0 {
-        let positions = starting_offsets(consumer, missing, at_start, topics, handle)?;
+        let positions = starting_offsets(consumer, missing, at_start, topics, handle, metrics)?;
         // Before the first record can arrive, so live positions never move
         // back to the start over records already handled.
         for element in positions.elements() {
@@ -123,6 +132,7 @@ fn assign_missing(
                     .start_at(topics[element.topic()], element.partition(), offset);
             }
         }
+        remember_ids(consumer, topics, &positions, handle);
         consumer.incremental_assign(&positions)?;
         // Stored as handled (committed with the rest), so a restarted node
         // resumes here even in a partition that had no records meanwhile,
@@ -132,15 +142,56 @@ fn assign_missing(
     Ok(Outcome { added, complete })
 }
 
+/// Looks up the ids of the topics whose partitions are about to be
+/// assigned at `positions`, so that a topic recreated from now on is told
+/// from the one assigned (`watermarks.rs`). Best effort: if the look-up
+/// fails, the first watermark round records the ids.
+fn remember_ids(
+    consumer: &StreamConsumer,
+    topics: &HashMap<String, TopicKind>,
+    positions: &TopicPartitionList,
+    handle: &ConsumerHandle,
+) {
+    let mut stood: HashMap<&str, HashMap<i32, (i64, u64)>> = HashMap::new();
+    for element in positions.elements() {
+        if let Offset::Offset(offset) = element.offset() {
+            let (name, &kind) = topics.get_key_value(element.topic()).expect("a CRM topic");
+            let epoch = handle.live.reset_epoch(kind, element.partition());
+            stood
+                .entry(name.as_str())
+                .or_default()
+                .insert(element.partition(), (offset, epoch));
+        }
+    }
+    let names: Vec<&str> = stood.keys().copied().collect();
+    match topic_ids::describe(consumer.client(), &names, LOOKUP_TIMEOUT) {
+        Ok(ids) => {
+            for (name, stood) in stood {
+                if let Some(Ok(id)) = ids.get(name) {
+                    handle.watermarks.assigned_id(topics[name], *id, stood);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot look up topic ids"),
+    }
+}
+
 /// At start-up: the committed offset, else the high watermark. Later: the
 /// beginning, since the partition is newer than this node. Records the high
 /// watermarks it reads on `handle`.
+///
+/// A committed offset below the partition's oldest record means records
+/// were deleted (retention, `DeleteRecords`) before live delivery read
+/// them: it starts at the oldest left, and says so (logged, counted as
+/// `partition_resets{reason="out_of_range"}`, what librdkafka would call an
+/// offset reset); clients resuming from before get a `retention` gap.
 fn starting_offsets(
     consumer: &StreamConsumer,
     partitions: TopicPartitionList,
     at_start: bool,
     topics: &HashMap<String, TopicKind>,
     handle: &ConsumerHandle,
+    metrics: &Metrics,
 ) -> anyhow::Result<TopicPartitionList> {
     let committed = match at_start {
         true => consumer.committed_offsets(partitions, LOOKUP_TIMEOUT)?,
@@ -154,6 +205,21 @@ fn starting_offsets(
             .watermarks
             .record(topics[element.topic()], element.partition(), high);
         let offset = match (at_start, element.offset()) {
+            (true, Offset::Offset(committed)) if committed < low => {
+                tracing::error!(
+                    topic = element.topic(),
+                    partition = element.partition(),
+                    committed,
+                    oldest = low,
+                    lost = low - committed,
+                    "records were deleted before live delivery read them; starting at the \
+                     oldest left"
+                );
+                metrics
+                    .partition_resets
+                    .inc(element.topic(), element.partition(), "out_of_range");
+                low.min(high)
+            }
             (true, Offset::Offset(committed)) => committed.clamp(low, high),
             (true, _) => high,
             (false, _) => low,

@@ -31,17 +31,28 @@
 //!   over, so a partition ending in one shows no lag and a replay ends where
 //!   Kafka's last stable offset does (`tests/transactions.rs`).
 //! - A log that went backwards (a topic deleted and recreated under the same
-//!   name, a broker that lost its data): fetching at live delivery's position
-//!   is then out of range, and librdkafka resets to the new log's start
-//!   (`auto.offset.reset = earliest`; `latest` would skip what was written
-//!   to the new log meanwhile). The first record below live delivery's
-//!   position shows it: logged as an error, counted
-//!   (`crm_bridge_partition_resets_total`), `/readyz` fails until a watermark
-//!   look-up confirms the new position, and live delivery moves back
+//!   name, a broker that lost its data) is seen three ways, whichever comes
+//!   first, and is one reset either way: logged as an error, counted
+//!   (`crm_bridge_partition_resets_total{reason}`), `/readyz` failing until
+//!   a watermark look-up confirms the new position, live delivery moved back
 //!   ([`LivePositions::reset`]) so that every record of the new log reaches
-//!   its subscribers (`tests/broker_reset.rs`). Offsets alone cannot tell a
-//!   new log that already ran past the old position: without a topic id
-//!   (which rdkafka does not expose) that case reads on from the position.
+//!   its subscribers (`tests/broker_reset.rs`):
+//!   - `offsets_restarted`: fetching at live delivery's position is out of
+//!     range, librdkafka resets to the new log's start (`auto.offset.reset
+//!     = earliest`; `latest` would skip what was written to the new log
+//!     meanwhile), and the first record below the position shows it;
+//!   - `topic_recreated`: the watermark look-ups found the topic with a new
+//!     id (`watermarks.rs`, `topic_ids.rs`). The only sign when the new log
+//!     had grown past the old position before librdkafka fetched it: it
+//!     reads on from there with no error. [`Partitions::restart_recreated`]
+//!     seeks back to the new log's start and skips, once, what was handed
+//!     on from the new log meanwhile (see there: no record twice);
+//!   - `log_end_behind`: a look-up found the log's end below live delivery;
+//!     moved back the same way, as no record may ever come to show it (a
+//!     topic recreated empty).
+//!
+//!   Whichever comes second finds the partition's reset epoch moved on, and
+//!   does nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -156,6 +167,7 @@ pub fn spawn_consumer(
         consumer.clone(),
         topics.clone(),
         handle.clone(),
+        metrics.clone(),
         refresh,
         shutdown.clone(),
     ));
@@ -219,6 +231,13 @@ struct Seen<'a> {
     partition: i32,
     live: LivePartition,
     unstored: Option<i64>,
+    /// What live delivery handed on before the topic's new id showed that
+    /// its log was new (see [`Partitions::restart_recreated`]): a record of
+    /// the new log read again there is skipped once, not delivered twice.
+    skip: Option<Skip>,
+    /// Sought back to the new log's start; no record of it read yet. Until
+    /// one is, the consumer's position may still be the old one.
+    restarting: bool,
 }
 
 impl<'a> Partitions<'a> {
@@ -234,6 +253,8 @@ impl<'a> Partitions<'a> {
                 partition: position.partition,
                 live: self.live.partition(position),
                 unstored: None,
+                skip: None,
+                restarting: false,
             });
             self.seen.len() - 1
         });
@@ -273,11 +294,88 @@ impl<'a> Partitions<'a> {
                 offset: next,
             };
             let seen = self.get(position, topic_name);
+            if seen.restarting {
+                continue;
+            }
             if seen.live.step_to(next) {
                 live.recent.skip_to(topic, partition, next);
                 // Stored as handled: the marker at `next - 1` is.
                 seen.unstored = Some(next - 1);
             }
+        }
+    }
+
+    /// Moves the partitions whose topic the watermark look-ups found with a
+    /// new id (`watermarks.rs`) back to the new log's start. Call only
+    /// between records.
+    ///
+    /// Offsets below `old_end` (where live delivery stood when the old id
+    /// was last seen) were read from the old log; from there to where live
+    /// delivery stands now, the consumer switched from the old log to the
+    /// new one at an offset nothing reports (librdkafka fetches on at its
+    /// position). So the partition is sought to the new log's start and
+    /// live delivery restarts there (a reset: a new epoch, memory dropped),
+    /// and a record of `[old_end, now)` read again is skipped if the same
+    /// payload was handed on at its offset: that was this record, read
+    /// from the new log before the id showed it. If the consumer has
+    /// restarted the partition by itself since the old id was seen (a fetch
+    /// out of range: a new log shorter than the old position), it reads the
+    /// new log from its start already.
+    fn restart_recreated(
+        &mut self,
+        consumer: &StreamConsumer,
+        stages: &Stages<'_>,
+        topics: &[(&'a str, TopicKind)],
+    ) {
+        for recreated in stages.watermarks.take_recreated() {
+            let Some(&(topic_name, topic)) = topics.iter().find(|(_, k)| *k == recreated.topic)
+            else {
+                continue;
+            };
+            let partition = recreated.partition;
+            if self.live.reset_epoch(topic, partition) != recreated.reset_epoch {
+                tracing::info!(
+                    topic = topic_name,
+                    partition,
+                    reason = recreated.reason,
+                    "the partition was already re-read from its new log's start"
+                );
+                continue;
+            }
+            let position = Position {
+                topic,
+                partition,
+                offset: recreated.old_end,
+            };
+            let seen = self.get(position, topic_name);
+            let handed_on = seen.live.next();
+            // Asynchronous (no wait): librdkafka drops what it fetched
+            // before the seek, and fetches from the new log's start.
+            if let Err(e) = consumer.seek(topic_name, partition, Offset::Offset(0), Duration::ZERO)
+            {
+                tracing::error!(
+                    topic = topic_name,
+                    partition,
+                    error = %e,
+                    "cannot seek a recreated topic's partition to its start"
+                );
+                continue;
+            }
+            if !self.live.recent.covers(topic, partition, recreated.old_end) {
+                tracing::warn!(
+                    topic = topic_name,
+                    partition,
+                    from = recreated.old_end,
+                    to = handed_on,
+                    "memory no longer holds all that was handed on since the topic's old \
+                     id was last seen: what it does not hold is not delivered again"
+                );
+            }
+            let skip = Skip::read(self.live, topic, partition, recreated.old_end, handed_on);
+            let seen = self.get(position, topic_name);
+            went_back(stages, seen, 0, recreated.reason);
+            seen.skip = (recreated.old_end < handed_on).then_some(skip);
+            seen.restarting = true;
         }
     }
 
@@ -296,13 +394,63 @@ impl<'a> Partitions<'a> {
     }
 }
 
-/// The consumer read `offset`, below where live delivery stands in the
-/// partition: its log went backwards, and librdkafka reset to the new
-/// log's start (see the module doc). Says so, and moves live delivery back
-/// there, before the record is handled.
-fn went_back(stages: &Stages<'_>, partition: &mut Seen<'_>, offset: i64) {
-    const REASON: &str = "offsets_restarted";
+/// Offsets `[from, to)` of a recreated topic's partition that live
+/// delivery handed on before it knew, some maybe from the old log, some
+/// from the new one.
+#[derive(Debug)]
+struct Skip {
+    from: i64,
+    to: i64,
+    /// A hash of each payload handed on in `[from, to)`, as far as memory
+    /// held them (`recent.rs`).
+    handed: HashMap<i64, u64>,
+}
+
+impl Skip {
+    /// Reads what memory holds of `[from, to)`. Before the reset.
+    fn read(live: &LivePositions, topic: TopicKind, partition: i32, from: i64, to: i64) -> Self {
+        let mut handed = HashMap::new();
+        let mut next = from;
+        while next < to {
+            let Some(chunk) = live.recent.read(topic, partition, next, to, 1024) else {
+                break; // no longer held (or never): unknown, see `handed_on`
+            };
+            let Some(last) = chunk.last_offset() else {
+                break;
+            };
+            handed.extend(
+                chunk
+                    .iter()
+                    .map(|(offset, payload)| (offset, hash(payload))),
+            );
+            next = last + 1;
+        }
+        Self { from, to, handed }
+    }
+
+    /// Whether the new log's record at `offset` was handed on already: the
+    /// same payload was, at that offset. One memory did not hold counts as
+    /// handed on: no record is delivered twice (at worst one is missed;
+    /// `restart_recreated` logs how many may be).
+    fn handed_on(&self, offset: i64, payload: &[u8]) -> bool {
+        self.handed.get(&offset).is_none_or(|h| *h == hash(payload))
+    }
+}
+
+fn hash(payload: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(payload)
+}
+
+/// The partition's log went backwards (`reason`): the consumer read
+/// `offset`, below where live delivery stands, after librdkafka reset to
+/// the new log's start (`offsets_restarted`, see the module doc), or the
+/// topic's id changed and the consumer was sought to the start
+/// (`topic_recreated`). Says so, and moves live delivery back to `offset`
+/// before the next record is handled.
+fn went_back(stages: &Stages<'_>, partition: &mut Seen<'_>, offset: i64, reason: &'static str) {
     tracing::error!(
+        reason,
         topic = partition.topic_name,
         partition = partition.partition,
         live_position = partition.live.next(),
@@ -314,15 +462,16 @@ fn went_back(stages: &Stages<'_>, partition: &mut Seen<'_>, offset: i64) {
     stages
         .metrics
         .partition_resets
-        .inc(partition.topic_name, partition.partition, REASON);
+        .inc(partition.topic_name, partition.partition, reason);
     stages
         .watermarks
-        .went_back(partition.topic, partition.partition, REASON);
+        .went_back(partition.topic, partition.partition, reason);
     stages
         .live
         .reset(partition.topic, partition.partition, offset);
     // Nothing stored from the old log may be committed over the new one.
     partition.unstored = None;
+    partition.skip = None;
 }
 
 /// Wall-clock time for the latency of records that matched nobody, read
@@ -402,6 +551,7 @@ async fn read<'t>(
         turn += 1;
         if turn == RECORDS_PER_TURN {
             turn = 0;
+            partitions.restart_recreated(consumer, stages, topics);
             partitions.store(consumer);
             if shutdown.is_cancelled() {
                 return;
@@ -414,11 +564,14 @@ async fn read<'t>(
         let received = match messages.next().now_or_never() {
             Some(received) => received,
             None => {
+                partitions.restart_recreated(consumer, stages, topics);
                 partitions.step_over_markers(consumer, topics);
                 partitions.store(consumer);
                 let received = tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => return,
+                    // Checked on the next turn, before waiting again.
+                    _ = stages.watermarks.recreated_signal.notified() => continue,
                     received = messages.next() => received,
                 };
                 clock.refresh();
@@ -445,12 +598,26 @@ async fn read<'t>(
             offset: message.offset(),
         };
         let partition = partitions.get(position, topic_name);
+        partition.restarting = false;
         if position.offset < partition.live.next() {
-            went_back(stages, partition, position.offset);
+            went_back(stages, partition, position.offset, "offsets_restarted");
         }
         stages
             .live
             .received(position, message.payload().unwrap_or_default());
+        match &partition.skip {
+            Some(skip) if position.offset >= skip.to => partition.skip = None,
+            Some(skip)
+                if position.offset >= skip.from
+                    && skip.handed_on(position.offset, message.payload().unwrap_or_default()) =>
+            {
+                // Handed on already, before the topic's new id was seen.
+                partition.live.handled(position.offset);
+                partition.unstored = Some(position.offset);
+                continue;
+            }
+            _ => {}
+        }
         let consume = telemetry::consume_span(
             || message.headers(),
             || {
@@ -533,5 +700,42 @@ async fn read<'t>(
         }
         partition.live.handled(position.offset);
         partition.unstored = Some(position.offset);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_read_again_is_skipped_only_if_the_same_payload_was_handed_on_there() {
+        let live = LivePositions::new(1024);
+        live.start_at(TopicKind::Deals, 0, 0);
+        for (offset, payload) in [
+            (0, &b"old 0"[..]),
+            (1, b"old 1"),
+            (2, b"new 2"),
+            (3, b"new 3"),
+        ] {
+            let at = Position {
+                topic: TopicKind::Deals,
+                partition: 0,
+                offset,
+            };
+            live.received(at, payload);
+            live.partition(at).handled(offset);
+        }
+        // The old id was last seen at 1: offset 0 was the old log's.
+        let skip = Skip::read(&live, TopicKind::Deals, 0, 1, 4);
+        assert_eq!(skip.handed.len(), 3);
+        assert!(
+            !skip.handed_on(1, b"new 1"),
+            "the old log's was handed on at 1"
+        );
+        assert!(skip.handed_on(2, b"new 2"));
+        assert!(skip.handed_on(3, b"new 3"));
+        // Not held in memory: not delivered again.
+        let forgotten = Skip::read(&LivePositions::new(0), TopicKind::Deals, 0, 1, 4);
+        assert!(forgotten.handed_on(1, b"new 1"));
     }
 }

@@ -16,6 +16,7 @@ mod dead_letter;
 mod positions;
 mod readiness;
 mod recent;
+mod topic_ids;
 mod watermarks;
 
 pub use admin::ensure_topics;

@@ -16,8 +16,9 @@
 //! A log can also go backwards: a topic deleted and recreated under the
 //! same name, or a broker that lost its data, restarts its offsets. The
 //! consumer then reads a record below live delivery's position (it resets
-//! to the new log's start, `auto.offset.reset = earliest`) and calls
-//! [`LivePositions::reset`]: the position moves back, memory drops the old
+//! to the new log's start, `auto.offset.reset = earliest`), or is told so
+//! by the watermark look-ups (a new topic id, a log end below the
+//! position: `consumer.rs`), and calls [`LivePositions::reset`]: the position moves back, memory drops the old
 //! log's records, and the partition's *reset epoch* moves on, so that
 //! offsets remembered from the old log (a session's replay windows, see
 //! `gateway/session.rs`) are known to mean nothing in the new one.
