@@ -211,25 +211,25 @@ impl KafkaConfig {
         config
             .set("bootstrap.servers", &self.brokers)
             .set("client.id", client_id)
-            .set("group.id", group_id)
-            // Throughput: 10x librdkafka's 1 MB per partition, measured as ~10x
-            // the default's ingest rate on tansu only; not yet measured on
-            // Apache Kafka. `fetch.max.bytes` (50 MB) and
-            // `queued.max.messages.kbytes` (64 MB) are librdkafka 2.12.1's
-            // defaults, so they are left unset (unset, librdkafka also keeps
-            // `fetch.max.bytes` within a lowered queue limit).
-            //
-            // `fetch.wait.max.ms` stays at librdkafka's 500: Apache Kafka
-            // answers a held fetch as soon as a record arrives, so the wait
-            // costs idle requests, not latency. `make bench-latency` with
-            // `BENCH_KAFKA_PROPERTIES=fetch.wait.max.ms=W` (every consumer),
-            // two runs each, 1-min load average 2.9-4.5 on the shared 2-core machine:
-            // quiet produce → receive p50/p99 1.26/4.39 and 2.24/9.79 ms at 5,
-            // 1.57/7.68 and 1.99/12.23 at 100, 2.06/8.15 and 2.11/7.16 at 500
-            // (flat within the runs' noise), while at rest the bridge sent
-            // 355/330 requests/s at 5, 30 at 100, 12-13 at 500 (~27x fewer),
-            // and the broker spent 22-25%, 11%, 7% of a core on them.
-            .set("max.partition.fetch.bytes", "10485760");
+            .set("group.id", group_id);
+        // Fetch sizes and waits are librdkafka 2.12.1's defaults, each
+        // measured on Apache Kafka (1-min load average 2.4-4.3 on the shared
+        // 2-core machine):
+        // - `max.partition.fetch.bytes` 1 MB: `BENCH_ONLY=ingest cargo bench
+        //   --bench suite` read 1,000,000 records at 1.75-1.77 µs of CPU each
+        //   in 6.0 s (two runs) against 1.98-2.17 µs in 7.1-7.6 s (four runs)
+        //   with the 10 MB chosen on tansu; `fetch.max.bytes` (50 MB) and
+        //   `queued.max.messages.kbytes` (64 MB) were never changed.
+        // - `fetch.wait.max.ms` 500: Apache Kafka answers a held fetch as
+        //   soon as a record arrives, so the wait costs idle requests, not
+        //   latency. `make bench-latency` with
+        //   `BENCH_KAFKA_PROPERTIES=fetch.wait.max.ms=W` (every consumer),
+        //   two runs each: quiet produce → receive p50/p99 1.26/4.39 and
+        //   2.24/9.79 ms at 5, 1.57/7.68 and 1.99/12.23 at 100, 2.06/8.15
+        //   and 2.11/7.16 at 500 (flat within the runs' noise), while at rest
+        //   the bridge sent 355/330 requests/s at 5, 30 at 100, 12-13 at 500
+        //   (~27x fewer), and the broker spent 22-25%, 11%, 7% of a core on
+        //   them.
         for (key, value) in settings {
             config.set(*key, *value);
         }
