@@ -11,9 +11,11 @@ mod support;
 
 use std::time::Duration;
 
+use crm_bridge::config::Config;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
-use serde_json::json;
+use serde_json::{Value, json};
 use support::semantics::{
     admin, after_events, assert_exactly_once_in_order, deal_of, deals_cursor, extents, producer,
     resume, send_deal, subscribe, wait_until,
@@ -28,23 +30,52 @@ async fn resets(bridge: &TestBridge) -> serde_json::Value {
     bridge.stats().await["partitionResets"].clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recreated_topic_is_detected_and_its_new_records_delivered() {
-    // Topics are this test's own: deleting one touches no other test.
-    let broker = Broker::start();
-    let bridge = TestBridge::start_with(&broker, |c| {
+/// `seen` (`/stats` `partitionResets`) and `/metrics` both hold exactly one
+/// reset of `topic`'s partition 0, for `reason`.
+async fn assert_one_reset(bridge: &TestBridge, topic: &str, reason: &str, seen: &Value) {
+    let one = json!([{"topic": topic, "partition": 0, "reason": reason, "count": 1}]);
+    assert_eq!(seen, &one);
+    let metrics = reqwest::get(format!("{}/metrics", bridge.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sample = format!(
+        "crm_bridge_partition_resets_total{{topic=\"{topic}\",partition=\"0\",reason=\"{reason}\"}} 1"
+    );
+    assert!(metrics.contains(&sample), "{metrics}");
+}
+
+/// A bridge on one-partition topics of its own with watermarks looked up
+/// every second (`tweak` on top), a `live` client, and ten deals (seqs
+/// `0..10`) delivered to it, in order.
+async fn ten_delivered(
+    broker: &Broker,
+    tweak: impl FnOnce(&mut Config),
+) -> (TestBridge, Clients, FutureProducer, Vec<Value>) {
+    let bridge = TestBridge::start_with(broker, |c| {
         c.kafka.create_topics = Some(1);
         c.kafka.lag_refresh_seconds = 1;
+        tweak(c);
     })
     .await;
     let mut clients = Clients::spawn().await;
     subscribe(&mut clients, "live", &bridge.url, None).await;
-    let producer = producer(&broker, &[]);
+    let producer = producer(broker, &[]);
     for seq in 0..10 {
-        send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
+        send_deal(&producer, broker, &deal_of(seq), seq, None).await;
     }
     let before = clients.deliveries("live", 10).await;
     assert_exactly_once_in_order(&before, 0..10);
+    (bridge, clients, producer, before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_topic_is_detected_and_its_new_records_delivered() {
+    // Topics are this test's own: deleting one touches no other test.
+    let broker = Broker::start();
+    let (bridge, mut clients, producer, before) = ten_delivered(&broker, |_| {}).await;
     let old_cursor = deals_cursor(&after_events(&before, &[0]));
     assert_eq!(old_cursor, deals_cursor(&[10]));
     // Its replay window holds offsets [5, 10) of the old log.
@@ -53,22 +84,7 @@ async fn a_recreated_topic_is_detected_and_its_new_records_delivered() {
     assert_eq!(resets(&bridge).await, json!([]));
 
     let deals = broker.topic("crm.deals");
-    for result in admin(&broker)
-        .delete_topics(&[&deals], &options())
-        .await
-        .unwrap()
-    {
-        result.expect("topic deleted");
-    }
-    // Kafka deletes asynchronously: the name is free once creating works.
-    let mut created = false;
-    wait_until("the topic is recreated", async || {
-        let topic = NewTopic::new(&deals, 1, TopicReplication::Fixed(1));
-        let answer = admin(&broker).create_topics(&[topic], &options()).await;
-        created |= answer.unwrap()[0].is_ok();
-        created
-    })
-    .await;
+    recreate(&broker, &deals).await;
     for seq in 10..15 {
         send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
     }
@@ -86,20 +102,7 @@ async fn a_recreated_topic_is_detected_and_its_new_records_delivered() {
         ["topic_recreated", "offsets_restarted", "log_end_behind"].contains(&reason.as_str()),
         "{seen}"
     );
-    assert_eq!(
-        seen,
-        json!([{"topic": deals, "partition": 0, "reason": reason, "count": 1}])
-    );
-    let metrics = reqwest::get(format!("{}/metrics", bridge.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let sample = format!(
-        "crm_bridge_partition_resets_total{{topic=\"{deals}\",partition=\"0\",reason=\"{reason}\"}} 1"
-    );
-    assert!(metrics.contains(&sample), "{metrics}");
+    assert_one_reset(&bridge, &deals, &reason, &seen).await;
     // Not ready from the reset until a look-up confirms the new position.
     support::bridge::wait_ready(&bridge.url).await;
 
@@ -201,20 +204,8 @@ async fn a_recreated_topic_longer_than_the_old_position_is_told_by_its_id() {
         eprintln!("{name} got {order:?}");
         assert_exactly_once(&got, 10..40);
     }
-    assert_eq!(
-        resets(&bridge).await,
-        json!([{"topic": deals, "partition": 0, "reason": "topic_recreated", "count": 1}])
-    );
-    let metrics = reqwest::get(format!("{}/metrics", bridge.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let sample = format!(
-        "crm_bridge_partition_resets_total{{topic=\"{deals}\",partition=\"0\",reason=\"topic_recreated\"}} 1"
-    );
-    assert!(metrics.contains(&sample), "{metrics}");
+    let seen = resets(&bridge).await;
+    assert_one_reset(&bridge, &deals, "topic_recreated", &seen).await;
     support::bridge::wait_ready(&bridge.url).await;
 
     send_deal(&producer, &broker, &deal_of(40), 40, None).await;
@@ -232,19 +223,7 @@ async fn a_recreated_topic_longer_than_the_old_position_is_told_by_its_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_deleted_up_to_the_end_are_no_reset_and_lose_nothing_new() {
     let broker = Broker::start();
-    let bridge = TestBridge::start_with(&broker, |c| {
-        c.kafka.create_topics = Some(1);
-        c.kafka.lag_refresh_seconds = 1;
-    })
-    .await;
-    let mut clients = Clients::spawn().await;
-    subscribe(&mut clients, "live", &bridge.url, None).await;
-    let producer = producer(&broker, &[]);
-    for seq in 0..10 {
-        send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
-    }
-    let before = clients.deliveries("live", 10).await;
-    assert_exactly_once_in_order(&before, 0..10);
+    let (bridge, mut clients, producer, before) = ten_delivered(&broker, |_| {}).await;
     let cursor = deals_cursor(&after_events(&before, &[0]));
 
     let deals = broker.topic("crm.deals");
@@ -278,18 +257,7 @@ async fn records_deleted_up_to_the_end_are_no_reset_and_lose_nothing_new() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topic_recreated_empty_is_ready_again_and_delivers_what_comes() {
     let broker = Broker::start();
-    let bridge = TestBridge::start_with(&broker, |c| {
-        c.kafka.create_topics = Some(1);
-        c.kafka.lag_refresh_seconds = 1;
-    })
-    .await;
-    let mut clients = Clients::spawn().await;
-    subscribe(&mut clients, "live", &bridge.url, None).await;
-    let producer = producer(&broker, &[]);
-    for seq in 0..10 {
-        send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
-    }
-    assert_exactly_once_in_order(&clients.deliveries("live", 10).await, 0..10);
+    let (bridge, mut clients, producer, _) = ten_delivered(&broker, |_| {}).await;
 
     let deals = broker.topic("crm.deals");
     recreate(&broker, &deals).await;
@@ -328,20 +296,13 @@ async fn a_topic_recreated_empty_is_ready_again_and_delivers_what_comes() {
 async fn records_deleted_past_the_committed_offset_are_reported_and_the_rest_delivered() {
     let broker = Broker::start();
     let node = format!("test-{}", uuid::Uuid::new_v4());
-    let config = |c: &mut crm_bridge::config::Config| {
+    let config = |c: &mut Config| {
         c.kafka.create_topics = Some(1);
         c.kafka.lag_refresh_seconds = 1;
         // The same consumer group, so the restart resumes at its commit.
         c.kafka.node_id = Some(node.clone());
     };
-    let bridge = TestBridge::start_with(&broker, config).await;
-    let mut clients = Clients::spawn().await;
-    subscribe(&mut clients, "live", &bridge.url, None).await;
-    let producer = producer(&broker, &[]);
-    for seq in 0..10 {
-        send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
-    }
-    assert_exactly_once_in_order(&clients.deliveries("live", 10).await, 0..10);
+    let (bridge, mut clients, producer, _) = ten_delivered(&broker, &config).await;
     // Stopping commits the offset live delivery reached: 10.
     bridge.stop().await;
 

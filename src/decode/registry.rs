@@ -131,18 +131,6 @@ fn parse_writer_schema(id: u32, body: SchemaById) -> Result<Arc<Schema>, Registr
         .map_err(|e| RegistryError::InvalidSchema(e.to_string()))
 }
 
-/// Whether `url` stays on this machine (as `auth.jwt.jwks_url` decides it).
-fn is_loopback(url: &reqwest::Url) -> bool {
-    match url.host_str() {
-        Some("localhost") => true,
-        Some(host) => host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    }
-}
-
 /// A Confluent-compatible registry (`GET /schemas/ids/{id}`), cached. Its
 /// base URL is the Confluent API's root (`http://host:8081` for Confluent's,
 /// `http://host:port/apis/ccompat/v7` for Apicurio's).
@@ -225,7 +213,7 @@ impl HttpRegistry {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
             let plain = reqwest::Url::parse(base_url)
-                .is_ok_and(|url| url.scheme() == "http" && !is_loopback(&url));
+                .is_ok_and(|url| url.scheme() == "http" && !crate::config::is_loopback(&url));
             if plain {
                 tracing::warn!(
                     "schema registry credentials go over plain http:// (use https:// beyond the host)"
