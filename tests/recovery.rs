@@ -654,16 +654,23 @@ async fn missed_three(broker: &Broker, bridge: &TestBridge, auth: &Value) -> (Cl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_kafka_cannot_serve_is_a_server_error_and_resumes_later() {
     let broker = Broker::dedicated();
-    // Nothing in memory: the replay needs Kafka.
-    let bridge = TestBridge::start_with(&broker, |c| c.replay.memory_bytes = 0).await;
+    let bridge = TestBridge::start_with(&broker, |c| {
+        // Nothing in memory: the replay needs Kafka.
+        c.replay.memory_bytes = 0;
+        // A replay waits out a silent Kafka this long (then readiness fails).
+        c.kafka.lag_refresh_seconds = 1;
+        c.kafka.ready_broker_silence_seconds = 3;
+    })
+    .await;
     let auth = json!({"token": token("user_s", "org-1")});
     let (mut clients, cursor) = missed_three(&broker, &bridge, &auth).await;
 
-    // Kafka stops answering while a client resumes: it is told, not left
-    // with a silently partial replay.
+    // Kafka stops answering while a client resumes, for longer than that:
+    // the client is told, not left with a silently partial replay. (Each
+    // look-up waits 5 s, so the second ends past the 3 s.)
     clients.connect("during", &bridge.url, auth.clone()).await;
     let resume = json!({"resource": "deal", "filter": {"pipelineId": PIPELINE}, "since": cursor});
-    let (_, told) = tokio::join!(broker.stall(Duration::from_secs(8)), async {
+    let (_, told) = tokio::join!(broker.stall(Duration::from_secs(20)), async {
         clients.emit("during", "subscribe", resume.clone()).await;
         clients.event("during", "error").await
     });

@@ -290,17 +290,24 @@ async fn first_plan(
 
 /// Kafka's extents of `topics`, asked again while a look-up fails (a
 /// partition without a leader for a moment, a broker gone from the
-/// metadata), until `deadline`.
+/// metadata) for as long as readiness waits out Kafka's silence
+/// (`kafka.ready_broker_silence_seconds`), and within `deadline`: then the
+/// client is told, and resumes later.
 async fn extents_from_kafka(
     gateway: &Arc<Gateway>,
     topics: &[TopicKind],
     deadline: Instant,
 ) -> Result<Vec<Extent>, Failed> {
     let mut pause = EXTENTS_RETRY_FIRST;
+    let mut failing_since = None;
     loop {
         match gateway.replayer.extents(topics.to_vec()).await {
             Ok(extents) => return Ok(extents),
-            Err(e) if Instant::now() + pause < deadline => {
+            Err(e)
+                if Instant::now() + pause < deadline
+                    && failing_since.get_or_insert_with(Instant::now).elapsed()
+                        < gateway.replayer.kafka_patience() =>
+            {
                 tracing::debug!(error = %e, "replay asks Kafka for partition extents again");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(EXTENTS_RETRY_MAX);

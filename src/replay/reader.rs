@@ -119,6 +119,12 @@ impl Replayer {
         &self.config
     }
 
+    /// How long Kafka may fail a replay's look-ups before the replay gives
+    /// up: as long as readiness waits out its silence.
+    pub fn kafka_patience(&self) -> Duration {
+        Duration::from_secs(self.kafka.ready_broker_silence_seconds)
+    }
+
     fn take_consumer(&self) -> anyhow::Result<ReplayConsumer> {
         if let Some(consumer) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(consumer);
