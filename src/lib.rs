@@ -24,6 +24,7 @@
 //! - [`gateway`]: Socket.IO handlers and delivery to sockets.
 //! - [`http`], [`metrics`], [`telemetry`]: the operational edges; [`http`]
 //!   also serves the dashboard (`web/`, built into the binary).
+//! - [`net`]: whether a configured URL stays on this machine. A leaf.
 //! - [`app`]: wires it all together and owns start-up and shutdown order.
 //! - [`demo`]: the demo producer `make run` starts.
 //!
@@ -41,6 +42,7 @@ pub mod guard;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+pub mod net;
 pub mod presence;
 pub mod protocol;
 pub mod replay;

@@ -213,7 +213,7 @@ impl HttpRegistry {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
             let plain = reqwest::Url::parse(base_url)
-                .is_ok_and(|url| url.scheme() == "http" && !crate::config::is_loopback(&url));
+                .is_ok_and(|url| url.scheme() == "http" && !crate::net::is_loopback(&url));
             if plain {
                 tracing::warn!(
                     "schema registry credentials go over plain http:// (use https:// beyond the host)"

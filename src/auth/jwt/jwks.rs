@@ -44,7 +44,7 @@ impl Jwks {
             .map_err(|e| anyhow::anyhow!("auth.jwt.jwks_url is not a URL: {e}"))?;
         // Keys decide who is authenticated: fetch them over HTTPS (system
         // roots), or plain HTTP only from this machine (a sidecar, tests).
-        let loopback = crate::config::is_loopback(&parsed);
+        let loopback = crate::net::is_loopback(&parsed);
         anyhow::ensure!(
             parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback),
             "auth.jwt.jwks_url must be https:// (plain http:// only to a loopback address)"
