@@ -66,8 +66,10 @@ lint: native
 	cargo clippy --all-targets -- -D warnings
 
 ## Every test: lint, unit and property tests, integration tests against the
-## real broker (Apache Kafka) and the official socket.io-client.
+## real broker (Apache Kafka) and the official socket.io-client; the client
+## module's own unit tests (tests/client/*.test.mjs).
 test: deps lint
+	node --test tests/client/
 	cargo test --no-fail-fast
 
 FUZZ_SECONDS ?= 60

@@ -4,8 +4,10 @@
 //! the new log from its start, delivers every new record to live clients
 //! exactly once (also to one whose replay window holds old offsets), and a
 //! client resuming from a cursor of the old log gets a `reset` gap, then
-//! every new record. Records deleted up to the end (`DeleteRecords`) move
-//! the log's start, not its end: no reset, nothing lost.
+//! every new record, also when its offsets lie within the new log (the log
+//! tag in cursors and positions tells). Records deleted up to the end
+//! (`DeleteRecords`) move the log's start, not its end: no reset, nothing
+//! lost.
 
 mod support;
 
@@ -17,8 +19,8 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use support::semantics::{
-    admin, after_events, assert_exactly_once_in_order, deal_of, deals_cursor, extents, producer,
-    resume, send_deal, subscribe, wait_until,
+    PIPELINE, admin, after_events, assert_exactly_once_in_order, deal_of, deals_cursor, deals_log,
+    extents, position_log, producer, resume, send_deal, subscribe, untagged, wait_until,
 };
 use support::{Broker, Clients, TestBridge};
 
@@ -110,7 +112,11 @@ async fn a_recreated_topic_is_detected_and_its_new_records_delivered() {
     let (replayed, resumed) = resume(&mut clients, "old", &bridge.url, &old_cursor).await;
     let gaps = json!([{"topic": "deals", "partition": 0, "from": 10, "to": 0, "reason": "reset"}]);
     assert_eq!(resumed["gaps"], gaps, "{resumed}");
-    assert_eq!(resumed["cursor"], deals_cursor(&[5]), "{resumed}");
+    assert_eq!(
+        untagged(&resumed["cursor"]),
+        deals_cursor(&[5]),
+        "{resumed}"
+    );
     let gap = clients.event("old", "subscription-gap").await;
     assert_eq!(gap["gaps"], gaps, "{gap}");
     assert_exactly_once_in_order(&replayed, 10..15);
@@ -216,6 +222,98 @@ async fn a_recreated_topic_longer_than_the_old_position_is_told_by_its_id() {
     clients.settle(Duration::from_millis(500)).await;
     for name in ["live", "windowed"] {
         assert!(clients.unclaimed_deliveries(name).is_empty(), "{name}");
+    }
+    bridge.stop().await;
+}
+
+/// A cursor of the old log whose offsets the new log has outgrown: offsets
+/// alone would resume it there and miss the new log's first records. The
+/// log's tag in the cursor is not the topic's now: a `reset` gap, then
+/// every new record once. Events carry the tag, and a cursor resumed or
+/// acknowledged now names the new log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_of_the_old_log_within_the_new_one_gets_a_reset_gap_and_every_new_record() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start_with(&broker, |c| {
+        c.kafka.create_topics = Some(1);
+        c.kafka.lag_refresh_seconds = 1;
+    })
+    .await;
+    let mut clients = Clients::spawn().await;
+    subscribe(&mut clients, "live", &bridge.url, None).await;
+    let producer = producer(&broker, &[("linger.ms", "50")]);
+    for seq in 0..10 {
+        send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
+    }
+    let before = clients.deliveries("live", 10).await;
+    assert_exactly_once_in_order(&before, 0..10);
+    // The cursor a client holds after those 10: the acknowledgement's.
+    let ack = subscribe(&mut clients, "taker", &bridge.url, None).await;
+    let old_cursor = ack["cursor"].as_str().unwrap().to_owned();
+    assert_eq!(untagged(&ack["cursor"]), deals_cursor(&[10]), "{ack}");
+    let old_log = deals_log(&ack["cursor"]).expect("the cursor names the topic's log");
+    for event in &before {
+        assert_eq!(position_log(event).as_ref(), Some(&old_log), "{event}");
+    }
+
+    let deals = broker.topic("crm.deals");
+    recreate(&broker, &deals).await;
+    let deal_ids: Vec<String> = (10..40).map(deal_of).collect();
+    let sends: Vec<_> = (10..40)
+        .zip(&deal_ids)
+        .map(|(seq, deal)| send_deal(&producer, &broker, deal, seq, None))
+        .collect();
+    futures::future::join_all(sends).await;
+    assert_eq!(
+        extents(&broker, &deals),
+        [(0, 30)],
+        "the new log, past the cursor's 10"
+    );
+    wait_until("the node sees the topic recreated", async || {
+        resets(&bridge).await != json!([])
+    })
+    .await;
+    assert_exactly_once(&clients.deliveries("live", 30).await, 10..40);
+    // Whichever sign came first, the new id moves the topic's log tag on
+    // (at once with `topic_recreated`, at the next look-up otherwise).
+    subscribe(&mut clients, "probe", &bridge.url, None).await;
+    let mut new_log = None;
+    wait_until("the node names the new log", async || {
+        let request = json!({"resource": "deal", "filter": {"pipelineId": PIPELINE}});
+        let ack = clients.request("probe", "subscribe", request).await;
+        new_log = deals_log(&ack["cursor"]).filter(|log| *log != old_log);
+        new_log.is_some()
+    })
+    .await;
+    let new_log = new_log.unwrap();
+    support::bridge::wait_ready(&bridge.url).await;
+
+    let (replayed, resumed) = resume(&mut clients, "old", &bridge.url, &old_cursor).await;
+    let gaps = json!([{"topic": "deals", "partition": 0, "from": 10, "to": 0, "reason": "reset"}]);
+    assert_eq!(resumed["gaps"], gaps, "{resumed}");
+    let gap = clients.event("old", "subscription-gap").await;
+    assert_eq!(gap["gaps"], gaps, "{gap}");
+    assert_exactly_once_in_order(&replayed, 10..40);
+    for event in &replayed {
+        assert_eq!(position_log(event).as_ref(), Some(&new_log), "{event}");
+    }
+    assert_eq!(
+        untagged(&resumed["cursor"]),
+        deals_cursor(&[30]),
+        "{resumed}"
+    );
+    assert_eq!(deals_log(&resumed["cursor"]), Some(new_log.clone()));
+    // Resuming from that cursor: the same log, nothing to report or repeat.
+    let cursor = resumed["cursor"].as_str().unwrap().to_owned();
+    let (again, resumed) = resume(&mut clients, "again", &bridge.url, &cursor).await;
+    assert!(
+        again.is_empty() && resumed["gaps"] == json!([]),
+        "{resumed}"
+    );
+
+    send_deal(&producer, &broker, &deal_of(40), 40, None).await;
+    for name in ["live", "old", "again"] {
+        assert_exactly_once_in_order(&clients.deliveries(name, 1).await, 40..41);
     }
     bridge.stop().await;
 }

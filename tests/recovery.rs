@@ -349,29 +349,49 @@ async fn a_client_moved_to_another_node_resumes_there() {
 }
 
 /// What a client without the module does: keep the acknowledged cursor,
-/// advance it with each event's `position`, and send it as `since`.
+/// advance it with each event's `position` (README: a log tag other than the
+/// cursor's replaces the topic's entries), and send it as `since`.
 fn advance(cursor: &str, position: &str) -> String {
-    let mut entries: BTreeMap<String, u64> = cursor
-        .strip_prefix("1:")
-        .unwrap()
+    let (_, body) = cursor.split_once(':').unwrap();
+    let mut entries: BTreeMap<String, String> = body
         .split(',')
         .filter(|e| !e.is_empty())
-        .map(|e| {
-            let (partition, offset) = e.split_once('.').unwrap();
-            (partition.to_owned(), offset.parse().unwrap())
+        .map(|e| match e.split_once('@') {
+            Some((topic, log)) => (format!("{topic}@"), log.to_owned()),
+            None => {
+                let (partition, offset) = e.split_once('.').unwrap();
+                (partition.to_owned(), offset.to_owned())
+            }
         })
         .collect();
     let mut parts = position.split('.');
-    let (topic, partition, offset) = (
+    let (topic, partition, offset, log) = (
         parts.next().unwrap(),
         parts.next().unwrap(),
         parts.next().unwrap(),
+        parts.next(),
     );
+    if let Some(log) = log {
+        let known = entries.insert(format!("{topic}@"), log.to_owned());
+        if known.is_some_and(|known| known != log) {
+            // Another log: the topic's offsets are of the old one.
+            entries.retain(|key, _| !key.starts_with(topic) || key.ends_with('@'));
+        }
+    }
     let next = offset.parse::<u64>().unwrap() + 1;
-    let slot = entries.entry(format!("{topic}{partition}")).or_insert(0);
-    *slot = (*slot).max(next);
-    let body: Vec<String> = entries.iter().map(|(p, o)| format!("{p}.{o}")).collect();
-    format!("1:{}", body.join(","))
+    let slot = entries
+        .entry(format!("{topic}{partition}"))
+        .or_insert("0".into());
+    *slot = slot.parse::<u64>().unwrap().max(next).to_string();
+    let tagged = entries.keys().any(|key| key.ends_with('@'));
+    let body: Vec<String> = entries
+        .iter()
+        .map(|(key, value)| match key.ends_with('@') {
+            true => format!("{key}{value}"),
+            false => format!("{key}.{value}"),
+        })
+        .collect();
+    format!("{}:{}", if tagged { 2 } else { 1 }, body.join(","))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,4 +13,4 @@ pub use event::{
 pub use ids::{OrgId, UserId};
 pub use resource::{Action, ActionSet, FilterField, ResourceKind};
 pub use room::{RoomKey, RoomKind};
-pub use topic::{Position, TopicKind};
+pub use topic::{LogTag, Position, TopicKind};

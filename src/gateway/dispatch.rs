@@ -66,7 +66,8 @@ impl Deliver for Dispatcher {
         let gateway = &self.gateway;
         let metrics = &gateway.metrics;
         metrics.events_routed.inc();
-        let outbound = Arc::new(render(event, Delivery::Live));
+        let log = gateway.live.log(event.position.topic);
+        let outbound = Arc::new(render(event, Delivery::Live, log));
         let emit = telemetry::child_span(
             span,
             || tracing::info_span!(parent: span, "emit", event = outbound.name, emitted = Empty),

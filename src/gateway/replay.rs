@@ -271,6 +271,7 @@ async fn first_plan(
     };
     // A node that just started may not have assigned every partition yet.
     for extent in &mut extents {
+        extent.log = gateway.live.log(extent.topic);
         extent.high = loop {
             match gateway.live.end(extent.topic, extent.partition) {
                 Some(end) => break end,
@@ -410,7 +411,10 @@ impl Replaying<'_> {
                 if !key_matches(&request.key, request.actions, &event) {
                     continue;
                 }
-                let outbound = render(&event, Delivery::Replayed);
+                // The log live delivery reads: the one a replay reads too
+                // (a reset while it reads may repeat events, see README).
+                let log = self.gateway.live.log(event.position.topic);
+                let outbound = render(&event, Delivery::Replayed, log);
                 let (name, payload) = (outbound.name, &outbound.payload);
                 sent += 1;
                 let patience = (Instant::now() + SLOW_SOCKET).min(self.deadline);
@@ -469,6 +473,9 @@ pub fn live_cursor(gateway: &Gateway, topics: &[TopicKind]) -> Cursor {
     for &topic in topics {
         for (partition, offset) in gateway.live.end_of(topic) {
             cursor.set(topic, partition, offset);
+        }
+        if let Some(log) = gateway.live.log(topic) {
+            cursor.set_log(topic, log);
         }
     }
     cursor

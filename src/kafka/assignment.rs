@@ -168,6 +168,7 @@ fn remember_ids(
         Ok(ids) => {
             for (name, stood) in stood {
                 if let Some(Ok(id)) = ids.get(name) {
+                    handle.live.known_log(topics[name], id.tag());
                     handle.watermarks.assigned_id(topics[name], *id, stood);
                 }
             }

@@ -333,7 +333,17 @@ impl<'a> Partitions<'a> {
                 continue;
             };
             let partition = recreated.partition;
+            // Events of the new log carry its tag from here on, the reset
+            // below (or the consumer's own, before) included: cursors of
+            // the old log are told by theirs (`replay/plan.rs`).
+            let live = self.live;
+            let new_log = || {
+                if let Some(log) = recreated.log {
+                    live.new_log(topic, log);
+                }
+            };
             if self.live.reset_epoch(topic, partition) != recreated.reset_epoch {
+                new_log();
                 tracing::info!(
                     topic = topic_name,
                     partition,
@@ -376,6 +386,7 @@ impl<'a> Partitions<'a> {
             went_back(stages, seen, 0, recreated.reason);
             seen.skip = (recreated.old_end < handed_on).then_some(skip);
             seen.restarting = true;
+            new_log();
         }
     }
 

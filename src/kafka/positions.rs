@@ -22,13 +22,20 @@
 //! log's records, and the partition's *reset epoch* moves on, so that
 //! offsets remembered from the old log (a session's replay windows, see
 //! `gateway/session.rs`) are known to mean nothing in the new one.
+//!
+//! Each topic's *log tag* (a short tag of its id, [`LogTag`]) says which log
+//! live delivery reads, for events' positions and cursors to carry: set
+//! when the id is first known (assignment, or the first look-up), and
+//! changed by the consume loop right after it moved live delivery back to a
+//! recreated topic's new log, so that the tag and the reset epoch change
+//! together between records.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::recent::RecentRecords;
-use crate::domain::{Position, TopicKind};
+use crate::domain::{LogTag, Position, TopicKind};
 
 /// No record in flight.
 const IDLE: i64 = -1;
@@ -64,6 +71,9 @@ pub struct LivePositions {
     pub recent: RecentRecords,
     /// How many resets this node has seen, in any partition.
     epoch: AtomicU64,
+    /// Each topic's log tag, where its id is known. Read for every event
+    /// rendered, written once per topic and again per recreation.
+    logs: RwLock<HashMap<TopicKind, LogTag>>,
 }
 
 /// Live delivery's position in one partition, as the consumer updates it.
@@ -103,7 +113,28 @@ impl LivePositions {
             partitions: RwLock::default(),
             recent: RecentRecords::new(recent_bytes),
             epoch: AtomicU64::new(0),
+            logs: RwLock::default(),
         }
+    }
+
+    /// The tag of the log live delivery reads in `topic`, if its id is known.
+    pub fn log(&self, topic: TopicKind) -> Option<LogTag> {
+        let logs = self.logs.read().unwrap_or_else(|e| e.into_inner());
+        logs.get(&topic).copied()
+    }
+
+    /// The topic's id is known: its tag, unless one is known already (a
+    /// change of id is [`Self::new_log`]'s, once live delivery reads it).
+    pub fn known_log(&self, topic: TopicKind, log: LogTag) {
+        let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
+        logs.entry(topic).or_insert(log);
+    }
+
+    /// Live delivery reads a recreated topic's new log, of tag `log`. Only
+    /// the consume loop calls this, right after [`Self::reset`].
+    pub fn new_log(&self, topic: TopicKind, log: LogTag) {
+        let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
+        logs.insert(topic, log);
     }
 
     /// The partition's log went backwards: live delivery restarts at

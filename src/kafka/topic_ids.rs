@@ -41,6 +41,8 @@ use rdkafka::bindings as rd;
 use rdkafka::client::{Client, ClientContext};
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::domain::LogTag;
+
 /// A topic's id: a UUID the controller gives the topic when it is created,
 /// never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -49,6 +51,12 @@ pub struct TopicId(u128);
 impl TopicId {
     pub fn from_bits(most: i64, least: i64) -> Self {
         Self((u128::from(most as u64) << 64) | u128::from(least as u64))
+    }
+
+    /// The tag that cursors and event positions carry for the topic's log
+    /// (see [`LogTag`]): the start of the base64url form Kafka's tools print.
+    pub fn tag(&self) -> LogTag {
+        LogTag::of_id(self.0.to_be_bytes())
     }
 }
 
@@ -230,5 +238,7 @@ mod tests {
         let id = TopicId::from_bits(0x0123_4567_89ab_cdef_u64 as i64, -1);
         assert_eq!(id.to_string(), "01234567-89ab-cdef-ffff-ffffffffffff");
         assert_ne!(id, TopicId::from_bits(0x0123_4567_89ab_cdef, 0));
+        // Kafka prints this id as "ASNFZ4mrze___________w".
+        assert_eq!(id.tag().as_str(), "ASNFZ4mr");
     }
 }

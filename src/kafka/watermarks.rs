@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::LivePositions;
 use super::topic_ids::{self, TopicId};
-use crate::domain::TopicKind;
+use crate::domain::{LogTag, TopicKind};
 
 /// One watermark look-up.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -91,6 +91,8 @@ pub(super) struct Recreated {
     /// `topic_recreated` (a new id) or `log_end_behind` (a log end below
     /// live delivery: the consumer may get no record to show it).
     pub reason: &'static str,
+    /// The new log's tag (of the new id), for `topic_recreated`.
+    pub log: Option<LogTag>,
 }
 
 impl Watermarks {
@@ -170,6 +172,7 @@ impl Watermarks {
                 old_end,
                 reset_epoch,
                 reason: "topic_recreated",
+                log: Some(id.tag()),
             })
             .collect();
         self.restart(&recreated);
@@ -307,16 +310,19 @@ fn read_ids(
         let kind = topics[name];
         match ids.get(name) {
             Some(Ok(id)) => {
-                if let Some((old, recreated)) = watermarks.saw_id(kind, *id, stood) {
-                    tracing::error!(
-                        topic = name,
-                        old_id = %old,
-                        new_id = %id,
-                        partitions = recreated.len(),
-                        "the topic was deleted and recreated (its id changed); live \
-                         delivery restarts at the new log's start"
-                    );
-                }
+                let Some((old, recreated)) = watermarks.saw_id(kind, *id, stood) else {
+                    // Known from here on if assignment's look-up failed.
+                    live.known_log(kind, id.tag());
+                    continue;
+                };
+                tracing::error!(
+                    topic = name,
+                    old_id = %old,
+                    new_id = %id,
+                    partitions = recreated.len(),
+                    "the topic was deleted and recreated (its id changed); live \
+                     delivery restarts at the new log's start"
+                );
             }
             // Deleted and not recreated yet, or not answered: next round.
             Some(Err(code)) => tracing::debug!(topic = name, error = %code, "no topic id"),
@@ -367,6 +373,7 @@ fn read_highs(
                         old_end: low,
                         reset_epoch,
                         reason: "log_end_behind",
+                        log: None,
                     }]);
                 }
             }
@@ -399,6 +406,7 @@ mod tests {
             old_end: 10,
             reset_epoch: 0,
             reason: "topic_recreated",
+            log: Some(new.tag()),
         };
         assert_eq!((was, recreated), (old, vec![expected]));
         assert_eq!(watermarks.take_recreated(), [expected]);

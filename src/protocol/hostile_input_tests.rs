@@ -136,7 +136,7 @@ fn field_value(name: &'static str) -> BoxedStrategy<Value> {
         )
         .prop_map(|m| json!(m))
         .boxed(),
-        "since" => one_of(&["1:d0.5", "garbage"]),
+        "since" => one_of(&["1:d0.5", "2:d@AbCd-_12,d0.5", "2:d@AbCd,d0.5", "garbage"]),
         _ => one_of(&["d1", "notes", ""]),
     };
     prop_oneof![6 => plausible, 1 => value()].boxed()

@@ -9,8 +9,9 @@
 //! | notification                   | `notification`    |
 //!
 //! Every payload also carries `position` (`d.1.1534`: topic code, partition,
-//! offset), from which clients advance their resume cursors, and
-//! `replayed: true` when it is sent by a replay rather than live.
+//! offset; then `.AbCd-_12`, the log's tag, where the topic's id is known),
+//! from which clients advance their resume cursors, and `replayed: true`
+//! when it is sent by a replay rather than live.
 //!
 //! A payload is rendered once per record and shared by every recipient.
 
@@ -19,7 +20,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::format_millis;
-use crate::domain::{Action, CrmEvent, EventBody, ResourceKind};
+use crate::domain::{Action, CrmEvent, EventBody, LogTag, ResourceKind};
 
 /// One server-to-client event, ready to emit to any number of sockets.
 #[derive(Debug)]
@@ -106,10 +107,11 @@ struct Positioned<'a, T> {
     replayed: bool,
 }
 
-/// Renders `event` as the client event it becomes.
-pub fn render(event: &CrmEvent, delivery: Delivery) -> Outbound {
+/// Renders `event` as the client event it becomes; `log` is the tag of the
+/// log it was read from, if known.
+pub fn render(event: &CrmEvent, delivery: Delivery, log: Option<LogTag>) -> Outbound {
     let stamp = Stamp {
-        position: event.position.to_string(),
+        position: event.position.tagged(log),
         replayed: delivery == Delivery::Replayed,
     };
     let (name, payload) = match &event.body {

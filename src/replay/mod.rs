@@ -2,9 +2,10 @@
 //! records when they reach back far enough, else from Kafka with consumers
 //! of its own.
 //!
-//! - `cursor.rs`: the resume cursor clients hold (per-partition offsets).
+//! - `cursor.rs`: the resume cursor clients hold (per-partition offsets,
+//!   and per topic the tag of the log they are of).
 //! - `plan.rs`: from a cursor and Kafka's extents, the ranges to read and the
-//!   gaps to report (retention, limit). Pure.
+//!   gaps to report (retention, limit, reset). Pure.
 //! - `reader.rs`: reads ranges from memory (see `kafka/recent.rs`) or with
 //!   pooled assign-and-seek consumers, never touching the live consumer.
 //! - `slots.rs`: how many replays read at once, node-wide and per

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::Cursor;
-use crate::domain::TopicKind;
+use crate::domain::{LogTag, TopicKind};
 
 /// One partition's current extent in Kafka.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +18,10 @@ pub struct Extent {
     /// as far as memory holds it: a cursor beyond it is of a log that went
     /// backwards (recreated, or lost by the broker).
     pub log_end: i64,
+    /// The tag of the log live delivery reads in the topic, if its id is
+    /// known: a cursor naming another is of a log that is gone, wherever
+    /// its offsets lie.
+    pub log: Option<LogTag>,
 }
 
 /// Offsets `[from, to)` of one partition to read.
@@ -48,10 +52,11 @@ pub enum GapReason {
     Retention,
     /// Further back than `replay.max_records_per_partition`.
     Limit,
-    /// The cursor lies beyond the end of the partition's log: the log went
-    /// backwards (the topic was recreated, or the broker lost its data), so
-    /// what followed `from` in the old log is unknown; the replay goes on
-    /// with the new log from its start, `to`.
+    /// The cursor lies beyond the end of the partition's log, or is of
+    /// another log of the topic (its tag differs): the log went backwards
+    /// (the topic was recreated, or the broker lost its data), so what
+    /// followed `from` in the old log is unknown; the replay goes on with
+    /// the new log from its start, `to`.
     Reset,
 }
 
@@ -72,7 +77,11 @@ pub struct Plan {
 
 /// Plans a replay from `since` over `extents`. A partition the cursor does not
 /// name starts at its oldest record; either way at most `limit` records per
-/// partition are read, and anything skipped is reported as a gap.
+/// partition are read, and anything skipped is reported as a gap. A
+/// partition whose offset in the cursor is of an old log (beyond the log's
+/// end, or of a topic whose log tag differs) gets a `reset` gap and is read
+/// from the new log's start. Where the cursor or the extent has no tag,
+/// offsets alone decide, as they did before tags.
 pub fn plan(since: &Cursor, extents: &[Extent], limit: i64) -> Plan {
     let mut out = Plan::default();
     for e in extents {
@@ -84,7 +93,14 @@ pub fn plan(since: &Cursor, extents: &[Extent], limit: i64) -> Plan {
             to,
             reason,
         };
-        if let Some(old) = named.filter(|offset| *offset > e.log_end) {
+        let other_log = matches!(
+            (since.log(e.topic), e.log),
+            (Some(theirs), Some(ours)) if theirs != ours
+        );
+        if let Some(log) = e.log {
+            out.end.set_log(e.topic, log);
+        }
+        if let Some(old) = named.filter(|offset| other_log || *offset > e.log_end) {
             out.gaps.push(gap(old, e.low, GapReason::Reset));
             out.restarted.set(e.topic, e.partition, e.low);
             named = Some(e.low);
@@ -145,6 +161,7 @@ mod tests {
             low,
             high,
             log_end: high,
+            log: None,
         }
     }
 
@@ -261,6 +278,57 @@ mod tests {
         assert_eq!(p.ranges, [range(0, 0, 30), range(1, 7, 9)]);
         assert_eq!(p.end, since(&[(0, 30), (1, 9)]));
         assert_eq!(p.restarted, since(&[(0, 0)]));
+    }
+
+    #[test]
+    fn a_cursor_of_another_log_reads_the_new_log_from_its_start() {
+        let (old, new) = (
+            LogTag::parse("oldoldol").unwrap(),
+            LogTag::parse("newnewne").unwrap(),
+        );
+        let tagged = |partition, low, high| Extent {
+            log: Some(new),
+            ..extent(partition, low, high)
+        };
+        let mut of_old = since(&[(0, 10), (1, 3)]);
+        of_old.set_log(D, old);
+        // Within the new log: offsets show nothing, the tag does.
+        let p = plan(&of_old, &[tagged(0, 0, 30), tagged(1, 2, 5)], 1000);
+        let gap = |partition, from, to| Gap {
+            topic: D,
+            partition,
+            from,
+            to,
+            reason: GapReason::Reset,
+        };
+        assert_eq!(p.gaps, [gap(0, 10, 0), gap(1, 3, 2)]);
+        let range = |partition, from, to| Range {
+            topic: D,
+            partition,
+            from,
+            to,
+        };
+        assert_eq!(p.ranges, [range(0, 0, 30), range(1, 2, 5)]);
+        assert_eq!(p.end, end_at(&[(0, 30), (1, 5)], new), "the new log's");
+        assert_eq!(p.restarted, since(&[(0, 0), (1, 2)]));
+
+        // The same log: its offsets, as ever.
+        let p = plan(&end_at(&[(0, 10)], new), &[tagged(0, 0, 30)], 1000);
+        assert!(p.gaps.is_empty());
+        assert_eq!(p.ranges, [range(0, 10, 30)]);
+        assert_eq!(p.end, end_at(&[(0, 30)], new));
+        // A tag on one side only: offsets alone, as before tags.
+        let p = plan(&since(&[(0, 10)]), &[tagged(0, 0, 30)], 1000);
+        assert_eq!((p.gaps.len(), p.ranges[0].from), (0, 10));
+        let p = plan(&of_old, &[extent(0, 0, 30)], 1000);
+        assert_eq!((p.gaps.len(), p.ranges[0].from), (0, 10));
+        assert_eq!(p.end.log(D), None);
+    }
+
+    fn end_at(entries: &[(i32, i64)], log: LogTag) -> Cursor {
+        let mut c = since(entries);
+        c.set_log(D, log);
+        c
     }
 
     #[test]

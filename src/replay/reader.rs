@@ -163,13 +163,20 @@ impl Replayer {
     /// partitions live delivery reads, and memory holds each from the
     /// cursor's offset on, and no further than live delivery (a cursor
     /// beyond it may be of a log that went backwards: only Kafka's end
-    /// tells). `low` is then where memory's records start (Kafka may hold
-    /// older ones, which this replay does not need).
+    /// tells), and of the log live delivery reads (a cursor naming another
+    /// is read from the new log's start, which only Kafka tells). `low` is
+    /// then where memory's records start (Kafka may hold older ones, which
+    /// this replay does not need).
     pub fn extents_in_memory(&self, since: &Cursor, topics: &[TopicKind]) -> Option<Vec<Extent>> {
         let mut extents = Vec::new();
         for &topic in topics {
             let partitions = self.live.end_of(topic);
             if partitions.is_empty() || since.partitions(topic) != partitions.len() {
+                return None;
+            }
+            if let (Some(theirs), Some(ours)) = (since.log(topic), self.live.log(topic))
+                && theirs != ours
+            {
                 return None;
             }
             for (partition, high) in partitions {
@@ -183,6 +190,8 @@ impl Replayer {
                     low: from,
                     high,
                     log_end: high,
+                    // The caller's to know (`LivePositions::log`).
+                    log: None,
                 });
             }
         }
@@ -212,6 +221,7 @@ impl Replayer {
                             low,
                             high,
                             log_end: high,
+                            log: None,
                         });
                     }
                 }

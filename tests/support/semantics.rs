@@ -96,6 +96,32 @@ pub fn deals_cursor(offsets: &[i64]) -> String {
     format!("1:{}", entries.join(","))
 }
 
+/// `cursor`'s offsets as a version 1 cursor: its logs' tags (version 2,
+/// `d@<tag>` entries) left out.
+pub fn untagged(cursor: &Value) -> String {
+    let text = cursor.as_str().expect("a cursor");
+    let entries: Vec<&str> = text[2..]
+        .split(',')
+        .filter(|e| !e.is_empty() && !e[1..].starts_with('@'))
+        .collect();
+    format!("1:{}", entries.join(","))
+}
+
+/// The tag of the deals topic's log that `cursor` (version 2) names.
+pub fn deals_log(cursor: &Value) -> Option<String> {
+    let text = cursor.as_str().expect("a cursor");
+    text.strip_prefix("2:")?
+        .split(',')
+        .find_map(|e| e.strip_prefix("d@"))
+        .map(str::to_owned)
+}
+
+/// The log tag an event's `position` carries (`d.0.9.<tag>`), if any.
+pub fn position_log(event: &Value) -> Option<String> {
+    let position = event["position"].as_str().expect("a position");
+    position.split('.').nth(3).map(str::to_owned)
+}
+
 /// Per partition of the deals topic, one past the last of `events` there
 /// (`position` is `d.<partition>.<offset>`), else `otherwise`'s entry.
 pub fn after_events(events: &[Value], otherwise: &[i64]) -> Vec<i64> {

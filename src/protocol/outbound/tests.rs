@@ -22,7 +22,7 @@ fn event(body: EventBody) -> CrmEvent {
 
 /// The seed's fields, after checking the position every payload carries.
 fn rendered(body: EventBody) -> (&'static str, Value) {
-    let out = render(&event(body), Delivery::Live);
+    let out = render(&event(body), Delivery::Live, None);
     let mut payload: Value = serde_json::from_str(out.payload.get()).unwrap();
     assert_eq!(payload["position"], "d.3.42");
     assert!(payload.get("replayed").is_none());
@@ -32,12 +32,24 @@ fn rendered(body: EventBody) -> (&'static str, Value) {
 
 #[test]
 fn replayed_events_say_so() {
-    let out = render(&event(contact(Action::Note)), Delivery::Replayed);
+    let out = render(&event(contact(Action::Note)), Delivery::Replayed, None);
     let payload: Value = serde_json::from_str(out.payload.get()).unwrap();
     assert_eq!(
         (payload["replayed"].clone(), payload["position"].clone()),
         (json!(true), json!("d.3.42"))
     );
+}
+
+#[test]
+fn a_known_log_is_a_trailing_part_of_the_position() {
+    let log = LogTag::parse("AbCd-_12");
+    let out = render(&event(contact(Action::Note)), Delivery::Live, log);
+    let payload: Value = serde_json::from_str(out.payload.get()).unwrap();
+    let position = payload["position"].as_str().unwrap();
+    assert_eq!(position, "d.3.42.AbCd-_12");
+    // What README tells a client without the module: the first three parts.
+    let parts: Vec<&str> = position.split('.').take(3).collect();
+    assert_eq!(parts, ["d", "3", "42"]);
 }
 
 fn contact(action: Action) -> EventBody {
