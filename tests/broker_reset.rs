@@ -148,6 +148,19 @@ async fn recreate(broker: &Broker, topic: &str) {
     .await;
 }
 
+/// Recreates `topic` and writes deals 10..40 to its new log at once, in
+/// one batch: the new log is 30 long, past the old position (10), before a
+/// fetch there can find it shorter.
+async fn recreate_longer(broker: &Broker, producer: &FutureProducer, topic: &str) {
+    recreate(broker, topic).await;
+    let deal_ids: Vec<String> = (10..40).map(deal_of).collect();
+    let sends: Vec<_> = (10..40)
+        .zip(&deal_ids)
+        .map(|(seq, deal)| send_deal(producer, broker, deal, seq, None))
+        .collect();
+    futures::future::join_all(sends).await;
+}
+
 /// Every seq in `expected` exactly once (in any order).
 fn assert_exactly_once(received: &[serde_json::Value], expected: std::ops::Range<u64>) {
     let mut seqs: Vec<u64> = received
@@ -189,15 +202,7 @@ async fn a_recreated_topic_longer_than_the_old_position_is_told_by_its_id() {
     assert_exactly_once_in_order(&replayed, 5..10);
 
     let deals = broker.topic("crm.deals");
-    recreate(&broker, &deals).await;
-    // At once, in one batch: the new log is 30 long before a fetch at the
-    // old position (10) can find it shorter.
-    let deal_ids: Vec<String> = (10..40).map(deal_of).collect();
-    let sends: Vec<_> = (10..40)
-        .zip(&deal_ids)
-        .map(|(seq, deal)| send_deal(&producer, &broker, deal, seq, None))
-        .collect();
-    futures::future::join_all(sends).await;
+    recreate_longer(&broker, &producer, &deals).await;
     assert_eq!(extents(&broker, &deals), [(0, 30)], "the new log");
     for name in ["live", "windowed"] {
         let got = clients.deliveries(name, 30).await;
@@ -257,13 +262,7 @@ async fn a_cursor_of_the_old_log_within_the_new_one_gets_a_reset_gap_and_every_n
     }
 
     let deals = broker.topic("crm.deals");
-    recreate(&broker, &deals).await;
-    let deal_ids: Vec<String> = (10..40).map(deal_of).collect();
-    let sends: Vec<_> = (10..40)
-        .zip(&deal_ids)
-        .map(|(seq, deal)| send_deal(&producer, &broker, deal, seq, None))
-        .collect();
-    futures::future::join_all(sends).await;
+    recreate_longer(&broker, &producer, &deals).await;
     assert_eq!(
         extents(&broker, &deals),
         [(0, 30)],

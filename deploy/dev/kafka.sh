@@ -11,6 +11,9 @@
 # is KAFKA_HEAP (default 512m); KAFKA_JVM_OPTS adds JVM flags (the tests ask
 # for a faster start-up). The script execs the JVM, so its pid is the
 # broker's: signals (SIGSTOP, SIGKILL) reach the broker itself.
+# KAFKA_FORMAT_ARGS adds arguments to the storage format of a new node (e.g.
+# `--add-scram SCRAM-SHA-512=[name=bridge,password=...]`: SASL/SCRAM users
+# that exist from the first start).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 data="$1" node="$2" port="$3" controller_port="$4" voters="$5"
@@ -51,6 +54,8 @@ if [ ! -f "$data/log/meta.properties" ]; then
   # What `StorageTool random-uuid` prints (16 random bytes, base64url), without a JVM.
   cluster="${CLUSTER_ID:-$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)}"
   # `--cluster-id=`: an id may start with `-`, which would read as an option.
-  "${java[@]}" kafka.tools.StorageTool format --ignore-formatted "--cluster-id=$cluster" -c "$properties" >/dev/null
+  # shellcheck disable=SC2086 # KAFKA_FORMAT_ARGS is a list of arguments
+  "${java[@]}" kafka.tools.StorageTool format --ignore-formatted "--cluster-id=$cluster" \
+    -c "$properties" ${KAFKA_FORMAT_ARGS:-} >/dev/null
 fi
 exec "${java[@]}" kafka.Kafka "$properties"

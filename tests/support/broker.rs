@@ -76,6 +76,21 @@ impl Broker {
         Cluster::start(1).broker()
     }
 
+    /// A single node of this test's own with the properties `properties`
+    /// makes of its PLAINTEXT and CONTROLLER ports added to its
+    /// configuration (e.g. listeners beside those two; [`Broker::addr`] stays
+    /// the PLAINTEXT one), and `format_args` given to its storage format
+    /// (e.g. SCRAM users; see `deploy/dev/kafka.sh`).
+    pub fn dedicated_with(
+        properties: impl FnOnce(u16, u16) -> Vec<String>,
+        format_args: &str,
+    ) -> Self {
+        let mut spec = NodeSpec::single();
+        spec.properties = properties(spec.port, spec.controller_port);
+        spec.format_args = format_args.to_owned();
+        Cluster::start_specs(vec![spec]).broker()
+    }
+
     /// This test's name for the CRM topic `name` (e.g. `crm.deals`).
     pub fn topic(&self, name: &str) -> String {
         format!("{}{name}", self.namespace)
@@ -138,7 +153,11 @@ pub struct Cluster {
 impl Cluster {
     /// `size` nodes, replicating internal topics on up to three of them.
     pub fn start(size: usize) -> Arc<Self> {
-        let specs = NodeSpec::cluster(size);
+        Self::start_specs(NodeSpec::cluster(size))
+    }
+
+    fn start_specs(specs: Vec<NodeSpec>) -> Arc<Self> {
+        let size = specs.len();
         let nodes: Vec<Node> = specs
             .into_iter()
             .map(|s| Node::spawn_on(s, false))
@@ -257,6 +276,10 @@ struct NodeSpec {
     controller_port: u16,
     voters: String,
     cluster_id: String,
+    /// Broker properties beyond `kafka.sh`'s and the tests' own.
+    properties: Vec<String>,
+    /// `KAFKA_FORMAT_ARGS`.
+    format_args: String,
 }
 
 impl NodeSpec {
@@ -286,6 +309,8 @@ impl NodeSpec {
                 controller_port,
                 voters: voters.clone(),
                 cluster_id: cluster_id.clone(),
+                properties: Vec::new(),
+                format_args: String::new(),
             })
             .collect()
     }
@@ -341,7 +366,9 @@ impl Node {
             // Retention and compaction act within a test's time.
             .arg("log.retention.check.interval.ms=1000")
             .arg("log.cleaner.backoff.ms=500")
+            .args(&self.spec.properties)
             .env("CLUSTER_ID", &self.spec.cluster_id)
+            .env("KAFKA_FORMAT_ARGS", &self.spec.format_args)
             .env("KAFKA_HEAP", "384m")
             // Tests start many brokers and push little through them: the
             // quick compiler alone starts the JVM in about half the time.
