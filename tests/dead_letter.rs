@@ -97,11 +97,12 @@ async fn poison_records_are_parked_in_order_and_the_partition_flows_on() {
     assert_eq!(delivered["id"], "deal_p");
 
     let parked = read_parked(&broker, &broker.topic(DEAD_LETTERS), poison.len()).await;
+    // `<topic>.<partition>.<offset>`, then the log's tag where known.
     let good_offset: u64 = delivered["position"]
         .as_str()
         .unwrap()
-        .rsplit('.')
-        .next()
+        .split('.')
+        .nth(2)
         .unwrap()
         .parse()
         .unwrap();
