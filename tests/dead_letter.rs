@@ -7,9 +7,7 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::json;
 use support::avro::{self, deal};
 use support::{Broker, Clients, Producer, TestBridge, token};
@@ -26,19 +24,7 @@ struct Parked {
 
 /// Reads `count` records from every partition of `topic`, from the start.
 async fn read_parked(broker: &Broker, topic: &str, count: usize) -> Vec<Parked> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &broker.addr)
-        .set("group.id", "dead-letter-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut partitions = TopicPartitionList::new();
-    for partition in 0..2 {
-        partitions
-            .add_partition_offset(topic, partition, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&partitions).unwrap();
+    let consumer = support::semantics::reader_from_start(broker, topic, "dead-letter-reader");
     let mut parked = Vec::new();
     while parked.len() < count {
         let message = tokio::time::timeout(Duration::from_secs(15), consumer.recv())

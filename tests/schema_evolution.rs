@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use apache_avro::types::Value;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use serde_json::json;
 use support::avro::{DEAL_ID, confluent_frame, encode, now_ms, opt, s};
 use support::proxy::Proxy;
@@ -314,19 +313,7 @@ async fn the_demo_producer_writes_the_ids_the_registry_returns() {
 /// The schema id in the Confluent frame of the first record of `topic`
 /// (partition 0 or 1, whichever answers first).
 async fn first_schema_id(broker: &Broker, topic: &str) -> u32 {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &broker.addr)
-        .set("group.id", "schema-id-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut partitions = TopicPartitionList::new();
-    for partition in 0..2 {
-        partitions
-            .add_partition_offset(topic, partition, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&partitions).unwrap();
+    let consumer = support::semantics::reader_from_start(broker, topic, "schema-id-reader");
     let message = tokio::time::timeout(Duration::from_secs(15), consumer.recv())
         .await
         .unwrap_or_else(|_| panic!("no record in {topic}"))

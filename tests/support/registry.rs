@@ -87,35 +87,27 @@ impl Registry {
             .header("content-type", "application/vnd.schemaregistry.v1+json")
             .json(&serde_json::json!({ "schemaType": schema_type, "schema": schema }))
             .send()
-            .await
-            .expect("the schema registry answers");
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.expect("a JSON answer");
-        assert!(
-            status.is_success(),
-            "registering under {subject}: {status} {body}"
-        );
-        body["id"].as_u64().expect("an id") as u32
+            .await;
+        schema_id(response, &format!("registering under {subject}")).await
     }
 
     /// The id of the latest value schema of this test's `topic`.
     pub async fn latest_id(&self, broker: &Broker, topic: &str) -> u32 {
         let subject = format!("{}-value", broker.topic(topic));
         let url = format!("{}/subjects/{subject}/versions/latest", self.url);
-        let response = self
-            .client
-            .get(&url)
-            .send()
-            .await
-            .expect("the schema registry answers");
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.expect("a JSON answer");
-        assert!(
-            status.is_success(),
-            "{subject} has no schema: {status} {body}"
-        );
-        body["id"].as_u64().expect("an id") as u32
+        let response = self.client.get(&url).send().await;
+        schema_id(response, &format!("{subject} has no schema")).await
     }
+}
+
+/// The `id` of a successful registry answer; fails the test with `what`
+/// and the answer otherwise.
+async fn schema_id(response: reqwest::Result<reqwest::Response>, what: &str) -> u32 {
+    let response = response.expect("the schema registry answers");
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.expect("a JSON answer");
+    assert!(status.is_success(), "{what}: {status} {body}");
+    body["id"].as_u64().expect("an id") as u32
 }
 
 fn spawn(port: u16, log_path: &PathBuf) -> Child {

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 use super::avro::deal_seq;
@@ -234,4 +235,23 @@ pub async fn send_deal(
         .map_err(|(e, _)| e)
         .expect("produce");
     (delivery.partition, delivery.offset)
+}
+
+/// A consumer of `topic`'s partitions 0 and 1 from their start, outside
+/// any group's commits (`group` only names it).
+pub fn reader_from_start(broker: &Broker, topic: &str, group: &str) -> StreamConsumer {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut partitions = TopicPartitionList::new();
+    for partition in 0..2 {
+        partitions
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&partitions).unwrap();
+    consumer
 }
