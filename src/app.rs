@@ -18,7 +18,8 @@ use crate::gateway::{self, Dispatcher, Gateway, GatewayParts};
 use crate::guard::ConnectionGate;
 use crate::http::{self, EngineOpens, HttpState, ServeLimits};
 use crate::kafka::{
-    ConsumerHandle, KafkaConfig, LivePositions, ensure_topics, librdkafka_build, spawn_consumer,
+    BridgeContext, ConsumerHandle, KafkaConfig, LivePositions, ensure_topics, librdkafka_build,
+    spawn_consumer,
 };
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -65,6 +66,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     config.validate()?;
     log_kafka_client(&config.kafka);
     let metrics = Arc::new(Metrics::default());
+    let kafka_context = BridgeContext::new(metrics.clone());
     let registry = match config.schemas.http_registry()? {
         Some(http) => SchemaRegistry::Http(http),
         None => SchemaRegistry::Local(LocalRegistry::load(&config.schemas.local_dir)?),
@@ -74,13 +76,14 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         let mut names: Vec<&str> = config.kafka.topics.all().map(|(_, name)| name).collect();
         names.push(&config.presence.topic);
         names.extend(config.kafka.dead_letter_topic.as_deref());
-        ensure_topics(&config.kafka, &names, partitions).await?;
+        ensure_topics(&config.kafka, &kafka_context, &names, partitions).await?;
     }
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let presence = Presence::start(
         &config.presence,
         &config.kafka,
+        &kafka_context,
         metrics.clone(),
         &tasks,
         shutdown.clone(),
@@ -91,6 +94,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     let replayer = Replayer::new(
         config.replay.clone(),
         config.kafka.clone(),
+        kafka_context.clone(),
         decoder.clone(),
         metrics.clone(),
         live.clone(),
@@ -125,10 +129,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     let stop_consuming = shutdown.child_token();
     let consumer = spawn_consumer(
         &config.kafka,
+        &kafka_context,
         decoder,
         Dispatcher::new(gateway),
         live,
-        metrics.clone(),
         &tasks,
         stop_consuming.clone(),
     )?;

@@ -122,6 +122,9 @@ pub struct Metrics {
     pub dead_letter_failures: Counter,
     /// Errors the live and replay consumers got past.
     pub consume_errors: Counter,
+    /// Errors librdkafka reported for any of the bridge's Kafka clients, by
+    /// kind (`kafka/context.rs`).
+    pub kafka_client_errors: ReasonCounter,
     /// Partitions whose log went backwards under live delivery (a topic
     /// recreated, a broker that lost its data), by reason.
     pub partition_resets: PartitionCounter,
@@ -174,6 +177,7 @@ impl Metrics {
             "deadLettered": self.dead_lettered.get(),
             "deadLetterFailures": self.dead_letter_failures.get(),
             "consumeErrors": self.consume_errors.get(),
+            "kafkaClientErrors": self.kafka_client_errors.snapshot(),
             "partitionResets": self.partition_resets.snapshot().into_iter()
                 .map(|((topic, partition, reason), count)| json!({
                     "topic": topic, "partition": partition, "reason": reason, "count": count,
@@ -270,6 +274,12 @@ impl Metrics {
                 "Undecodable Kafka records, skipped, by reason.",
                 "reason",
                 &self.decode_failures,
+            ),
+            (
+                "kafka_client_errors_total",
+                "Errors librdkafka reported for the bridge's Kafka clients, by kind (authentication, tls, authorization, other).",
+                "kind",
+                &self.kafka_client_errors,
             ),
             (
                 "events_dropped_total",

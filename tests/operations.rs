@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use crm_bridge::kafka::ensure_topics;
+use crm_bridge::kafka::{BridgeContext, ensure_topics};
 use serde_json::json;
 use support::{Broker, Clients, TestBridge, token};
 
@@ -43,7 +43,10 @@ async fn readiness_waits_for_every_topic_and_late_topics_are_read_from_the_start
         .await;
     let mut names: Vec<&str> = config.kafka.topics.all().map(|(_, n)| n).collect();
     names.push(&config.presence.topic);
-    ensure_topics(&config.kafka, &names, 1).await.unwrap();
+    let context = BridgeContext::new(std::sync::Arc::default());
+    ensure_topics(&config.kafka, &context, &names, 1)
+        .await
+        .unwrap();
     let early = support::avro::deal("org-1", "deal_early", "p", "update", None);
     support::Producer::new(&broker)
         .send("crm.deals", "deal_early", &early)

@@ -25,7 +25,8 @@ mvn_quiet() {
 
 case "$what" in
   kafka)
-    dir="$cache/kafka-$(version_of kafka.version)"
+    # Named by the POM's contents too: a jar added there is a new install.
+    dir="$cache/kafka-$(version_of kafka.version)-$(sha256sum "$pom" | cut -c1-12)"
     if [ ! -f "$dir/.complete" ]; then
       echo "fetching Apache Kafka $(version_of kafka.version) from Maven Central into $dir (once, ~1 min)" >&2
       rm -rf "$dir"

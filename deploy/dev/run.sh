@@ -51,7 +51,7 @@ if [ -n "${KAFKA_BROKERS:-}" ]; then
   step "Kafka: using $brokers (KAFKA_BROKERS)"
 else
   brokers=127.0.0.1:9092
-  step "Kafka: Apache Kafka $(bash deploy/dev/install-jvm.sh kafka | sed 's:.*/kafka-::') on $brokers (log: $logs/kafka.log)"
+  step "Kafka: Apache Kafka $(bash deploy/dev/install-jvm.sh kafka | sed 's:.*/kafka-\([^-]*\).*:\1:') on $brokers (log: $logs/kafka.log)"
   # Fresh every run: the demo's history would otherwise pile up across runs.
   rm -rf "$logs/kafka"
   bash deploy/dev/kafka.sh "$logs/kafka" 1 9092 9093 1@127.0.0.1:9093 >"$logs/kafka.log" 2>&1 &

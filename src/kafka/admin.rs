@@ -4,25 +4,37 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::KafkaConfig;
+use super::{BridgeContext, KafkaConfig};
 
 pub async fn ensure_topics(
     config: &KafkaConfig,
+    context: &BridgeContext,
     names: &[&str],
     partitions: i32,
 ) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = config.client_config().create()?;
+    let admin: AdminClient<BridgeContext> = config
+        .client_config()
+        .create_with_context(context.clone())?;
     let topics: Vec<NewTopic<'_>> = names
         .iter()
         // -1: the broker's `default.replication.factor` (KIP-464), so a
         // cluster replicates the topics it creates as it would any other.
         .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(-1)))
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for result in admin.create_topics(&topics, &options).await? {
+    // Bounded: a Kafka that refuses the bridge would be waited on for ever
+    // (librdkafka retries), and the dev set-up would hang instead of saying why.
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(30)));
+    let created = admin.create_topics(&topics, &options).await;
+    let created = match (created, context.trouble().current(None)) {
+        (Ok(created), _) => created,
+        (Err(e), Some(refused)) => anyhow::bail!("creating topics: {e}: {refused}"),
+        (Err(e), None) => return Err(e.into()),
+    };
+    for result in created {
         match result {
             Ok(name) => tracing::info!(topic = %name, partitions, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

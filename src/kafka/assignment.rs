@@ -17,14 +17,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use super::ConsumerHandle;
 use super::topic_ids;
+use super::{ConsumerHandle, LiveConsumer};
 use crate::domain::TopicKind;
 use crate::metrics::Metrics;
 
@@ -36,7 +36,7 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Polls until shutdown: every `refresh` once all topics are assigned, every
 /// second before that. Publishes readiness on `handle`.
 pub async fn keep_assigned(
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<LiveConsumer>,
     topics: HashMap<String, TopicKind>,
     handle: ConsumerHandle,
     metrics: Arc<Metrics>,
@@ -58,6 +58,7 @@ pub async fn keep_assigned(
         };
         let complete = match sync.await {
             Ok(Ok(outcome)) => {
+                handle.trouble.answered(Instant::now());
                 if outcome.added > 0 {
                     tracing::info!(added = outcome.added, at_start, "assigned partitions");
                 }
@@ -65,7 +66,9 @@ pub async fn keep_assigned(
                 outcome.complete
             }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot look up partitions; retrying");
+                handle
+                    .trouble
+                    .warn("cannot look up partitions; retrying", &e);
                 false
             }
             Err(e) => {
@@ -96,7 +99,7 @@ struct Outcome {
 /// live delivery starts in each and its high watermark. Blocking (librdkafka
 /// round trips). A topic that does not exist yet is left for a later call.
 fn assign_missing(
-    consumer: &StreamConsumer,
+    consumer: &LiveConsumer,
     topics: &HashMap<String, TopicKind>,
     handle: &ConsumerHandle,
     metrics: &Metrics,
@@ -147,7 +150,7 @@ fn assign_missing(
 /// from the one assigned (`watermarks.rs`). Best effort: if the look-up
 /// fails, the first watermark round records the ids.
 fn remember_ids(
-    consumer: &StreamConsumer,
+    consumer: &LiveConsumer,
     topics: &HashMap<String, TopicKind>,
     positions: &TopicPartitionList,
     handle: &ConsumerHandle,
@@ -187,7 +190,7 @@ fn remember_ids(
 /// `partition_resets{reason="out_of_range"}`, what librdkafka would call an
 /// offset reset); clients resuming from before get a `retention` gap.
 fn starting_offsets(
-    consumer: &StreamConsumer,
+    consumer: &LiveConsumer,
     partitions: TopicPartitionList,
     at_start: bool,
     topics: &HashMap<String, TopicKind>,

@@ -60,7 +60,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures::{FutureExt as _, StreamExt as _};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Message, Offset};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -73,7 +73,7 @@ use super::dead_letter::DeadLetters;
 use super::positions::{LivePartition, LivePositions};
 use super::readiness::ReadinessBounds;
 use super::watermarks::{Watermarks, keep_watermarks};
-use super::{KafkaConfig, TopicNames};
+use super::{BridgeContext, ConnectionTrouble, KafkaConfig, LiveConsumer, TopicNames};
 use crate::decode::{Decoded, Decoder};
 use crate::domain::{Position, TopicKind};
 use crate::metrics::Metrics;
@@ -101,6 +101,8 @@ pub struct ConsumerHandle {
     pub(super) watermarks: Arc<Watermarks>,
     pub(super) topic_names: TopicNames,
     pub(super) readiness: ReadinessBounds,
+    /// Whether Kafka refuses to let the bridge in (`context.rs`).
+    pub(super) trouble: Arc<ConnectionTrouble>,
     /// Cancelled once the consumer has stopped and committed its offsets.
     pub(super) stopped: CancellationToken,
 }
@@ -120,13 +122,14 @@ impl ConsumerHandle {
 
 pub fn spawn_consumer(
     config: &KafkaConfig,
+    context: &BridgeContext,
     decoder: Arc<Decoder>,
     sink: impl Deliver,
     live: Arc<LivePositions>,
-    metrics: Arc<Metrics>,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ConsumerHandle> {
+    let metrics = context.metrics().clone();
     let node_id = config.node_id();
     let settings = [
         // Offsets are stored by hand once an event has been handed to every
@@ -142,12 +145,12 @@ pub fn spawn_consumer(
     ];
     let client_id = format!("crm-bridge-{node_id}");
     let group_id = format!("{}-{node_id}", config.group_prefix);
-    let consumer: Arc<StreamConsumer> = Arc::new(
+    let consumer: Arc<LiveConsumer> = Arc::new(
         config
             .consumer_config(&client_id, &group_id, &settings)
-            .create()?,
+            .create_with_context(context.clone())?,
     );
-    let dead_letters = DeadLetters::new(config)?;
+    let dead_letters = DeadLetters::new(config, context)?;
     let topics: HashMap<String, TopicKind> = config
         .topics
         .all()
@@ -159,6 +162,7 @@ pub fn spawn_consumer(
         watermarks: Arc::default(),
         topic_names: config.topics.clone(),
         readiness: ReadinessBounds::new(config),
+        trouble: context.trouble().clone(),
         stopped: CancellationToken::new(),
     };
     tracing::info!(node_id, brokers = %config.bootstrap_servers(), "starting live consumer");
@@ -176,6 +180,7 @@ pub fn spawn_consumer(
         topics.clone(),
         handle.watermarks.clone(),
         handle.live.clone(),
+        handle.trouble.clone(),
         Duration::from_secs(config.lag_refresh_seconds),
         shutdown.clone(),
     ));
@@ -269,7 +274,7 @@ impl<'a> Partitions<'a> {
     /// offset for ever (a lag of 1, a committed offset one short, a replay
     /// ending before the marker). Call only when no record is ready: every
     /// record polled has then been handled, none is in flight.
-    fn step_over_markers(&mut self, consumer: &StreamConsumer, topics: &[(&'a str, TopicKind)]) {
+    fn step_over_markers(&mut self, consumer: &LiveConsumer, topics: &[(&'a str, TopicKind)]) {
         let positions = match consumer.position() {
             Ok(positions) => positions,
             Err(e) => {
@@ -323,7 +328,7 @@ impl<'a> Partitions<'a> {
     /// new log from its start already.
     fn restart_recreated(
         &mut self,
-        consumer: &StreamConsumer,
+        consumer: &LiveConsumer,
         stages: &Stages<'_>,
         topics: &[(&'a str, TopicKind)],
     ) {
@@ -394,7 +399,7 @@ impl<'a> Partitions<'a> {
     /// commit. Called every [`RECORDS_PER_TURN`] records, before the loop
     /// waits and when it ends: one store per partition instead of one per
     /// record (each takes the partition's lock in librdkafka).
-    fn store(&mut self, consumer: &StreamConsumer) {
+    fn store(&mut self, consumer: &LiveConsumer) {
         for seen in &mut self.seen {
             if let Some(offset) = seen.unstored.take()
                 && let Err(e) = consumer.store_offset(seen.topic_name, seen.partition, offset)
@@ -520,7 +525,7 @@ impl Clock {
 }
 
 async fn consume(
-    consumer: &StreamConsumer,
+    consumer: &LiveConsumer,
     stages: Stages<'_>,
     sink: impl Deliver,
     shutdown: &CancellationToken,
@@ -540,7 +545,7 @@ async fn consume(
 }
 
 async fn read<'t>(
-    consumer: &StreamConsumer,
+    consumer: &LiveConsumer,
     stages: &Stages<'_>,
     topics: &[(&'t str, TopicKind)],
     partitions: &mut Partitions<'t>,
@@ -594,7 +599,7 @@ async fn read<'t>(
             Err(e) => {
                 // librdkafka reconnects by itself; this is informational.
                 metrics.consume_errors.inc();
-                tracing::warn!(error = %e, "kafka consume error");
+                consumer.context().trouble().warn("kafka consume error", &e);
                 continue;
             }
         };

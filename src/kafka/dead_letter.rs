@@ -28,7 +28,7 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
-use super::KafkaConfig;
+use super::{BridgeContext, KafkaConfig};
 use crate::metrics::Metrics;
 
 /// How long one record may take to reach the dead-letter topic, retries
@@ -39,7 +39,7 @@ pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BACK_OFF: Duration = Duration::from_secs(60);
 
 pub struct DeadLetters {
-    producer: FutureProducer,
+    producer: FutureProducer<BridgeContext>,
     topic: String,
     node: String,
     /// Parking is skipped until then, after a failure.
@@ -48,7 +48,7 @@ pub struct DeadLetters {
 
 impl DeadLetters {
     /// `None` when no dead-letter topic is configured.
-    pub fn new(config: &KafkaConfig) -> anyhow::Result<Option<Self>> {
+    pub fn new(config: &KafkaConfig, context: &BridgeContext) -> anyhow::Result<Option<Self>> {
         let Some(topic) = &config.dead_letter_topic else {
             return Ok(None);
         };
@@ -63,7 +63,7 @@ impl DeadLetters {
                 "message.timeout.ms",
                 DELIVERY_TIMEOUT.as_millis().to_string(),
             )
-            .create()?;
+            .create_with_context(context.clone())?;
         Ok(Some(Self {
             producer,
             topic: topic.clone(),

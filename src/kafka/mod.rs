@@ -12,6 +12,7 @@ mod admin;
 mod assignment;
 mod config;
 mod consumer;
+mod context;
 mod dead_letter;
 mod positions;
 mod readiness;
@@ -22,6 +23,11 @@ mod watermarks;
 pub use admin::ensure_topics;
 pub use config::{KafkaConfig, KafkaProperties, LibrdkafkaBuild, TopicNames, librdkafka_build};
 pub use consumer::{ConsumerHandle, Deliver, spawn_consumer};
+pub use context::{BridgeContext, ConnectionTrouble, Refusal};
 pub use positions::LivePositions;
 pub use readiness::PartitionLag;
 pub use recent::{RecentChunk, RecentRecords};
+
+/// The live consumer: like every client the bridge makes, with the
+/// bridge's callbacks (`context.rs`).
+type LiveConsumer = rdkafka::consumer::StreamConsumer<BridgeContext>;

@@ -67,9 +67,18 @@ impl ConsumerHandle {
         self.watermarks.silence()
     }
 
+    /// Why Kafka does not let the bridge in (credentials, TLS), if it
+    /// refused an attempt since it last answered.
+    pub fn refused(&self) -> Option<String> {
+        self.trouble.current(self.watermarks.last_answer())
+    }
+
     /// Why this node should not get clients yet, from the consumer's side;
     /// `None` when it may.
     pub fn not_ready(&self) -> Option<String> {
+        if let Some(refused) = self.refused() {
+            return Some(refused);
+        }
         if !self.is_assigned() {
             return Some("waiting for Kafka partitions".into());
         }
@@ -116,6 +125,7 @@ mod tests {
                 max_lag,
                 broker_silence: Duration::from_secs(60),
             },
+            trouble: Arc::default(),
             stopped: Default::default(),
         }
     }

@@ -38,11 +38,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::TopicPartitionList;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use tokio_util::sync::CancellationToken;
 
-use super::LivePositions;
 use super::topic_ids::{self, TopicId};
+use super::{ConnectionTrouble, LiveConsumer, LivePositions};
 use crate::domain::{LogTag, TopicKind};
 
 /// One watermark look-up.
@@ -103,6 +103,11 @@ impl Watermarks {
             .unwrap_or_else(|e| e.into_inner())
             .insert((topic, partition), high);
         self.answered();
+    }
+
+    /// When Kafka last answered; `None` if it never has.
+    pub fn last_answer(&self) -> Option<Instant> {
+        *self.last_answer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Kafka answered, without a watermark.
@@ -211,17 +216,17 @@ impl Watermarks {
 
     /// How long since the broker last answered; `None` if it never has.
     pub fn silence(&self) -> Option<Duration> {
-        let last = *self.last_answer.lock().unwrap_or_else(|e| e.into_inner());
-        last.map(|at| at.elapsed())
+        self.last_answer().map(|at| at.elapsed())
     }
 }
 
 /// Looks the assigned partitions' watermarks up every `every` until shutdown.
 pub async fn keep_watermarks(
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<LiveConsumer>,
     topics: HashMap<String, TopicKind>,
     watermarks: Arc<Watermarks>,
     live: Arc<LivePositions>,
+    trouble: Arc<ConnectionTrouble>,
     every: Duration,
     shutdown: CancellationToken,
 ) {
@@ -244,6 +249,9 @@ pub async fn keep_watermarks(
             _ = shutdown.cancelled() => return,
             looked_up = round => looked_up,
         };
+        if let Some(answer) = watermarks.last_answer() {
+            trouble.answered(answer);
+        }
         match looked_up {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::debug!(error = %e, "watermark look-up failed"),
@@ -255,7 +263,7 @@ pub async fn keep_watermarks(
 /// One round over the current assignment; if it fails, whether the cluster
 /// answers at all. Blocking (librdkafka round trips).
 fn look_up(
-    consumer: &StreamConsumer,
+    consumer: &LiveConsumer,
     topics: &HashMap<String, TopicKind>,
     watermarks: &Watermarks,
     live: &LivePositions,
@@ -280,7 +288,7 @@ fn look_up(
 /// a changed id is handed to the consume loop ([`Watermarks::take_recreated`]).
 /// A topic deleted and not recreated yet keeps its old id until it is.
 fn read_ids(
-    consumer: &StreamConsumer,
+    consumer: &LiveConsumer,
     topics: &HashMap<String, TopicKind>,
     assigned: &TopicPartitionList,
     watermarks: &Watermarks,
@@ -333,7 +341,7 @@ fn read_ids(
 }
 
 fn read_highs(
-    consumer: &StreamConsumer,
+    consumer: &LiveConsumer,
     topics: &HashMap<String, TopicKind>,
     assigned: &TopicPartitionList,
     watermarks: &Watermarks,

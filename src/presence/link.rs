@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use socketioxide::extract::SocketRef;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +28,7 @@ use super::PresenceConfig;
 use super::roster::{Effects, NotInRoom, RoomView, Roster};
 use super::wire::{Envelope, InstanceId, Message};
 use crate::domain::{RoomKey, UserId};
-use crate::kafka::KafkaConfig;
+use crate::kafka::{BridgeContext, KafkaConfig};
 use crate::metrics::Metrics;
 use crate::routing::ClientId;
 
@@ -37,13 +37,15 @@ const RETRY_EVERY: Duration = Duration::from_millis(500);
 /// How long shutdown waits for the `bye` record to leave.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
+type PresenceConsumer = StreamConsumer<BridgeContext>;
+
 pub struct Presence {
     me: InstanceId,
     node: Box<str>,
     topic: String,
     heartbeat: Duration,
     roster: Mutex<Roster<SocketRef>>,
-    producer: ThreadedProducer<DefaultProducerContext>,
+    producer: ThreadedProducer<BridgeContext>,
     metrics: Arc<Metrics>,
     /// When this instance saw its own `hello` come back (Unix ms; 0: not yet).
     hello_seen_at: AtomicU64,
@@ -58,6 +60,7 @@ impl Presence {
     pub fn start(
         config: &PresenceConfig,
         kafka: &KafkaConfig,
+        context: &BridgeContext,
         metrics: Arc<Metrics>,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
@@ -72,16 +75,16 @@ impl Presence {
             .set("linger.ms", "0")
             .set("max.in.flight.requests.per.connection", "1")
             .set("queue.buffering.max.messages", "100000")
-            .create()?;
+            .create_with_context(context.clone())?;
         let fetch_wait = config.fetch_wait_ms.to_string();
         let settings = [
             ("enable.auto.commit", "false"),
             ("fetch.wait.max.ms", fetch_wait.as_str()),
         ];
         let group = format!("{}-{node}-presence", kafka.group_prefix);
-        let consumer: StreamConsumer = kafka
+        let consumer: PresenceConsumer = kafka
             .consumer_config(&format!("crm-bridge-presence-{node}"), &group, &settings)
-            .create()?;
+            .create_with_context(context.clone())?;
         let presence = Arc::new(Self {
             roster: Mutex::new(Roster::new(me.clone(), config.timing())),
             me,
@@ -247,7 +250,7 @@ impl Presence {
 /// Follows the presence topic from its end: applies records, beats, resyncs.
 async fn follow(
     presence: Arc<Presence>,
-    consumer: StreamConsumer,
+    consumer: PresenceConsumer,
     resync_every: Duration,
     shutdown: CancellationToken,
 ) {
@@ -269,7 +272,7 @@ async fn follow(
                 Ok(record) => presence.receive(record.payload()),
                 Err(e) => {
                     presence.metrics.presence_failures.inc("consume");
-                    tracing::warn!(error = %e, "presence topic consume error");
+                    consumer.context().trouble().warn("presence topic consume error", &e);
                 }
             },
         }
@@ -284,7 +287,7 @@ async fn follow(
 /// Assigns every partition of `topic` at its current end, waiting for the
 /// topic to exist. False if shut down first.
 async fn assign_at_end(
-    consumer: &Arc<StreamConsumer>,
+    consumer: &Arc<PresenceConsumer>,
     topic: &str,
     shutdown: &CancellationToken,
 ) -> bool {
@@ -298,7 +301,10 @@ async fn assign_at_end(
                 Ok(()) => return true,
                 Err(e) => tracing::warn!(error = %e, "cannot assign the presence topic"),
             },
-            Ok(Err(e)) => tracing::warn!(topic, error = %e, "waiting for the presence topic"),
+            Ok(Err(e)) => consumer
+                .context()
+                .trouble()
+                .warn("waiting for the presence topic", &e),
             Err(e) => tracing::warn!(error = %e, "presence topic lookup failed"),
         }
         tokio::select! {
@@ -308,7 +314,7 @@ async fn assign_at_end(
     }
 }
 
-fn end_offsets(consumer: &StreamConsumer, topic: &str) -> anyhow::Result<TopicPartitionList> {
+fn end_offsets(consumer: &PresenceConsumer, topic: &str) -> anyhow::Result<TopicPartitionList> {
     let metadata = consumer.fetch_metadata(Some(topic), LOOKUP_TIMEOUT)?;
     let partitions: Vec<i32> = metadata
         .topics()

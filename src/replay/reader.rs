@@ -17,8 +17,7 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
@@ -27,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Cursor, Extent, Range, ReplayConfig};
 use crate::decode::Decoder;
 use crate::domain::{CrmEvent, Position, TopicKind};
-use crate::kafka::{KafkaConfig, LivePositions};
+use crate::kafka::{BridgeContext, KafkaConfig, LivePositions};
 use crate::metrics::Metrics;
 
 /// Metadata and watermark look-ups.
@@ -64,28 +63,12 @@ pub struct ReadFailed;
 type Events = mpsc::Sender<Result<CrmEvent, ReadFailed>>;
 
 /// A replay consumer.
-type ReplayConsumer = StreamConsumer<ReplayContext>;
-
-/// librdkafka's callbacks for replay consumers: as the default ones, except
-/// that reaching a partition's end, which ends every read from Kafka, is
-/// not logged as an error (librdkafka reports it as one, and then again to
-/// the reader, which acts on it).
-struct ReplayContext;
-
-impl ClientContext for ReplayContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        match error {
-            KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {}
-            error => tracing::error!(target: "librdkafka", "librdkafka: {error}: {reason}"),
-        }
-    }
-}
-
-impl ConsumerContext for ReplayContext {}
+type ReplayConsumer = StreamConsumer<BridgeContext>;
 
 pub struct Replayer {
     config: ReplayConfig,
     kafka: KafkaConfig,
+    context: BridgeContext,
     node_id: String,
     decoder: Arc<Decoder>,
     metrics: Arc<Metrics>,
@@ -100,6 +83,7 @@ impl Replayer {
     pub fn new(
         config: ReplayConfig,
         kafka: KafkaConfig,
+        context: BridgeContext,
         decoder: Arc<Decoder>,
         metrics: Arc<Metrics>,
         live: Arc<LivePositions>,
@@ -108,6 +92,7 @@ impl Replayer {
             node_id: kafka.node_id(),
             config,
             kafka,
+            context,
             decoder,
             metrics,
             live,
@@ -146,7 +131,7 @@ impl Replayer {
         let client_id = format!("crm-bridge-replay-{}", self.node_id);
         let group_id = format!("{}-replay-{}", self.kafka.group_prefix, self.node_id);
         let config = self.kafka.consumer_config(&client_id, &group_id, &settings);
-        Ok(config.create_with_context(ReplayContext)?)
+        Ok(config.create_with_context(self.context.clone())?)
     }
 
     fn give_back(&self, consumer: ReplayConsumer) {

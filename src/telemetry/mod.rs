@@ -103,7 +103,11 @@ pub fn init(config: &LogConfig, traces: Option<&TraceExport>) -> anyhow::Result<
 }
 
 fn fmt_layer(format: LogFormat) -> Box<dyn Layer<Registry> + Send + Sync> {
-    let layer = fmt::layer().with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    // Colours for a person at a terminal, none for a file or a collector.
+    let layer = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Json => Box::new(layer.json().event_format(log_ids::WithTraceIds::json())),
         LogFormat::Text => Box::new(layer.event_format(log_ids::WithTraceIds::text())),

@@ -111,6 +111,23 @@ impl Broker {
         }
     }
 
+    /// Runs Kafka's command-line tool `class` (see `deploy/dev/kafka-tool.sh`)
+    /// with `args` against [`Broker::addr`]; panics with its output if it fails.
+    pub fn tool(&self, class: &str, args: &[&str]) {
+        let out = Command::new("bash")
+            .arg(repo_path("deploy/dev/kafka-tool.sh"))
+            .args([class, "--bootstrap-server", &self.addr])
+            .args(args)
+            .output()
+            .expect("running deploy/dev/kafka-tool.sh");
+        assert!(
+            out.status.success(),
+            "{class} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn single_node(&self) -> &Cluster {
         let cluster = self
             .owned

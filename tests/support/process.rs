@@ -31,6 +31,31 @@ impl BridgeProcess {
         extra: &str,
         env: &[(&str, &str)],
     ) -> Self {
+        let bridge = Self::spawn(broker, port, node_id, extra, env, "create_topics = 2\n");
+        wait_ready(&bridge.url).await;
+        bridge
+    }
+
+    /// As [`start_with_env`](Self::start_with_env), but neither creating
+    /// the topics (the test has) nor waiting until the bridge is ready.
+    pub fn spawn_unready(
+        broker: &Broker,
+        port: u16,
+        node_id: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::spawn(broker, port, node_id, extra, env, "")
+    }
+
+    fn spawn(
+        broker: &Broker,
+        port: u16,
+        node_id: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+        create_topics: &str,
+    ) -> Self {
         let dir = repo_path("target/test-logs");
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join(format!("bridge-{port}-{node_id}.toml"));
@@ -38,7 +63,7 @@ impl BridgeProcess {
             &config,
             format!(
                 "listen = \"127.0.0.1:{port}\"\n\
-                 [kafka]\nbrokers = \"{}\"\nnode_id = \"{node_id}\"\ncreate_topics = 2\n\
+                 [kafka]\nbrokers = \"{}\"\nnode_id = \"{node_id}\"\n{create_topics}\
                  [schemas]\nlocal_dir = \"{}\"\n\
                  [auth.jwt]\nhs_secret = \"{TEST_SECRET}\"\n{extra}",
                 broker.addr,
@@ -72,12 +97,15 @@ impl BridgeProcess {
             .stderr(log)
             .spawn()
             .expect("starting the bridge binary");
-        let bridge = Self {
+        Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
-        };
-        wait_ready(&bridge.url).await;
-        bridge
+        }
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     pub fn pid(&self) -> u32 {
