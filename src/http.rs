@@ -144,7 +144,10 @@ async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
 
 fn not_ready(state: &HttpState) -> Option<String> {
     state.consumer.not_ready().or_else(|| {
-        (!state.presence.is_ready()).then(|| "waiting for presence from the other nodes".into())
+        (!state.presence.is_ready()).then(|| {
+            let denials = state.consumer.kafka_denials();
+            format!("waiting for presence from the other nodes{denials}")
+        })
     })
 }
 

@@ -16,7 +16,7 @@ pub async fn ensure_topics(
 ) -> anyhow::Result<()> {
     let admin: AdminClient<BridgeContext> = config
         .client_config()
-        .create_with_context(context.clone())?;
+        .create_with_context(context.for_client("the topic creator"))?;
     let topics: Vec<NewTopic<'_>> = names
         .iter()
         // -1: the broker's `default.replication.factor` (KIP-464), so a

@@ -20,9 +20,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+use super::context::is_authorization;
 use super::topic_ids;
 use super::{ConsumerHandle, LiveConsumer};
 use crate::domain::TopicKind;
@@ -112,7 +114,17 @@ fn assign_missing(
         let metadata = consumer.fetch_metadata(Some(topic), LOOKUP_TIMEOUT)?;
         let partitions = match metadata.topics().iter().find(|t| t.name() == topic) {
             Some(t) if t.error().is_none() && !t.partitions().is_empty() => t.partitions(),
-            _ => {
+            Some(t) => {
+                let code = t.error().map(RDKafkaErrorCode::from);
+                if let Some(code) = code.filter(|&code| is_authorization(code)) {
+                    let client = consumer.context().client();
+                    let denial = format!("{client}: topic {topic}: {code}");
+                    handle.trouble.denied(denial);
+                }
+                complete = false;
+                continue;
+            }
+            None => {
                 complete = false;
                 continue;
             }

@@ -148,7 +148,9 @@ pub fn spawn_consumer(
     let consumer: Arc<LiveConsumer> = Arc::new(
         config
             .consumer_config(&client_id, &group_id, &settings)
-            .create_with_context(context.clone())?,
+            .create_with_context(
+                context.for_client(format!("the live consumer (group {group_id})")),
+            )?,
     );
     let dead_letters = DeadLetters::new(config, context)?;
     let topics: HashMap<String, TopicKind> = config

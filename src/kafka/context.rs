@@ -21,9 +21,17 @@
 //! The trouble ends when Kafka answers again (a watermark or assignment
 //! look-up, see `readiness.rs`): every client shares the credentials and
 //! brokers, so one that gets in means the others can.
+//!
+//! Kafka may also let the bridge in and deny it a resource (an ACL
+//! missing: see the README's "The ACLs the bridge needs"). Each client's
+//! context names the client, so a denial says which part of the bridge was
+//! denied what; each distinct denial is logged once, counted, and named on
+//! `/readyz` while the part it stops is not ready (a denial not seen again
+//! for [`DENIAL_MEMORY`] is forgotten).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -35,11 +43,20 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::metrics::Metrics;
 
-/// Shared by every client of one bridge (cheap to clone).
+/// How long a denial not seen again is remembered.
+pub const DENIAL_MEMORY: Duration = Duration::from_secs(300);
+
+/// Distinct denials remembered at most (the oldest go first).
+const DENIALS_KEPT: usize = 16;
+
+/// Shared by every client of one bridge (cheap to clone), each with its
+/// own name ([`BridgeContext::for_client`]).
 #[derive(Clone)]
 pub struct BridgeContext {
     trouble: Arc<ConnectionTrouble>,
     metrics: Arc<Metrics>,
+    /// Which of the bridge's clients this is, for the denials it reports.
+    client: Arc<str>,
 }
 
 impl BridgeContext {
@@ -47,7 +64,23 @@ impl BridgeContext {
         Self {
             trouble: Arc::default(),
             metrics,
+            client: "a Kafka client".into(),
         }
+    }
+
+    /// The same context for the client `client` (e.g. "the live consumer
+    /// (group crm-bridge-a)": librdkafka's words for a denied group do not
+    /// name it).
+    pub fn for_client(&self, client: impl Into<Arc<str>>) -> Self {
+        Self {
+            client: client.into(),
+            ..self.clone()
+        }
+    }
+
+    /// Which client this is.
+    pub fn client(&self) -> &str {
+        &self.client
     }
 
     pub fn trouble(&self) -> &Arc<ConnectionTrouble> {
@@ -108,7 +141,7 @@ fn label(code: Option<RDKafkaErrorCode>) -> &'static str {
     }
 }
 
-fn is_authorization(code: RDKafkaErrorCode) -> bool {
+pub fn is_authorization(code: RDKafkaErrorCode) -> bool {
     matches!(
         code,
         RDKafkaErrorCode::TopicAuthorizationFailed
@@ -118,10 +151,13 @@ fn is_authorization(code: RDKafkaErrorCode) -> bool {
     )
 }
 
-/// The refusal the bridge's clients are getting, if any.
+/// The refusal the bridge's clients are getting, if any, and the denials
+/// they got.
 #[derive(Default)]
 pub struct ConnectionTrouble {
     current: Mutex<Option<Trouble>>,
+    /// What was denied, by its description, and when it last was.
+    denials: Mutex<BTreeMap<String, Instant>>,
 }
 
 struct Trouble {
@@ -168,11 +204,52 @@ impl ConnectionTrouble {
             .is_some()
     }
 
-    /// Logs `what` failed with `error`, a failure Kafka's refusal may
-    /// cause: at warn, or at debug while Kafka refuses the bridge (the
-    /// refusal was logged once already).
+    /// Kafka denied `denial` (which client, what, librdkafka's words):
+    /// logged the first time.
+    pub fn denied(&self, denial: String) {
+        let now = Instant::now();
+        let mut denials = self.denials.lock().unwrap_or_else(|e| e.into_inner());
+        denials.retain(|_, last| now.duration_since(*last) < DENIAL_MEMORY);
+        if denials.insert(denial.clone(), now).is_none() {
+            tracing::error!(
+                "Kafka denies the bridge's user a resource (an ACL is missing; the README \
+                 lists those the bridge needs): {denial}"
+            );
+        }
+        while denials.len() > DENIALS_KEPT {
+            let oldest = denials
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(d, _)| d.clone());
+            denials.remove(&oldest.expect("more than none"));
+        }
+    }
+
+    /// The denials remembered, for a reason on `/readyz`: empty if none.
+    pub fn denials(&self) -> String {
+        let now = Instant::now();
+        let denials = self.denials.lock().unwrap_or_else(|e| e.into_inner());
+        let current: Vec<&str> = denials
+            .iter()
+            .filter(|(_, last)| now.duration_since(**last) < DENIAL_MEMORY)
+            .map(|(denial, _)| denial.as_str())
+            .collect();
+        match current.is_empty() {
+            true => String::new(),
+            false => format!("; Kafka denied {}", current.join("; ")),
+        }
+    }
+
+    /// Logs `what` failed with `error`, a failure Kafka's refusal or a
+    /// denial may cause: at warn, or at debug while Kafka refuses the
+    /// bridge or has denied it something (that was logged once already).
     pub fn warn(&self, what: &str, error: &dyn std::fmt::Display) {
-        if self.is_refused() {
+        let denied = !self
+            .denials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        if self.is_refused() || denied {
             tracing::debug!(error = %error, "{what}");
         } else {
             tracing::warn!(error = %error, "{what}");
@@ -253,6 +330,9 @@ impl ClientContext for BridgeContext {
                     );
                 }
             }
+            None if code.is_some_and(is_authorization) => {
+                self.trouble.denied(format!("{}: {reason}", self.client));
+            }
             // No broker connection left: while Kafka refuses the bridge,
             // that is why (logged once above).
             None if code == Some(RDKafkaErrorCode::AllBrokersDown) && self.trouble.is_refused() => {
@@ -265,12 +345,29 @@ impl ClientContext for BridgeContext {
 
 impl ConsumerContext for BridgeContext {}
 
-/// The bridge's producers wait on each delivery's future (dead letters)
-/// or count failures where they send (presence): nothing to do here.
+/// Called for the presence producer's records (the dead letters' producer
+/// waits on each delivery's future instead): a record Kafka did not take
+/// is counted, and a denial remembered.
 impl ProducerContext for BridgeContext {
     type DeliveryOpaque = ();
 
-    fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        let Err((error, message)) = result else {
+            return;
+        };
+        let code = error.rdkafka_error_code();
+        self.metrics.kafka_client_errors.inc(label(code));
+        if code.is_some_and(is_authorization) {
+            use rdkafka::Message as _;
+            let topic = message.topic();
+            self.trouble.denied(format!(
+                "{}: writing to topic {topic}: {error}",
+                self.client
+            ));
+        } else {
+            self.trouble.warn("a record was not delivered", error);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -311,6 +408,26 @@ mod tests {
         assert!(trouble.refused(Refusal::Authentication, "SASL authentication error"));
         let why = trouble.current(None).unwrap();
         assert!(why.contains("failed attempts: 1:"), "{why}");
+    }
+
+    #[test]
+    fn each_denial_is_remembered_once_and_named() {
+        let trouble = ConnectionTrouble::default();
+        assert_eq!(trouble.denials(), "");
+        trouble.denied("the presence producer: writing to topic p: denied".into());
+        trouble.denied("the presence producer: writing to topic p: denied".into());
+        trouble.denied("the live consumer: group g: denied".into());
+        assert_eq!(
+            trouble.denials(),
+            "; Kafka denied the live consumer: group g: denied; \
+             the presence producer: writing to topic p: denied"
+        );
+        for n in 0..2 * DENIALS_KEPT {
+            trouble.denied(format!("denial {n}"));
+        }
+        let kept = trouble.denials();
+        assert_eq!(kept.matches("; ").count(), DENIALS_KEPT, "{kept}");
+        assert!(kept.contains(&format!("denial {}", 2 * DENIALS_KEPT - 1)));
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl DeadLetters {
                 "message.timeout.ms",
                 DELIVERY_TIMEOUT.as_millis().to_string(),
             )
-            .create_with_context(context.clone())?;
+            .create_with_context(context.for_client("the dead-letter producer"))?;
         Ok(Some(Self {
             producer,
             topic: topic.clone(),

@@ -73,6 +73,12 @@ impl ConsumerHandle {
         self.trouble.current(self.watermarks.last_answer())
     }
 
+    /// What Kafka denied the bridge's clients lately (see `context.rs`),
+    /// as the end of a reason: empty if nothing.
+    pub fn kafka_denials(&self) -> String {
+        self.trouble.denials()
+    }
+
     /// Why this node should not get clients yet, from the consumer's side;
     /// `None` when it may.
     pub fn not_ready(&self) -> Option<String> {
@@ -80,7 +86,10 @@ impl ConsumerHandle {
             return Some(refused);
         }
         if !self.is_assigned() {
-            return Some("waiting for Kafka partitions".into());
+            return Some(format!(
+                "waiting for Kafka partitions{}",
+                self.kafka_denials()
+            ));
         }
         let bounds = self.readiness;
         match self.broker_silence() {

@@ -75,7 +75,7 @@ impl Presence {
             .set("linger.ms", "0")
             .set("max.in.flight.requests.per.connection", "1")
             .set("queue.buffering.max.messages", "100000")
-            .create_with_context(context.clone())?;
+            .create_with_context(context.for_client("the presence producer"))?;
         let fetch_wait = config.fetch_wait_ms.to_string();
         let settings = [
             ("enable.auto.commit", "false"),
@@ -84,7 +84,9 @@ impl Presence {
         let group = format!("{}-{node}-presence", kafka.group_prefix);
         let consumer: PresenceConsumer = kafka
             .consumer_config(&format!("crm-bridge-presence-{node}"), &group, &settings)
-            .create_with_context(context.clone())?;
+            .create_with_context(
+                context.for_client(format!("the presence consumer (group {group})")),
+            )?;
         let presence = Arc::new(Self {
             roster: Mutex::new(Roster::new(me.clone(), config.timing())),
             me,
@@ -194,7 +196,8 @@ impl Presence {
             Ok(()) => self.metrics.presence_sent.inc(),
             Err((e, _)) => {
                 self.metrics.presence_failures.inc("send");
-                tracing::warn!(error = %e, "cannot publish a presence record");
+                let trouble = self.producer.context().trouble();
+                trouble.warn("cannot publish a presence record", &e);
             }
         }
     }

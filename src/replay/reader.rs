@@ -131,7 +131,10 @@ impl Replayer {
         let client_id = format!("crm-bridge-replay-{}", self.node_id);
         let group_id = format!("{}-replay-{}", self.kafka.group_prefix, self.node_id);
         let config = self.kafka.consumer_config(&client_id, &group_id, &settings);
-        Ok(config.create_with_context(self.context.clone())?)
+        let context = self
+            .context
+            .for_client(format!("a replay consumer (group {group_id})"));
+        Ok(config.create_with_context(context)?)
     }
 
     fn give_back(&self, consumer: ReplayConsumer) {

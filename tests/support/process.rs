@@ -9,6 +9,7 @@ use super::{Broker, repo_path};
 pub struct BridgeProcess {
     child: Child,
     pub url: String,
+    log: std::path::PathBuf,
 }
 
 impl BridgeProcess {
@@ -75,7 +76,7 @@ impl BridgeProcess {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join(format!("bridge-{port}-{node_id}.log")))
+            .open(Self::log_path(port, node_id))
             .unwrap();
         // The test's topic names, from the environment (the config file's
         // tables are `extra`'s to add to).
@@ -100,7 +101,13 @@ impl BridgeProcess {
         Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            log: Self::log_path(port, node_id),
         }
+    }
+
+    /// Where this process logs.
+    pub fn log_path_of(&self) -> std::path::PathBuf {
+        self.log.clone()
     }
 
     /// True while the process has not exited.
