@@ -14,6 +14,7 @@ mod support;
 use serde_json::json;
 use support::avro::deal;
 use support::bridge::wait_ready;
+use support::broker::NodeExtras;
 use support::process::BridgeProcess;
 use support::semantics::{create_topics, wait_until};
 use support::{Broker, Clients, Producer, free_port, repo_path, token};
@@ -126,7 +127,11 @@ fn authorizing_broker(users: usize) -> (Broker, String) {
         })
         .collect::<Vec<_>>()
         .join(" ");
-    (Broker::dedicated_with(properties, &scram), sasl)
+    let extras = NodeExtras {
+        format_args: &scram,
+        ..Default::default()
+    };
+    (Broker::dedicated_with(properties, extras), sasl)
 }
 
 /// Grants `acl` to each of `users`, in one call of Kafka's ACL tool.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crm_bridge::kafka::{BridgeContext, ensure_topics};
 use support::bridge::wait_ready;
+use support::broker::NodeExtras;
 use support::process::BridgeProcess;
 use support::semantics::{assert_exactly_once_in_order, deal_of, producer, send_deal, subscribe};
 use support::{Broker, Clients, TestBridge, free_port};
@@ -113,7 +114,11 @@ fn secured_broker(pki: &Pki) -> (Broker, String, String) {
         ]
     };
     let users = format!("--add-scram SCRAM-SHA-512=[name={USER},password={PASSWORD}]");
-    let broker = Broker::dedicated_with(properties, &users);
+    let extras = NodeExtras {
+        format_args: &users,
+        ..Default::default()
+    };
+    let broker = Broker::dedicated_with(properties, extras);
     (broker, sasl_ssl, mtls)
 }
 
@@ -343,4 +348,69 @@ async fn an_untrusted_broker_certificate_leaves_the_bridge_up_and_unready_until_
         },
     )
     .await;
+}
+
+/// OAUTHBEARER with OIDC client credentials (librdkafka's `oidc` method),
+/// as Confluent Cloud's OAuth asks for: the bridge fetches a token from the
+/// identity provider's token endpoint; the broker checks it against the
+/// provider's JWKS (Kafka's `OAuthBearerValidatorCallbackHandler`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_delivers_through_oauthbearer_with_oidc_client_credentials() {
+    use support::idp::{Idp, Issuer, jwks, rsa_key};
+    let key = rsa_key("rs256-private.pem");
+    let issuer = Issuer {
+        client_id: "crm-bridge",
+        client_secret: "oidc-secret-of-the-test",
+        kid: "kafka-kid",
+        key: rsa_key("rs256-private.pem"),
+    };
+    let idp = Idp::start_issuing(jwks(&[("kafka-kid", &key)]), Some(issuer)).await;
+    let oauth = format!("127.0.0.1:{}", free_port());
+    let jwks_url = idp.jwks_url.clone();
+    let properties = |plaintext: u16, controller: u16| {
+        let plaintext = format!("PLAINTEXT://127.0.0.1:{plaintext}");
+        let listener = "listener.name.oauth.oauthbearer";
+        vec![
+            format!("listeners={plaintext},CONTROLLER://127.0.0.1:{controller},OAUTH://{oauth}"),
+            format!("advertised.listeners={plaintext},OAUTH://{oauth}"),
+            "listener.security.protocol.map=\
+             PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,OAUTH:SASL_PLAINTEXT"
+                .to_owned(),
+            "sasl.enabled.mechanisms=OAUTHBEARER".to_owned(),
+            format!(
+                "{listener}.sasl.jaas.config=\
+                 org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
+            ),
+            format!(
+                "{listener}.sasl.server.callback.handler.class=\
+                 org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+            ),
+            format!("sasl.oauthbearer.jwks.endpoint.url={jwks_url}"),
+        ]
+    };
+    // Kafka 4 fetches only from URLs a system property allows.
+    let allowed = format!("-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={jwks_url}");
+    let extras = NodeExtras {
+        jvm_options: &allowed,
+        ..Default::default()
+    };
+    let broker = Broker::dedicated_with(properties, extras);
+    delivers_through(
+        &broker,
+        &oauth,
+        &[
+            ("security.protocol", "SASL_PLAINTEXT".into()),
+            ("sasl.mechanism", "OAUTHBEARER".into()),
+            ("sasl.oauthbearer.method", "oidc".into()),
+            ("sasl.oauthbearer.client.id", "crm-bridge".into()),
+            (
+                "sasl.oauthbearer.client.secret",
+                "oidc-secret-of-the-test".into(),
+            ),
+            ("sasl.oauthbearer.token.endpoint.url", idp.token_url.clone()),
+        ],
+    )
+    .await;
+    let issued = idp.issued.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(issued >= 1, "the bridge fetched no token");
 }

@@ -79,15 +79,15 @@ impl Broker {
     /// A single node of this test's own with the properties `properties`
     /// makes of its PLAINTEXT and CONTROLLER ports added to its
     /// configuration (e.g. listeners beside those two; [`Broker::addr`] stays
-    /// the PLAINTEXT one), and `format_args` given to its storage format
-    /// (e.g. SCRAM users; see `deploy/dev/kafka.sh`).
+    /// the PLAINTEXT one), and `extras` for its start.
     pub fn dedicated_with(
         properties: impl FnOnce(u16, u16) -> Vec<String>,
-        format_args: &str,
+        extras: NodeExtras<'_>,
     ) -> Self {
         let mut spec = NodeSpec::single();
         spec.properties = properties(spec.port, spec.controller_port);
-        spec.format_args = format_args.to_owned();
+        spec.format_args = extras.format_args.to_owned();
+        spec.jvm_options = extras.jvm_options.to_owned();
         Cluster::start_specs(vec![spec]).broker()
     }
 
@@ -285,6 +285,15 @@ impl Cluster {
     }
 }
 
+/// What a dedicated node starts with beyond its properties.
+#[derive(Default)]
+pub struct NodeExtras<'a> {
+    /// Given to its storage format (e.g. SCRAM users; see `deploy/dev/kafka.sh`).
+    pub format_args: &'a str,
+    /// JVM flags (e.g. system properties Kafka reads).
+    pub jvm_options: &'a str,
+}
+
 /// Where one node listens and keeps its data.
 #[derive(Clone)]
 struct NodeSpec {
@@ -297,6 +306,8 @@ struct NodeSpec {
     properties: Vec<String>,
     /// `KAFKA_FORMAT_ARGS`.
     format_args: String,
+    /// Added to `KAFKA_JVM_OPTS`.
+    jvm_options: String,
 }
 
 impl NodeSpec {
@@ -328,6 +339,7 @@ impl NodeSpec {
                 cluster_id: cluster_id.clone(),
                 properties: Vec::new(),
                 format_args: String::new(),
+                jvm_options: String::new(),
             })
             .collect()
     }
@@ -389,7 +401,13 @@ impl Node {
             .env("KAFKA_HEAP", "384m")
             // Tests start many brokers and push little through them: the
             // quick compiler alone starts the JVM in about half the time.
-            .env("KAFKA_JVM_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+            .env(
+                "KAFKA_JVM_OPTS",
+                format!(
+                    "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC {}",
+                    self.spec.jvm_options
+                ),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
