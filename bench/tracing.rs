@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Instant;
 
-use crm_bridge::config::LogConfig;
+use crm_bridge::telemetry::LogConfig;
 use crm_bridge::telemetry::{self, TraceExport};
 use serde_json::json;
 use support::otlp::OtlpReceiver;

@@ -20,6 +20,7 @@ use crate::guard::GuardConfig;
 use crate::kafka::KafkaConfig;
 use crate::presence::PresenceConfig;
 use crate::replay::ReplayConfig;
+use crate::telemetry::LogConfig;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -57,31 +58,6 @@ impl Default for Config {
             index_shards: 64,
         }
     }
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// `text` for people, `json` for log pipelines.
-    pub format: LogFormat,
-    /// A `tracing` filter such as `info,crm_bridge=debug`; `RUST_LOG` wins.
-    pub filter: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self {
-            format: LogFormat::Text,
-            filter: "info".into(),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 /// Where writer schemas come from, and how the HTTP registry is reached.

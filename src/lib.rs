@@ -28,8 +28,24 @@
 //! - [`app`]: wires it all together and owns start-up and shutdown order.
 //! - [`demo`]: the demo producer `make run` starts.
 //!
-//! Imports point down this list's data flow: `domain` and `protocol` know
-//! nothing of sockets or Kafka.
+//! Imports point down these layers, never up or sideways: a module uses
+//! only modules on lines below its own (`tests/layering.rs` checks every
+//! `crate::` path outside test code against this block). `domain` and
+//! `protocol` know nothing of sockets or Kafka; `config` gathers each
+//! part's own settings, so nothing below it reads the whole configuration.
+//!
+//! ```text
+//! app
+//! http
+//! demo
+//! config
+//! gateway
+//! presence replay
+//! kafka
+//! protocol
+//! auth decode guard routing telemetry
+//! domain metrics net
+//! ```
 
 pub mod app;
 pub mod auth;

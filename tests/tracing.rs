@@ -10,7 +10,7 @@ mod support;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crm_bridge::config::LogConfig;
+use crm_bridge::telemetry::LogConfig;
 use crm_bridge::telemetry::{self, OtlpProtocol, TraceExport};
 use opentelemetry_sdk::trace::Sampler;
 use serde_json::json;

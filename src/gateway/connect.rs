@@ -22,9 +22,9 @@ use super::session::Session;
 use super::{Client, Gateway, credential, replay, requests};
 use crate::auth::Credential;
 use crate::domain::ActionSet;
+use crate::domain::Cursor;
 use crate::guard::{EventRate, GuardConfig, Refusal};
 use crate::protocol::{ClientError, ErrorCode, SubscriptionRequest, now_rfc3339};
-use crate::replay::Cursor;
 use crate::routing::{ClientId, topics_of};
 
 /// A refused connection, displayed as the seed's error object in JSON.

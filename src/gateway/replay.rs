@@ -28,12 +28,13 @@ use tracing::{Instrument as _, Span};
 
 use super::session::{ReplayJob, Session, Step, Waiting};
 use super::{Client, Gateway, overflow};
+use crate::domain::Cursor;
 use crate::domain::Position;
 use crate::domain::TopicKind;
 use crate::protocol::{
     ClientError, Delivery, ErrorCode, SubscriptionRequest, describe_key, render,
 };
-use crate::replay::{Cursor, Extent, Plan, Range, Slot, catch_up, plan};
+use crate::replay::{Extent, Plan, Range, Slot, catch_up, plan};
 use crate::routing::{key_matches, topics_of};
 use crate::telemetry;
 

@@ -43,11 +43,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Client, Gateway};
 use crate::auth::Principal;
+use crate::domain::Cursor;
 use crate::domain::{ActionSet, CrmEvent, RoomKey};
 use crate::guard::{Admission, ConnectionSlot, EventRate};
 use crate::presence::RoomView;
 use crate::protocol::{ClientError, ErrorCode, Outbound, SubscriptionRequest};
-use crate::replay::Cursor;
 use crate::routing::{ClientId, Scope, SubscriptionKey, key_matches};
 
 pub struct Session {

@@ -8,8 +8,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{ClientError, ErrorCode};
+use crate::domain::Cursor;
 use crate::domain::{Action, ActionSet, FilterField, OrgId, ResourceKind, UserId};
-use crate::replay::Cursor;
 use crate::routing::{Scope, Selector, SubscriptionKey};
 
 /// Longest resource id or filter value accepted; CRM ids are far shorter.

@@ -1,9 +1,7 @@
-//! Replay: what a client missed, read from the live consumer's recent
+//! Replay: what a client missed since its cursor (`domain/cursor.rs`), read from the live consumer's recent
 //! records when they reach back far enough, else from Kafka with consumers
 //! of its own.
 //!
-//! - `cursor.rs`: the resume cursor clients hold (per-partition offsets,
-//!   and per topic the tag of the log they are of).
 //! - `plan.rs`: from a cursor and Kafka's extents, the ranges to read and the
 //!   gaps to report (retention, limit, reset). Pure.
 //! - `reader.rs`: reads ranges from memory (see `kafka/recent.rs`) or with
@@ -16,14 +14,12 @@
 //! The seam with live delivery (no gap, no duplicate) is the gateway's job:
 //! see `gateway/replay.rs`.
 
-mod cursor;
 mod plan;
 mod reader;
 mod slots;
 
 use serde::Deserialize;
 
-pub use cursor::{Cursor, CursorError};
 pub use plan::{Extent, Gap, GapReason, Plan, Range, catch_up, plan};
 pub use reader::{ReadFailed, Replayer};
 pub use slots::{Shares, Slot, Slots};

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::Cursor;
+use crate::domain::Cursor;
 use crate::domain::{LogTag, TopicKind};
 
 /// One partition's current extent in Kafka.

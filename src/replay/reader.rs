@@ -23,8 +23,9 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Cursor, Extent, Range, ReplayConfig};
+use super::{Extent, Range, ReplayConfig};
 use crate::decode::Decoder;
+use crate::domain::Cursor;
 use crate::domain::{CrmEvent, Position, TopicKind};
 use crate::kafka::{BridgeContext, KafkaConfig, LivePositions};
 use crate::metrics::Metrics;

@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use serde::Deserialize;
 use tracing::{Level, Metadata};
 use tracing_subscriber::filter::{self, EnvFilter, FilterExt, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
@@ -26,8 +27,6 @@ use tracing_subscriber::{Layer, Registry, fmt};
 
 pub use export::{DEFAULT_RATIO, OtlpProtocol, TraceExport};
 pub use record::{child_span, consume_span, root_span};
-
-use crate::config::{LogConfig, LogFormat};
 
 /// The installed trace export, when there is one.
 struct Tracing {
@@ -49,6 +48,32 @@ const TRANSPORT_TARGETS: [&str; 7] = [
     "tower",
     "rustls",
 ];
+
+/// How the bridge logs (`[log]` in the configuration).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log pipelines.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info,crm_bridge=debug`; `RUST_LOG` wins.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides the log
 /// filter. With `traces`, also the OpenTelemetry layer, for the bridge's

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::domain::{LogTag, TopicKind};
+use super::{LogTag, TopicKind};
 
 /// Longest cursor text accepted.
 const MAX_LEN: usize = 4096;
