@@ -25,12 +25,32 @@ pub use clients::Clients;
 pub use nginx::Nginx;
 pub use registry::Registry;
 
+/// A loopback port for a server a test starts (a Kafka node, a bridge
+/// process) that must be named before it binds. Not `bind(0)`: that hands
+/// out a port of the kernel's ephemeral range (32768-60999 on Linux), which
+/// every outgoing connection of a parallel test draws from too, so it can
+/// be taken before the server binds it. These come from below that range,
+/// each at most once per test binary, starting at a place of this
+/// process's own (so two binaries rarely meet), and each free when handed
+/// out (a bind proves it).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % COUNT,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % COUNT) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT);
 }
 
 pub fn repo_path(relative: &str) -> std::path::PathBuf {
