@@ -19,7 +19,7 @@ use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
 use super::session::Session;
-use super::{Client, Gateway, credential, replay, requests};
+use super::{Client, Gateway, credential, replay, requests, rooms};
 use crate::auth::Credential;
 use crate::domain::ActionSet;
 use crate::domain::Cursor;
@@ -125,6 +125,7 @@ pub async fn authenticate(
     // socketioxide spawns `on_connect` after sending CONNECT, and a client
     // that emits at once would otherwise race that task and lose requests.
     requests::register(&socket);
+    rooms::register(&socket);
     Ok(())
 }
 

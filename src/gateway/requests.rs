@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 
 use super::session::{Session, Subscribed};
-use super::{Client, Gateway, rate, replay, rooms};
+use super::{Client, Gateway, rate, replay};
 use crate::protocol::{Caller, ClientError, ErrorCode, parse_subscribe, parse_unsubscribe};
 use crate::routing::topics_of;
 
@@ -17,7 +17,6 @@ pub fn register(socket: &SocketRef) {
     socket.on("unsubscribe", on_unsubscribe);
     socket.on("ping", on_ping);
     socket.on_fallback(on_unknown);
-    rooms::register(socket);
 }
 
 /// Unknown event names are ignored, but count toward the event rate.
