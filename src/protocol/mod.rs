@@ -1,4 +1,4 @@
-//! The client contract (`shared/seed/websocket-api.md`) as pure code: requests
+//! The client contract (`docs/websocket-api.md`) as pure code: requests
 //! parsed into routing keys, typed events rendered into the seed's payloads,
 //! and the seed's error object. No sockets here, so all of it is unit-tested.
 
