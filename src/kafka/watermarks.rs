@@ -244,11 +244,15 @@ pub async fn keep_watermarks(
             );
             tokio::task::spawn_blocking(move || look_up(&consumer, &topics, &watermarks, &live))
         };
-        let looked_up = tokio::select! {
-            // A look-up in flight finishes on its own within LOOKUP_TIMEOUT.
-            _ = shutdown.cancelled() => return,
-            looked_up = round => looked_up,
-        };
+        // Awaited even at shutdown (each look-up is bounded by
+        // LOOKUP_TIMEOUT, and shutdown waits for this task): the round holds
+        // a handle on the consumer, and the last handle dropped closes it,
+        // which waits on Kafka for ever once Kafka is gone. Dropped here,
+        // while shutdown still has Kafka, the consumer closes at once.
+        let looked_up = round.await;
+        if shutdown.is_cancelled() {
+            return;
+        }
         if let Some(answer) = watermarks.last_answer() {
             trouble.answered(answer);
         }
