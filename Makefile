@@ -16,10 +16,13 @@ run: native java web/node_modules/.package-lock.json deploy/dev/node_modules/.pa
 MULTIARCH := $(shell gcc -print-multiarch)
 
 ## The C libraries librdkafka links against (see Cargo.toml), from Debian:
-## OpenSSL, libcurl, libzstd and zlib, with their headers and pkg-config.
+## OpenSSL, Cyrus SASL (and its Kerberos plugin, loaded at run time),
+## libcurl, libzstd and zlib, with their headers and pkg-config.
 native:
 	$(call apt_install_stopped,pkg-config,/usr/bin/pkg-config)
 	$(call apt_install_stopped,libssl-dev,/usr/include/openssl/ssl.h)
+	$(call apt_install_stopped,libsasl2-dev,/usr/include/sasl/sasl.h)
+	$(call apt_install_stopped,libsasl2-modules-gssapi-mit,/usr/lib/$(MULTIARCH)/sasl2/libgssapiv2.so)
 	$(call apt_install_stopped,libcurl4-openssl-dev,/usr/include/$(MULTIARCH)/curl/curl.h)
 	$(call apt_install_stopped,libzstd-dev,/usr/include/zstd.h)
 	$(call apt_install_stopped,zlib1g-dev,/usr/include/zlib.h)

@@ -283,7 +283,7 @@ mod tests {
     use super::*;
 
     /// Proves the build: TLS, every SASL mechanism a managed Kafka asks
-    /// for (SCRAM needs OpenSSL, OIDC needs libcurl) and every codec a
+    /// for (SCRAM needs OpenSSL, OIDC libcurl, GSSAPI Cyrus SASL) and every codec a
     /// producer may compress with (zstd and zlib are external libraries).
     #[test]
     fn librdkafka_is_built_with_tls_sasl_oidc_and_every_codec() {
@@ -293,6 +293,7 @@ mod tests {
             "ssl",
             "sasl_plain",
             "sasl_scram",
+            "sasl_gssapi",
             "sasl_oauthbearer",
             "oidc",
             "gzip",
