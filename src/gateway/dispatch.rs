@@ -1,7 +1,7 @@
 //! Delivery: the consumer's sink. Routes a record through the index, and
 //! when anyone matched, builds its event, renders its payload once, and
 //! offers it to each matching connection: emitted at once, or held while
-//! that connection replays (see `session.rs`). A record that matches nobody
+//! that connection replays (see `seam.rs`). A record that matches nobody
 //! (most of them, on a node whose clients watch a few resources) costs the
 //! index lookups and nothing else.
 //!
@@ -21,7 +21,7 @@ use socketioxide::{SendError, SocketError};
 use tracing::Span;
 use tracing::field::Empty;
 
-use super::session::{Offer, Waiting};
+use super::seam::{Offer, Waiting};
 use super::{Client, Gateway, overflow};
 use crate::decode::Decoded;
 use crate::domain::CrmEvent;

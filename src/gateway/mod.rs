@@ -8,8 +8,10 @@
 //! - `requests.rs`: `subscribe`, `unsubscribe`, `ping`.
 //! - `rooms.rs`: `join-room`, `leave-room`, `typing` (the state is in
 //!   [`crate::presence`]; a room's CRM events are a session subscription).
-//! - `session.rs`: what one connection holds (principal, subscriptions), and
-//!   the seam between replay and live delivery.
+//! - `seam.rs`: the seam between replay and live delivery, pure: one
+//!   connection's subscriptions, rooms, replays and held live events.
+//! - `session.rs`: what one connection holds (principal, its seam under a
+//!   lock), applying each seam step to the index, presence and metrics.
 //! - `replay.rs`: the per-connection replay worker.
 //! - `dispatch.rs`: the [`Deliver`](crate::kafka::Deliver) sink: route, render
 //!   once, emit to each matching socket without waiting.
@@ -25,6 +27,7 @@ mod rate;
 mod replay;
 mod requests;
 mod rooms;
+mod seam;
 mod session;
 
 use std::sync::Arc;

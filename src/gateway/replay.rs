@@ -1,6 +1,6 @@
 //! The per-connection replay worker: runs the connection's queued replays one
 //! at a time, each chasing live delivery until it has caught up, then flushes
-//! the live events held meanwhile (see `session.rs` for the seam). Emits at
+//! the live events held meanwhile (see `seam.rs`). Emits at
 //! the client's pace: a full socket queue makes it wait, not drop, until
 //! `replay.timeout_seconds`.
 //!
@@ -26,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
 use tracing::{Instrument as _, Span};
 
-use super::session::{ReplayJob, Session, Step, Waiting};
+use super::seam::{ReplayJob, Step, Waiting};
+use super::session::Session;
 use super::{Client, Gateway, overflow};
 use crate::domain::Cursor;
 use crate::domain::Position;
@@ -338,7 +339,7 @@ struct Replaying<'a> {
 impl Replaying<'_> {
     /// Reads `ranges`, then what live delivery handled meanwhile, and
     /// again, until little is left: then fixes the subscription's replay end
-    /// at live delivery's position (step 2 of the seam in `session.rs`) and
+    /// at live delivery's position (step 2 of the seam in `seam.rs`) and
     /// reads up to it. Live events the replay will read are not held
     /// meanwhile, so a replay chasing a fast stream does not fill the
     /// connection's held-events buffer; one that cannot catch up runs into

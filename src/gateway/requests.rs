@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 
-use super::session::{Session, Subscribed};
+use super::session::Session;
 use super::{Client, Gateway, rate, replay};
 use crate::protocol::{Caller, ClientError, ErrorCode, parse_subscribe, parse_unsubscribe};
 use crate::routing::topics_of;
@@ -76,11 +76,11 @@ async fn on_subscribe(
     let client = Client::new(&socket, &session);
     let Some(since) = request.since.clone() else {
         match session.subscribe(&gateway, &client, &request) {
-            Ok(outcome) => {
+            Ok(is_new) => {
                 let reply = json!({
                     "ok": true,
                     "subscription": request.describe(),
-                    "replaced": matches!(outcome, Subscribed::Replaced),
+                    "replaced": !is_new,
                     "cursor": replay::live_cursor(&gateway, &topics_of(&request.key, request.actions))
                         .to_string(),
                     "replayed": 0,
