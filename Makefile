@@ -64,9 +64,12 @@ deps: native java web/node_modules/.package-lock.json tests/client/node_modules/
 	$(call apt_install_stopped,prometheus,/usr/bin/promtool)
 	$(call apt_install_stopped,chromium,/usr/bin/chromium)
 
+## Formatting, clippy and rustdoc (private items too: the docs a newcomer
+## reads), every warning an error; the lints themselves are Cargo.toml's.
 lint: native
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --document-private-items --quiet
 
 ## Every test: lint, unit and property tests, integration tests against the
 ## real broker (Apache Kafka) and the official socket.io-client; the client

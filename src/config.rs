@@ -281,7 +281,7 @@ mod tests {
     #[test]
     fn the_dev_secret_needs_dev_mode() {
         let mut config = Config::default();
-        config.auth.jwt.hs_secret = Some(crate::auth::Secret::new(DEV_JWT_SECRET));
+        config.auth.jwt.hs_secret = Some(Secret::new(DEV_JWT_SECRET));
         assert!(config.validate().is_err());
         config.dev_mode = true;
         config.validate().unwrap();
@@ -294,11 +294,9 @@ mod tests {
             ..Config::default()
         };
         assert!(!config.dev_sign_in(), "dev mode alone");
-        config.auth.jwt.hs_secret = Some(crate::auth::Secret::new(
-            "a-real-secret-0123456789abcdef0123",
-        ));
+        config.auth.jwt.hs_secret = Some(Secret::new("a-real-secret-0123456789abcdef0123"));
         assert!(!config.dev_sign_in(), "dev mode with a real secret");
-        config.auth.jwt.hs_secret = Some(crate::auth::Secret::new(DEV_JWT_SECRET));
+        config.auth.jwt.hs_secret = Some(Secret::new(DEV_JWT_SECRET));
         assert!(config.dev_sign_in());
         config.dev_mode = false;
         assert!(!config.dev_sign_in());

@@ -120,7 +120,7 @@ fn is_socket_io_path(path: &str) -> bool {
 /// the module served always matches the bridge serving it.
 pub const CLIENT_MODULE_PATH: &str = "/client/crm-bridge-client.js";
 
-async fn client_module() -> impl axum::response::IntoResponse {
+async fn client_module() -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
@@ -167,7 +167,7 @@ async fn stats(State(state): State<HttpState>) -> Json<serde_json::Value> {
 }
 
 /// The counters of `/stats` in Prometheus text format, plus lag and readiness.
-async fn prometheus(State(state): State<HttpState>) -> impl axum::response::IntoResponse {
+async fn prometheus(State(state): State<HttpState>) -> impl IntoResponse {
     let mut out = Exposition::default();
     state.metrics.render(&mut out);
     out.gauge(

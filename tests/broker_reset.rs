@@ -28,7 +28,7 @@ fn options() -> AdminOptions {
     AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))
 }
 
-async fn resets(bridge: &TestBridge) -> serde_json::Value {
+async fn resets(bridge: &TestBridge) -> Value {
     bridge.stats().await["partitionResets"].clone()
 }
 
@@ -162,7 +162,7 @@ async fn recreate_longer(broker: &Broker, producer: &FutureProducer, topic: &str
 }
 
 /// Every seq in `expected` exactly once (in any order).
-fn assert_exactly_once(received: &[serde_json::Value], expected: std::ops::Range<u64>) {
+fn assert_exactly_once(received: &[Value], expected: std::ops::Range<u64>) {
     let mut seqs: Vec<u64> = received
         .iter()
         .map(|e| e["data"]["seq"].as_u64().expect("a seq"))

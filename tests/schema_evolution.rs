@@ -162,14 +162,14 @@ async fn writer_schemas_come_from_an_http_schema_registry() {
     let producer = Producer::new(&broker);
     let unknown = confluent_frame(i32::MAX as u32, &deal_v2_record("x", ids.v2)[5..]);
     producer.send("crm.deals", "deal_v2", &unknown).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let stats = bridge.stats().await;
         if stats["decodeFailures"]["unknown_schema"] == 1 {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "not counted: {stats}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bridge.stop().await;
 }

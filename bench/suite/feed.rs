@@ -53,7 +53,7 @@ fn put_string(out: &mut Vec<u8>, text: &str) {
 }
 
 /// A Confluent-framed `DealEvent` (`update`), fields in schema order.
-fn encode_update(out: &mut Vec<u8>, target: &Target, seq: u64, sent_at_us: u64) {
+fn encode_update(out: &mut Vec<u8>, target: &Target<'_>, seq: u64, sent_at_us: u64) {
     out.clear();
     out.push(0);
     out.extend_from_slice(&DEAL_SCHEMA_ID.to_be_bytes());
@@ -94,7 +94,7 @@ impl Feed {
     }
 
     /// Hands one record to the producer's queue; returns its sequence number.
-    pub fn send(&mut self, target: &Target) -> u64 {
+    pub fn send(&mut self, target: &Target<'_>) -> u64 {
         let seq = self.seq;
         self.seq += 1;
         encode_update(&mut self.buffer, target, seq, now_micros());

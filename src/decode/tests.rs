@@ -49,7 +49,7 @@ fn deal_record(schema: &Schema, org: &str) -> Vec<u8> {
     apache_avro::to_avro_datum(schema, r).unwrap()
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+fn block_on<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()

@@ -18,6 +18,21 @@
 //! - `rate.rs`: charging each inbound event to the connection's rate.
 //! - `overflow.rs`: cutting off a client (too slow, flooding, credential
 //!   lapsed).
+//!
+//! Imports point down these layers (`super::` paths between the files
+//! here; `tests/layering.rs` checks them), and `seam` imports nothing of
+//! the gateway and nothing that does I/O:
+//!
+//! ```text
+//! connect
+//! rooms
+//! requests
+//! credential rate
+//! dispatch replay
+//! overflow
+//! session
+//! seam
+//! ```
 
 mod connect;
 mod credential;

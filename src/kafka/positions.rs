@@ -21,7 +21,7 @@
 //! position: `consumer.rs`), and calls [`LivePositions::reset`]: the position moves back, memory drops the old
 //! log's records, and the partition's *reset epoch* moves on, so that
 //! offsets remembered from the old log (a session's replay windows, see
-//! `gateway/session.rs`) are known to mean nothing in the new one.
+//! `gateway/seam.rs`) are known to mean nothing in the new one.
 //!
 //! Each topic's *log tag* (a short tag of its id, [`LogTag`]) says which log
 //! live delivery reads, for events' positions and cursors to carry: set
