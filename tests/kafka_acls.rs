@@ -1,9 +1,9 @@
 //! Least privilege, proven: with Kafka's authorizer on (StandardAuthorizer),
-//! a bridge whose user holds exactly the ACLs of the README's table ("The
-//! ACLs the bridge needs") works end to end, and for each row, a bridge
-//! whose user holds all the others shows the part that row is for failing,
-//! with a clear error. The table is read from the README, so the test and
-//! the documentation cannot drift apart.
+//! a bridge whose user holds exactly the ACLs of the table in
+//! docs/configuration.md ("The ACLs the bridge needs") works end to end, and
+//! for each row, a bridge whose user holds all the others shows the part
+//! that row is for failing, with a clear error. The table is read from that
+//! page, so the test and the documentation cannot drift apart.
 //!
 //! One node with a SASL_PLAINTEXT listener (SCRAM-SHA-512, a user per
 //! bridge); the PLAINTEXT listener, whose anonymous principal is a super
@@ -22,7 +22,7 @@ use support::{Broker, Clients, Producer, free_port, repo_path, token};
 const PASSWORD: &str = "acl-test-password";
 const DEAD_LETTERS: &str = "crm.dead-letters";
 
-/// One row of the README's table.
+/// One row of the documented table.
 #[derive(Debug)]
 struct Acl {
     operation: String,
@@ -30,13 +30,13 @@ struct Acl {
     name: String,
 }
 
-/// The rows of the README's ACL table.
+/// The rows of docs/configuration.md's ACL table.
 fn documented_acls() -> Vec<Acl> {
-    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
-    let table = readme
-        .split("#### The ACLs the bridge needs")
+    let page = std::fs::read_to_string(repo_path("docs/configuration.md")).unwrap();
+    let table = page
+        .split("### The ACLs the bridge needs")
         .nth(1)
-        .expect("the README's ACL section");
+        .expect("docs/configuration.md's ACL section");
     let rows: Vec<Acl> = table
         .lines()
         .skip_while(|line| !line.starts_with("| Operation"))

@@ -144,7 +144,7 @@ async fn connections_are_limited_per_user_and_per_address() {
     c.settle(Duration::from_millis(200)).await;
     c.connect("u3again", &bridge.url, auth("user_3")).await;
     let stats = bridge.stats().await;
-    // Counted by the reason the client was told, as README's metrics table lists.
+    // Counted by the reason the client was told, as docs/operations.md's metrics table lists.
     let refused = &stats["connectionsRefused"];
     assert_eq!(refused["user_connections"], 1, "{stats}");
     assert_eq!(refused["address_connections"], 1, "{stats}");

@@ -349,7 +349,7 @@ async fn a_client_moved_to_another_node_resumes_there() {
 }
 
 /// What a client without the module does: keep the acknowledged cursor,
-/// advance it with each event's `position` (README: a log tag other than the
+/// advance it with each event's `position` (docs/client-api.md: a log tag other than the
 /// cursor's replaces the topic's entries), and send it as `since`.
 fn advance(cursor: &str, position: &str) -> String {
     let (_, body) = cursor.split_once(':').unwrap();

@@ -332,7 +332,7 @@ async fn a_connection_has_a_bounded_number_of_replays_pending() {
     // The refused subscribe changed nothing (the setup client's went with it).
     stats_until(&bridge, "three subscriptions", |s| s["subscriptions"] == 3).await;
     // The refusal's `error` event and acknowledgement went to a full
-    // socket: a client that does not read is not told (see README).
+    // socket: a client that does not read is not told (see docs/delivery-guarantees.md).
     assert_eq!(bridge.stats().await["replaysWaitingForSocket"], 1);
     drop(client);
     bridge.stop().await;

@@ -3,8 +3,8 @@
 // The Node.js bridge a team would otherwise deploy in front of the CRM's
 // Kafka topics: a socket.io 4 server and one kafkajs consumer, decoding the
 // same Avro records (Confluent framing) and routing them with the same
-// subscription rules as crm-bridge (README: "Topics and schemas", "Event
-// mapping", "Client API", "Delivery guarantees"), so the benchmarks in
+// subscription rules as crm-bridge (docs/kafka.md, docs/client-api.md,
+// docs/delivery-guarantees.md), so the benchmarks in
 // ../*.rs can drive both with the same load generator. It implements the
 // subset the benchmarks use: JWT auth, subscribe/unsubscribe (with org
 // isolation and cursors), notifications, resume with `since`, /stats, /readyz.

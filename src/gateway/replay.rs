@@ -414,7 +414,7 @@ impl Replaying<'_> {
                     continue;
                 }
                 // The log live delivery reads: the one a replay reads too
-                // (a reset while it reads may repeat events, see README).
+                // (a reset while it reads may repeat events, see docs/kafka.md).
                 let log = self.gateway.live.log(event.position.topic);
                 let outbound = render(&event, Delivery::Replayed, log);
                 let (name, payload) = (outbound.name, &outbound.payload);

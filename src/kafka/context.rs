@@ -23,7 +23,7 @@
 //! brokers, so one that gets in means the others can.
 //!
 //! Kafka may also let the bridge in and deny it a resource (an ACL
-//! missing: see the README's "The ACLs the bridge needs"). Each client's
+//! missing: see docs/configuration.md, "The ACLs the bridge needs"). Each client's
 //! context names the client, so a denial says which part of the bridge was
 //! denied what; each distinct denial is logged once, counted, and named on
 //! `/readyz` while the part it stops is not ready (a denial not seen again
@@ -212,8 +212,8 @@ impl ConnectionTrouble {
         denials.retain(|_, last| now.duration_since(*last) < DENIAL_MEMORY);
         if denials.insert(denial.clone(), now).is_none() {
             tracing::error!(
-                "Kafka denies the bridge's user a resource (an ACL is missing; the README \
-                 lists those the bridge needs): {denial}"
+                "Kafka denies the bridge's user a resource (an ACL is missing; \
+                 docs/configuration.md lists those the bridge needs): {denial}"
             );
         }
         while denials.len() > DENIALS_KEPT {

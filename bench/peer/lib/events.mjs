@@ -1,5 +1,5 @@
-// Subscriptions, rooms and the record -> client event mapping (README
-// "Event mapping" and "Subscribing").
+// Subscriptions, rooms and the record -> client event mapping
+// (docs/client-api.md, "Events" and "Subscribing").
 //
 // Every subscription joins one socket.io room per (organisation, resource,
 // selector, event name); every record names the (at most five) rooms it

@@ -47,7 +47,7 @@ fn a_known_log_is_a_trailing_part_of_the_position() {
     let payload: Value = serde_json::from_str(out.payload.get()).unwrap();
     let position = payload["position"].as_str().unwrap();
     assert_eq!(position, "d.3.42.AbCd-_12");
-    // What README tells a client without the module: the first three parts.
+    // What docs/client-api.md tells a client without the module: the first three parts.
     let parts: Vec<&str> = position.split('.').take(3).collect();
     assert_eq!(parts, ["d", "3", "42"]);
 }

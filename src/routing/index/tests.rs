@@ -287,7 +287,8 @@ fn resource_of(body: &EventBody) -> (ResourceKind, &str, Action) {
     }
 }
 
-/// What a reader of the README expects, written as plainly as possible.
+/// What a reader of docs/client-api.md ("Subscribing") expects, written as
+/// plainly as possible.
 fn model_recipients(subs: &[Sub], event: &CrmEvent) -> Vec<u64> {
     let mut out: Vec<u64> = subs
         .iter()
