@@ -38,6 +38,9 @@
 //! the old log starts that partition at the new log's start
 //! ([`Seam::restart_replay`]).
 
+mod outcome;
+mod window;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -45,7 +48,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::{ActionSet, CrmEvent, Cursor, RoomKey};
 use crate::protocol::{ClientError, ErrorCode, Outbound, SubscriptionRequest};
-use crate::routing::{SubscriptionKey, key_matches};
+use crate::routing::SubscriptionKey;
+pub use outcome::{Closed, Indexed, Queued, Subscribed, Unsubscribed};
+use window::{ReplayWindow, Subscription, wanted_after_replay};
 
 /// One connection's seam state (see the module doc).
 #[derive(Default)]
@@ -60,48 +65,6 @@ pub struct Seam {
     has_windows: bool,
     /// Numbers replay jobs, so a window knows which replay owns it.
     next_job: u64,
-}
-
-/// One key in the index, held by `subscribe`, by a joined room, or both.
-#[derive(Default)]
-struct Subscription {
-    /// The actions `subscribe` asked for; `None` while only a room holds it.
-    requested: Option<ActionSet>,
-    /// A joined room delivers this key's events, every action.
-    room: bool,
-    /// Present once the subscription replayed (or waits to): what the replay
-    /// covers, so nothing in it is sent twice.
-    replay: Option<ReplayWindow>,
-}
-
-impl Subscription {
-    /// What the index delivers for `key`: the request's actions and a room's.
-    fn actions(&self, key: &SubscriptionKey) -> ActionSet {
-        let room = match (self.room, key.resource()) {
-            (true, Some(kind)) => kind.all_actions(),
-            _ => ActionSet::default(),
-        };
-        self.requested.unwrap_or_default().union(room)
-    }
-
-    /// Whether `subscribe` holds it on a resource: what the subscription
-    /// limit and the `subscriptions` gauge count (rooms have their own).
-    fn counted(&self, key: &SubscriptionKey) -> bool {
-        self.requested.is_some() && key.resource().is_some()
-    }
-}
-
-/// Offsets `[since, end)` a subscription's replay covers.
-struct ReplayWindow {
-    /// The replay job that reads it: only that one may fix its end.
-    job: u64,
-    since: Cursor,
-    /// Fixed when the replay has nearly caught up with live delivery; until
-    /// then the window is open: the replay will read everything from `since`.
-    end: Option<Cursor>,
-    /// `LivePositions::epoch` when the window was made: its offsets mean
-    /// nothing in a partition reset after that.
-    epoch: u64,
 }
 
 #[derive(Default)]
@@ -183,52 +146,6 @@ pub enum Step {
     Replay(ReplayJob),
     Flush(Vec<Arc<Waiting>>),
     Done,
-}
-
-/// What the index must now hold for a key of this connection.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Indexed {
-    /// These actions (the key is new to the index, or its actions changed).
-    Actions(ActionSet),
-    /// Nothing: remove the key.
-    Removed,
-}
-
-/// A subscription accepted.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Subscribed {
-    /// The index's actions for the key now.
-    pub actions: ActionSet,
-    /// The connection did not hold the key through `subscribe` before.
-    pub is_new: bool,
-}
-
-/// A replaying subscription accepted.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Queued {
-    pub subscribed: Subscribed,
-    /// The connection was live: the caller starts its replay worker.
-    pub start_worker: bool,
-    /// It replaced the key's queued or running replay.
-    pub replaced: bool,
-}
-
-/// A subscription removed.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Unsubscribed {
-    pub indexed: Indexed,
-    /// It had a replay queued or running, now cancelled.
-    pub cancelled_replay: bool,
-    /// It counted towards the subscription limit (a resource's).
-    pub counted: bool,
-}
-
-/// What a connection held when it closed, for the caller to undo.
-pub struct Closed {
-    pub rooms: Vec<RoomKey>,
-    /// Every key it had in the index, and whether it counted (see
-    /// [`Unsubscribed::counted`]).
-    pub keys: Vec<(SubscriptionKey, bool)>,
 }
 
 /// The per-connection bounds the seam enforces.
@@ -532,48 +449,6 @@ impl Seam {
 
 fn closing() -> ClientError {
     ClientError::new(ErrorCode::InvalidRequest, "connection is closing")
-}
-
-/// Steps 2 and 3 of the seam: whether a live event still has to be sent,
-/// or a replay sent it (or will: its window is open), or the client had it.
-/// `reset_epoch` is that of the event's partition: a window older than it
-/// holds offsets of a log that is gone.
-fn wanted_after_replay(
-    subscriptions: &HashMap<SubscriptionKey, Subscription>,
-    event: &CrmEvent,
-    reset_epoch: u64,
-) -> bool {
-    let p = event.position;
-    let mut wanted = false;
-    for (key, subscription) in subscriptions {
-        let requested = subscription.requested.unwrap_or_default();
-        if !key_matches(key, requested, event) {
-            // A room's actions beyond the request are live only.
-            wanted |= subscription.room && key_matches(key, subscription.actions(key), event);
-            continue;
-        }
-        let Some(window) = subscription
-            .replay
-            .as_ref()
-            .filter(|w| w.epoch >= reset_epoch)
-        else {
-            wanted = true; // a live subscription wants it, or one whose window was of the old log
-            continue;
-        };
-        let since = window.since.get(p.topic, p.partition).unwrap_or(0);
-        let end = match &window.end {
-            Some(end) => end.get(p.topic, p.partition).unwrap_or(0),
-            None => i64::MAX,
-        };
-        if p.offset < since {
-            continue; // the client had it (live delivery may lag behind it)
-        }
-        if p.offset < end {
-            return false; // the replay sent it (or will: its window is open)
-        }
-        wanted = true; // after the replay's end: only live has it
-    }
-    wanted
 }
 
 #[cfg(test)]
