@@ -1,16 +1,21 @@
-//! Typed configuration: defaults, then a TOML file, then `CRM_BRIDGE_*`
-//! environment variables (`__` separates sections, e.g.
-//! `CRM_BRIDGE_KAFKA__BROKERS`; librdkafka properties have their own form,
-//! see [`secrets`]). Secrets may come from files ([`secrets`]); they are read
-//! and the whole validated once at start-up.
+//! Typed configuration ([`Config`]: its doc says where settings come from),
+//! loaded and validated once at start-up. Secrets may come from files, and
+//! librdkafka properties from the environment in a form of their own
+//! ([`secrets`]). The reference of every key is generated from the doc
+//! comments of [`Config`] and its sections ([`reference`], checked in as
+//! `docs/bridge.example.toml`).
 
+mod reference;
 pub mod secrets;
+
+pub use reference::reference;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::auth::{AuthConfig, DEV_JWT_SECRET, Secret};
@@ -22,12 +27,18 @@ use crate::presence::PresenceConfig;
 use crate::replay::ReplayConfig;
 use crate::telemetry::LogConfig;
 
-#[derive(Clone, Debug, Deserialize)]
+/// The crm-bridge configuration: a TOML file (`--config FILE` or
+/// `CRM_BRIDGE_CONFIG`), overridden by environment variables
+/// `CRM_BRIDGE_<SECTION>__<KEY>` (e.g. `CRM_BRIDGE_KAFKA__BROKERS`).
+/// Unknown keys are errors. Each secret or PEM setting `X` may be given as
+/// `X_file` instead, and each librdkafka property `x.y` as `x.y.file`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where HTTP and Socket.IO listen.
     pub listen: SocketAddr,
-    /// Allows the dev JWT secret. Never set in production.
+    /// Allows the public dev JWT secret (and with it the dashboard's dev
+    /// sign-in, `/dev/*`). Never set in production.
     pub dev_mode: bool,
     pub log: LogConfig,
     pub kafka: KafkaConfig,
@@ -61,31 +72,58 @@ impl Default for Config {
 }
 
 /// Where writer schemas come from, and how the HTTP registry is reached.
-/// Each secret or PEM setting `X` may be given as `X_file` instead
-/// ([`secrets`]).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SchemaConfig {
     /// Directory with `registry.toml` and `.avsc` files (the local registry).
     pub local_dir: PathBuf,
     /// A Confluent-compatible Schema Registry; when set, used instead of
-    /// `local_dir`. Without credentials in it (they would be logged with it):
-    /// those go in `registry_username` and `registry_password`.
+    /// `local_dir`: the root of its Confluent API (`http://host:8081` for
+    /// Confluent's, `http://host:port/apis/ccompat/v7` for Apicurio's, which
+    /// `make run` uses). `http://` or `https://`, without credentials in it
+    /// (URLs get logged; a URL with `user:password@` is refused): those go in
+    /// `registry_username` and `registry_password`.
+    #[schemars(example = &"http://localhost:8081")]
     pub registry_url: Option<String>,
-    /// HTTP basic authentication (Confluent Cloud: the API key and secret).
+    /// HTTP basic authentication's user (Confluent Cloud: the API key);
+    /// with `registry_password`, both or neither.
+    #[schemars(example = &"crm-bridge")]
     pub registry_username: Option<String>,
+    /// HTTP basic authentication's password (Confluent Cloud: the API
+    /// secret); or `registry_password_file`.
+    #[schemars(example = &"<password>")]
     pub registry_password: Option<Secret>,
+    /// A file holding `registry_password`.
+    #[schemars(example = &"/run/secrets/registry-password")]
     pub registry_password_file: Option<PathBuf>,
-    /// A bearer token instead (a registry behind an OAuth proxy).
+    /// A bearer token instead of basic authentication (a registry behind an
+    /// OAuth proxy); or `registry_token_file`.
+    #[schemars(example = &"<token>")]
     pub registry_token: Option<Secret>,
+    /// A file holding `registry_token`.
+    #[schemars(example = &"/run/secrets/registry-token")]
     pub registry_token_file: Option<PathBuf>,
-    /// PEM certificates trusted besides the system's roots (a private CA).
+    /// PEM certificates trusted besides the system's roots (a private CA);
+    /// or `registry_ca_file`.
+    #[schemars(example = &"-----BEGIN CERTIFICATE-----\n…\n-----END CERTIFICATE-----\n")]
     pub registry_ca: Option<String>,
+    /// A file holding `registry_ca`.
+    #[schemars(example = &"/etc/ssl/private-ca.pem")]
     pub registry_ca_file: Option<PathBuf>,
-    /// Mutual TLS: the PEM certificate (chain) the bridge presents, and its key.
+    /// Mutual TLS: the PEM certificate (chain) the bridge presents to the
+    /// registry, with `registry_client_key`, both or neither; or
+    /// `registry_client_cert_file`.
+    #[schemars(example = &"-----BEGIN CERTIFICATE-----\n…\n-----END CERTIFICATE-----\n")]
     pub registry_client_cert: Option<String>,
+    /// A file holding `registry_client_cert`.
+    #[schemars(example = &"/run/secrets/registry-client.pem")]
     pub registry_client_cert_file: Option<PathBuf>,
+    /// Mutual TLS: the PEM private key of `registry_client_cert`; or
+    /// `registry_client_key_file`.
+    #[schemars(example = &"-----BEGIN PRIVATE KEY-----\n…\n-----END PRIVATE KEY-----\n")]
     pub registry_client_key: Option<Secret>,
+    /// A file holding `registry_client_key`.
+    #[schemars(example = &"/run/secrets/registry-client.key")]
     pub registry_client_key_file: Option<PathBuf>,
 }
 

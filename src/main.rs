@@ -36,6 +36,13 @@ enum Command {
     },
     /// Print the SHA-256 to store in `auth.api_keys` for an API key.
     HashApiKey { key: String },
+    /// Print the configuration reference.
+    Config {
+        /// Every key after its doc comment, set to its default, as TOML
+        /// (`docs/bridge.example.toml`).
+        #[arg(long, required = true)]
+        print_defaults: bool,
+    },
     /// Produce demo CRM activity to the configured topics.
     Demo {
         /// Events per second.
@@ -62,6 +69,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::HashApiKey { key } => {
             println!("{}", hash_api_key(&key));
+            Ok(())
+        }
+        Command::Config { print_defaults: _ } => {
+            print!("{}", crm_bridge::config::reference()?);
             Ok(())
         }
         Command::Serve => serve(Config::load(cli.config.as_deref())?).await,

@@ -4,6 +4,7 @@
 //! stretching needed). Every stored hash is compared in constant time, and all
 //! of them are compared, so timing reveals neither a match nor its position.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -11,16 +12,23 @@ use subtle::ConstantTimeEq;
 use super::{AuthMethod, Principal};
 use crate::domain::{OrgId, UserId};
 
-#[derive(Clone, Debug, Deserialize)]
+/// An API key: the organisation and user it acts as.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyConfig {
-    /// Hex SHA-256 of the key.
+    /// Hex SHA-256 of the key (`crm-bridge hash-api-key KEY`).
+    #[schemars(example = &"<64 hex digits: crm-bridge hash-api-key KEY>")]
     pub sha256: String,
+    /// The organisation whose events the key may see.
+    #[schemars(example = &"org-1")]
     pub organization_id: String,
     /// The user the key acts as (appears as `userId`).
+    #[schemars(example = &"integration-1")]
     pub user_id: String,
     /// A display name, e.g. the integration's name.
+    #[schemars(example = &"Billing sync")]
     pub name: String,
+    /// The roles the key holds, as a token's `roles` claim.
     #[serde(default)]
     pub roles: Vec<String>,
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,24 +34,36 @@ pub const MAX_CLAIM_BYTES: usize = 256;
 
 pub const DEV_JWT_SECRET: &str = "crm-bridge-dev-secret-not-for-production";
 
-#[derive(Clone, Debug, Deserialize)]
+/// How tokens are verified: the algorithms accepted and their keys.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct JwtConfig {
-    /// Algorithms accepted, e.g. `["HS256", "RS256", "ES256"]`.
+    /// Algorithms accepted, e.g. `["HS256", "RS256", "ES256"]`: pinned here,
+    /// never taken from the token; `none` cannot be configured.
+    #[schemars(with = "Vec<String>")]
     pub algorithms: Vec<Algorithm>,
-    /// Shared secret for HS256/384/512 tokens.
+    /// Shared secret for HS256/384/512 tokens, at least 32 bytes; or
+    /// `hs_secret_file`.
+    #[schemars(example = &"<at least 32 random bytes>")]
     pub hs_secret: Option<Secret>,
     /// A file holding `hs_secret` instead (read at start-up).
+    #[schemars(example = &"/run/secrets/jwt-hs-secret")]
     pub hs_secret_file: Option<std::path::PathBuf>,
     /// Public keys for RS*/PS*/ES*/EdDSA tokens.
     pub keys: Vec<PublicKeyConfig>,
     /// The identity provider's JWKS: more public keys, chosen by `kid`.
+    /// `https://` (trusting the system's roots), or `http://` to a loopback
+    /// address only.
+    #[schemars(example = &"https://idp.example.com/.well-known/jwks.json")]
     pub jwks_url: Option<String>,
-    /// How often the JWKS is fetched again, in seconds.
+    /// How often the JWKS is fetched again, in seconds (also early, at most
+    /// every 10 s, when a token names an unknown `kid`).
     pub jwks_refresh_seconds: u64,
     /// Required `iss`, when set.
+    #[schemars(example = &"https://idp.example.com/")]
     pub issuer: Option<String>,
     /// Required `aud`, when set.
+    #[schemars(example = &"crm-bridge")]
     pub audience: Option<String>,
     /// Clock skew tolerated on `exp`/`nbf`, in seconds.
     pub leeway_seconds: u64,
@@ -75,13 +88,18 @@ impl Default for JwtConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+/// A public key tokens may be signed with.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublicKeyConfig {
     /// Matched against the token header's `kid`; optional when one key per algorithm.
+    #[schemars(example = &"2026-01")]
     pub kid: Option<String>,
+    /// The algorithm the key verifies (one of `algorithms`).
+    #[schemars(with = "String", example = &"RS256")]
     pub algorithm: Algorithm,
     /// PEM text of the public key (`-----BEGIN PUBLIC KEY-----`).
+    #[schemars(example = &"-----BEGIN PUBLIC KEY-----\n…\n-----END PUBLIC KEY-----\n")]
     pub pem: String,
 }
 

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -89,14 +90,17 @@ impl AuthError {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+/// How clients prove who they are: a JWT, or an API key.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     pub jwt: JwtConfig,
     /// API keys, stored as SHA-256 hashes (`crm-bridge hash-api-key`).
     /// Fixed for the life of the process.
     pub api_keys: Vec<ApiKeyConfig>,
-    /// A TOML file of `[[api_keys]]` entries, reloaded when it changes.
+    /// A TOML file of `[[api_keys]]` entries (the same fields), reloaded
+    /// when it changes: revoke a key by removing it.
+    #[schemars(example = &"/run/secrets/api-keys.toml")]
     pub api_keys_file: Option<PathBuf>,
     /// How often `api_keys_file` is checked for changes, in seconds.
     pub reload_seconds: u64,

@@ -1,8 +1,10 @@
 //! A string that never prints.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+// Not `Serialize`, so the configuration reference shows no default value.
+#[derive(Clone, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(String);
 

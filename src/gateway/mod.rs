@@ -66,7 +66,7 @@ use crate::routing::SubscriptionIndex;
 use session::Session;
 
 /// Per-connection bounds.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientLimits {
     /// Active subscriptions per connection (the seed's limit).

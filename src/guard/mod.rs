@@ -12,6 +12,7 @@ mod events;
 
 use std::net::IpAddr;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use bucket::TokenBucket;
@@ -19,51 +20,67 @@ pub use connections::{ConnectionGate, ConnectionSlot, Refusal};
 pub use events::{Admission, EventRate};
 
 /// The abuse limits (`[guard]`), per node.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GuardConfig {
-    /// Inbound events one connection may send per second (the seed's 100).
+    /// Inbound events one connection may send per second (a token bucket;
+    /// the seed's 100).
     pub events_per_second: u32,
-    /// Events a connection may send at once before the rate applies.
+    /// Events a connection may send at once before `events_per_second`
+    /// applies.
     pub event_burst: u32,
     /// A connection refused this many events within `flood_window_seconds`
     /// is flooding, and is disconnected.
     pub flood_refusals: u32,
+    /// The window of `flood_refusals`, in seconds.
     pub flood_window_seconds: u64,
-    /// Socket.IO connections on this node.
+    /// Socket.IO connections on this node (the default stays below the
+    /// ~20,000 open files a process may hold).
     pub max_connections: usize,
+    /// Socket.IO connections one user (organisation and user id) may hold
+    /// on this node.
     pub max_connections_per_user: usize,
+    /// Socket.IO connections one client address may hold on this node
+    /// (offices share addresses behind NAT).
     pub max_connections_per_address: usize,
-    /// New connections per second from one address, and its burst.
+    /// New connections per second from one client address.
     pub handshakes_per_second_per_address: u32,
+    /// New connections one client address may open at once before
+    /// `handshakes_per_second_per_address` applies.
     pub handshake_burst: u32,
-    /// New Engine.IO sessions per second from one address, and its burst,
-    /// counted before any Socket.IO CONNECT (refused with HTTP 429). Twice
+    /// New Engine.IO sessions per second from one address, counted before
+    /// any Socket.IO CONNECT (beyond: HTTP 429 with `Retry-After`). Twice
     /// the handshake rate: a client that goes on to connect meets the
     /// contract's own limit first; only sessions that never connect meet
     /// this one.
     pub engine_opens_per_second_per_address: u32,
+    /// New Engine.IO sessions one address may open at once before
+    /// `engine_opens_per_second_per_address` applies.
     pub engine_open_burst: u32,
-    /// An Engine.IO session that sends no Socket.IO CONNECT within this is
-    /// closed. With the rate above and `max_request_head_bytes` it bounds
-    /// what unauthenticated sessions can hold: at most
-    /// `(burst + rate × timeout) × head bytes` per address, 11 MB by default.
+    /// An Engine.IO session that sends no Socket.IO CONNECT within this
+    /// many seconds is closed. With `engine_opens_per_second_per_address`
+    /// and `max_request_head_bytes` it bounds what unauthenticated sessions
+    /// can hold: at most `(burst + rate × timeout) × head bytes` per
+    /// address, 11 MB by default.
     pub connect_timeout_seconds: u64,
-    /// A request head must arrive within this (so must the next one on an
-    /// idle keep-alive connection): a client that sends headers slowly
-    /// (slowloris) is cut off.
+    /// A request head must arrive within this many seconds (so must the
+    /// next one on an idle keep-alive connection): a client that sends
+    /// headers slowly (slowloris) is cut off.
     pub header_read_timeout_seconds: u64,
-    /// The largest request head (request line and headers) read: a larger
-    /// one is answered 431. nginx's default header buffers hold as much.
+    /// The largest request head (request line and headers) read, in bytes:
+    /// a larger one is answered 431. nginx's default header buffers hold as
+    /// much.
     pub max_request_head_bytes: usize,
     /// A header that carries the client's address, set by the load balancer
     /// (`x-real-ip` with `deploy/nginx`); unset: the TCP peer's address,
     /// which behind a proxy is the proxy's. Only set it when every request
     /// comes through a proxy that overwrites it; of a list, the last entry
     /// counts.
+    #[schemars(example = &"x-real-ip")]
     pub client_address_header: Option<String>,
-    /// Browser origins allowed to connect (`https://app.example.com`); empty:
-    /// any. A handshake whose `Origin` is not listed is refused.
+    /// Browser origins allowed to connect (`https://app.example.com`): CORS
+    /// for long-polling, and an `Origin` check for every handshake, which
+    /// refuses an origin not listed. Empty: any.
     pub allowed_origins: Vec<String>,
 }
 

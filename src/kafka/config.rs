@@ -5,42 +5,61 @@ use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 
 use rdkafka::ClientConfig;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::TopicKind;
 
-#[derive(Clone, Debug, Deserialize)]
+/// The Kafka cluster, the CRM topics, and how the bridge reads them.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
-    /// `bootstrap.servers`.
+    /// The brokers to bootstrap from, `host:port` comma-separated
+    /// (librdkafka's `bootstrap.servers`).
     pub brokers: String,
     /// This node's identity; unique per node. Defaults to `$HOSTNAME`, else a
     /// random id (then the node starts at the head of the log on every start).
+    #[schemars(example = &"crm-bridge-0")]
     pub node_id: Option<String>,
     /// The consumer group is `<group_prefix>-<node_id>`.
     pub group_prefix: String,
     pub topics: TopicNames,
     /// Create missing topics at start-up (dev and tests), with this many partitions.
+    #[schemars(example = 3)]
     pub create_topics: Option<i32>,
     /// Where undecodable records go, unchanged, with headers saying where
     /// they came from and why (unset: they are only counted and logged).
+    #[schemars(example = &"crm.dead-letter")]
     pub dead_letter_topic: Option<String>,
-    /// How often to look for partitions added to the topics.
+    /// How often to look for topics and partitions created since start-up,
+    /// in seconds.
     pub partition_refresh_seconds: u64,
     /// How often the high watermarks of the assigned partitions are looked
-    /// up (consumer lag, and whether the broker answers).
+    /// up (consumer lag, and whether the broker answers), in seconds.
     pub lag_refresh_seconds: u64,
     /// `/readyz` fails while any one partition's lag exceeds this many records.
     pub ready_max_lag: u64,
-    /// `/readyz` fails when Kafka has not answered for this long: neither a
-    /// watermark look-up nor, while a partition has no leader (a leader
-    /// change), a metadata request.
+    /// `/readyz` fails when Kafka has not answered for this long, in
+    /// seconds: neither a watermark look-up nor, while a partition has no
+    /// leader (a leader change), a metadata request. Must exceed
+    /// `lag_refresh_seconds`. A replay whose look-ups fail this long is
+    /// given up (`replay_unavailable`).
     pub ready_broker_silence_seconds: u64,
-    /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.*`), applied last.
-    /// `X.file` stands for `X` read from a file (see `config/secrets.rs`).
+    /// Extra librdkafka properties (`security.protocol`, `sasl.*`, `ssl.*`,
+    /// `compression.*`, …), applied last to every client. A property `x.y`
+    /// may be given as `x.y.file`: a file holding its value, read at
+    /// start-up (`config/secrets.rs`).
+    #[schemars(example = serde_json::json!({
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "crm-bridge",
+        "sasl.password.file": "/run/secrets/kafka-password",
+    }))]
     pub properties: KafkaProperties,
-    /// A Java-properties file of more librdkafka properties (a Kubernetes
+    /// A Java-properties file of more librdkafka properties (`key=value`
+    /// lines, `#` comments, a final `\` continues a line; e.g. a Kubernetes
     /// Secret mounted as a file), under `properties`. Read at start-up.
+    #[schemars(example = &"/run/secrets/kafka/client.properties")]
     pub properties_file: Option<PathBuf>,
 }
 
@@ -48,7 +67,7 @@ pub struct KafkaConfig {
 /// `ssl.key.pem`, `sasl.oauthbearer.client.secret`) and librdkafka keeps
 /// adding properties, so no list of secret names can be trusted to be
 /// complete: `Debug` shows names only, never a value.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(transparent)]
 pub struct KafkaProperties(BTreeMap<String, String>);
 
@@ -111,12 +130,17 @@ impl Default for KafkaConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+/// The names of the CRM topics.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TopicNames {
+    /// Contact events.
     pub contacts: String,
+    /// Deal events.
     pub deals: String,
+    /// Email events.
     pub email: String,
+    /// Notifications, each for exactly one user.
     pub notifications: String,
 }
 

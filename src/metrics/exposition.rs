@@ -20,26 +20,6 @@ impl Exposition {
         self.text
     }
 
-    pub fn counter(&mut self, name: &str, help: &str, value: u64) {
-        self.family(name, "counter", help);
-        self.sample(name, &[], value);
-    }
-
-    /// One counter family with a sample per value of one label. An empty
-    /// `values` still declares the family (no sample until the first count).
-    pub fn counter_by<'a>(
-        &mut self,
-        name: &str,
-        help: &str,
-        label: &str,
-        values: impl IntoIterator<Item = (&'a str, u64)>,
-    ) {
-        self.family(name, "counter", help);
-        for (value, count) in values {
-            self.sample(name, &[(label, value)], count);
-        }
-    }
-
     pub fn gauge(&mut self, name: &str, help: &str, value: impl Display) {
         self.family(name, "gauge", help);
         self.sample(name, &[], value);
@@ -70,9 +50,9 @@ impl Exposition {
         let _ = writeln!(self.text, " {value}");
     }
 
-    /// `name_bucket{le=…}`, `name_sum` and `name_count`; `name` ends in its unit.
-    pub fn histogram(&mut self, name: &str, help: &str, histogram: &HistogramSnapshot) {
-        self.family(name, "histogram", help);
+    /// A histogram's samples: `name_bucket{le=…}`, `name_sum` and
+    /// `name_count`; `name` ends in its unit.
+    pub fn histogram(&mut self, name: &str, histogram: &HistogramSnapshot) {
         let bucket = format!("{name}_bucket");
         for (upper, count) in &histogram.cumulative {
             self.sample(&bucket, &[("le", &upper.to_string())], count);
@@ -90,12 +70,8 @@ mod tests {
     #[test]
     fn label_values_and_help_are_escaped() {
         let mut out = Exposition::default();
-        out.counter_by(
-            "x_total",
-            "a \\ help\nline",
-            "reason",
-            [("say \"hi\"\\\n", 2)],
-        );
+        out.family("x_total", "counter", "a \\ help\nline");
+        out.sample("x_total", &[("reason", "say \"hi\"\\\n")], 2);
         assert_eq!(
             out.finish(),
             "# HELP x_total a \\\\ help\\nline\n# TYPE x_total counter\n\

@@ -16,28 +16,33 @@ mod link;
 mod roster;
 mod wire;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use link::Presence;
 pub use roster::{NotInRoom, RoomView, Timing};
 
-#[derive(Clone, Debug, Deserialize)]
+/// Presence and typing between the bridge's nodes.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PresenceConfig {
     /// The internal topic nodes share presence and typing through. Created
     /// with the CRM topics when `kafka.create_topics` is set; in production,
     /// create it with short retention (minutes): only its tail is ever read.
     pub topic: String,
-    /// How often each node says it is alive.
+    /// How often each node says it is alive, in milliseconds.
     pub heartbeat_ms: u64,
-    /// A node not heard from for this long is gone: its users leave their rooms.
+    /// A node not heard from for this many milliseconds is gone: its users
+    /// leave their rooms. At least twice `heartbeat_ms`.
     pub node_timeout_ms: u64,
-    /// At most one `user-typing` per user, room and field per this interval.
+    /// At most one `user-typing` per user, room and field per this many
+    /// milliseconds.
     pub typing_throttle_ms: u64,
-    /// A typing indicator lapses this long after the last `typing`.
+    /// A typing indicator lapses this many milliseconds after the last
+    /// `typing`; more than `typing_throttle_ms`.
     pub typing_ttl_ms: u64,
-    /// How often each node republishes everything it holds, healing any
-    /// record another node missed.
+    /// How often each node republishes everything it holds, in seconds,
+    /// healing any record another node missed.
     pub resync_seconds: u64,
     /// `fetch.wait.max.ms` of the presence consumer: the most an idle broker
     /// holds a fetch. Apache Kafka answers a held fetch when a record

@@ -18,13 +18,15 @@ mod plan;
 mod reader;
 mod slots;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use plan::{Extent, Gap, GapReason, Plan, Range, catch_up, plan};
 pub use reader::{ReadFailed, Replayer};
 pub use slots::{Shares, Slot, Slots};
 
-#[derive(Clone, Debug, Deserialize)]
+/// How replays read what a resuming client missed, and how many at once.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReplayConfig {
     /// How far back one replay reads, per partition; older misses are gaps.
@@ -35,10 +37,11 @@ pub struct ReplayConfig {
     pub concurrency: usize,
     /// Of `concurrency`, how many one organisation's replays may hold at
     /// once (capped at `concurrency`): below the node's total, so one
-    /// tenant's resumes leave room for the others'.
+    /// tenant's resumes leave room for the others'. A freed slot goes to the
+    /// waiting organisation holding fewest.
     pub concurrency_per_organization: usize,
-    /// Of those, how many one user's replays may hold at once (capped at
-    /// `concurrency`): a user's many tabs resume one after another.
+    /// Of `concurrency`, how many one user's replays may hold at once
+    /// (capped at `concurrency`): a user's many tabs resume one after another.
     pub concurrency_per_user: usize,
     /// Replays one connection may have queued or running at once; one more
     /// is refused with `RATE_LIMITED` (`details.reason: "replay_limit"`).
@@ -52,10 +55,12 @@ pub struct ReplayConfig {
     /// left to read); beyond this the client is cut off and resumes later
     /// from its cursor.
     pub live_buffer: usize,
-    /// A replay still running after this long is abandoned (client cut off).
+    /// A replay still running after this many seconds is abandoned (the
+    /// client is cut off, and resumes later).
     pub timeout_seconds: u64,
     /// Bytes of the newest records kept in memory (across partitions), from
-    /// which replays that start recently enough are served without Kafka.
+    /// which replays that start recently enough are served without Kafka;
+    /// `0` reads every replay from Kafka.
     pub memory_bytes: usize,
 }
 

@@ -1,0 +1,207 @@
+//! The metric types a declaration in `metrics.rs` may use, and what each
+//! contributes to `/metrics` (its samples) and `/stats` (its value). The
+//! family's name, help and label names come from the declaration.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use serde_json::{Value, json};
+
+use super::Family;
+use super::exposition::Exposition;
+use super::histogram::LatencyHistogram;
+
+/// A metric type.
+pub trait Metric {
+    /// The Prometheus type: `counter`, `gauge` or `histogram`.
+    const KIND: &'static str;
+    /// How many label names a declaration of this type gives (checked when
+    /// the declarations compile).
+    const LABELS: usize;
+    /// The family's samples, after its `# HELP` and `# TYPE`.
+    fn samples(&self, family: &Family, out: &mut Exposition);
+    /// The value under the family's key in `/stats`.
+    fn stats(&self, family: &Family) -> Value;
+}
+
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Metric for Counter {
+    const KIND: &'static str = "counter";
+    const LABELS: usize = 0;
+
+    fn samples(&self, family: &Family, out: &mut Exposition) {
+        out.sample(family.name, &[], self.get());
+    }
+
+    fn stats(&self, _: &Family) -> Value {
+        self.get().into()
+    }
+}
+
+#[derive(Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Counts one until the returned guard is dropped (however the holder
+    /// ends: returned early, failed or cancelled).
+    pub fn hold(&self) -> GaugeHold<'_> {
+        self.inc();
+        GaugeHold(self)
+    }
+}
+
+pub struct GaugeHold<'a>(&'a Gauge);
+
+impl Drop for GaugeHold<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Metric for Gauge {
+    const KIND: &'static str = "gauge";
+    const LABELS: usize = 0;
+
+    fn samples(&self, family: &Family, out: &mut Exposition) {
+        out.sample(family.name, &[], self.get());
+    }
+
+    fn stats(&self, _: &Family) -> Value {
+        self.get().into()
+    }
+}
+
+/// Counters by a low-cardinality reason (the one label). Rare events, so a
+/// mutex is fine.
+#[derive(Default)]
+pub struct ReasonCounter(Mutex<BTreeMap<&'static str, u64>>);
+
+impl ReasonCounter {
+    pub fn inc(&self, reason: &'static str) {
+        self.add(reason, 1);
+    }
+
+    pub fn add(&self, reason: &'static str, n: u64) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
+            .or_default() += n;
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Metric for ReasonCounter {
+    const KIND: &'static str = "counter";
+    const LABELS: usize = 1;
+
+    /// A sample per reason counted so far: none before the first count.
+    fn samples(&self, family: &Family, out: &mut Exposition) {
+        for (reason, count) in self.snapshot() {
+            out.sample(family.name, &[(family.labels[0], reason)], count);
+        }
+    }
+
+    fn stats(&self, _: &Family) -> Value {
+        json!(self.snapshot())
+    }
+}
+
+/// Counters by Kafka topic, partition and reason (the three labels, in that
+/// order): partitions are few (the CRM topics'), and these events rare, so a
+/// mutex is fine.
+#[derive(Default)]
+pub struct PartitionCounter(Mutex<BTreeMap<(String, i32, &'static str), u64>>);
+
+impl PartitionCounter {
+    pub fn inc(&self, topic: &str, partition: i32, reason: &'static str) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((topic.to_owned(), partition, reason))
+            .or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> Vec<((String, i32, &'static str), u64)> {
+        let counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        counts.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+}
+
+impl Metric for PartitionCounter {
+    const KIND: &'static str = "counter";
+    const LABELS: usize = 3;
+
+    fn samples(&self, family: &Family, out: &mut Exposition) {
+        let [topic, partition, reason] = [0, 1, 2].map(|i| family.labels[i]);
+        for ((topic_name, number, why), count) in self.snapshot() {
+            let number = number.to_string();
+            let labels = [
+                (topic, topic_name.as_str()),
+                (partition, &number),
+                (reason, why),
+            ];
+            out.sample(family.name, &labels, count);
+        }
+    }
+
+    /// A list of `{topic, partition, reason, count}` (the label names).
+    fn stats(&self, family: &Family) -> Value {
+        let [topic, partition, reason] = [0, 1, 2].map(|i| family.labels[i]);
+        self.snapshot()
+            .into_iter()
+            .map(|((topic_name, number, why), count)| {
+                json!({ topic: topic_name, partition: number, reason: why, "count": count })
+            })
+            .collect()
+    }
+}
+
+impl Metric for LatencyHistogram {
+    const KIND: &'static str = "histogram";
+    const LABELS: usize = 0;
+
+    fn samples(&self, family: &Family, out: &mut Exposition) {
+        out.histogram(family.name, &self.snapshot());
+    }
+
+    /// The count and sum; the buckets are only in `/metrics`.
+    fn stats(&self, _: &Family) -> Value {
+        let snapshot = self.snapshot();
+        json!({ "count": snapshot.count, "sumSeconds": snapshot.sum_seconds })
+    }
+}
