@@ -295,5 +295,46 @@ async fn alert_rules_pass_their_unit_tests_and_deploy_artefacts_name_exported_me
             assert!(declared.contains(&name.as_str()), "{name} is not exported");
         }
     }
+    // The operations guide's table names every exported metric, and only those.
+    let guide = std::fs::read_to_string(support::repo_path("docs/operations.md")).unwrap();
+    let documented = documented_metrics(&guide);
+    for name in &declared {
+        assert!(
+            documented.iter().any(|d| d == name),
+            "{name} is exported but not in docs/operations.md's metrics table"
+        );
+    }
+    for name in &documented {
+        assert!(
+            declared.contains(&name.as_str()),
+            "docs/operations.md lists {name}, which is not exported"
+        );
+    }
     bridge.stop().await;
+}
+
+/// The metric names of `guide`'s metrics table: each row's backticked
+/// names, `_suffix` short for `crm_bridge_suffix`, labels (`{...}`) dropped.
+fn documented_metrics(guide: &str) -> Vec<String> {
+    let rows = guide
+        .lines()
+        .map(str::trim_start)
+        .filter(|line| line.starts_with("| `crm_bridge_"));
+    rows.flat_map(|row| {
+        let cells: Vec<&str> = row.split('|').collect();
+        let names = cells.get(1).copied().unwrap_or("");
+        names
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|name| {
+                let name = name.split('{').next().unwrap();
+                match name.strip_prefix('_') {
+                    Some(short) => format!("crm_bridge_{short}"),
+                    None => name.to_owned(),
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .collect()
 }
