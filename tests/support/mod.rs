@@ -16,6 +16,7 @@ pub mod process;
 pub mod proxy;
 pub mod registry;
 pub mod semantics;
+pub mod wait;
 
 pub use avro::Producer;
 pub use bridge::{TEST_API_KEY, TestBridge, token};
@@ -24,6 +25,7 @@ pub use broker::Broker;
 pub use clients::Clients;
 pub use nginx::Nginx;
 pub use registry::Registry;
+pub use wait::{PATIENCE, eventually};
 
 /// A loopback port for a server a test starts (a Kafka node, a bridge
 /// process) that must be named before it binds. Not `bind(0)`: that hands
