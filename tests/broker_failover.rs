@@ -26,7 +26,7 @@ use serde_json::json;
 use support::avro::deal_seq;
 use support::broker::Cluster;
 use support::semantics::assert_exactly_once_in_order;
-use support::{Broker, Clients, TestBridge, token};
+use support::{Broker, Clients, TestBridge, eventually, token};
 use tokio_util::sync::CancellationToken;
 
 const PIPELINE: &str = "pipeline_f";
@@ -104,6 +104,7 @@ fn stream_until(producer: FutureProducer, stop: CancellationToken) -> tokio::tas
         while !stop.is_cancelled() {
             send(&producer, seq).await;
             seq += 1;
+            // The stream's pace.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         seq
@@ -253,18 +254,9 @@ async fn the_leader_of_a_busy_partition_killed_loses_and_repeats_nothing_and_sta
     cluster.kill(cluster.index_of(leader));
     // Until the controller elects another leader, partition 0 takes no
     // writes: the producer waits, and resumes there once it has one.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let now = leader_of(&broker, 0).await;
-        if now != leader && now >= 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no new leader for {DEALS}/0"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let what = format!("a new leader for {DEALS}/0");
+    let now = async || leader_of(&broker, 0).await;
+    eventually(&what, now, |now| *now != leader && *now >= 0).await;
     // A few hundred more records through the new leaders, then stop.
     live.extend(clients.deliveries("live", 300).await);
     stop.cancel();
@@ -316,14 +308,8 @@ async fn every_broker_down_for_30s_is_reported_and_delivery_resumes_with_nothing
     tokio::task::block_in_place(|| cluster.stop_all());
     // Reported while the brokers are down: within the silence bound and a
     // watermark look-up's timeout.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while readiness.not_ready().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/readyz never reported the outage"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let reported = async || readiness.not_ready();
+    eventually("/readyz to report the outage", reported, |n| !n.is_empty()).await;
     // The outage itself: thirty seconds with no broker.
     tokio::time::sleep(Duration::from_secs(30)).await;
     for node in 0..3 {

@@ -20,9 +20,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use support::semantics::{
     PIPELINE, admin, after_events, assert_exactly_once_in_order, deal_of, deals_cursor, deals_log,
-    extents, position_log, producer, resume, send_deal, subscribe, untagged, wait_until,
+    extents, position_log, producer, resume, send_deal, subscribe, untagged,
 };
-use support::{Broker, Clients, TestBridge};
+use support::{Broker, Clients, TestBridge, eventually};
 
 fn options() -> AdminOptions {
     AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))
@@ -138,14 +138,13 @@ async fn recreate(broker: &Broker, topic: &str) {
         result.expect("topic deleted");
     }
     // Kafka deletes asynchronously: the name is free once creating works.
-    let mut created = false;
-    wait_until("the topic is recreated", async || {
+    // What refused the creation, if anything.
+    let create = async || {
         let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
         let answer = admin(broker).create_topics(&[new], &options()).await;
-        created |= answer.unwrap()[0].is_ok();
-        created
-    })
-    .await;
+        answer.unwrap().remove(0).err().map(|(_, code)| code)
+    };
+    eventually(&format!("{topic} to be recreated"), create, Option::is_none).await;
 }
 
 /// Recreates `topic` and writes deals 10..40 to its new log at once, in
@@ -268,23 +267,26 @@ async fn a_cursor_of_the_old_log_within_the_new_one_gets_a_reset_gap_and_every_n
         [(0, 30)],
         "the new log, past the cursor's 10"
     );
-    wait_until("the node sees the topic recreated", async || {
-        resets(&bridge).await != json!([])
+    let seen = async || resets(&bridge).await;
+    eventually("the node to see the topic recreated", seen, |r| {
+        *r != json!([])
     })
     .await;
     assert_exactly_once(&clients.deliveries("live", 30).await, 10..40);
     // Whichever sign came first, the new id moves the topic's log tag on
     // (at once with `topic_recreated`, at the next look-up otherwise).
     subscribe(&mut clients, "probe", &bridge.url, None).await;
-    let mut new_log = None;
-    wait_until("the node names the new log", async || {
+    let named = async || {
         let request = json!({"resource": "deal", "filter": {"pipelineId": PIPELINE}});
         let ack = clients.request("probe", "subscribe", request).await;
-        new_log = deals_log(&ack["cursor"]).filter(|log| *log != old_log);
-        new_log.is_some()
+        deals_log(&ack["cursor"])
+    };
+    let what = "the node to name the new log";
+    let new_log = eventually(what, named, |log| {
+        log.as_ref().is_some_and(|l| *l != old_log)
     })
-    .await;
-    let new_log = new_log.unwrap();
+    .await
+    .unwrap();
     support::bridge::wait_ready(&bridge.url).await;
 
     let (replayed, resumed) = resume(&mut clients, "old", &bridge.url, &old_cursor).await;
@@ -358,10 +360,8 @@ async fn a_topic_recreated_empty_is_ready_again_and_delivers_what_comes() {
 
     let deals = broker.topic("crm.deals");
     recreate(&broker, &deals).await;
-    wait_until("the reset is seen", async || {
-        resets(&bridge).await != json!([])
-    })
-    .await;
+    let seen = async || resets(&bridge).await;
+    eventually("the reset to be seen", seen, |r| *r != json!([])).await;
     let seen = resets(&bridge).await;
     assert_eq!(seen.as_array().unwrap().len(), 1, "{seen}");
     assert_eq!(seen[0]["count"], 1, "{seen}");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crm_bridge::config::Config;
 use serde_json::{Value, json};
 use support::process::BridgeProcess;
-use support::{Broker, Clients, Nginx, Producer, TestBridge, avro, free_port, token};
+use support::{Broker, Clients, Nginx, Producer, TestBridge, avro, eventually, free_port, token};
 
 /// Connects `client` as `user` of `org` through nginx, from a source address
 /// that nginx's sticky hash sends to `node`.
@@ -75,18 +75,9 @@ fn member_ids(ack: &Value) -> Vec<&str> {
 /// re-reads the room): another node's join reaches this one through Kafka
 /// within milliseconds, but the test cannot know exactly when.
 async fn join_seeing(clients: &mut Clients, client: &str, room: Value, expected: &[&str]) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ack = join(clients, client, room.clone()).await;
-        if member_ids(&ack) == expected {
-            return ack;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{client} never saw {expected:?}: {ack}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("{client} to see {expected:?} in {room}");
+    let joined = async || join(clients, client, room.clone()).await;
+    eventually(&what, joined, |ack| member_ids(ack) == expected).await
 }
 
 /// Alice joins `room`, then Bob (on another node); returns once each knows
@@ -377,7 +368,14 @@ async fn a_node_started_late_knows_who_is_already_in_the_room() {
     let alice = json!({ "token": token("user_alice", "org-1") });
     c.connect("alice", &early.url, alice).await;
     join(&mut c, "alice", room("pipeline", "p1")).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Her join is in the presence topic before the late node starts: the
+    // early node, alone there, has its own records back, up to that one.
+    let sent = early.stats().await["presenceSent"].as_u64();
+    let received = async || early.stats().await["presenceReceived"].as_u64();
+    eventually("alice's join to be in the presence topic", received, |n| {
+        *n >= sent
+    })
+    .await;
 
     // Ready only once it has heard what the others hold.
     let late = TestBridge::start(&broker).await;

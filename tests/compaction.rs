@@ -15,9 +15,9 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::json;
 use support::semantics::{
     assert_exactly_once_in_order, create_topics, deal_of, deals_cursor, plain_consumer, producer,
-    resume, send_deal, subscribe, untagged, wait_until,
+    resume, send_deal, subscribe, untagged,
 };
-use support::{Broker, Clients, TestBridge};
+use support::{Broker, Clients, TestBridge, eventually};
 
 /// The offsets partition 0 of `topic` holds now, read with a plain consumer
 /// up to its end (the newest record is never compacted away).
@@ -110,15 +110,17 @@ async fn replays_cross_the_holes_compaction_leaves() {
     let producer = producer(&broker, &[]);
     let mut seq_at: BTreeMap<i64, u64> = BTreeMap::new();
     let mut seq = 0;
-    wait_until("compaction leaves holes", async || {
+    // Three more records at each look: (offsets held, offsets written).
+    let held_of_written = async || {
         for _ in 0..3 {
             let (_, offset) = send_deal(&producer, &broker, &deal_of(seq), seq, None).await;
             seq_at.insert(offset, seq);
             seq += 1;
         }
-        offsets_held(&broker, &deals).len() < seq_at.len()
-    })
-    .await;
+        (offsets_held(&broker, &deals).len(), seq_at.len())
+    };
+    let what = "compaction to leave holes (offsets held, written)";
+    eventually(what, held_of_written, |(held, written)| held < written).await;
     let produced = seq;
     let held = offsets_held(&broker, &deals);
     let live = clients.deliveries("live", produced as usize).await;

@@ -16,8 +16,8 @@ use support::avro::deal;
 use support::bridge::wait_ready;
 use support::broker::NodeExtras;
 use support::process::BridgeProcess;
-use support::semantics::{create_topics, wait_until};
-use support::{Broker, Clients, Producer, free_port, repo_path, token};
+use support::semantics::create_topics;
+use support::{Broker, Clients, Producer, eventually, free_port, repo_path, token};
 
 const PASSWORD: &str = "acl-test-password";
 const DEAD_LETTERS: &str = "crm.dead-letters";
@@ -223,10 +223,8 @@ async fn the_documented_acls_suffice_and_each_is_needed() {
         clients.event("c", "resource-update").await["id"],
         "deal_acl"
     );
-    wait_until("the poison record parked", async || {
-        all.stats().await["deadLettered"].as_u64() >= Some(1)
-    })
-    .await;
+    let parked = async || all.stats().await["deadLettered"].as_u64();
+    eventually("the poison record to be parked", parked, |n| *n >= Some(1)).await;
     assert_eq!(readyz(all).await, (200, "ready".to_owned()));
 
     // Each row withheld: the part it is for fails, saying what Kafka denied.
@@ -234,20 +232,18 @@ async fn the_documented_acls_suffice_and_each_is_needed() {
         let label = acl.label();
         match acl.denied_shows(user) {
             Denied::Readyz(needle) => {
-                wait_until(
-                    &format!("without {label}, /readyz says {needle:?}"),
-                    async || {
-                        let (status, body) = readyz(bridge).await;
-                        status == 503 && body.contains(&needle)
-                    },
+                let what = format!("/readyz without {label} to say {needle:?}");
+                eventually(
+                    &what,
+                    async || readyz(bridge).await,
+                    |(status, body)| *status == 503 && body.contains(&needle),
                 )
                 .await;
             }
             Denied::Parking => {
-                wait_until(&format!("without {label}, parking fails"), async || {
-                    bridge.stats().await["deadLetterFailures"].as_u64() >= Some(1)
-                })
-                .await;
+                let what = format!("parking without {label} to fail");
+                let failures = async || bridge.stats().await["deadLetterFailures"].as_u64();
+                eventually(&what, failures, |n| *n >= Some(1)).await;
                 let log = std::fs::read_to_string(bridge.log_path_of()).unwrap();
                 assert!(
                     log.lines()

@@ -11,14 +11,13 @@
 mod support;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use crm_bridge::kafka::{BridgeContext, ensure_topics};
 use support::bridge::wait_ready;
 use support::broker::NodeExtras;
 use support::process::BridgeProcess;
 use support::semantics::{assert_exactly_once_in_order, deal_of, producer, send_deal, subscribe};
-use support::{Broker, Clients, TestBridge, free_port};
+use support::{Broker, Clients, TestBridge, eventually, free_port};
 
 const USER: &str = "bridge";
 const PASSWORD: &str = "scram-secret-of-the-test";
@@ -223,27 +222,29 @@ async fn refused_until_fixed(
     let log = BridgeProcess::log_path(port, &node);
     let mut bridge = BridgeProcess::spawn_unready(broker, port, &node, "", &env);
 
-    // Three attempts refused: librdkafka went on retrying.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let reason = loop {
-        let ready = reqwest::get(format!("{}/readyz", bridge.url)).await;
-        if let Ok(response) = ready {
-            let status = response.status();
-            let body = response.text().await.unwrap();
-            let attempts = bridge.stats().await["kafkaClientErrors"][kind].as_u64();
-            if body.contains(why) && attempts >= Some(3) {
-                assert_eq!(status, 503, "{body}");
-                break body;
-            }
-        }
+    // Three attempts refused: librdkafka went on retrying. (What /readyz
+    // answers, and the refused attempts counted, once the bridge listens.)
+    let refused = async || {
         assert!(
             bridge.is_running(),
             "the bridge exited; see {}",
             log.display()
         );
-        assert!(Instant::now() < deadline, "/readyz never said {why:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let response = reqwest::get(format!("{}/readyz", bridge.url)).await.ok()?;
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        let attempts = bridge.stats().await["kafkaClientErrors"][kind].as_u64();
+        Some((status, body, attempts))
     };
+    let what = format!("/readyz to say {why:?} after 3 refused attempts");
+    let (status, reason, _) = eventually(&what, refused, |answer| {
+        answer
+            .as_ref()
+            .is_some_and(|(_, body, attempts)| body.contains(why) && *attempts >= Some(3))
+    })
+    .await
+    .expect("an answer");
+    assert_eq!(status, 503, "{reason}");
     assert!(bridge.is_running(), "no crash loop: the bridge stays up");
     let logged = std::fs::read_to_string(&log).unwrap();
     let complaints: Vec<&str> = logged

@@ -141,7 +141,9 @@ async fn connections_are_limited_per_user_and_per_address() {
 
     // A place freed is a place taken.
     c.send(json!({ "op": "disconnect", "client": "u1a" })).await;
-    c.settle(Duration::from_millis(200)).await;
+    bridge
+        .stats_until("u1a's place to be freed", |s| s["clientsConnected"] == 2)
+        .await;
     c.connect("u3again", &bridge.url, auth("user_3")).await;
     let stats = bridge.stats().await;
     // Counted by the reason the client was told, as docs/operations.md's metrics table lists.

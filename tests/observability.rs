@@ -8,10 +8,10 @@ mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
-use support::{Broker, Clients, TestBridge, token};
+use support::{Broker, Clients, TestBridge, eventually, token};
 
 /// Watermarks looked up every second; not ready after 3 s without an answer.
 fn fast_lag(config: &mut crm_bridge::config::Config) {
@@ -64,17 +64,9 @@ fn promtool(args: &[&str], stdin: Option<&str>) -> String {
     said
 }
 
-/// Polls `/metrics` until `ok` holds for it, or fails after 15 s.
+/// Scrapes `/metrics` until `ok` holds for the text.
 async fn wait_metrics(bridge: &TestBridge, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = scrape(bridge).await;
-        if ok(&text) {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "never saw {what}:\n{text}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(what, async || scrape(bridge).await, |text| ok(text)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,18 +194,9 @@ async fn readiness_fails_while_the_broker_does_not_answer_and_returns_after() {
     assert_eq!(check().await.0, 200);
 
     let watch = async {
-        let deadline = Instant::now() + Duration::from_secs(7);
-        loop {
-            let (status, body) = check().await;
-            if status == 503 {
-                return (body, scrape(&bridge).await);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still ready with the broker frozen"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let what = "/readyz to fail with the broker frozen";
+        let (_, body) = eventually(what, check, |(status, _)| *status == 503).await;
+        (body, scrape(&bridge).await)
     };
     let (_, (body, text)) = tokio::join!(broker.stall(Duration::from_secs(8)), watch);
     assert!(body.starts_with("Kafka has not answered for"), "{body}");
@@ -223,15 +206,7 @@ async fn readiness_fails_while_the_broker_does_not_answer_and_returns_after() {
         "{text}"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while check().await.0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "never ready again: {:?}",
-            check().await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually("/readyz to pass again", check, |(status, _)| *status == 200).await;
     bridge.stop().await;
 }
 

@@ -14,9 +14,8 @@ use rdkafka::admin::{AdminOptions, NewPartitions};
 use serde_json::json;
 use support::semantics::{
     admin, assert_exactly_once_in_order, deal_of, producer, resume, send_deal, subscribe, untagged,
-    wait_until,
 };
-use support::{Broker, Clients, TestBridge};
+use support::{Broker, Clients, TestBridge, eventually};
 
 /// Deal `seq` goes to partition `seq % 3`: the old deals stay on 0.
 async fn send_spread(producer: &rdkafka::producer::FutureProducer, broker: &Broker, seq: u64) {
@@ -78,15 +77,15 @@ async fn added_partitions(broker: &Broker, bridge: &TestBridge) {
         result.expect("partitions added");
     }
     // Assigned: each has a lag entry from the moment it is.
-    wait_until("the new partitions are assigned", async || {
+    let deal_partitions = async || {
         let stats = bridge.stats().await;
-        let deal_partitions = stats["consumerLag"]
-            .as_array()
-            .unwrap()
-            .iter()
+        let lags = stats["consumerLag"].as_array().unwrap();
+        lags.iter()
             .filter(|lag| lag["topic"] == deals.as_str())
-            .count();
-        deal_partitions == 3
+            .count()
+    };
+    eventually("the new partitions to be assigned", deal_partitions, |n| {
+        *n == 3
     })
     .await;
 

@@ -6,10 +6,16 @@
 //! in order per resource. Replays read the node's recent records from memory
 //! when they reach back far enough, else Kafka: both paths are exercised
 //! (`replay.memory_bytes = 0` forces Kafka) and `/stats` tells which ran.
+//! A disruption during a stream of deals lands mid-stream, and the test
+//! shows it did: part of the stream had reached the client, and the rest
+//! was still to be sent once the disruption was seen ([`Stream`]).
 
 mod support;
 
 use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -19,7 +25,7 @@ use support::avro::deal_seq;
 use support::process::BridgeProcess;
 use support::proxy::Proxy;
 use support::semantics::assert_exactly_once_in_order;
-use support::{Broker, Clients, Producer, TestBridge, free_port, token};
+use support::{Broker, Clients, Producer, TestBridge, eventually, free_port, token};
 
 const PIPELINE: &str = "pipeline_r";
 
@@ -27,17 +33,84 @@ fn deal_of(seq: u64) -> String {
     format!("deal_{}", seq % 7)
 }
 
-/// Produces `range` as deal updates, `pause` apart.
-async fn produce(producer: &Producer, range: std::ops::Range<u64>, pause: Duration) {
+/// Produces `range` as deal updates, each acknowledged before the next.
+async fn produce(producer: &Producer, range: Range<u64>) {
     for seq in range {
-        let deal = deal_of(seq);
-        producer
-            .send("crm.deals", &deal, &deal_seq("org-1", &deal, PIPELINE, seq))
-            .await;
-        if !pause.is_zero() {
-            tokio::time::sleep(pause).await;
-        }
+        send(producer, seq).await;
     }
+}
+
+async fn send(producer: &Producer, seq: u64) {
+    let deal = deal_of(seq);
+    producer
+        .send("crm.deals", &deal, &deal_seq("org-1", &deal, PIPELINE, seq))
+        .await;
+}
+
+/// Deal updates produced in the background, `pause` apart (the stream's
+/// pace), for a disruption to land in the middle of: it tells how many it
+/// has begun to send, so a test can show that some were sent only after
+/// the disruption.
+struct Stream {
+    end: u64,
+    /// Seqs below it have been handed to the producer (and may have
+    /// reached the bridge); none at or above it has.
+    begun: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stream {
+    fn start(producer: &Producer, range: Range<u64>, pause: Duration) -> Self {
+        let begun = Arc::new(AtomicU64::new(range.start));
+        let end = range.end;
+        let task = {
+            let (producer, begun) = (producer.clone(), begun.clone());
+            tokio::spawn(async move {
+                for seq in range {
+                    begun.store(seq + 1, Ordering::SeqCst);
+                    send(&producer, seq).await;
+                    tokio::time::sleep(pause).await;
+                }
+            })
+        };
+        Self { end, begun, task }
+    }
+
+    /// Waits until `client` has received `count` deliveries it has not
+    /// claimed yet (the stream's, as these tests claim what came before),
+    /// and checks the stream has more to send: the moment to disrupt.
+    async fn received(&self, clients: &mut Clients, client: &str, count: usize) {
+        let what = format!("{client} to receive {count} deals of the stream");
+        let received = async || {
+            clients.gather();
+            clients.unclaimed_deliveries(client).len()
+        };
+        eventually(&what, received, |n| *n >= count).await;
+        self.assert_unfinished(&format!("{client} received {count}"));
+    }
+
+    /// The stream has not begun its last deal yet: checked once a
+    /// disruption has been seen, it shows the stream went on after it.
+    fn assert_unfinished(&self, moment: &str) {
+        assert!(
+            self.begun.load(Ordering::SeqCst) < self.end,
+            "the stream had begun its last deal before {moment}: not mid-stream"
+        );
+    }
+
+    async fn finish(self) {
+        self.task.await.unwrap();
+    }
+}
+
+/// Claims `client`'s next `disconnect` observation: its transport went.
+async fn disconnected(clients: &mut Clients, client: &str) -> Value {
+    let what = format!("{client} disconnected");
+    clients
+        .wait_for(&what, |o| {
+            o["client"] == client && o["type"] == "disconnect"
+        })
+        .await
 }
 
 async fn connect_module(clients: &mut Clients, name: &str, url: &str, auth: Value) {
@@ -108,15 +181,21 @@ async fn a_dropped_transport_resumes_from_kafka_with_nothing_lost_or_repeated() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_reaching_back_past_memory_reads_kafka_with_nothing_lost() {
     let broker = Broker::start();
-    // Room for a handful of records: the 300 missed are mostly evicted.
+    // Room for a few records: most of the deals missed are evicted.
     let bridge = TestBridge::start_with(&broker, |c| c.replay.memory_bytes = 2_000).await;
     dropped_transport_resumes(&broker, &bridge).await;
     assert!(replay_reads(&bridge, "kafka").await > 0);
     bridge.stop().await;
 }
 
-/// A page drops its transport while 300 deals and a notification go by,
-/// and resumes every one of them exactly once.
+/// Deals that go by while the page is away: many more than the 2,000 bytes
+/// of replay memory of the test reaching back past memory hold (a replay
+/// there must read Kafka).
+const MISSED: usize = 60;
+
+/// A page's transport drops in the middle of 300 deals (the network to the
+/// bridge goes), and stays down while [`MISSED`] deals and a notification
+/// go by; back, the page resumes every one of them exactly once.
 async fn dropped_transport_resumes(broker: &Broker, bridge: &TestBridge) {
     let producer = Producer::new(broker);
     let mut clients = Clients::spawn().await;
@@ -127,10 +206,11 @@ async fn dropped_transport_resumes(broker: &Broker, bridge: &TestBridge) {
             json!({"token": token("user_r", "org-1")}),
         )
         .await;
+    let network = Proxy::start(bridge.addr()).await;
     connect_module(
         &mut clients,
         "page",
-        &bridge.url,
+        &network.url,
         json!({"token": token("user_p", "org-1")}),
     )
     .await;
@@ -144,16 +224,26 @@ async fn dropped_transport_resumes(broker: &Broker, bridge: &TestBridge) {
         "before you left"
     );
 
-    let background = {
-        let producer = producer.clone();
-        tokio::spawn(async move { produce(&producer, 0..300, Duration::from_millis(2)).await })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    clients.send(json!({"op": "drop", "client": "page"})).await;
-    // While it is away, the user is also mentioned.
+    // The transport drops mid-stream: after 20 deals reached the page, before
+    // the stream is done.
+    let stream = Stream::start(&producer, 0..300, Duration::from_millis(2));
+    stream.received(&mut clients, "page", 20).await;
+    network.down();
+    disconnected(&mut clients, "page").await;
+    stream.assert_unfinished("the page's transport dropped");
+    // While it is away, the user is also mentioned, and deals go by (the
+    // reference client counts them).
     let note = support::avro::notification("org-1", "user_p", "while you were away");
     producer.send("crm.notifications", "user_p", &note).await;
-    background.await.unwrap();
+    let mut passed = async || {
+        clients.gather();
+        clients.unclaimed_deliveries("reference").len()
+    };
+    let at_drop = passed().await;
+    let what = format!("{MISSED} deals to go by while the page is away");
+    eventually(&what, passed, |n| *n >= at_drop + MISSED).await;
+    network.up();
+    stream.finish().await;
 
     let recovered = clients
         .wait_for("page recovered", |o| {
@@ -191,17 +281,17 @@ async fn a_bridge_killed_with_sigkill_and_restarted_loses_nothing() {
     let producer = Producer::new(&broker);
     let mut clients = subscribed_page(&node.url, "user_k").await;
 
-    produce(&producer, 0..40, Duration::ZERO).await;
+    produce(&producer, 0..40).await;
     let mut received = clients.deliveries("page", 40).await;
     node.kill();
-    produce(&producer, 40..80, Duration::ZERO).await;
+    produce(&producer, 40..80).await;
     let _node = BridgeProcess::start(&broker, port, "sigkill").await;
     clients
         .wait_for("page recovered", |o| {
             o["client"] == "page" && o["type"] == "recovered"
         })
         .await;
-    produce(&producer, 80..100, Duration::ZERO).await;
+    produce(&producer, 80..100).await;
     received.extend(clients.deliveries("page", 60).await);
     assert_exactly_once_in_order(&received, 0..100);
     clients.settle(Duration::from_millis(300)).await;
@@ -245,18 +335,9 @@ async fn committed_deals(broker: &Broker, node_id: &str) -> i64 {
 
 /// Waits until the group of `node_id` has committed `records` deals.
 async fn wait_committed(broker: &Broker, node_id: &str, records: i64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let committed = committed_deals(broker, node_id).await;
-        if committed == records {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{node_id} committed {committed} deals, not {records}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("{node_id} to commit {records} deals");
+    let committed = async || committed_deals(broker, node_id).await;
+    eventually(&what, committed, |n| *n == records).await;
 }
 
 /// `a_bridge_killed_with_sigkill_and_restarted_loses_nothing` passes whether
@@ -272,19 +353,19 @@ async fn a_bridge_killed_with_sigkill_resumes_from_the_offsets_its_group_committ
     let producer = Producer::new(&broker);
     let mut clients = subscribed_page(&node.url, "user_c").await;
 
-    produce(&producer, 0..40, Duration::ZERO).await;
+    produce(&producer, 0..40).await;
     let mut received = clients.deliveries("page", 40).await;
     // Committed in the background (every second), never by the kill.
     wait_committed(&broker, &node_id, 40).await;
     node.kill();
-    produce(&producer, 40..80, Duration::ZERO).await;
+    produce(&producer, 40..80).await;
     let node = BridgeProcess::start(&broker, port, &node_id).await;
     clients
         .wait_for("page recovered", |o| {
             o["client"] == "page" && o["type"] == "recovered"
         })
         .await;
-    produce(&producer, 80..100, Duration::ZERO).await;
+    produce(&producer, 80..100).await;
     received.extend(clients.deliveries("page", 60).await);
     assert_exactly_once_in_order(&received, 0..100);
     clients.settle(Duration::from_millis(300)).await;
@@ -305,14 +386,16 @@ async fn a_bridge_restarted_with_sigterm_resumes_its_clients_without_kafka() {
     let producer = Producer::new(&broker);
     let mut clients = subscribed_page(&node.url, "user_d").await;
 
-    let background = {
-        let producer = producer.clone();
-        tokio::spawn(async move { produce(&producer, 0..200, Duration::from_millis(10)).await })
-    };
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    node.terminate().await;
+    // The node stops mid-stream: its clients are let go after 20 deals
+    // reached the page, before the stream is done.
+    let stream = Stream::start(&producer, 0..200, Duration::from_millis(10));
+    stream.received(&mut clients, "page", 20).await;
+    tokio::join!(node.terminate(), async {
+        disconnected(&mut clients, "page").await;
+        stream.assert_unfinished("the stopping node let the page go");
+    });
     let node = BridgeProcess::start(&broker, port, "deploy").await;
-    background.await.unwrap();
+    stream.finish().await;
     let received = clients.deliveries("page", 200).await;
     assert_exactly_once_in_order(&received, 0..200);
     // The old node stopped consuming before it let its clients go, so they
@@ -333,15 +416,16 @@ async fn a_client_moved_to_another_node_resumes_there() {
     let producer = Producer::new(&broker);
     let mut clients = subscribed_page(&proxy.url, "user_n").await;
 
-    produce(&producer, 0..50, Duration::ZERO).await;
+    produce(&producer, 0..50).await;
     let mut received = clients.deliveries("page", 50).await;
-    let background = {
-        let producer = producer.clone();
-        tokio::spawn(async move { produce(&producer, 50..150, Duration::from_millis(2)).await })
-    };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Moved mid-stream: after 10 more deals reached the page, before the
+    // stream is done.
+    let stream = Stream::start(&producer, 50..150, Duration::from_millis(2));
+    stream.received(&mut clients, "page", 10).await;
     proxy.switch(node_b.addr());
-    background.await.unwrap();
+    disconnected(&mut clients, "page").await;
+    stream.assert_unfinished("the page was cut from node A");
+    stream.finish().await;
     received.extend(clients.deliveries("page", 100).await);
     assert_exactly_once_in_order(&received, 0..150);
     node_a.stop().await;
@@ -408,7 +492,7 @@ async fn a_new_page_resumes_from_a_stored_cursor() {
         )
         .await;
     let ack = subscribe_pipeline(&mut clients, "first").await;
-    produce(&producer, 0..10, Duration::ZERO).await;
+    produce(&producer, 0..10).await;
     let mut cursor = ack["cursor"].as_str().unwrap().to_owned();
     let seen = clients.deliveries("first", 10).await;
     for event in &seen {
@@ -417,7 +501,7 @@ async fn a_new_page_resumes_from_a_stored_cursor() {
     clients
         .send(json!({"op": "disconnect", "client": "first"}))
         .await;
-    produce(&producer, 10..30, Duration::ZERO).await;
+    produce(&producer, 10..30).await;
     // Once live delivery has passed them, all 20 missed events are replayed
     // (before that, the newest would arrive live after the acknowledgement).
     bridge.wait_consumed(30).await;
@@ -437,7 +521,7 @@ async fn a_new_page_resumes_from_a_stored_cursor() {
     assert_eq!(resumed["replayed"], 20, "{resumed}");
     assert_eq!(resumed["gaps"], json!([]));
     assert!(replayed.iter().all(|e| e["replayed"] == true));
-    produce(&producer, 30..31, Duration::ZERO).await;
+    produce(&producer, 30..31).await;
     let live = clients.deliveries("second", 1).await;
     assert!(live[0].get("replayed").is_none());
     let all: Vec<Value> = seen.into_iter().chain(replayed).chain(live).collect();
@@ -467,18 +551,16 @@ async fn a_replay_chasing_a_stream_holds_nothing_back_and_is_not_cut_off() {
             json!({"token": token("user_c", "org-1")}),
         )
         .await;
-    let stream = {
-        let producer = producer.clone();
-        tokio::spawn(
-            async move { produce(&producer, 5_000..5_500, Duration::from_millis(2)).await },
-        )
-    };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The replay starts mid-stream: once the bridge has read 20 of the
+    // stream, before the stream is done.
+    let stream = Stream::start(&producer, 5_000..5_500, Duration::from_millis(2));
+    bridge.wait_consumed(5_020).await;
     // An empty cursor: everything Kafka holds.
     let request = json!({"resource": "deal", "filter": {"pipelineId": PIPELINE}, "since": "1:"});
     let reply = clients.request("late", "subscribe", request).await;
     assert_eq!(reply["replaying"], true, "{reply}");
-    stream.await.unwrap();
+    stream.assert_unfinished("the replay began");
+    stream.finish().await;
     let received = clients.deliveries("late", 5_500).await;
     assert_exactly_once_in_order(&received, 0..5_500);
     clients.event("late", "subscription-resumed").await;
@@ -572,7 +654,7 @@ async fn a_token_expiring_mid_connection_is_cut_off_and_a_fresh_one_resumes() {
         crm_bridge::auth::sign_dev_token(support::bridge::TEST_SECRET, "user_x", "X", "org-1", 2);
     connect_module(&mut clients, "page", &bridge.url, json!({"token": short})).await;
     subscribe_pipeline(&mut clients, "page").await;
-    produce(&producer, 0..10, Duration::ZERO).await;
+    produce(&producer, 0..10).await;
     let mut received = clients.deliveries("page", 10).await;
 
     // At expiry the bridge tells the client and disconnects it.
@@ -585,7 +667,7 @@ async fn a_token_expiring_mid_connection_is_cut_off_and_a_fresh_one_resumes() {
         })
         .await;
     assert_eq!(gone["reason"], "io server disconnect");
-    produce(&producer, 10..20, Duration::ZERO).await;
+    produce(&producer, 10..20).await;
 
     // The same token is refused; nothing is replayed without authentication.
     clients
@@ -663,7 +745,7 @@ async fn missed_three(broker: &Broker, bridge: &TestBridge, auth: &Value) -> (Cl
     let mut clients = Clients::spawn().await;
     clients.connect("first", &bridge.url, auth.clone()).await;
     let cursor = subscribe_pipeline(&mut clients, "first").await["cursor"].clone();
-    produce(&producer, 0..3, Duration::ZERO).await;
+    produce(&producer, 0..3).await;
     clients.deliveries("first", 3).await;
     clients
         .send(json!({"op": "disconnect", "client": "first"}))
@@ -769,14 +851,11 @@ async fn every_resuming_subscription_is_acknowledged_before_it_resumes() {
             .send(json!({"op": "emit", "client": "page", "event": "subscribe", "data": request, "ack": format!("o{n}")}))
             .await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while clients.unclaimed("page", "subscription-resumed").len() < RESUMES {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not every subscription resumed"
-        );
-        clients.settle(Duration::from_millis(100)).await;
-    }
+    let resumed = async || {
+        clients.gather();
+        clients.unclaimed("page", "subscription-resumed").len()
+    };
+    eventually("every subscription to resume", resumed, |n| *n == RESUMES).await;
     // The client module, like any client, learns from the acknowledgement
     // that a subscription is resuming: `subscription-resumed` must follow it.
     let observed = &clients.seen;
@@ -815,6 +894,7 @@ async fn a_page_with_more_subscriptions_than_the_rate_burst_resumes_them_all() {
             )
             .await;
         assert_eq!(reply["ok"], true, "{reply}");
+        // The page's pace: under the bridge's rate of 100 subscribes a second.
         tokio::time::sleep(Duration::from_millis(12)).await;
     }
 

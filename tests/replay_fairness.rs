@@ -148,22 +148,6 @@ async fn cursor_now(bridge: &TestBridge, org: &str, request: &Value) -> Value {
     ack["cursor"].clone()
 }
 
-/// Polls `/stats` until `ready` holds of it (bounded).
-async fn stats_until(bridge: &TestBridge, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let stats = bridge.stats().await;
-        if ready(&stats) {
-            return stats;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never {what}: {stats}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_resume_and_never_read_cannot_delay_another_organisations_resume() {
     const HOGS: usize = 4;
@@ -194,10 +178,11 @@ async fn clients_that_resume_and_never_read_cannot_delay_another_organisations_r
         hogs.push(hog);
     }
     // Every hog replay has started (before the fix: each holds a slot).
-    stats_until(&bridge, "all hog replays started", |s| {
-        s["replayRequests"].as_u64() >= Some(HOGS as u64)
-    })
-    .await;
+    bridge
+        .stats_until("every hog replay to start", |s| {
+            s["replayRequests"].as_u64() >= Some(HOGS as u64)
+        })
+        .await;
 
     let resumed = tokio::time::timeout(RESUME_BOUND, async {
         let ack = other
@@ -226,10 +211,11 @@ async fn clients_that_resume_and_never_read_cannot_delay_another_organisations_r
     );
     assert_eq!(stats["cutOff"], json!({}), "{stats}");
     // And they wait without a slot.
-    stats_until(&bridge, "all hogs waiting without a slot", |s| {
-        s["replaysWaitingForSocket"] == HOGS as u64
-    })
-    .await;
+    bridge
+        .stats_until("every hog to wait without a slot", |s| {
+            s["replaysWaitingForSocket"] == HOGS as u64
+        })
+        .await;
     drop(hogs);
     bridge.stop().await;
 }
@@ -255,19 +241,21 @@ async fn subscribing_again_with_since_replaces_the_pending_replay_and_sends_each
     client
         .emit("subscribe", &with_since(pipeline(HOG_PIPELINE), &since))
         .await;
-    stats_until(&bridge, "the first replay waiting for the socket", |s| {
-        s["replaysWaitingForSocket"] == 1
-    })
-    .await;
+    bridge
+        .stats_until("the first replay to wait for the socket", |s| {
+            s["replaysWaitingForSocket"] == 1
+        })
+        .await;
     // ...so the next subscribes queue behind it: each replaces the last.
     let again = with_since(deal, &since);
     for _ in 0..AGAIN {
         client.emit("subscribe", &again).await;
     }
-    stats_until(&bridge, "the re-subscribes replaced", |s| {
-        s["replaysCancelled"]["replaced"] == AGAIN - 1
-    })
-    .await;
+    bridge
+        .stats_until("the re-subscribes to replace each other", |s| {
+            s["replaysCancelled"]["replaced"] == AGAIN - 1
+        })
+        .await;
 
     // The client reads again: the first replay, then one replay of the deal.
     let mut seqs = Vec::new();
@@ -316,21 +304,25 @@ async fn a_connection_has_a_bounded_number_of_replays_pending() {
     client
         .emit("subscribe", &with_since(pipeline(HOG_PIPELINE), &since))
         .await;
-    stats_until(&bridge, "the first replay waiting for the socket", |s| {
-        s["replaysWaitingForSocket"] == 1
-    })
-    .await;
+    bridge
+        .stats_until("the first replay to wait for the socket", |s| {
+            s["replaysWaitingForSocket"] == 1
+        })
+        .await;
     // Two more keys fill the connection's three; a fourth is refused.
     for deal in ["deal_a", "deal_b", "deal_c"] {
         let request = with_since(json!({"resource": "deal", "id": deal}), &since);
         client.emit("subscribe", &request).await;
     }
-    stats_until(&bridge, "the fourth replay refused", |s| {
-        s["clientErrors"]["rate_limited"] == 1
-    })
-    .await;
+    bridge
+        .stats_until("the fourth replay to be refused", |s| {
+            s["clientErrors"]["rate_limited"] == 1
+        })
+        .await;
     // The refused subscribe changed nothing (the setup client's went with it).
-    stats_until(&bridge, "three subscriptions", |s| s["subscriptions"] == 3).await;
+    bridge
+        .stats_until("three subscriptions", |s| s["subscriptions"] == 3)
+        .await;
     // The refusal's `error` event and acknowledgement went to a full
     // socket: a client that does not read is not told (see docs/delivery-guarantees.md).
     assert_eq!(bridge.stats().await["replaysWaitingForSocket"], 1);

@@ -14,7 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
 use support::avro::{deal_seq, now_ms};
 use support::semantics::create_topics;
-use support::{Broker, Clients, Producer, TestBridge, token};
+use support::{Broker, Clients, Producer, TestBridge, eventually, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cursor_before_retention_reports_the_lost_range_and_replays_the_rest() {
@@ -97,22 +97,16 @@ async fn wait_for_log_start(broker: &Broker, topic: &str, offset: i64) {
         .set("bootstrap.servers", &broker.addr)
         .create()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    let start = async || {
         let (low, _) = consumer
             .fetch_watermarks(topic, 0, Duration::from_secs(5))
             .unwrap();
-        if low >= offset {
-            assert_eq!(
-                low, offset,
-                "retention removed more than the expired segment"
-            );
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the log still starts at {low}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        low
+    };
+    let what = format!("retention to move the start of {topic}/0 to {offset}");
+    let low = eventually(&what, start, |low| *low >= offset).await;
+    assert_eq!(
+        low, offset,
+        "retention removed more than the expired segment"
+    );
 }

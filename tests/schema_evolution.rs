@@ -162,15 +162,11 @@ async fn writer_schemas_come_from_an_http_schema_registry() {
     let producer = Producer::new(&broker);
     let unknown = confluent_frame(i32::MAX as u32, &deal_v2_record("x", ids.v2)[5..]);
     producer.send("crm.deals", "deal_v2", &unknown).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let stats = bridge.stats().await;
-        if stats["decodeFailures"]["unknown_schema"] == 1 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "not counted: {stats}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    bridge
+        .stats_until("the unknown schema id to be counted", |s| {
+            s["decodeFailures"]["unknown_schema"] == 1
+        })
+        .await;
     bridge.stop().await;
 }
 
@@ -202,15 +198,10 @@ async fn a_protobuf_schema_is_refused_counted_and_dead_lettered() {
 
     // Same key, same partition: the good record is decoded after the
     // refused one, so the partition flowed on.
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let stats = loop {
-        let stats = bridge.stats().await;
-        if stats["recordsDecoded"] == 1 && stats["deadLettered"] == 1 {
-            break stats;
-        }
-        assert!(std::time::Instant::now() < deadline, "{stats}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let what = "the good record to be decoded and the refused one dead-lettered";
+    let stats = bridge
+        .stats_until(what, |s| s["recordsDecoded"] == 1 && s["deadLettered"] == 1)
+        .await;
     assert_eq!(
         stats["decodeFailures"],
         json!({"schema_type": 1}),
@@ -246,6 +237,8 @@ async fn a_registry_outage_holds_records_instead_of_skipping_them() {
         )
         .await;
 
+    // The bridge has the record, and holds it for a while.
+    bridge.wait_consumed(1).await;
     clients.settle(Duration::from_millis(700)).await;
     assert!(clients.unclaimed_deliveries("o").is_empty());
     let stats = bridge.stats().await;

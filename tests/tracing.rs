@@ -8,7 +8,6 @@
 mod support;
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use crm_bridge::telemetry::LogConfig;
 use crm_bridge::telemetry::{self, OtlpProtocol, TraceExport};
@@ -16,7 +15,7 @@ use opentelemetry_sdk::trace::Sampler;
 use serde_json::json;
 use support::avro::contact;
 use support::otlp::{OtlpReceiver, ReceivedSpan};
-use support::{Broker, Clients, Producer, TestBridge, token};
+use support::{Broker, Clients, Producer, TestBridge, eventually, token};
 
 /// The receiver every bridge of this binary exports to.
 fn receiver() -> &'static OtlpReceiver {
@@ -41,18 +40,9 @@ fn receiver() -> &'static OtlpReceiver {
 
 /// Waits until `found` finds what it needs among the received spans.
 async fn wait_for_spans<T>(what: &str, found: impl Fn(&[ReceivedSpan]) -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(result) = found(&receiver().spans()) {
-            return result;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never received {what}: {:#?}",
-            receiver().spans()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let spans = async || receiver().spans();
+    let spans = eventually(what, spans, |spans| found(spans).is_some()).await;
+    found(&spans).expect("found a moment ago")
 }
 
 /// The first span named `name` that `matches`.

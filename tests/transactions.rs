@@ -18,9 +18,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use support::avro::deal_seq;
 use support::semantics::{
     PIPELINE, after_events, assert_exactly_once_in_order, deal_of, deals_cursor, extents, resume,
-    subscribe, untagged, wait_until,
+    subscribe, untagged,
 };
-use support::{Broker, Clients, TestBridge};
+use support::{Broker, Clients, TestBridge, eventually};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -158,20 +158,17 @@ async fn committed_then_resumed(broker: &Broker, bridge: &TestBridge, group: &st
     // Live delivery steps over the markers: a live subscription's cursor,
     // and the group's committed offsets, reach the last stable offsets...
     subscribe(&mut clients, "probe", &bridge.url, None).await;
-    wait_until(
-        "live delivery stands at the last stable offsets",
-        async || {
-            let request =
-                serde_json::json!({"resource": "deal", "filter": {"pipelineId": PIPELINE}});
-            let ack = clients.request("probe", "subscribe", request).await;
-            untagged(&ack["cursor"]) == deals_cursor(&stable)
-        },
-    )
-    .await;
-    wait_until("the group committed the last stable offsets", async || {
-        committed(broker, group, stable.len()) == stable
-    })
-    .await;
+    let live_cursor = async || {
+        let request = serde_json::json!({"resource": "deal", "filter": {"pipelineId": PIPELINE}});
+        let ack = clients.request("probe", "subscribe", request).await;
+        untagged(&ack["cursor"])
+    };
+    let stable_cursor = deals_cursor(&stable);
+    let what = "live delivery to stand at the last stable offsets";
+    eventually(what, live_cursor, |cursor| *cursor == stable_cursor).await;
+    let what = "the group to commit the last stable offsets";
+    let group_committed = async || committed(broker, group, stable.len());
+    eventually(what, group_committed, |offsets| *offsets == stable).await;
     // ... so no partition shows a lag (the watermark, however fresh, is at
     // most the last stable offset), and the aborted records never reached
     // the bridge.

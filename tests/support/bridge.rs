@@ -1,12 +1,10 @@
 //! The bridge, started in-process the way `main` starts it.
 
-use std::time::{Duration, Instant};
-
 use crm_bridge::app::{self, RunningApp};
 use crm_bridge::auth::{ApiKeyConfig, Secret, hash_api_key, sign_dev_token};
 use crm_bridge::config::Config;
 
-use super::{Broker, repo_path};
+use super::{Broker, eventually, repo_path};
 
 pub const TEST_SECRET: &str = "integration-test-secret-0123456789abcdef";
 pub const TEST_API_KEY: &str = "test-api-key-for-org-1-0123456789";
@@ -88,15 +86,18 @@ impl TestBridge {
 
     /// Waits until live delivery has handled at least `records`.
     pub async fn wait_consumed(&self, records: u64) {
-        // Generous for a loaded CI machine: it bounds a wait, it times nothing.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.stats().await["recordsConsumed"].as_u64() < Some(records) {
-            assert!(
-                Instant::now() < deadline,
-                "the bridge never consumed {records} records"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let what = format!("the bridge to consume {records} records");
+        let consumed = async || self.stats().await["recordsConsumed"].as_u64();
+        eventually(&what, consumed, |n| *n >= Some(records)).await;
+    }
+
+    /// Waits until `done` holds of `/stats`, and returns them.
+    pub async fn stats_until(
+        &self,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        eventually(what, async || self.stats().await, done).await
     }
 
     pub async fn stats(&self) -> serde_json::Value {
@@ -122,19 +123,21 @@ pub async fn stats(url: &str) -> serde_json::Value {
 
 /// Waits for `/readyz`: partitions assigned and presence in sync.
 pub async fn wait_ready(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        // The body says why not (partitions, lag, presence).
-        let why = match reqwest::get(format!("{url}/readyz")).await {
-            Ok(r) if r.status().is_success() => return,
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(e) => e.to_string(),
-        };
-        assert!(
-            Instant::now() < deadline,
-            "bridge at {url} never became ready: {why}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let what = format!("the bridge at {url} to be ready");
+    eventually(&what, async || not_ready(url).await, Option::is_none).await;
+}
+
+/// Why the bridge at `url` is not ready, as `/readyz` says (partitions,
+/// lag, presence) or as its request failed; `None` once it is.
+pub async fn not_ready(url: &str) -> Option<String> {
+    match reqwest::get(format!("{url}/readyz")).await {
+        Ok(r) if r.status().is_success() => None,
+        Ok(r) => Some(format!(
+            "{}: {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        )),
+        Err(e) => Some(e.to_string()),
     }
 }
 

@@ -17,11 +17,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaResult;
 
+use super::wait::eventually_blocking;
 use super::{free_port, repo_path};
 
 /// A Kafka cluster as one test sees it: where to connect, and the prefix
@@ -142,6 +144,7 @@ impl Broker {
     pub async fn stall(&self, how_long: Duration) {
         let cluster = self.single_node();
         cluster.signal(0, "-STOP");
+        // The stall's own length, which the test chose.
         tokio::time::sleep(how_long).await;
         cluster.signal(0, "-CONT");
     }
@@ -465,20 +468,17 @@ fn wait_for_brokers(addr: &str, count: usize, alive: impl Fn() -> bool) {
         .set("log_level", "0")
         .create()
         .expect("a metadata client");
-    // A cold JVM on a busy 2-core machine formats and starts in ~10 s.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        match consumer.fetch_metadata(None, Duration::from_secs(2)) {
-            Ok(metadata) if metadata.brokers().len() >= count => return,
-            _ if !alive() => {
-                panic!("a Kafka node at {addr} exited; see target/test-logs/kafka-*.log")
-            }
-            _ if Instant::now() > deadline => {
-                panic!(
-                    "Kafka at {addr} never had {count} brokers; see target/test-logs/kafka-*.log"
-                )
-            }
-            _ => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
+    let enough = |brokers: &KafkaResult<usize>| brokers.as_ref().is_ok_and(|n| *n >= count);
+    let brokers = || {
+        let brokers = consumer
+            .fetch_metadata(None, Duration::from_secs(2))
+            .map(|metadata| metadata.brokers().len());
+        assert!(
+            enough(&brokers) || alive(),
+            "a Kafka node at {addr} exited; see target/test-logs/kafka-*.log"
+        );
+        brokers
+    };
+    let what = format!("{count} Kafka brokers at {addr} (see target/test-logs/kafka-*.log)");
+    eventually_blocking(&what, brokers, enough);
 }

@@ -8,12 +8,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
-use super::repo_path;
-
-/// How long an expected observation may take before the test fails: long
-/// enough for a CI machine running every test binary at once (this bounds
-/// a wait, it times nothing).
-const WAIT: Duration = Duration::from_secs(60);
+use super::{PATIENCE, repo_path};
 
 pub struct Clients {
     _child: Child,
@@ -111,7 +106,7 @@ impl Clients {
         if let Some(at) = self.seen.iter().position(&matches) {
             return self.seen.remove(at);
         }
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             match tokio::time::timeout_at(deadline, self.observations.recv()).await {
                 Ok(Some(observation)) if matches(&observation) => return observation,
@@ -119,6 +114,15 @@ impl Clients {
                 Ok(None) => panic!("the Node driver exited while waiting for {what}"),
                 Err(_) => panic!("timed out waiting for {what}; unclaimed: {:#?}", self.seen),
             }
+        }
+    }
+
+    /// Collects everything observed so far into `seen`, without waiting:
+    /// the look of an [`eventually`](super::eventually) that counts
+    /// observations without claiming them.
+    pub fn gather(&mut self) {
+        while let Ok(observation) = self.observations.try_recv() {
+            self.seen.push(observation);
         }
     }
 

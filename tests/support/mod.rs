@@ -16,6 +16,7 @@ pub mod process;
 pub mod proxy;
 pub mod registry;
 pub mod semantics;
+pub mod wait;
 
 pub use avro::Producer;
 pub use bridge::{TEST_API_KEY, TestBridge, token};
@@ -24,15 +25,25 @@ pub use broker::Broker;
 pub use clients::Clients;
 pub use nginx::Nginx;
 pub use registry::Registry;
+pub use wait::{PATIENCE, eventually};
 
-/// A loopback port for a server a test starts (a Kafka node, a bridge
-/// process) that must be named before it binds. Not `bind(0)`: that hands
-/// out a port of the kernel's ephemeral range (32768-60999 on Linux), which
-/// every outgoing connection of a parallel test draws from too, so it can
-/// be taken before the server binds it. These come from below that range,
-/// each at most once per test binary, starting at a place of this
-/// process's own (so two binaries rarely meet), and each free when handed
-/// out (a bind proves it).
+/// A loopback port for a server a test starts as a child process that
+/// must be told its port before it binds and cannot report the one it
+/// bound: a Kafka node (each node's listeners, advertised addresses and
+/// the controller quorum's voters are configured before any node starts,
+/// and a restarted node comes back on the same ports), the registry's JVM,
+/// nginx, and the bridge binary (restarted on the same port, so that its
+/// clients reconnect to the URL they had). A server in the test process
+/// itself (the in-process bridge, the IdP, the proxy, the OTLP receiver)
+/// binds `127.0.0.1:0` and serves on that listener, so its port is never
+/// dropped and bound again.
+///
+/// Not `bind(0)` here: that hands out a port of the kernel's ephemeral
+/// range (32768-60999 on Linux), which every outgoing connection of a
+/// parallel test draws from too, so it can be taken before the child binds
+/// it. These come from below that range, each at most once per test
+/// binary, starting at a place of this process's own (so two binaries
+/// rarely meet), and each free when handed out (a bind proves it).
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const FIRST: u32 = 20_000;

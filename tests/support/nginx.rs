@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::wait::eventually_blocking;
 use super::{free_port, repo_path};
 
 const NGINX: &str = "/usr/sbin/nginx";
@@ -57,17 +58,22 @@ impl Nginx {
             .stderr(stderr)
             .spawn()
             .expect("starting nginx");
+        // Stopped on drop, should the wait fail.
         let mut nginx = Self { child, dir, addr };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            let exited = nginx.child.try_wait().unwrap();
-            assert!(
-                exited.is_none() && Instant::now() < deadline,
-                "nginx did not listen on {addr} ({exited:?}): {}",
-                nginx.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let listening = || {
+            let connected = std::net::TcpStream::connect(addr).map(drop);
+            if connected.is_err() {
+                let exited = nginx.child.try_wait().unwrap();
+                let logs = logs(&nginx.dir);
+                assert!(exited.is_none(), "nginx exited ({exited:?}): {logs}");
+            }
+            connected
+        };
+        eventually_blocking(
+            &format!("nginx to listen on {addr}"),
+            listening,
+            Result::is_ok,
+        );
         nginx
     }
 
@@ -103,9 +109,14 @@ impl Nginx {
 
     /// nginx's error log and stderr, for failure messages.
     pub fn logs(&self) -> String {
-        let read = |name| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
-        format!("{}{}", read("error.log"), read("stderr.log"))
+        logs(&self.dir)
     }
+}
+
+/// The error log and stderr of the nginx running in `dir`.
+fn logs(dir: &std::path::Path) -> String {
+    let read = |name| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    format!("{}{}", read("error.log"), read("stderr.log"))
 }
 
 /// SIGTERM, not SIGKILL: the master then stops its worker, which would
@@ -115,6 +126,7 @@ impl Drop for Nginx {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .status();
+        // A grace period, not a wait that can fail: SIGKILL follows it.
         let deadline = Instant::now() + Duration::from_secs(5);
         while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));

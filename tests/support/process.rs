@@ -125,11 +125,14 @@ impl BridgeProcess {
         repo_path(&format!("target/test-logs/bridge-{port}-{node_id}.log"))
     }
 
-    /// SIGTERM, as a deploy does, and waits for the graceful shutdown.
+    /// SIGTERM, as a deploy does, and waits for the graceful shutdown, for
+    /// as long as it takes: a caller that holds it to a bound sets the
+    /// bound (`operations.rs` holds it to the shutdown budget).
     pub async fn terminate(&mut self) {
         let pid = self.child.id().to_string();
         let status = Command::new("kill").args(["-TERM", pid.as_str()]).status();
         assert!(status.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        // Polled: a std `Child` has no asynchronous wait.
         while matches!(self.child.try_wait(), Ok(None)) {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }

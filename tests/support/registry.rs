@@ -15,8 +15,9 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::wait::eventually_blocking;
 use super::{Broker, free_port, repo_path};
 
 /// The root of Apicurio's Confluent API.
@@ -134,26 +135,21 @@ fn spawn(port: u16, log_path: &PathBuf) -> Child {
 /// Waits until the Confluent API lists subjects (the registry is serving).
 /// Plain HTTP/1.0 over a socket: this runs outside any Tokio runtime.
 fn wait_until_serving(addr: SocketAddr) {
-    // A cold JVM on a busy 2-core machine starts Apicurio in ~10-30 s.
-    let deadline = Instant::now() + Duration::from_secs(120);
     let request = format!("GET {CCOMPAT}/subjects HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    loop {
-        let answered =
-            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).and_then(|mut s| {
-                s.set_read_timeout(Some(Duration::from_secs(5)))?;
-                s.write_all(request.as_bytes())?;
-                let mut response = String::new();
-                s.read_to_string(&mut response)?;
-                Ok(response)
-            });
-        match answered {
-            Ok(response) if response.split_whitespace().nth(1) == Some("200") => return,
-            _ if Instant::now() > deadline => {
-                panic!(
-                    "the schema registry at {addr} never served; see target/test-logs/registry-*.log"
-                )
-            }
-            _ => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
+    // The answer's status line.
+    let status = || {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(request.as_bytes())?;
+        let mut response = String::new();
+        s.read_to_string(&mut response)?;
+        Ok::<_, std::io::Error>(response.lines().next().unwrap_or_default().to_owned())
+    };
+    let what =
+        format!("the schema registry at {addr} to serve (see target/test-logs/registry-*.log)");
+    eventually_blocking(&what, status, |status| {
+        status
+            .as_ref()
+            .is_ok_and(|s| s.split_whitespace().nth(1) == Some("200"))
+    });
 }

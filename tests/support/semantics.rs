@@ -4,7 +4,7 @@
 //! that every event arrived exactly once, in order per resource.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -191,15 +191,6 @@ pub async fn resume(
         "more replayed than {resumed}"
     );
     (replayed, resumed)
-}
-
-/// Waits (up to 60 s, for a busy machine) until `done` holds.
-pub async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done().await {
-        assert!(Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A producer of the test's broker with `settings` (compression, batching).
