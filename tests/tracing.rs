@@ -10,6 +10,7 @@ mod support;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crm_bridge::domain::Action;
 use crm_bridge::telemetry::LogConfig;
 use crm_bridge::telemetry::{self, OtlpProtocol, TraceExport};
 use opentelemetry_sdk::trace::Sampler;
@@ -89,7 +90,7 @@ async fn a_producers_trace_is_continued_through_consume_decode_route_and_emit() 
     let record = contact(
         "org-1",
         "contact_traced",
-        "update",
+        Action::Update,
         "user_bob",
         &[("phone", "1")],
     );
@@ -108,7 +109,7 @@ async fn a_producers_trace_is_continued_through_consume_decode_route_and_emit() 
     let plain = contact(
         "org-1",
         "contact_traced",
-        "update",
+        Action::Update,
         "user_bob",
         &[("phone", "2")],
     );
