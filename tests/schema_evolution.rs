@@ -54,6 +54,7 @@ fn deal_v2_record(deal_id: &str, v2_id: u32) -> Vec<u8> {
         "pipeline_v2",
         Action::StageChange,
         stages,
+        Default::default(),
     )
 }
 

@@ -2,7 +2,10 @@
 //! the bridge's encoder, each stamped with a sequence number and the
 //! wall-clock time it was handed to Kafka (`changes.seq`,
 //! `changes.sentAtUs`), so a client can measure end-to-end latency and
-//! check what it got.
+//! check what it got. Encoding costs about 10 µs a record (release build,
+//! measured on the shared 2-core box under load): at 20,000 records/s, a
+//! fifth of the generator's core, where the hand-written varints it
+//! replaced cost next to nothing.
 
 use std::time::{Duration, Instant};
 

@@ -46,16 +46,15 @@ impl Encoder {
 
     /// Writes every topic's events with its latest schema in `registry`.
     pub fn latest(registry: &LocalRegistry) -> Result<Self, EncodeError> {
+        let writer = |kind| {
+            let writer = registry
+                .latest_of(kind)
+                .ok_or(EncodeError::NoWriter(kind))?;
+            Ok((kind, writer))
+        };
         let writers = TopicKind::ALL
             .into_iter()
-            .map(|kind| {
-                Ok((
-                    kind,
-                    registry
-                        .latest_of(kind)
-                        .ok_or(EncodeError::NoWriter(kind))?,
-                ))
-            })
+            .map(writer)
             .collect::<Result<_, EncodeError>>()?;
         Ok(Self::new(writers))
     }
@@ -71,7 +70,8 @@ impl Encoder {
     /// empty one is written, and the bridge refuses it.
     ///
     /// `changes` values that are arrays or objects are written as their JSON
-    /// text (the schemas' convention), integers beyond `i64` as doubles.
+    /// text (the schemas' convention), integers beyond `i64` as doubles;
+    /// their order in the record is apache-avro's hash order, not fixed.
     pub fn encode(
         &self,
         event_id: &str,

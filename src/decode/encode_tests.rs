@@ -214,7 +214,8 @@ fn each_schemas_action_enum_is_its_kinds_action_table() {
     }
 }
 
-/// One event of each topic, by the name of its seed.
+/// One event of each topic, by the name of its seed (the deal is the
+/// hostile record tests' good one).
 fn samples() -> [(&'static str, EventBody); 4] {
     [
         (
@@ -229,19 +230,7 @@ fn samples() -> [(&'static str, EventBody); 4] {
                 changes: Map::from_iter([("leadScore".to_owned(), Json::from(42))]),
             }),
         ),
-        (
-            "deal",
-            EventBody::Deal(DealEvent {
-                deal_id: "deal_1".into(),
-                pipeline_id: "pipeline_1".into(),
-                action: Action::Update,
-                actor_user_id: "user_1".into(),
-                occurred_at_ms: 1_000,
-                previous_stage: None,
-                new_stage: None,
-                changes: Map::new(),
-            }),
-        ),
+        ("deal", super::hostile_record_tests::update()),
         (
             "email",
             EventBody::Email(EmailEvent {

@@ -74,7 +74,7 @@ fn bundled() -> std::path::PathBuf {
 }
 
 /// An update of `deal_1`, nothing changed.
-fn update() -> EventBody {
+pub(super) fn update() -> EventBody {
     EventBody::Deal(DealEvent {
         deal_id: "deal_1".into(),
         pipeline_id: "pipeline_1".into(),

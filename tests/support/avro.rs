@@ -74,19 +74,15 @@ pub fn deal(
     action: Action,
     stages: Option<(&str, &str)>,
 ) -> Vec<u8> {
-    deal_by(encoder(), org, deal_id, pipeline, action, stages)
-}
-
-/// [`deal`], written by `writer` (another schema, or id).
-pub fn deal_by(
-    writer: &Encoder,
-    org: &str,
-    deal_id: &str,
-    pipeline: &str,
-    action: Action,
-    stages: Option<(&str, &str)>,
-) -> Vec<u8> {
-    deal_record(writer, org, deal_id, pipeline, action, stages, Map::new())
+    deal_by(
+        encoder(),
+        org,
+        deal_id,
+        pipeline,
+        action,
+        stages,
+        Map::new(),
+    )
 }
 
 /// A deal record whose `changes` are JSON values (strings, integers,
@@ -100,10 +96,11 @@ pub fn deal_with(
     changes: &Map<String, Value>,
 ) -> Vec<u8> {
     let changes = changes.clone();
-    deal_record(encoder(), org, deal_id, pipeline, action, stages, changes)
+    deal_by(encoder(), org, deal_id, pipeline, action, stages, changes)
 }
 
-fn deal_record(
+/// A deal record as `writer` (another schema, or id) writes it.
+pub fn deal_by(
     writer: &Encoder,
     org: &str,
     deal_id: &str,
@@ -239,7 +236,7 @@ impl Producer {
 /// A deal update carrying `seq` in its changes, to check exactly-once delivery.
 pub fn deal_seq(org: &str, deal_id: &str, pipeline: &str, seq: u64) -> Vec<u8> {
     let changes = Map::from_iter([("seq".to_owned(), Value::from(seq))]);
-    deal_record(
+    deal_by(
         encoder(),
         org,
         deal_id,
