@@ -6,17 +6,17 @@
 //! it writes the local registry's ids.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use apache_avro::Schema;
-use apache_avro::types::{Record, Value};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SchemaConfig;
-use crate::decode::{HttpRegistry, LocalRegistry, frame};
-use crate::domain::TopicKind;
+use crate::decode::{Encoder, HttpRegistry, LocalRegistry};
+use crate::domain::{
+    Action, ContactEvent, DealEvent, EmailEvent, EventBody, NotificationEvent, UserId,
+};
 use crate::kafka::KafkaConfig;
 
 pub const STAGES: [&str; 6] = [
@@ -27,16 +27,6 @@ pub const STAGES: [&str; 6] = [
     "closed-won",
     "closed-lost",
 ];
-const CONTACT_ACTIONS: [&str; 6] = ["create", "update", "delete", "activity", "email", "note"];
-const DEAL_ACTIONS: [&str; 6] = [
-    "create",
-    "update",
-    "delete",
-    "stage_change",
-    "assignment",
-    "comment",
-];
-const EMAIL_ACTIONS: [&str; 3] = ["new_email", "reply", "forward"];
 const SUBJECTS: [&str; 4] = [
     "Re: Follow up",
     "Pricing question",
@@ -96,54 +86,21 @@ pub const ORGS: [DemoOrg; 2] = [
     },
 ];
 
-/// One record to produce: its topic, key and Avro fields.
+/// One record to produce: its key and event.
 struct Activity {
-    topic: TopicKind,
     key: String,
-    fields: Vec<(&'static str, Value)>,
+    org: &'static str,
+    body: EventBody,
 }
 
 fn pick<T: Copy>(items: &[T]) -> T {
     items[fastrand::usize(..items.len())]
 }
 
-fn s(v: &str) -> Value {
-    Value::String(v.to_owned())
-}
-
-fn optional(v: Option<&str>) -> Value {
-    match v {
-        Some(v) => Value::Union(1, Box::new(s(v))),
-        None => Value::Union(0, Box::new(Value::Null)),
-    }
-}
-
-/// A value of the `changes` map (`["null", "boolean", "long", "double", "string"]`).
-fn change_string(v: &str) -> Value {
-    Value::Union(4, Box::new(s(v)))
-}
-
-fn change_long(v: i64) -> Value {
-    Value::Union(2, Box::new(Value::Long(v)))
-}
-
-fn now_ms() -> Value {
-    let ms = SystemTime::now()
+fn now_ms() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    Value::TimestampMillis(ms)
-}
-
-fn symbol(symbols: &[&str], name: &str) -> Value {
-    let index = symbols
-        .iter()
-        .position(|s| *s == name)
-        .expect("known symbol") as u32;
-    Value::Enum(index, name.to_owned())
-}
-
-fn uuid() -> Value {
-    Value::String(uuid::Uuid::new_v4().to_string())
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Invents activity: deals move through stages (remembered per deal), deals
@@ -171,12 +128,12 @@ impl Simulation {
         let previous = STAGES[*stage];
         *stage = (*stage + 1 + fastrand::usize(..2)) % STAGES.len();
         let next = STAGES[*stage];
-        let changes = HashMap::from([("stage".to_owned(), change_string(next))]);
+        let changes = Map::from_iter([("stage".to_owned(), Value::from(next))]);
         deal_activity(
             org,
             deal,
             user,
-            "stage_change",
+            Action::StageChange,
             Some((previous, next)),
             changes,
         )
@@ -191,22 +148,22 @@ fn deal_creates() -> impl Iterator<Item = Activity> {
         org.deals.iter().map(move |deal| {
             let (owner, owner_name) = pick(org.users);
             let mut changes = deal_fields(*deal, owner, owner_name);
-            changes.insert("stage".to_owned(), change_string(STAGES[0]));
-            deal_activity(org, deal.0, owner, "create", None, changes)
+            changes.insert("stage".to_owned(), Value::from(STAGES[0]));
+            deal_activity(org, deal.0, owner, Action::Create, None, changes)
         })
     })
 }
 
 /// A deal's title, value (whole currency units) and owner, as `changes`.
-fn deal_fields((_, title): (&str, &str), owner: &str, owner_name: &str) -> HashMap<String, Value> {
-    HashMap::from([
-        ("title".to_owned(), change_string(title)),
+fn deal_fields((_, title): (&str, &str), owner: &str, owner_name: &str) -> Map<String, Value> {
+    Map::from_iter([
+        ("title".to_owned(), Value::from(title)),
         (
             "value".to_owned(),
-            change_long(i64::from(fastrand::u32(5..500)) * 1000),
+            Value::from(i64::from(fastrand::u32(5..500)) * 1000),
         ),
-        ("owner".to_owned(), change_string(owner)),
-        ("ownerName".to_owned(), change_string(owner_name)),
+        ("owner".to_owned(), Value::from(owner)),
+        ("ownerName".to_owned(), Value::from(owner_name)),
     ])
 }
 
@@ -214,25 +171,23 @@ fn deal_activity(
     org: &DemoOrg,
     deal: &str,
     user: &str,
-    action: &str,
+    action: Action,
     stages: Option<(&str, &str)>,
-    changes: HashMap<String, Value>,
+    changes: Map<String, Value>,
 ) -> Activity {
     Activity {
-        topic: TopicKind::Deals,
         key: deal.to_owned(),
-        fields: vec![
-            ("eventId", uuid()),
-            ("dealId", s(deal)),
-            ("organizationId", s(org.id)),
-            ("pipelineId", s(org.pipeline)),
-            ("action", symbol(&DEAL_ACTIONS, action)),
-            ("actorUserId", s(user)),
-            ("occurredAt", now_ms()),
-            ("previousStage", optional(stages.map(|s| s.0))),
-            ("newStage", optional(stages.map(|s| s.1))),
-            ("changes", Value::Map(changes)),
-        ],
+        org: org.id,
+        body: EventBody::Deal(DealEvent {
+            deal_id: deal.to_owned(),
+            pipeline_id: org.pipeline.to_owned(),
+            action,
+            actor_user_id: user.to_owned(),
+            occurred_at_ms: now_ms(),
+            previous_stage: stages.map(|s| s.0.to_owned()),
+            new_stage: stages.map(|s| s.1.to_owned()),
+            changes,
+        }),
     }
 }
 
@@ -240,36 +195,33 @@ fn deal_activity(
 fn deal_update(org: &DemoOrg, user: &str, user_name: &str) -> Activity {
     let deal = pick(org.deals);
     let changes = deal_fields(deal, user, user_name);
-    deal_activity(org, deal.0, user, "update", None, changes)
+    deal_activity(org, deal.0, user, Action::Update, None, changes)
 }
 
 fn contact_change(org: &DemoOrg, user: &str) -> Activity {
     let (contact, email) = pick(org.contacts);
-    let changes = HashMap::from([
-        ("email".to_owned(), change_string(email)),
+    let changes = Map::from_iter([
+        ("email".to_owned(), Value::from(email)),
         (
             "leadScore".to_owned(),
-            change_long(i64::from(fastrand::u8(..100))),
+            Value::from(i64::from(fastrand::u8(..100))),
         ),
     ]);
     Activity {
-        topic: TopicKind::Contacts,
         key: contact.to_owned(),
-        fields: vec![
-            ("eventId", uuid()),
-            ("contactId", s(contact)),
-            ("organizationId", s(org.id)),
-            (
-                "action",
-                symbol(
-                    &CONTACT_ACTIONS,
-                    pick(&["update", "update", "activity", "note"]),
-                ),
-            ),
-            ("actorUserId", s(user)),
-            ("occurredAt", now_ms()),
-            ("changes", Value::Map(changes)),
-        ],
+        org: org.id,
+        body: EventBody::Contact(ContactEvent {
+            contact_id: contact.to_owned(),
+            action: pick(&[
+                Action::Update,
+                Action::Update,
+                Action::Activity,
+                Action::Note,
+            ]),
+            actor_user_id: user.to_owned(),
+            occurred_at_ms: now_ms(),
+            changes,
+        }),
     }
 }
 
@@ -277,22 +229,17 @@ fn email(org: &DemoOrg) -> Activity {
     let (contact, from) = pick(org.contacts);
     let thread = format!("thread_{contact}");
     Activity {
-        topic: TopicKind::Email,
         key: thread.clone(),
-        fields: vec![
-            ("eventId", uuid()),
-            (
-                "emailId",
-                Value::String(format!("email_{}", fastrand::u32(..1_000_000))),
-            ),
-            ("threadId", Value::String(thread)),
-            ("organizationId", s(org.id)),
-            ("contactId", optional(Some(contact))),
-            ("action", symbol(&EMAIL_ACTIONS, "new_email")),
-            ("subject", s(pick(&SUBJECTS))),
-            ("from", s(from)),
-            ("occurredAt", now_ms()),
-        ],
+        org: org.id,
+        body: EventBody::Email(EmailEvent {
+            email_id: format!("email_{}", fastrand::u32(..1_000_000)),
+            thread_id: thread,
+            contact_id: Some(contact.to_owned()),
+            action: Action::NewEmail,
+            subject: pick(&SUBJECTS).to_owned(),
+            from: from.to_owned(),
+            occurred_at_ms: now_ms(),
+        }),
     }
 }
 
@@ -310,77 +257,55 @@ fn mention(org: &DemoOrg, user: &str, user_name: &str) -> Activity {
         pick(&teammates)
     };
     Activity {
-        topic: TopicKind::Notifications,
         key: target.to_owned(),
-        fields: vec![
-            (
-                "notificationId",
-                Value::String(format!("notif-{}", fastrand::u32(..1_000_000))),
-            ),
-            ("organizationId", s(org.id)),
-            ("targetUserId", s(target)),
-            ("type", s("mention")),
-            ("title", s("You were mentioned")),
-            (
-                "message",
-                Value::String(format!("{user_name} mentioned you in a comment")),
-            ),
-            (
-                "link",
-                optional(Some(&format!("/deals/{}", pick(org.deals).0))),
-            ),
-            ("occurredAt", now_ms()),
-        ],
+        org: org.id,
+        body: EventBody::Notification(NotificationEvent {
+            notification_id: format!("notif-{}", fastrand::u32(..1_000_000)),
+            target_user: UserId::new(target).expect("the demo's user ids are valid"),
+            kind: "mention".to_owned(),
+            title: "You were mentioned".to_owned(),
+            message: format!("{user_name} mentioned you in a comment"),
+            link: Some(format!("/deals/{}", pick(org.deals).0)),
+            occurred_at_ms: now_ms(),
+        }),
     }
 }
 
-/// Encodes with the latest schema of each topic's subject (`<topic>-value`).
-struct Encoder {
-    schemas: HashMap<TopicKind, (u32, Arc<Schema>)>,
+/// Writes each topic's records with the local registry's latest schema for
+/// it; with `registry`, that schema is registered there under the
+/// configured topic's subject (`<topic>-value`), and records carry the id
+/// the registry gives it.
+async fn encoder(
+    kafka: &KafkaConfig,
+    local: &LocalRegistry,
+    registry: Option<&HttpRegistry>,
+) -> anyhow::Result<Encoder> {
+    let mut writers = HashMap::new();
+    for (kind, topic) in kafka.topics.all() {
+        let (local_id, schema) = local
+            .latest_of(kind)
+            .ok_or_else(|| anyhow::anyhow!("no schema for {} records", kind.label()))?;
+        let subject = format!("{topic}-value");
+        let id = match registry {
+            // The schema as Avro JSON with its defaults, as a Java
+            // producer registers `Schema.toString()`.
+            Some(registry) => {
+                registry
+                    .register(&subject, &serde_json::to_string(&*schema)?)
+                    .await?
+            }
+            None => local_id,
+        };
+        tracing::info!(topic, subject, schema_id = id, "demo producer writing");
+        writers.insert(kind, (id, schema));
+    }
+    Ok(Encoder::new(writers))
 }
 
-impl Encoder {
-    /// Each topic's schema is the local registry's latest for its default
-    /// subject (`crm.deals-value` for `crm.deals`); with `registry`, it is
-    /// registered there under the configured topic's subject, and records
-    /// carry the id the registry gives it.
-    async fn new(
-        kafka: &KafkaConfig,
-        local: &LocalRegistry,
-        registry: Option<&HttpRegistry>,
-    ) -> anyhow::Result<Self> {
-        let mut schemas = HashMap::new();
-        for (kind, topic) in kafka.topics.all() {
-            let bundled = format!("crm.{}-value", kind.label());
-            let (local_id, schema) = local
-                .latest(&bundled)
-                .ok_or_else(|| anyhow::anyhow!("no schema for subject {bundled}"))?;
-            let subject = format!("{topic}-value");
-            let id = match registry {
-                // The schema as Avro JSON with its defaults, as a Java
-                // producer registers `Schema.toString()`.
-                Some(registry) => {
-                    registry
-                        .register(&subject, &serde_json::to_string(&*schema)?)
-                        .await?
-                }
-                None => local_id,
-            };
-            tracing::info!(topic, subject, schema_id = id, "demo producer writing");
-            schemas.insert(kind, (id, schema));
-        }
-        Ok(Self { schemas })
-    }
-
-    fn encode(&self, activity: Activity) -> anyhow::Result<Vec<u8>> {
-        let (id, schema) = &self.schemas[&activity.topic];
-        let mut record =
-            Record::new(schema).ok_or_else(|| anyhow::anyhow!("schema {id} is not a record"))?;
-        for (name, value) in activity.fields {
-            record.put(name, value);
-        }
-        Ok(frame(*id, &apache_avro::to_avro_datum(schema, record)?))
-    }
+/// The record value of `activity`, under a fresh event id.
+fn encode(encoder: &Encoder, activity: &Activity) -> anyhow::Result<Vec<u8>> {
+    let event_id = uuid::Uuid::new_v4().to_string();
+    Ok(encoder.encode(&event_id, activity.org, &activity.body)?)
 }
 
 /// Produces `rate` events per second until `stop` is cancelled.
@@ -393,7 +318,7 @@ pub async fn run(
     use anyhow::Context as _;
     let local = LocalRegistry::load(&schemas.local_dir).context("loading schemas")?;
     let registry = schemas.http_registry()?;
-    let encoder = Encoder::new(kafka, &local, registry.as_ref())
+    let encoder = encoder(kafka, &local, registry.as_ref())
         .await
         .context("registering the demo's schemas")?;
     let producer: FutureProducer = kafka.client_config().set("linger.ms", "5").create()?;
@@ -409,12 +334,11 @@ pub async fn run(
             _ = interval.tick() => {}
         }
         let activity = creates.next().unwrap_or_else(|| simulation.next());
-        let topic = kafka.topics.name(activity.topic);
-        let key = activity.key.clone();
-        let value = encoder.encode(activity)?;
+        let topic = kafka.topics.name(activity.body.topic());
+        let value = encode(&encoder, &activity)?;
         match producer
             .send(
-                FutureRecord::to(topic).key(&key).payload(&value),
+                FutureRecord::to(topic).key(&activity.key).payload(&value),
                 Duration::from_secs(5),
             )
             .await
@@ -432,13 +356,15 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::decode::{Decoder, SchemaRegistry};
 
     #[tokio::test]
     async fn every_simulated_activity_decodes_in_the_bridge() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
-        let encoder = Encoder::new(
+        let encoder = encoder(
             &KafkaConfig::default(),
             &LocalRegistry::load(&dir).unwrap(),
             None,
@@ -453,15 +379,18 @@ mod tests {
         };
         for activity in deal_creates().chain(std::iter::repeat_with(|| simulation.next()).take(300))
         {
-            let kind = activity.topic;
-            let framed = encoder.encode(activity).unwrap();
+            let framed = encode(&encoder, &activity).unwrap();
             let position = crate::domain::Position {
-                topic: kind,
+                topic: activity.body.topic(),
                 partition: 0,
                 offset: 0,
             };
             let event = decoder.decode(position, Some(&framed)).await.unwrap();
             assert!(ORGS.iter().any(|org| org.id == event.org.as_str()));
+            assert_eq!(
+                (event.org.as_str(), &event.body),
+                (activity.org, &activity.body)
+            );
         }
     }
 }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crm_bridge::config::Config;
+use crm_bridge::domain::Action;
 use serde_json::{Value, json};
 use support::process::BridgeProcess;
 use support::{Broker, Clients, Nginx, Producer, TestBridge, avro, eventually, free_port, token};
@@ -186,7 +187,7 @@ async fn users_on_two_nodes_see_each_other_join_type_and_leave() {
         "org-1",
         "deal_9",
         "p1",
-        "stage_change",
+        Action::StageChange,
         Some(("lead", "won")),
     );
     Producer::new(&cluster.broker)

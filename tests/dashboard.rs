@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crm_bridge::auth::{DEV_JWT_SECRET, Secret};
 use crm_bridge::config::Config;
+use crm_bridge::domain::{Action, ResourceKind};
 use serde_json::{Value, json};
 use support::proxy::Proxy;
 use support::{Broker, Producer, TestBridge, avro, repo_path};
@@ -112,7 +113,7 @@ async fn perform(ask: &Value, producer: &Producer, proxy: &Proxy) {
                 text("org"),
                 deal,
                 text("pipeline"),
-                text("action"),
+                Action::parse_for(ResourceKind::Deal, text("action")).unwrap(),
                 None,
                 changes,
             );
@@ -121,7 +122,13 @@ async fn perform(ask: &Value, producer: &Producer, proxy: &Proxy) {
         "stage" => {
             let deal = text("deal");
             let stages = Some((text("from"), text("to")));
-            let record = avro::deal(text("org"), deal, text("pipeline"), "stage_change", stages);
+            let record = avro::deal(
+                text("org"),
+                deal,
+                text("pipeline"),
+                Action::StageChange,
+                stages,
+            );
             producer.send("crm.deals", deal, &record).await;
         }
         "email" => {
@@ -142,7 +149,7 @@ async fn perform(ask: &Value, producer: &Producer, proxy: &Proxy) {
                     text("org"),
                     &deal,
                     text("pipeline"),
-                    "update",
+                    Action::Update,
                     None,
                     changes.as_object().unwrap(),
                 );

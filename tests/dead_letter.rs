@@ -7,6 +7,7 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crm_bridge::domain::Action;
 use rdkafka::message::{Headers, Message};
 use serde_json::json;
 use support::avro::{self, deal};
@@ -67,12 +68,15 @@ async fn poison_records_are_parked_in_order_and_the_partition_flows_on() {
         .subscribe("p", json!({"resource": "deal", "id": "deal_p"}))
         .await;
 
-    let good = deal("org-1", "deal_p", "p", "update", None);
+    let good = deal("org-1", "deal_p", "p", Action::Update, None);
     let poison: [(&str, Vec<u8>); 4] = [
         ("bad_magic", [&[1u8][..], &good[1..]].concat()),
-        ("unknown_schema", avro::confluent_frame(4242, &good[5..])),
+        ("unknown_schema", avro::frame(4242, &good[5..])),
         ("avro", good[..good.len() - 3].to_vec()),
-        ("invalid_field", deal("", "deal_p", "p", "update", None)),
+        (
+            "invalid_field",
+            deal("", "deal_p", "p", Action::Update, None),
+        ),
     ];
     // Same key: same partition, so the good record waits behind the bad ones.
     for (_, value) in &poison {

@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use crm_bridge::domain::Action;
 use serde_json::{Value, json};
 use support::avro::{self, contact, deal, email, notification};
 use support::{Broker, Clients, Producer, TEST_API_KEY, TestBridge, token};
@@ -56,7 +57,7 @@ async fn every_seed_event_reaches_a_subscribed_client() {
             &contact(
                 "org-1",
                 "contact_123",
-                "update",
+                Action::Update,
                 "user_bob",
                 &[("phone", "+1 555")],
             ),
@@ -74,7 +75,7 @@ async fn every_seed_event_reaches_a_subscribed_client() {
         .send(
             "crm.contacts",
             "contact_123",
-            &contact("org-1", "contact_123", "delete", "user_bob", &[]),
+            &contact("org-1", "contact_123", Action::Delete, "user_bob", &[]),
         )
         .await;
     let deleted = clients.event("jane", "resource-delete").await;
@@ -95,7 +96,7 @@ async fn every_seed_event_reaches_a_subscribed_client() {
                 "org-1",
                 "deal_789",
                 "pipeline_456",
-                "stage_change",
+                Action::StageChange,
                 Some(("negotiation", "closed-won")),
             ),
         )
@@ -159,7 +160,7 @@ async fn event_lists_filters_and_unsubscribe_decide_what_arrives() {
         .send(
             "crm.contacts",
             "contact_1",
-            &contact("org-1", "contact_1", "update", "u", &[]),
+            &contact("org-1", "contact_1", Action::Update, "u", &[]),
         )
         .await;
     // Org-wide `create`: arrives.
@@ -167,7 +168,7 @@ async fn event_lists_filters_and_unsubscribe_decide_what_arrives() {
         .send(
             "crm.contacts",
             "contact_2",
-            &contact("org-1", "contact_2", "create", "u", &[]),
+            &contact("org-1", "contact_2", Action::Create, "u", &[]),
         )
         .await;
     let created = clients.event("a", "resource-update").await;
@@ -188,14 +189,14 @@ async fn event_lists_filters_and_unsubscribe_decide_what_arrives() {
         .send(
             "crm.contacts",
             "contact_3",
-            &contact("org-1", "contact_3", "create", "u", &[]),
+            &contact("org-1", "contact_3", Action::Create, "u", &[]),
         )
         .await;
     producer
         .send(
             "crm.contacts",
             "contact_1",
-            &contact("org-1", "contact_1", "delete", "u", &[]),
+            &contact("org-1", "contact_1", Action::Delete, "u", &[]),
         )
         .await;
     let deleted = clients.event("a", "resource-delete").await;
@@ -245,7 +246,7 @@ async fn clients_authenticate_with_token_api_key_or_bearer_header() {
         .send(
             "crm.deals",
             "deal_1",
-            &deal("org-1", "deal_1", "p", "update", None),
+            &deal("org-1", "deal_1", "p", Action::Update, None),
         )
         .await;
     assert_eq!(
@@ -317,7 +318,13 @@ async fn no_event_crosses_organisations() {
         .send(
             "crm.deals",
             "deal_shared",
-            &deal("org-acme", "deal_shared", "pipeline_shared", "update", None),
+            &deal(
+                "org-acme",
+                "deal_shared",
+                "pipeline_shared",
+                Action::Update,
+                None,
+            ),
         )
         .await;
     producer
@@ -335,7 +342,7 @@ async fn no_event_crosses_organisations() {
                 "org-globex",
                 "deal_shared",
                 "pipeline_shared",
-                "comment",
+                Action::Comment,
                 None,
             ),
         )
@@ -414,7 +421,7 @@ async fn refused_requests_get_the_seed_error_and_the_connection_lives_on() {
         .send(
             "crm.deals",
             "deal_ok",
-            &deal("org-1", "deal_ok", "p", "assignment", None),
+            &deal("org-1", "deal_ok", "p", Action::Assignment, None),
         )
         .await;
     assert_eq!(
@@ -434,9 +441,9 @@ async fn poison_records_are_counted_and_skipped_without_stalling() {
         .subscribe("p", json!({"resource": "deal", "id": "deal_p"}))
         .await;
 
-    let good = deal("org-1", "deal_p", "p", "update", None);
-    let no_org = deal("", "deal_p", "p", "update", None);
-    let unknown_schema = avro::confluent_frame(4242, &good[5..]);
+    let good = deal("org-1", "deal_p", "p", Action::Update, None);
+    let no_org = deal("", "deal_p", "p", Action::Update, None);
+    let unknown_schema = avro::frame(4242, &good[5..]);
     // Same key: same partition, so the good record waits behind the bad ones.
     for poison in [
         &b"{\"json\":true}"[..],

@@ -11,6 +11,7 @@
 
 mod support;
 
+use crm_bridge::domain::Action;
 use serde_json::json;
 use support::avro::deal;
 use support::bridge::wait_ready;
@@ -217,7 +218,7 @@ async fn the_documented_acls_suffice_and_each_is_needed() {
     wait_ready(&without[dead_letter_row].url).await;
     let producer = Producer::new(&broker);
     producer.send("crm.deals", "deal_acl", b"not avro").await;
-    let good = deal("org-1", "deal_acl", "p", "update", None);
+    let good = deal("org-1", "deal_acl", "p", Action::Update, None);
     producer.send("crm.deals", "deal_acl", &good).await;
     assert_eq!(
         clients.event("c", "resource-update").await["id"],

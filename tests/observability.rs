@@ -10,6 +10,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crm_bridge::domain::Action;
 use serde_json::json;
 use support::{Broker, Clients, TestBridge, eventually, token};
 
@@ -93,7 +94,7 @@ async fn metrics_are_valid_prometheus_text_and_move_with_events_drops_and_poison
         .subscribe("m", json!({"resource": "deal", "id": "deal_m"}))
         .await;
     let producer = support::Producer::new(&broker);
-    let good = support::avro::deal("org-1", "deal_m", "p", "update", None);
+    let good = support::avro::deal("org-1", "deal_m", "p", Action::Update, None);
     producer
         .send("crm.deals", "deal_m", b"{\"json\":true}")
         .await;

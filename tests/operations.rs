@@ -2,6 +2,7 @@
 
 mod support;
 
+use crm_bridge::domain::Action;
 use crm_bridge::kafka::{BridgeContext, ensure_topics};
 use serde_json::json;
 use support::{Broker, Clients, TestBridge, eventually, token};
@@ -62,7 +63,7 @@ async fn readiness_waits_for_every_topic_and_late_topics_are_read_from_the_start
     ensure_topics(&config.kafka, &context, &[deals], 1)
         .await
         .unwrap();
-    let early = support::avro::deal("org-1", "deal_early", "p", "update", None);
+    let early = support::avro::deal("org-1", "deal_early", "p", Action::Update, None);
     support::Producer::new(&broker)
         .send("crm.deals", "deal_early", &early)
         .await;
@@ -107,7 +108,7 @@ async fn the_subscription_limit_refuses_only_the_excess() {
         .send(
             "crm.deals",
             "d1",
-            &support::avro::deal("org-1", "d1", "p", "update", None),
+            &support::avro::deal("org-1", "d1", "p", Action::Update, None),
         )
         .await;
     assert_eq!(clients.event("l", "resource-update").await["id"], "d1");
@@ -134,7 +135,7 @@ async fn a_client_that_cannot_keep_up_is_cut_off_with_a_reason() {
         .await;
 
     let producer = support::Producer::new(&broker);
-    let record = support::avro::deal("org-1", "d_burst", "p", "update", None);
+    let record = support::avro::deal("org-1", "d_burst", "p", Action::Update, None);
     futures::future::join_all((0..500).map(|_| producer.send("crm.deals", "d_burst", &record)))
         .await;
 
@@ -170,7 +171,7 @@ async fn a_client_that_cannot_keep_up_is_cut_off_with_a_reason() {
         .send(
             "crm.deals",
             "d_after",
-            &support::avro::deal("org-1", "d_after", "p", "update", None),
+            &support::avro::deal("org-1", "d_after", "p", Action::Update, None),
         )
         .await;
     assert_eq!(

@@ -14,6 +14,7 @@ mod wire;
 
 use std::time::Duration;
 
+use crm_bridge::domain::Action;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use support::{Broker, Producer, TestBridge, token};
@@ -125,7 +126,8 @@ async fn produce_big(producer: &Producer, pipeline: &str) {
         let deal = format!("deal_{}", seq % 64);
         let changes = json!({"seq": seq, "notes": notes});
         let changes = changes.as_object().unwrap();
-        let record = support::avro::deal_with("org-1", &deal, pipeline, "update", None, changes);
+        let record =
+            support::avro::deal_with("org-1", &deal, pipeline, Action::Update, None, changes);
         async move { producer.send("crm.deals", &deal, &record).await }
     }))
     .await;

@@ -6,12 +6,14 @@
 mod support;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use apache_avro::types::Value;
+use crm_bridge::decode::Encoder;
+use crm_bridge::domain::{Action, TopicKind};
 use rdkafka::Message;
 use serde_json::json;
-use support::avro::{DEAL_ID, confluent_frame, encode, now_ms, opt, s};
+use support::avro::{deal_by, deal_schema_id, frame};
 use support::proxy::Proxy;
 use support::{Broker, Clients, Producer, Registry, TestBridge, repo_path, token};
 use tokio_util::sync::CancellationToken;
@@ -39,25 +41,20 @@ fn deal_v2_schema_json() -> serde_json::Value {
     schema
 }
 
+/// A stage change of `deal_id`, written with the v2 schema (its new fields
+/// take their defaults) under `v2_id`.
 fn deal_v2_record(deal_id: &str, v2_id: u32) -> Vec<u8> {
     let schema = apache_avro::Schema::parse(&deal_v2_schema_json()).unwrap();
-    encode(
-        &schema,
-        v2_id,
-        vec![
-            ("eventId", s("e-v2")),
-            ("dealId", s(deal_id)),
-            ("organizationId", s("org-1")),
-            ("region", s("apac")),
-            ("pipelineId", s("pipeline_v2")),
-            ("action", Value::Enum(3, "stage_change".into())),
-            ("actorUserId", s("user_v2")),
-            ("occurredAt", Value::TimestampMillis(now_ms())),
-            ("previousStage", opt(Some("proposal"))),
-            ("newStage", opt(Some("negotiation"))),
-            ("changes", Value::Map(Default::default())),
-            ("probability", Value::Union(1, Box::new(Value::Double(0.6)))),
-        ],
+    let v2 = Encoder::new([(TopicKind::Deals, (v2_id, Arc::new(schema)))].into());
+    let stages = Some(("proposal", "negotiation"));
+    deal_by(
+        &v2,
+        "org-1",
+        deal_id,
+        "pipeline_v2",
+        Action::StageChange,
+        stages,
+        Default::default(),
     )
 }
 
@@ -84,8 +81,8 @@ fn local_registry_with_v2() -> PathBuf {
 
 /// A v1 deal record (`support::avro::deal`) framed with schema id `v1_id`.
 fn deal_v1_record(org: &str, deal_id: &str, pipeline: &str, v1_id: u32) -> Vec<u8> {
-    let record = support::avro::deal(org, deal_id, pipeline, "update", None);
-    confluent_frame(v1_id, &record[5..])
+    let record = support::avro::deal(org, deal_id, pipeline, Action::Update, None);
+    frame(v1_id, &record[5..])
 }
 
 /// Registers the v1 and v2 deal schemas under this test's `crm.deals-value`,
@@ -138,7 +135,7 @@ async fn a_v2_writer_schema_from_the_local_registry_decodes() {
     let dir = local_registry_with_v2();
     let bridge = TestBridge::start_with(&broker, |c| c.schemas.local_dir = dir.clone()).await;
     let ids = DealIds {
-        v1: DEAL_ID,
+        v1: deal_schema_id(),
         v2: LOCAL_V2_ID,
     };
     expect_v2_delivery(&bridge, &broker, ids).await;
@@ -160,7 +157,7 @@ async fn writer_schemas_come_from_an_http_schema_registry() {
     // An id the registry does not know is a counted poison record, not a
     // stall. Ids count up from 1; this one is never reached.
     let producer = Producer::new(&broker);
-    let unknown = confluent_frame(i32::MAX as u32, &deal_v2_record("x", ids.v2)[5..]);
+    let unknown = frame(i32::MAX as u32, &deal_v2_record("x", ids.v2)[5..]);
     producer.send("crm.deals", "deal_v2", &unknown).await;
     bridge
         .stats_until("the unknown schema id to be counted", |s| {
@@ -192,7 +189,7 @@ async fn a_protobuf_schema_is_refused_counted_and_dead_lettered() {
     // A valid Avro body behind the Protobuf schema's id: only the schema
     // type tells the record apart.
     let record = deal_v1_record("org-1", "deal_after", "p", ids.v1);
-    let framed = confluent_frame(proto_id, &record[5..]);
+    let framed = frame(proto_id, &record[5..]);
     producer.send("crm.deals", "deal_after", &framed).await;
     producer.send("crm.deals", "deal_after", &record).await;
 

@@ -9,6 +9,7 @@ mod support;
 
 use std::sync::OnceLock;
 
+use crm_bridge::domain::Action;
 use crm_bridge::telemetry::LogConfig;
 use crm_bridge::telemetry::{self, OtlpProtocol, TraceExport};
 use opentelemetry_sdk::trace::Sampler;
@@ -79,7 +80,7 @@ async fn a_producers_trace_is_continued_through_consume_decode_route_and_emit() 
     let record = contact(
         "org-1",
         "contact_traced",
-        "update",
+        Action::Update,
         "user_bob",
         &[("phone", "1")],
     );
@@ -98,7 +99,7 @@ async fn a_producers_trace_is_continued_through_consume_decode_route_and_emit() 
     let plain = contact(
         "org-1",
         "contact_traced",
-        "update",
+        Action::Update,
         "user_bob",
         &[("phone", "2")],
     );

@@ -1,25 +1,25 @@
-//! The producer side of every scenario: deal `update` records in the Avro
-//! wire format, each stamped with a sequence number and the wall-clock time
-//! it was handed to Kafka (`changes.seq`, `changes.sentAtUs`), so a client
-//! can measure end-to-end latency and check what it got. Encoded by hand
-//! (a few varints and strings), so producing 20,000 records/s costs the
-//! generator's core little.
+//! The producer side of every scenario: deal `update` records, written by
+//! the bridge's encoder, each stamped with a sequence number and the
+//! wall-clock time it was handed to Kafka (`changes.seq`,
+//! `changes.sentAtUs`), so a client can measure end-to-end latency and
+//! check what it got. Encoding costs about 10 µs a record (release build,
+//! measured on the shared 2-core box under load): at 20,000 records/s, a
+//! fifth of the generator's core, where the hand-written varints it
+//! replaced cost next to nothing.
 
 use std::time::{Duration, Instant};
 
+use crm_bridge::domain::{Action, DealEvent, EventBody};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use serde_json::{Map, Value};
 
 use crate::load::session::now_micros;
 use crate::support::Broker;
+use crate::support::avro::encoder;
 
 const DEALS_TOPIC: &str = "crm.deals";
-const DEAL_SCHEMA_ID: u32 = 2;
-/// `DealAction::update`'s index in `schemas/deal-event.avsc`.
-const ACTION_UPDATE: i64 = 1;
-/// The `changes` value union's `string` branch.
-const STRING_BRANCH: i64 = 4;
 
 /// Which deal a record is about.
 #[derive(Clone, Copy)]
@@ -35,44 +35,27 @@ pub struct Feed {
     topic: String,
     /// The next record's sequence number.
     pub seq: u64,
-    buffer: Vec<u8>,
 }
 
-fn put_long(out: &mut Vec<u8>, value: i64) {
-    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
-    while zigzag >= 0x80 {
-        out.push((zigzag as u8) | 0x80);
-        zigzag >>= 7;
-    }
-    out.push(zigzag as u8);
-}
-
-fn put_string(out: &mut Vec<u8>, text: &str) {
-    put_long(out, text.len() as i64);
-    out.extend_from_slice(text.as_bytes());
-}
-
-/// A Confluent-framed `DealEvent` (`update`), fields in schema order.
-fn encode_update(out: &mut Vec<u8>, target: &Target<'_>, seq: u64, sent_at_us: u64) {
-    out.clear();
-    out.push(0);
-    out.extend_from_slice(&DEAL_SCHEMA_ID.to_be_bytes());
-    put_string(out, &format!("bench-{seq}"));
-    put_string(out, target.deal);
-    put_string(out, target.org);
-    put_string(out, target.pipeline);
-    put_long(out, ACTION_UPDATE);
-    put_string(out, "user_bench_producer");
-    put_long(out, (sent_at_us / 1000) as i64);
-    put_long(out, 0); // previousStage: null
-    put_long(out, 0); // newStage: null
-    put_long(out, 2); // changes: one block of two entries
-    for (key, value) in [("seq", seq), ("sentAtUs", sent_at_us)] {
-        put_string(out, key);
-        put_long(out, STRING_BRANCH);
-        put_string(out, &value.to_string());
-    }
-    put_long(out, 0);
+/// The record value of a deal `update` of `target`, fields as strings.
+fn encode_update(target: &Target<'_>, seq: u64, sent_at_us: u64) -> Vec<u8> {
+    let changes = Map::from_iter([
+        ("seq".to_owned(), Value::from(seq.to_string())),
+        ("sentAtUs".to_owned(), Value::from(sent_at_us.to_string())),
+    ]);
+    let body = EventBody::Deal(DealEvent {
+        deal_id: target.deal.to_owned(),
+        pipeline_id: target.pipeline.to_owned(),
+        action: Action::Update,
+        actor_user_id: "user_bench_producer".to_owned(),
+        occurred_at_ms: (sent_at_us / 1000) as i64,
+        previous_stage: None,
+        new_stage: None,
+        changes,
+    });
+    encoder()
+        .encode(&format!("bench-{seq}"), target.org, &body)
+        .expect("the bundled deal schema writes any deal")
 }
 
 impl Feed {
@@ -89,7 +72,6 @@ impl Feed {
             producer,
             topic: broker.topic(DEALS_TOPIC),
             seq: 0,
-            buffer: Vec::with_capacity(256),
         }
     }
 
@@ -97,11 +79,9 @@ impl Feed {
     pub fn send(&mut self, target: &Target<'_>) -> u64 {
         let seq = self.seq;
         self.seq += 1;
-        encode_update(&mut self.buffer, target, seq, now_micros());
+        let value = encode_update(target, seq, now_micros());
         loop {
-            let record = BaseRecord::to(&self.topic)
-                .key(target.deal)
-                .payload(&self.buffer);
+            let record = BaseRecord::to(&self.topic).key(target.deal).payload(&value);
             match self.producer.send(record) {
                 Ok(()) => return seq,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {

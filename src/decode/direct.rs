@@ -23,24 +23,6 @@ use crate::domain::{
     About, Action, ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, EventKeys,
     NotificationEvent, OrgId, Position, ResourceKind, TopicKind, UserId,
 };
-/// The actions of each topic's enum, in the reader schema's symbol order.
-const CONTACT_ACTIONS: [Action; 6] = [
-    Action::Create,
-    Action::Update,
-    Action::Delete,
-    Action::Activity,
-    Action::Email,
-    Action::Note,
-];
-const DEAL_ACTIONS: [Action; 6] = [
-    Action::Create,
-    Action::Update,
-    Action::Delete,
-    Action::StageChange,
-    Action::Assignment,
-    Action::Comment,
-];
-const EMAIL_ACTIONS: [Action; 3] = [Action::NewEmail, Action::Reply, Action::Forward];
 
 fn malformed(what: &str) -> DecodeError {
     DecodeError::Avro(format!("malformed record: {what}"))
@@ -110,9 +92,10 @@ impl<'a> Body<'a> {
         }
     }
 
-    fn action(&mut self, actions: &[Action]) -> Result<Action, DecodeError> {
+    /// An `action` enum index: `kind`'s actions are in its symbol order.
+    fn action(&mut self, kind: ResourceKind) -> Result<Action, DecodeError> {
         let index = usize::try_from(self.long()?).map_err(|_| malformed("bad enum index"))?;
-        actions
+        kind.actions()
             .get(index)
             .copied()
             .ok_or_else(|| malformed("bad enum index"))
@@ -403,7 +386,7 @@ pub(super) fn view(position: Position, body: &[u8]) -> Result<EventView<'_>, Dec
             org(org_id)?;
             let body = BodyView::Contact {
                 contact_id,
-                action: b.action(&CONTACT_ACTIONS)?,
+                action: b.action(ResourceKind::Contact)?,
                 actor_user_id: b.id("actorUserId")?,
                 occurred_at_ms: b.long()?,
                 changes: b.raw_changes()?,
@@ -417,7 +400,7 @@ pub(super) fn view(position: Position, body: &[u8]) -> Result<EventView<'_>, Dec
             let body = BodyView::Deal {
                 deal_id,
                 pipeline_id: b.id("pipelineId")?,
-                action: b.action(&DEAL_ACTIONS)?,
+                action: b.action(ResourceKind::Deal)?,
                 actor_user_id: b.id("actorUserId")?,
                 occurred_at_ms: b.long()?,
                 previous_stage: b.optional()?,
@@ -435,7 +418,7 @@ pub(super) fn view(position: Position, body: &[u8]) -> Result<EventView<'_>, Dec
                 email_id,
                 thread_id,
                 contact_id: b.optional()?,
-                action: b.action(&EMAIL_ACTIONS)?,
+                action: b.action(ResourceKind::EmailThread)?,
                 subject: b.str()?,
                 from: b.id("from")?,
                 occurred_at_ms: b.long()?,

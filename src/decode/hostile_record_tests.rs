@@ -8,11 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use apache_avro::Schema;
-use apache_avro::types::{Record, Value};
 use proptest::prelude::*;
 
 use super::*;
-use crate::domain::{Position, TopicKind};
+use crate::domain::{Action, DealEvent, EventBody, Position, TopicKind};
 
 /// Every label [`DecodeError::reason`] can give for a record's own fault.
 const RECORD_FAULTS: &[&str] = &[
@@ -24,9 +23,6 @@ const RECORD_FAULTS: &[&str] = &[
     "avro",
     "invalid_field",
 ];
-
-/// The bundled deal schema's id (`schemas/registry.toml`).
-const BUNDLED_DEAL_ID: u32 = 2;
 
 /// The id `registry()` holds a deal schema without `organizationId` under.
 const NO_ORG_ID: u32 = 200;
@@ -41,7 +37,7 @@ fn position(topic: TopicKind) -> Position {
 
 /// The bundled schemas, plus a deal writer schema that lacks `organizationId`.
 fn registry() -> LocalRegistry {
-    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    let bundled = bundled();
     let dir = std::env::temp_dir().join(format!("crm-bridge-hostile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut manifest = std::fs::read_to_string(bundled.join("registry.toml")).unwrap();
@@ -73,21 +69,30 @@ fn no_org_deal_schema() -> Schema {
     Schema::parse(&json).unwrap()
 }
 
-fn deal_body(schema: &Schema, org: Option<&str>) -> Vec<u8> {
-    let mut r = Record::new(schema).unwrap();
-    r.put("eventId", "e1");
-    r.put("dealId", "deal_1");
-    if let Some(org) = org {
-        r.put("organizationId", org);
-    }
-    r.put("pipelineId", "pipeline_1");
-    r.put("action", Value::Enum(1, "update".into()));
-    r.put("actorUserId", "user_1");
-    r.put("occurredAt", Value::TimestampMillis(1_000));
-    r.put("previousStage", Value::Union(0, Box::new(Value::Null)));
-    r.put("newStage", Value::Union(0, Box::new(Value::Null)));
-    r.put("changes", Value::Map(Default::default()));
-    apache_avro::to_avro_datum(schema, r).unwrap()
+fn bundled() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas")
+}
+
+/// An update of `deal_1`, nothing changed.
+pub(super) fn update() -> EventBody {
+    EventBody::Deal(DealEvent {
+        deal_id: "deal_1".into(),
+        pipeline_id: "pipeline_1".into(),
+        action: Action::Update,
+        actor_user_id: "user_1".into(),
+        occurred_at_ms: 1_000,
+        previous_stage: None,
+        new_stage: None,
+        changes: Default::default(),
+    })
+}
+
+/// [`update`] of `org`, written with the bundled schemas.
+fn deal(org: &str) -> Vec<u8> {
+    Encoder::latest(&LocalRegistry::load(&bundled()).unwrap())
+        .unwrap()
+        .encode("e1", org, &update())
+        .unwrap()
 }
 
 struct Fixture {
@@ -101,14 +106,12 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
     FIXTURE.get_or_init(|| {
         let registry = registry();
-        let deal = registry.get(BUNDLED_DEAL_ID).unwrap();
-        let good_deal = frame(BUNDLED_DEAL_ID, &deal_body(&deal, Some("org-1")));
         Fixture {
             runtime: tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap(),
             decoder: Decoder::new(Arc::new(SchemaRegistry::Local(registry))),
-            good_deal,
+            good_deal: deal("org-1"),
         }
     })
 }
@@ -154,16 +157,21 @@ fn a_record_announcing_a_huge_map_is_refused_without_allocating_it() {
 
 #[test]
 fn a_record_without_or_with_an_empty_organisation_is_refused() {
-    let no_org = frame(NO_ORG_ID, &deal_body(&no_org_deal_schema(), None));
+    let no_org_writer = Encoder::new(
+        [(
+            TopicKind::Deals,
+            (NO_ORG_ID, Arc::new(no_org_deal_schema())),
+        )]
+        .into(),
+    );
+    let no_org = no_org_writer.encode("e1", "org-1", &update()).unwrap();
     assert_eq!(
         decode(TopicKind::Deals, &no_org).unwrap_err().reason(),
         "avro"
     );
     assert!(decode(TopicKind::Deals, &fixture().good_deal).is_ok());
-    let deal = Schema::parse_str(reader_schema_json(TopicKind::Deals)).unwrap();
-    let empty = frame(BUNDLED_DEAL_ID, &deal_body(&deal, Some("")));
     assert_eq!(
-        decode(TopicKind::Deals, &empty).unwrap_err().reason(),
+        decode(TopicKind::Deals, &deal("")).unwrap_err().reason(),
         "invalid_field"
     );
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Number, Value as Json};
 use super::DecodeError;
 use crate::domain::{
     Action, ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, NotificationEvent, OrgId,
-    Position, TopicKind, UserId,
+    Position, ResourceKind, TopicKind, UserId,
 };
 
 /// The fields of one record, by name.
@@ -46,26 +46,16 @@ impl Fields {
         }
     }
 
-    /// An enum symbol, mapped to the action of the same meaning.
-    fn action(&mut self, name: &'static str) -> Result<Action, DecodeError> {
-        let Value::Enum(_, symbol) = self.take(name)? else {
+    /// An `action` enum, resolved against the reader schema: its index
+    /// is in `kind`'s actions, which are in that schema's symbol order.
+    fn action(&mut self, name: &'static str, kind: ResourceKind) -> Result<Action, DecodeError> {
+        let Value::Enum(index, _) = self.take(name)? else {
             return Err(DecodeError::Field(name));
         };
-        Ok(match symbol.as_str() {
-            "create" => Action::Create,
-            "update" => Action::Update,
-            "delete" => Action::Delete,
-            "activity" => Action::Activity,
-            "email" => Action::Email,
-            "note" => Action::Note,
-            "stage_change" => Action::StageChange,
-            "assignment" => Action::Assignment,
-            "comment" => Action::Comment,
-            "new_email" => Action::NewEmail,
-            "reply" => Action::Reply,
-            "forward" => Action::Forward,
-            _ => return Err(DecodeError::Field(name)),
-        })
+        usize::try_from(index)
+            .ok()
+            .and_then(|index| kind.actions().get(index).copied())
+            .ok_or(DecodeError::Field(name))
     }
 
     fn changes(&mut self, name: &'static str) -> Result<Map<String, Json>, DecodeError> {
@@ -114,7 +104,7 @@ pub(super) fn to_event(position: Position, value: Value) -> Result<CrmEvent, Dec
     let body = match position.topic {
         TopicKind::Contacts => EventBody::Contact(ContactEvent {
             contact_id: f.string("contactId")?,
-            action: f.action("action")?,
+            action: f.action("action", ResourceKind::Contact)?,
             actor_user_id: f.string("actorUserId")?,
             occurred_at_ms: f.millis("occurredAt")?,
             changes: f.changes("changes")?,
@@ -122,7 +112,7 @@ pub(super) fn to_event(position: Position, value: Value) -> Result<CrmEvent, Dec
         TopicKind::Deals => EventBody::Deal(DealEvent {
             deal_id: f.string("dealId")?,
             pipeline_id: f.string("pipelineId")?,
-            action: f.action("action")?,
+            action: f.action("action", ResourceKind::Deal)?,
             actor_user_id: f.string("actorUserId")?,
             occurred_at_ms: f.millis("occurredAt")?,
             previous_stage: f.optional_string("previousStage")?,
@@ -133,7 +123,7 @@ pub(super) fn to_event(position: Position, value: Value) -> Result<CrmEvent, Dec
             email_id: f.string("emailId")?,
             thread_id: f.string("threadId")?,
             contact_id: f.optional_string("contactId")?,
-            action: f.action("action")?,
+            action: f.action("action", ResourceKind::EmailThread)?,
             subject: f.optional_string("subject")?.unwrap_or_default(),
             from: f.string("from")?,
             occurred_at_ms: f.millis("occurredAt")?,

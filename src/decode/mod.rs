@@ -5,8 +5,12 @@
 //!
 //! Failures are typed ([`DecodeError`]) so the consumer can count them by
 //! reason; only a registry that cannot be reached is worth retrying.
+//!
+//! Its inverse, [`Encoder`], writes records as producers do, for the demo
+//! producer, the tests and the benchmarks.
 
 mod direct;
+mod encode;
 mod mapping;
 mod registry;
 mod wire;
@@ -20,6 +24,7 @@ use std::time::Duration;
 use apache_avro::Schema;
 use tokio_util::sync::CancellationToken;
 
+pub use encode::{EncodeError, Encoder};
 pub use registry::{HttpRegistry, LocalRegistry, RegistryAccess, RegistryError, SchemaRegistry};
 pub use wire::{WireError, frame, split_frame};
 
@@ -242,6 +247,8 @@ impl Decoded<'_> {
 
 #[cfg(test)]
 mod direct_tests;
+#[cfg(test)]
+mod encode_tests;
 #[cfg(test)]
 mod hostile_record_tests;
 #[cfg(test)]

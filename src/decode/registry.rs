@@ -20,6 +20,8 @@ use std::time::Duration;
 use apache_avro::Schema;
 use serde::Deserialize;
 
+use crate::domain::TopicKind;
+
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("schema id {0} is not registered")]
@@ -113,6 +115,12 @@ impl LocalRegistry {
     /// The latest id and schema of a subject (`<topic>-value`), for producers.
     pub fn latest(&self, subject: &str) -> Option<(u32, Arc<Schema>)> {
         self.by_subject.get(subject).cloned()
+    }
+
+    /// The latest id and schema of `kind`'s subject under its usual topic
+    /// name (`crm.deals-value`), as the manifest names them.
+    pub fn latest_of(&self, kind: TopicKind) -> Option<(u32, Arc<Schema>)> {
+        self.latest(&format!("crm.{}-value", kind.label()))
     }
 }
 

@@ -1,9 +1,7 @@
 use std::path::Path;
 
-use apache_avro::types::{Record, Value};
-
 use super::*;
-use crate::domain::{Action, EventBody, Position, TopicKind};
+use crate::domain::{Action, DealEvent, EventBody, Position, TopicKind};
 
 const DEALS_0: Position = Position {
     topic: TopicKind::Deals,
@@ -19,34 +17,26 @@ fn decoder() -> Decoder {
     Decoder::new(Arc::new(SchemaRegistry::Local(local())))
 }
 
-fn deal_record(schema: &Schema, org: &str) -> Vec<u8> {
-    let mut r = Record::new(schema).unwrap();
-    r.put("eventId", "e1");
-    r.put("dealId", "deal_1");
-    r.put("organizationId", org);
-    r.put("pipelineId", "pipeline_1");
-    r.put("action", Value::Enum(3, "stage_change".into()));
-    r.put("actorUserId", "user_1");
-    r.put("occurredAt", Value::TimestampMillis(1_000));
-    r.put(
-        "previousStage",
-        Value::Union(1, Box::new(Value::String("lead".into()))),
-    );
-    r.put(
-        "newStage",
-        Value::Union(1, Box::new(Value::String("won".into()))),
-    );
-    r.put(
-        "changes",
-        Value::Map(
-            [(
-                "amount".to_string(),
-                Value::Union(2, Box::new(Value::Long(5))),
-            )]
-            .into(),
-        ),
-    );
-    apache_avro::to_avro_datum(schema, r).unwrap()
+/// A stage change of `deal_1`, with one change.
+fn stage_change() -> EventBody {
+    EventBody::Deal(DealEvent {
+        deal_id: "deal_1".into(),
+        pipeline_id: "pipeline_1".into(),
+        action: Action::StageChange,
+        actor_user_id: "user_1".into(),
+        occurred_at_ms: 1_000,
+        previous_stage: Some("lead".into()),
+        new_stage: Some("won".into()),
+        changes: [("amount".to_owned(), 5.into())].into_iter().collect(),
+    })
+}
+
+/// [`stage_change`] of `org`, written with the bundled schema.
+fn deal_record(org: &str) -> Vec<u8> {
+    Encoder::latest(&local())
+        .unwrap()
+        .encode("e1", org, &stage_change())
+        .unwrap()
 }
 
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -58,8 +48,7 @@ fn block_on<F: Future>(f: F) -> F::Output {
 
 #[test]
 fn decodes_a_framed_record() {
-    let (id, schema) = local().latest("crm.deals-value").unwrap();
-    let framed = frame(id, &deal_record(&schema, "org-1"));
+    let framed = deal_record("org-1");
     let event = block_on(decoder().decode(DEALS_0, Some(&framed))).unwrap();
     assert_eq!(event.org.as_str(), "org-1");
     let EventBody::Deal(deal) = event.body else {
@@ -74,17 +63,13 @@ fn decodes_a_framed_record() {
 fn failures_have_their_reason() {
     let d = decoder();
     let reason = |topic, value: &[u8]| block_on(d.decode(topic, Some(value))).unwrap_err().reason();
-    let (id, schema) = local().latest("crm.deals-value").unwrap();
-    let good = frame(id, &deal_record(&schema, "org-1"));
+    let good = deal_record("org-1");
 
     assert_eq!(reason(DEALS_0, &good[..3]), "truncated");
     assert_eq!(reason(DEALS_0, b"{\"not\":\"avro\"}"), "bad_magic");
     assert_eq!(reason(DEALS_0, &frame(999, &good[5..])), "unknown_schema");
     assert_eq!(reason(DEALS_0, &good[..good.len() - 4]), "avro");
-    assert_eq!(
-        reason(DEALS_0, &frame(id, &deal_record(&schema, ""))),
-        "invalid_field"
-    );
+    assert_eq!(reason(DEALS_0, &deal_record("")), "invalid_field");
     assert_eq!(
         block_on(d.decode(DEALS_0, None)).unwrap_err().reason(),
         "empty_value"
@@ -99,29 +84,24 @@ fn a_writer_schema_with_an_added_field_still_decodes() {
         2,
         serde_json::json!({"name": "region", "type": "string", "default": "eu"}),
     );
-    let v2 = Schema::parse(&json).unwrap();
-    let mut r = Record::new(&v2).unwrap();
-    for (name, value) in [
-        ("eventId", Value::String("e".into())),
-        ("dealId", Value::String("deal_9".into())),
-        ("region", Value::String("us".into())),
-        ("organizationId", Value::String("org-2".into())),
-        ("pipelineId", Value::String("p".into())),
-        ("action", Value::Enum(1, "update".into())),
-        ("actorUserId", Value::String("u".into())),
-        ("occurredAt", Value::TimestampMillis(5)),
-        ("previousStage", Value::Union(0, Box::new(Value::Null))),
-        ("newStage", Value::Union(0, Box::new(Value::Null))),
-        ("changes", Value::Map(Default::default())),
-    ] {
-        r.put(name, value);
-    }
-    let body = apache_avro::to_avro_datum(&v2, r).unwrap();
+    let v2 = Arc::new(Schema::parse(&json).unwrap());
+    let v2_writer = Encoder::new([(TopicKind::Deals, (102, v2))].into());
+    let update = EventBody::Deal(DealEvent {
+        deal_id: "deal_9".into(),
+        pipeline_id: "p".into(),
+        action: Action::Update,
+        actor_user_id: "u".into(),
+        occurred_at_ms: 5,
+        previous_stage: None,
+        new_stage: None,
+        changes: Default::default(),
+    });
+    let framed = v2_writer.encode("e", "org-2", &update).unwrap();
 
     let dir = tempdir_with_v2(&json);
     let registry = LocalRegistry::load(&dir).unwrap();
     let decoder = Decoder::new(Arc::new(SchemaRegistry::Local(registry)));
-    let event = block_on(decoder.decode(DEALS_0, Some(&frame(102, &body)))).unwrap();
+    let event = block_on(decoder.decode(DEALS_0, Some(&framed))).unwrap();
     let EventBody::Deal(deal) = event.body else {
         panic!("not a deal")
     };

@@ -25,7 +25,7 @@ pub fn split_frame(value: &[u8]) -> Result<(u32, &[u8]), WireError> {
     Ok((id, body))
 }
 
-/// Frames an Avro body; used by the demo producer.
+/// Frames an Avro body, as the encoder does ([`super::Encoder`]).
 pub fn frame(schema_id: u32, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.push(MAGIC);

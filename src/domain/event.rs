@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Action, OrgId, Position, ResourceKind, UserId};
+use super::{Action, OrgId, Position, ResourceKind, TopicKind, UserId};
 
 /// What routing looks at in an event: its organisation and what it is about,
 /// borrowed. Both a [`CrmEvent`] and a record not yet made into one (see
@@ -92,6 +92,18 @@ pub struct NotificationEvent {
     pub message: String,
     pub link: Option<String>,
     pub occurred_at_ms: i64,
+}
+
+impl EventBody {
+    /// The topic events of this kind come from.
+    pub const fn topic(&self) -> TopicKind {
+        match self {
+            Self::Contact(_) => TopicKind::Contacts,
+            Self::Deal(_) => TopicKind::Deals,
+            Self::Email(_) => TopicKind::Email,
+            Self::Notification(_) => TopicKind::Notifications,
+        }
+    }
 }
 
 impl CrmEvent {

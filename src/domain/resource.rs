@@ -26,7 +26,10 @@ impl ResourceKind {
         }
     }
 
-    /// The actions a subscription to this kind may list in `events`.
+    /// The actions a subscription to this kind may list in `events`, in
+    /// the order of the symbols of its schema's `action` enum (the one
+    /// table of them: the decoder reads enum indexes with it, and a test in
+    /// `decode` holds each `schemas/*.avsc` to it).
     pub const fn actions(self) -> &'static [Action] {
         use Action::*;
         match self {

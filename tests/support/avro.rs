@@ -1,56 +1,36 @@
-//! Produces Avro records the way an independent producing service would: its
-//! own encoding of the `schemas/` files (through apache-avro's writer, never
-//! the bridge's decoding code) and its own Confluent framing.
+//! Records as the CRM's producers send them, written by the bridge's own
+//! encoder (`crm_bridge::decode::Encoder`: apache-avro's writer, held to
+//! the decoder by a property test) with the schemas and ids of
+//! `schemas/registry.toml`, and a producer that sends them.
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use apache_avro::Schema;
-use apache_avro::types::{Record, Value};
+use crm_bridge::decode::{Encoder, LocalRegistry};
+use crm_bridge::domain::{
+    Action, ContactEvent, DealEvent, EmailEvent, EventBody, NotificationEvent, TopicKind, UserId,
+};
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Map, Value};
+
+pub use crm_bridge::decode::frame;
 
 use super::{Broker, repo_path};
 
-/// Schema ids of `schemas/registry.toml`: part of the producer contract.
-pub const CONTACT_ID: u32 = 1;
-pub const DEAL_ID: u32 = 2;
-pub const EMAIL_ID: u32 = 3;
-pub const NOTIFICATION_ID: u32 = 4;
-
-pub fn schema(file: &str) -> Schema {
-    Schema::parse_str(&std::fs::read_to_string(repo_path(&format!("schemas/{file}"))).unwrap())
-        .unwrap()
+/// The encoder of the bundled schemas (`schemas/`).
+pub fn encoder() -> &'static Encoder {
+    static ENCODER: OnceLock<Encoder> = OnceLock::new();
+    ENCODER.get_or_init(|| {
+        let registry = LocalRegistry::load(&repo_path("schemas")).unwrap();
+        Encoder::latest(&registry).unwrap()
+    })
 }
 
-/// `0x00`, big-endian schema id, Avro body.
-pub fn confluent_frame(schema_id: u32, body: &[u8]) -> Vec<u8> {
-    let mut framed = vec![0u8];
-    framed.extend_from_slice(&schema_id.to_be_bytes());
-    framed.extend_from_slice(body);
-    framed
-}
-
-pub fn encode(schema: &Schema, schema_id: u32, fields: Vec<(&str, Value)>) -> Vec<u8> {
-    let mut record = Record::new(schema).unwrap();
-    for (name, value) in fields {
-        record.put(name, value);
-    }
-    confluent_frame(
-        schema_id,
-        &apache_avro::to_avro_datum(schema, record).unwrap(),
-    )
-}
-
-pub fn s(v: &str) -> Value {
-    Value::String(v.into())
-}
-
-pub fn opt(v: Option<&str>) -> Value {
-    match v {
-        Some(v) => Value::Union(1, Box::new(s(v))),
-        None => Value::Union(0, Box::new(Value::Null)),
-    }
+/// The id the bundled deal schema has in `schemas/registry.toml`.
+pub fn deal_schema_id() -> u32 {
+    encoder().schema_id(TopicKind::Deals).unwrap()
 }
 
 pub fn now_ms() -> i64 {
@@ -60,48 +40,49 @@ pub fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn symbol(symbols: &[&str], name: &str) -> Value {
-    Value::Enum(
-        symbols.iter().position(|s| *s == name).unwrap() as u32,
-        name.into(),
-    )
+/// `body` of `org`, as `writer` writes it, under a fresh event id.
+fn record(writer: &Encoder, org: &str, body: EventBody) -> Vec<u8> {
+    let event_id = uuid::Uuid::new_v4().to_string();
+    writer.encode(&event_id, org, &body).unwrap()
 }
 
 pub fn contact(
     org: &str,
     contact_id: &str,
-    action: &str,
+    action: Action,
     user: &str,
     changes: &[(&str, &str)],
 ) -> Vec<u8> {
-    let symbols = ["create", "update", "delete", "activity", "email", "note"];
-    let map = changes
+    let changes = changes
         .iter()
-        .map(|(k, v)| (k.to_string(), Value::Union(4, Box::new(s(v)))))
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
         .collect();
-    encode(
-        &schema("contact-event.avsc"),
-        CONTACT_ID,
-        vec![
-            ("eventId", s(&uuid::Uuid::new_v4().to_string())),
-            ("contactId", s(contact_id)),
-            ("organizationId", s(org)),
-            ("action", symbol(&symbols, action)),
-            ("actorUserId", s(user)),
-            ("occurredAt", Value::TimestampMillis(now_ms())),
-            ("changes", Value::Map(map)),
-        ],
-    )
+    let body = EventBody::Contact(ContactEvent {
+        contact_id: contact_id.to_owned(),
+        action,
+        actor_user_id: user.to_owned(),
+        occurred_at_ms: now_ms(),
+        changes,
+    });
+    record(encoder(), org, body)
 }
 
 pub fn deal(
     org: &str,
     deal_id: &str,
     pipeline: &str,
-    action: &str,
+    action: Action,
     stages: Option<(&str, &str)>,
 ) -> Vec<u8> {
-    deal_record(org, deal_id, pipeline, action, stages, Default::default())
+    deal_by(
+        encoder(),
+        org,
+        deal_id,
+        pipeline,
+        action,
+        stages,
+        Map::new(),
+    )
 }
 
 /// A deal record whose `changes` are JSON values (strings, integers,
@@ -110,104 +91,61 @@ pub fn deal_with(
     org: &str,
     deal_id: &str,
     pipeline: &str,
-    action: &str,
+    action: Action,
     stages: Option<(&str, &str)>,
-    changes: &serde_json::Map<String, serde_json::Value>,
+    changes: &Map<String, Value>,
 ) -> Vec<u8> {
-    let change = |value: &serde_json::Value| match value {
-        serde_json::Value::Bool(b) => Value::Union(1, Box::new(Value::Boolean(*b))),
-        serde_json::Value::Number(n) if n.is_i64() => {
-            Value::Union(2, Box::new(Value::Long(n.as_i64().unwrap())))
-        }
-        serde_json::Value::Number(n) => {
-            Value::Union(3, Box::new(Value::Double(n.as_f64().unwrap())))
-        }
-        serde_json::Value::String(s) => Value::Union(4, Box::new(Value::String(s.clone()))),
-        _ => Value::Union(0, Box::new(Value::Null)),
-    };
-    let changes = changes
-        .iter()
-        .map(|(k, v)| (k.clone(), change(v)))
-        .collect();
-    deal_record(org, deal_id, pipeline, action, stages, changes)
+    let changes = changes.clone();
+    deal_by(encoder(), org, deal_id, pipeline, action, stages, changes)
 }
 
-fn deal_record(
+/// A deal record as `writer` (another schema, or id) writes it.
+pub fn deal_by(
+    writer: &Encoder,
     org: &str,
     deal_id: &str,
     pipeline: &str,
-    action: &str,
+    action: Action,
     stages: Option<(&str, &str)>,
-    changes: std::collections::HashMap<String, Value>,
+    changes: Map<String, Value>,
 ) -> Vec<u8> {
-    let symbols = [
-        "create",
-        "update",
-        "delete",
-        "stage_change",
-        "assignment",
-        "comment",
-    ];
-    encode(
-        &schema("deal-event.avsc"),
-        DEAL_ID,
-        vec![
-            ("eventId", s(&uuid::Uuid::new_v4().to_string())),
-            ("dealId", s(deal_id)),
-            ("organizationId", s(org)),
-            ("pipelineId", s(pipeline)),
-            ("action", symbol(&symbols, action)),
-            ("actorUserId", s("user_mover")),
-            ("occurredAt", Value::TimestampMillis(now_ms())),
-            ("previousStage", opt(stages.map(|s| s.0))),
-            ("newStage", opt(stages.map(|s| s.1))),
-            ("changes", Value::Map(changes)),
-        ],
-    )
+    let body = EventBody::Deal(DealEvent {
+        deal_id: deal_id.to_owned(),
+        pipeline_id: pipeline.to_owned(),
+        action,
+        actor_user_id: "user_mover".to_owned(),
+        occurred_at_ms: now_ms(),
+        previous_stage: stages.map(|s| s.0.to_owned()),
+        new_stage: stages.map(|s| s.1.to_owned()),
+        changes,
+    });
+    record(writer, org, body)
 }
 
 pub fn email(org: &str, thread: &str, contact_id: Option<&str>, subject: &str) -> Vec<u8> {
-    encode(
-        &schema("email-event.avsc"),
-        EMAIL_ID,
-        vec![
-            ("eventId", s(&uuid::Uuid::new_v4().to_string())),
-            (
-                "emailId",
-                s(&format!("email_{}", uuid::Uuid::new_v4().simple())),
-            ),
-            ("threadId", s(thread)),
-            ("organizationId", s(org)),
-            ("contactId", opt(contact_id)),
-            (
-                "action",
-                symbol(&["new_email", "reply", "forward"], "new_email"),
-            ),
-            ("subject", s(subject)),
-            ("from", s("client@example.com")),
-            ("occurredAt", Value::TimestampMillis(now_ms())),
-        ],
-    )
+    let body = EventBody::Email(EmailEvent {
+        email_id: format!("email_{}", uuid::Uuid::new_v4().simple()),
+        thread_id: thread.to_owned(),
+        contact_id: contact_id.map(str::to_owned),
+        action: Action::NewEmail,
+        subject: subject.to_owned(),
+        from: "client@example.com".to_owned(),
+        occurred_at_ms: now_ms(),
+    });
+    record(encoder(), org, body)
 }
 
 pub fn notification(org: &str, target: &str, title: &str) -> Vec<u8> {
-    encode(
-        &schema("notification-event.avsc"),
-        NOTIFICATION_ID,
-        vec![
-            (
-                "notificationId",
-                s(&format!("notif-{}", uuid::Uuid::new_v4().simple())),
-            ),
-            ("organizationId", s(org)),
-            ("targetUserId", s(target)),
-            ("type", s("mention")),
-            ("title", s(title)),
-            ("message", s("John mentioned you in a comment")),
-            ("link", opt(Some("/deals/deal_789"))),
-            ("occurredAt", Value::TimestampMillis(now_ms())),
-        ],
-    )
+    let body = EventBody::Notification(NotificationEvent {
+        notification_id: format!("notif-{}", uuid::Uuid::new_v4().simple()),
+        target_user: UserId::new(target).unwrap(),
+        kind: "mention".to_owned(),
+        title: title.to_owned(),
+        message: "John mentioned you in a comment".to_owned(),
+        link: Some("/deals/deal_789".to_owned()),
+        occurred_at_ms: now_ms(),
+    });
+    record(encoder(), org, body)
 }
 
 /// Sends to the test's own topics: `topic` is a CRM topic's usual name
@@ -297,10 +235,14 @@ impl Producer {
 
 /// A deal update carrying `seq` in its changes, to check exactly-once delivery.
 pub fn deal_seq(org: &str, deal_id: &str, pipeline: &str, seq: u64) -> Vec<u8> {
-    let changes = [(
-        "seq".to_string(),
-        Value::Union(2, Box::new(Value::Long(seq as i64))),
-    )]
-    .into();
-    deal_record(org, deal_id, pipeline, "update", None, changes)
+    let changes = Map::from_iter([("seq".to_owned(), Value::from(seq))]);
+    deal_by(
+        encoder(),
+        org,
+        deal_id,
+        pipeline,
+        Action::Update,
+        None,
+        changes,
+    )
 }

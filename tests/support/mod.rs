@@ -1,6 +1,6 @@
 //! Test harness: a real broker (Apache Kafka), the bridge started in-process on a
 //! free port, the official socket.io-client driven through Node, and a
-//! producer with its own Avro encoding. Everything binds to 127.0.0.1 and is
+//! producer of records the bridge's encoder writes. Everything binds to 127.0.0.1 and is
 //! torn down when the test ends, pass or fail.
 #![allow(dead_code, unused_imports)] // each test file uses a different part of the harness
 

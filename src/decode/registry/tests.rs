@@ -16,8 +16,7 @@ use super::*;
 
 /// The deal reader schema, as a registry stores it.
 fn avro_answer() -> String {
-    json!({ "schema": crate::decode::reader_schema_json(crate::domain::TopicKind::Deals) })
-        .to_string()
+    json!({ "schema": crate::decode::reader_schema_json(TopicKind::Deals) }).to_string()
 }
 
 /// Serves `GET /schemas/ids/{id}`: 401 unless the request carries
@@ -37,7 +36,7 @@ async fn fake_registry(expected: Option<&'static str>) -> (SocketAddr, Arc<Count
                     if authorization != expected {
                         return (StatusCode::UNAUTHORIZED, String::new());
                     }
-                    let schema = crate::decode::reader_schema_json(crate::domain::TopicKind::Deals);
+                    let schema = crate::decode::reader_schema_json(TopicKind::Deals);
                     let body = match id {
                         1 => avro_answer(),
                         2 => json!({ "schema": schema, "schemaType": "AVRO" }).to_string(),
