@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::SchemaConfig;
 use crate::decode::{Encoder, HttpRegistry, LocalRegistry};
+use crate::dev_tenants::{DevOrg, ORGS};
 use crate::domain::{
     Action, ContactEvent, DealEvent, EmailEvent, EventBody, NotificationEvent, UserId,
 };
@@ -32,58 +33,6 @@ const SUBJECTS: [&str; 4] = [
     "Pricing question",
     "Contract draft",
     "Meeting next week",
-];
-
-/// A demo organisation: its users (id, display name) and resources. Its
-/// users are the ones the dashboard's dev sign-in offers.
-pub struct DemoOrg {
-    pub id: &'static str,
-    pub name: &'static str,
-    pub users: &'static [(&'static str, &'static str)],
-    pub pipeline: &'static str,
-    /// Deal ids and titles.
-    pub deals: &'static [(&'static str, &'static str)],
-    pub contacts: &'static [(&'static str, &'static str)],
-}
-
-pub const ORGS: [DemoOrg; 2] = [
-    DemoOrg {
-        id: "org-acme",
-        name: "Acme",
-        users: &[
-            ("user_alice", "Alice Martin"),
-            ("user_bob", "Bob Chen"),
-            ("user_carol", "Carol Diaz"),
-        ],
-        pipeline: "pipeline_acme_sales",
-        deals: &[
-            ("deal_acme_1", "Northwind renewal"),
-            ("deal_acme_2", "Contoso expansion"),
-            ("deal_acme_3", "Fabrikam pilot"),
-            ("deal_acme_4", "Tailspin migration"),
-            ("deal_acme_5", "Litware onboarding"),
-        ],
-        contacts: &[
-            ("contact_acme_1", "jane@northwind.example"),
-            ("contact_acme_2", "li@contoso.example"),
-            ("contact_acme_3", "omar@fabrikam.example"),
-        ],
-    },
-    DemoOrg {
-        id: "org-globex",
-        name: "Globex",
-        users: &[("user_dave", "Dave Okafor"), ("user_erin", "Erin Walsh")],
-        pipeline: "pipeline_globex_enterprise",
-        deals: &[
-            ("deal_globex_1", "Initech licences"),
-            ("deal_globex_2", "Umbrella support plan"),
-            ("deal_globex_3", "Hooli integration"),
-        ],
-        contacts: &[
-            ("contact_globex_1", "hank@initech.example"),
-            ("contact_globex_2", "ivy@umbrella.example"),
-        ],
-    },
 ];
 
 /// One record to produce: its key and event.
@@ -122,7 +71,7 @@ impl Simulation {
         }
     }
 
-    fn stage_change(&mut self, org: &DemoOrg, user: &str) -> Activity {
+    fn stage_change(&mut self, org: &DevOrg, user: &str) -> Activity {
         let (deal, _) = pick(org.deals);
         let stage = self.stages.entry(deal).or_insert(0);
         let previous = STAGES[*stage];
@@ -168,7 +117,7 @@ fn deal_fields((_, title): (&str, &str), owner: &str, owner_name: &str) -> Map<S
 }
 
 fn deal_activity(
-    org: &DemoOrg,
+    org: &DevOrg,
     deal: &str,
     user: &str,
     action: Action,
@@ -192,13 +141,13 @@ fn deal_activity(
 }
 
 /// `user` takes a deal over and revises its value.
-fn deal_update(org: &DemoOrg, user: &str, user_name: &str) -> Activity {
+fn deal_update(org: &DevOrg, user: &str, user_name: &str) -> Activity {
     let deal = pick(org.deals);
     let changes = deal_fields(deal, user, user_name);
     deal_activity(org, deal.0, user, Action::Update, None, changes)
 }
 
-fn contact_change(org: &DemoOrg, user: &str) -> Activity {
+fn contact_change(org: &DevOrg, user: &str) -> Activity {
     let (contact, email) = pick(org.contacts);
     let changes = Map::from_iter([
         ("email".to_owned(), Value::from(email)),
@@ -225,7 +174,7 @@ fn contact_change(org: &DemoOrg, user: &str) -> Activity {
     }
 }
 
-fn email(org: &DemoOrg) -> Activity {
+fn email(org: &DevOrg) -> Activity {
     let (contact, from) = pick(org.contacts);
     let thread = format!("thread_{contact}");
     Activity {
@@ -244,7 +193,7 @@ fn email(org: &DemoOrg) -> Activity {
 }
 
 /// `user` mentions a random teammate.
-fn mention(org: &DemoOrg, user: &str, user_name: &str) -> Activity {
+fn mention(org: &DevOrg, user: &str, user_name: &str) -> Activity {
     let teammates: Vec<&str> = org
         .users
         .iter()

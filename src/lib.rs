@@ -27,6 +27,8 @@
 //! - [`net`]: whether a configured URL stays on this machine. A leaf.
 //! - [`app`]: wires it all together and owns start-up and shutdown order.
 //! - [`demo`]: the demo producer `make run` starts.
+//! - [`dev_tenants`]: the dev organisations and users, whose activity the
+//!   demo producer writes and whom the dashboard's dev sign-in offers.
 //!
 //! Imports point down these layers, never up or sideways: a module uses
 //! only modules on lines below its own (`tests/layering.rs` checks every
@@ -44,7 +46,7 @@
 //! kafka
 //! protocol
 //! auth decode guard routing telemetry
-//! domain metrics net
+//! domain metrics net dev_tenants
 //! ```
 
 pub mod app;
@@ -52,6 +54,7 @@ pub mod auth;
 pub mod config;
 pub mod decode;
 pub mod demo;
+pub mod dev_tenants;
 pub mod domain;
 pub mod gateway;
 pub mod guard;

@@ -1,4 +1,4 @@
-//! The dashboard's dev sign-in: `GET /dev/users` lists the demo producer's
+//! The dashboard's dev sign-in: `GET /dev/users` lists the dev tenants'
 //! organisations and users, `POST /dev/token { user, name, org, ttlSeconds? }`
 //! answers `{ token, expiresAt }`, signed with the public dev secret.
 //!
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{DEV_JWT_SECRET, sign_dev_token};
-use crate::demo::ORGS;
+use crate::dev_tenants::ORGS;
 
 /// A dev session lasts a working day unless the page asks for less.
 const DEFAULT_TTL_SECONDS: u64 = 8 * 3600;
