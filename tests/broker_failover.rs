@@ -165,18 +165,10 @@ impl ReadinessWatch {
         let not_ready = Arc::new(Mutex::new(Vec::new()));
         let stop = CancellationToken::new();
         let task = {
-            let (url, not_ready, stop) = (format!("{url}/readyz"), not_ready.clone(), stop.clone());
+            let (url, not_ready, stop) = (url.to_owned(), not_ready.clone(), stop.clone());
             tokio::spawn(async move {
                 while !stop.is_cancelled() {
-                    let answer = match reqwest::get(&url).await {
-                        Ok(r) if r.status().is_success() => None,
-                        Ok(r) => Some(format!(
-                            "{}: {}",
-                            r.status(),
-                            r.text().await.unwrap_or_default()
-                        )),
-                        Err(e) => Some(e.to_string()),
-                    };
+                    let answer = support::bridge::not_ready(&url).await;
                     not_ready.lock().unwrap().extend(answer);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
