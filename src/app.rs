@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use socketioxide::SocketIo;
+use socketioxide::layer::SocketIoLayer;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::Layer;
@@ -61,22 +63,18 @@ pub struct RunningApp {
     tasks: TaskTracker,
 }
 
+/// Starts the bridge, in this order: schemas and topics; presence; the
+/// gateway and its Socket.IO server; the live consumer feeding it; the
+/// HTTP listener last. [`RunningApp::shutdown`] stops it.
 pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     config.resolve_secrets()?;
     config.validate()?;
     log_kafka_client(&config.kafka);
     let metrics = Arc::new(Metrics::default());
     let kafka_context = BridgeContext::new(metrics.clone());
-    let registry = match config.schemas.http_registry()? {
-        Some(http) => SchemaRegistry::Http(http),
-        None => SchemaRegistry::Local(LocalRegistry::load(&config.schemas.local_dir)?),
-    };
-    let decoder = Arc::new(Decoder::new(Arc::new(registry)));
+    let decoder = Arc::new(Decoder::new(Arc::new(schema_registry(&config)?)));
     if let Some(partitions) = config.kafka.create_topics {
-        let mut names: Vec<&str> = config.kafka.topics.all().map(|(_, name)| name).collect();
-        names.push(&config.presence.topic);
-        names.extend(config.kafka.dead_letter_topic.as_deref());
-        ensure_topics(&config.kafka, &kafka_context, &names, partitions).await?;
+        create_topics(&config, &kafka_context, partitions).await?;
     }
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -89,7 +87,6 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         shutdown.clone(),
     )?;
 
-    let limits = config.limits.clone();
     let live = Arc::new(LivePositions::new(config.replay.memory_bytes));
     let replayer = Replayer::new(
         config.replay.clone(),
@@ -104,7 +101,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     auth.spawn_refresh(&tasks, shutdown.clone());
     let gateway = Arc::new(Gateway::new(GatewayParts {
         auth,
-        limits: limits.clone(),
+        limits: config.limits.clone(),
         index_shards: config.index_shards,
         metrics: metrics.clone(),
         replayer: Arc::new(replayer),
@@ -115,16 +112,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         token_grace: Duration::from_secs(config.auth.jwt.leeway_seconds),
         revocation_check: Duration::from_secs(config.auth.reload_seconds),
     }));
-    let (socket_layer, io) = SocketIo::builder()
-        .with_state(gateway.clone())
-        .max_buffer_size(limits.socket_buffer)
-        .max_payload(limits.max_message_bytes as u64)
-        .ws_max_message_size(limits.max_message_bytes)
-        .ws_max_frame_size(limits.max_message_bytes)
-        .ws_read_buffer_size(limits.read_buffer_bytes)
-        .connect_timeout(Duration::from_secs(config.guard.connect_timeout_seconds))
-        .build_layer();
-    gateway::attach(&io);
+    let (socket_layer, io) = socket_io(&config, gateway.clone());
 
     let stop_consuming = shutdown.child_token();
     let consumer = spawn_consumer(
@@ -137,44 +125,14 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         stop_consuming.clone(),
     )?;
 
-    let router = http::router(
-        HttpState {
-            consumer: consumer.clone(),
-            presence,
-            metrics: metrics.clone(),
-        },
-        config.dev_sign_in(),
-    )
-    .layer(socket_layer)
-    .layer(axum::middleware::from_fn_with_state(
-        EngineOpens {
-            gate: connections,
-            guard: Arc::new(config.guard.clone()),
-            metrics: metrics.clone(),
-        },
-        http::limit_engine_opens,
-    ))
-    .layer(axum::middleware::from_fn(http::check_websocket_version))
-    .layer(axum::middleware::from_fn_with_state(
-        http::cors(&config.guard.allowed_origins)?,
-        http::cors_for_socket_io,
-    ));
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let addr = listener.local_addr()?;
-    // Outside the router: it clones the URI into the extensions first.
-    let app = MapRequestLayer::new(http::own_request_head).layer(router);
-    let limits = ServeLimits {
-        header_read_timeout: Duration::from_secs(config.guard.header_read_timeout_seconds),
-        max_head_bytes: config.guard.max_request_head_bytes,
+    let state = HttpState {
+        consumer: consumer.clone(),
+        presence,
+        metrics: metrics.clone(),
     };
+    let router = http_router(&config, state, socket_layer, connections)?;
     let stop_accepting = shutdown.child_token();
-    tasks.spawn(http::serve(
-        listener,
-        app,
-        limits,
-        tasks.clone(),
-        stop_accepting.clone(),
-    ));
+    let addr = serve(&config, router, &tasks, stop_accepting.clone()).await?;
     tracing::info!(%addr, "crm-bridge listening");
     Ok(RunningApp {
         addr,
@@ -186,6 +144,96 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         shutdown,
         tasks,
     })
+}
+
+/// The schema registry configured, or the local directory of schemas.
+fn schema_registry(config: &Config) -> anyhow::Result<SchemaRegistry> {
+    Ok(match config.schemas.http_registry()? {
+        Some(http) => SchemaRegistry::Http(http),
+        None => SchemaRegistry::Local(LocalRegistry::load(&config.schemas.local_dir)?),
+    })
+}
+
+/// Creates whichever of the topics the bridge reads and writes are missing,
+/// with `partitions` each (`kafka.create_topics`, for development).
+async fn create_topics(
+    config: &Config,
+    kafka_context: &BridgeContext,
+    partitions: i32,
+) -> anyhow::Result<()> {
+    let mut names: Vec<&str> = config.kafka.topics.all().map(|(_, name)| name).collect();
+    names.push(&config.presence.topic);
+    names.extend(config.kafka.dead_letter_topic.as_deref());
+    ensure_topics(&config.kafka, kafka_context, &names, partitions).await
+}
+
+/// The Socket.IO server over `gateway`, and its layer for the router.
+fn socket_io(config: &Config, gateway: Arc<Gateway>) -> (SocketIoLayer, SocketIo) {
+    let limits = &config.limits;
+    let (socket_layer, io) = SocketIo::builder()
+        .with_state(gateway)
+        .max_buffer_size(limits.socket_buffer)
+        .max_payload(limits.max_message_bytes as u64)
+        .ws_max_message_size(limits.max_message_bytes)
+        .ws_max_frame_size(limits.max_message_bytes)
+        .ws_read_buffer_size(limits.read_buffer_bytes)
+        .connect_timeout(Duration::from_secs(config.guard.connect_timeout_seconds))
+        .build_layer();
+    gateway::attach(&io);
+    (socket_layer, io)
+}
+
+/// The HTTP routes and Socket.IO, inside the guards every request passes
+/// (outermost last): engine opens limited, WebSocket versions checked,
+/// CORS for Socket.IO.
+fn http_router(
+    config: &Config,
+    state: HttpState,
+    socket_layer: SocketIoLayer,
+    connections: Arc<ConnectionGate>,
+) -> anyhow::Result<Router> {
+    let metrics = state.metrics.clone();
+    Ok(http::router(state, config.dev_sign_in())
+        .layer(socket_layer)
+        .layer(axum::middleware::from_fn_with_state(
+            EngineOpens {
+                gate: connections,
+                guard: Arc::new(config.guard.clone()),
+                metrics,
+            },
+            http::limit_engine_opens,
+        ))
+        .layer(axum::middleware::from_fn(http::check_websocket_version))
+        .layer(axum::middleware::from_fn_with_state(
+            http::cors(&config.guard.allowed_origins)?,
+            http::cors_for_socket_io,
+        )))
+}
+
+/// Binds the configured address and serves `router` until `stop_accepting`;
+/// the address bound (the real port when configured with 0).
+async fn serve(
+    config: &Config,
+    router: Router,
+    tasks: &TaskTracker,
+    stop_accepting: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    // Outside the router: it clones the URI into the extensions first.
+    let app = MapRequestLayer::new(http::own_request_head).layer(router);
+    let limits = ServeLimits {
+        header_read_timeout: Duration::from_secs(config.guard.header_read_timeout_seconds),
+        max_head_bytes: config.guard.max_request_head_bytes,
+    };
+    tasks.spawn(http::serve(
+        listener,
+        app,
+        limits,
+        tasks.clone(),
+        stop_accepting,
+    ));
+    Ok(addr)
 }
 
 /// What an operator checks first when a broker refuses the bridge: which

@@ -100,10 +100,27 @@ pub fn describe<C: ClientContext>(
         .iter()
         .map(|t| CString::new(*t).map_err(|_| DescribeError::BadName))
         .collect::<Result<_, _>>()?;
-    let mut pointers: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
-    let timeout_ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
-    let rk = client.native_ptr();
+    let event = request(client.native_ptr(), &names, timeout)?;
+    let described = described_topics(&event)?;
+    let mut out = HashMap::with_capacity(described.len());
+    for &description in described {
+        // SAFETY: every entry is a valid description owned by `event`,
+        // which outlives this loop.
+        let (name, answer) = unsafe { read_description(description) };
+        out.insert(name, answer);
+    }
+    Ok(out)
+}
 
+/// Sends the DescribeTopics request for `names` on a queue of its own and
+/// waits at most `timeout` for the answer: the result event.
+fn request(
+    rk: *mut rd::rd_kafka_t,
+    names: &[CString],
+    timeout: Duration,
+) -> Result<Owned<rd::rd_kafka_event_t>, DescribeError> {
+    let timeout_ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+    let mut pointers: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
     // SAFETY: `pointers` holds `pointers.len()` valid NUL-terminated strings
     // (`names` outlives the call); librdkafka copies them and writes
     // nothing (the binding's `*mut` is the C header's `const char **`).
@@ -113,12 +130,37 @@ pub fn describe<C: ClientContext>(
         },
         rd::rd_kafka_TopicCollection_destroy,
     )?;
-    // SAFETY: `rk` is the live handle `client` owns (borrowed for this call).
+    // SAFETY: `rk` is the live handle the caller's client owns (borrowed
+    // for this call).
     let queue = Owned::new(
         unsafe { rd::rd_kafka_queue_new(rk) },
         rd::rd_kafka_queue_destroy,
     )?;
-    // SAFETY: as above; the op type is a valid enum value.
+    let options = admin_options(rk, timeout_ms)?;
+    // SAFETY: all pointers are valid; librdkafka copies what it keeps of
+    // `collection` and `options`, and holds its own reference to `queue`
+    // until it has answered on it, so dropping them after is fine (also on
+    // a timeout, with the request still in flight).
+    unsafe {
+        rd::rd_kafka_DescribeTopics(
+            rk,
+            collection.0.as_ptr(),
+            options.0.as_ptr(),
+            queue.0.as_ptr(),
+        )
+    };
+    // SAFETY: `queue` is valid; the event returned is ours to destroy.
+    let event = unsafe { rd::rd_kafka_queue_poll(queue.0.as_ptr(), timeout_ms) };
+    Owned::new(event, rd::rd_kafka_event_destroy).map_err(|_| DescribeError::Timeout(timeout))
+}
+
+/// Options of a DescribeTopics request that times out after `timeout_ms`.
+fn admin_options(
+    rk: *mut rd::rd_kafka_t,
+    timeout_ms: c_int,
+) -> Result<Owned<rd::rd_kafka_AdminOptions_t>, DescribeError> {
+    // SAFETY: `rk` is a live handle (see `request`); the op type is a
+    // valid enum value.
     let options = Owned::new(
         unsafe {
             rd::rd_kafka_AdminOptions_new(
@@ -139,22 +181,14 @@ pub fn describe<C: ClientContext>(
             errstr.len(),
         );
     }
-    // SAFETY: all pointers are valid; librdkafka copies what it keeps of
-    // `collection` and `options`, and holds its own reference to `queue`
-    // until it has answered on it, so dropping them after is fine (also on
-    // a timeout, with the request still in flight).
-    unsafe {
-        rd::rd_kafka_DescribeTopics(
-            rk,
-            collection.0.as_ptr(),
-            options.0.as_ptr(),
-            queue.0.as_ptr(),
-        )
-    };
-    // SAFETY: `queue` is valid; the event returned is ours to destroy.
-    let event = unsafe { rd::rd_kafka_queue_poll(queue.0.as_ptr(), timeout_ms) };
-    let event = Owned::new(event, rd::rd_kafka_event_destroy)
-        .map_err(|_| DescribeError::Timeout(timeout))?;
+    Ok(options)
+}
+
+/// The topic descriptions in the answer `event`, which they live as long
+/// as; or the error the whole request failed with.
+fn described_topics(
+    event: &Owned<rd::rd_kafka_event_t>,
+) -> Result<&[*const rd::rd_kafka_TopicDescription_t], DescribeError> {
     // SAFETY: `event` is a valid event.
     let code = unsafe { rd::rd_kafka_event_error(event.0.as_ptr()) };
     if code != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -167,47 +201,54 @@ pub fn describe<C: ClientContext>(
     }
     let mut count = 0usize;
     // SAFETY: `result` is valid; the array it returns has `count` entries
-    // and lives as long as `event`, which outlives this function's reads.
+    // and lives as long as `event`, which the returned slice borrows.
     let described = unsafe { rd::rd_kafka_DescribeTopics_result_topics(result, &mut count) };
-    let described: &[*const rd::rd_kafka_TopicDescription_t] = match described.is_null() {
+    Ok(match described.is_null() {
         true => &[],
         // SAFETY: see above: `count` valid pointers.
         false => unsafe { std::slice::from_raw_parts(described, count) },
+    })
+}
+
+/// A description's topic name and its id, or the error the cluster
+/// answered for the topic; copied out of librdkafka's memory.
+///
+/// # Safety
+///
+/// `description` is a valid description, alive for the call.
+unsafe fn read_description(
+    description: *const rd::rd_kafka_TopicDescription_t,
+) -> (String, Result<TopicId, RDKafkaErrorCode>) {
+    // SAFETY: the name lives as long as the description, and is copied.
+    let name = unsafe { CStr::from_ptr(rd::rd_kafka_TopicDescription_name(description)) }
+        .to_string_lossy()
+        .into_owned();
+    // SAFETY: the error, if any, lives as long as the description.
+    let code = unsafe {
+        let error = rd::rd_kafka_TopicDescription_error(description);
+        match error.is_null() {
+            true => rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR,
+            false => rd::rd_kafka_error_code(error),
+        }
     };
-    let mut out = HashMap::with_capacity(count);
-    for &description in described {
-        // SAFETY: every entry is a valid description owned by `event`; the
-        // name, error and id it returns live as long as it does and are
-        // copied out before `event` is dropped.
-        let (name, answer) = unsafe {
-            let name = CStr::from_ptr(rd::rd_kafka_TopicDescription_name(description))
-                .to_string_lossy()
-                .into_owned();
-            let error = rd::rd_kafka_TopicDescription_error(description);
-            let code = match error.is_null() {
-                true => rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR,
-                false => rd::rd_kafka_error_code(error),
-            };
-            let answer = match code {
-                rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => {
-                    let id = rd::rd_kafka_TopicDescription_topic_id(description);
-                    let id = TopicId::from_bits(
-                        rd::rd_kafka_Uuid_most_significant_bits(id),
-                        rd::rd_kafka_Uuid_least_significant_bits(id),
-                    );
-                    // All zeros: a broker too old to have topic ids (< 2.8).
-                    match id.0 {
-                        0 => Err(RDKafkaErrorCode::UnsupportedVersion),
-                        _ => Ok(id),
-                    }
-                }
-                code => Err(code.into()),
-            };
-            (name, answer)
-        };
-        out.insert(name, answer);
-    }
-    Ok(out)
+    let answer = match code {
+        // SAFETY: the id lives as long as the description; its bits are
+        // copied.
+        rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => unsafe {
+            let id = rd::rd_kafka_TopicDescription_topic_id(description);
+            let id = TopicId::from_bits(
+                rd::rd_kafka_Uuid_most_significant_bits(id),
+                rd::rd_kafka_Uuid_least_significant_bits(id),
+            );
+            // All zeros: a broker too old to have topic ids (< 2.8).
+            match id.0 {
+                0 => Err(RDKafkaErrorCode::UnsupportedVersion),
+                _ => Ok(id),
+            }
+        },
+        code => Err(code.into()),
+    };
+    (name, answer)
 }
 
 /// An object librdkafka allocated, freed with its destructor when dropped.

@@ -16,9 +16,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use room::{Attendance, Room, Seat};
+
 use super::wire::{Envelope, InstanceId, Member, Message};
 use crate::domain::{RoomKey, UserId};
-use crate::protocol::{PresenceChange, Typing};
+use crate::protocol::PresenceChange;
 use crate::routing::ClientId;
 
 /// Most bytes of members in one snapshot record: half of Kafka's default
@@ -92,28 +94,6 @@ pub struct Roster<C> {
     timing: Timing,
     rooms: HashMap<RoomKey, Room<C>>,
     peers: HashMap<InstanceId, Peer>,
-}
-
-struct Room<C> {
-    /// This instance's sockets in the room.
-    seats: HashMap<ClientId, Seat<C>>,
-    /// Everyone present, cluster-wide.
-    users: HashMap<UserId, Attendance>,
-    /// When each (user, field) last typed, by the typing instance's clock.
-    typing: HashMap<(UserId, Box<str>), u64>,
-}
-
-struct Seat<C> {
-    user: UserId,
-    handle: C,
-}
-
-struct Attendance {
-    name: Box<str>,
-    /// Sockets of this user in the room on this instance.
-    here: u32,
-    /// Other instances holding this user in the room.
-    peers: BTreeSet<InstanceId>,
 }
 
 #[derive(Default)]
@@ -464,92 +444,6 @@ impl<C: Clone> Roster<C> {
     }
 }
 
-impl<C: Clone> Room<C> {
-    fn new() -> Self {
-        Self {
-            seats: HashMap::new(),
-            users: HashMap::new(),
-            typing: HashMap::new(),
-        }
-    }
-
-    /// Local sockets of everyone but `user`.
-    fn others(&self, user: &UserId) -> Vec<C> {
-        self.seats
-            .values()
-            .filter(|seat| seat.user != *user)
-            .map(|seat| seat.handle.clone())
-            .collect()
-    }
-
-    /// `user` is no longer present anywhere: tell the room.
-    fn depart(&mut self, room: &RoomKey, user: &UserId, at: u64, effects: &mut Effects<C>) {
-        let Some(attendance) = self.users.remove(user) else {
-            return;
-        };
-        self.typing.retain(|(typist, _), _| typist != user);
-        let change = PresenceChange::new(room, user, &attendance.name, at);
-        effects.notify(self.others(user), "user-left", &change);
-    }
-
-    /// Shows `user` typing unless throttled; false when throttled.
-    #[allow(clippy::too_many_arguments)]
-    fn show_typing(
-        &mut self,
-        room: &RoomKey,
-        user: &UserId,
-        name: &str,
-        field: &str,
-        at: u64,
-        timing: Timing,
-        effects: &mut Effects<C>,
-    ) -> bool {
-        let key = (user.clone(), Box::<str>::from(field));
-        if self
-            .typing
-            .get(&key)
-            .is_some_and(|last| at < last + timing.typing_throttle)
-        {
-            return false;
-        }
-        self.typing.insert(key, at);
-        let typing = Typing::new(room, user, name, field, at, at + timing.typing_ttl);
-        effects.notify(self.others(user), "user-typing", &typing);
-        true
-    }
-
-    fn view(&self, me: &UserId, now: u64, ttl: u64) -> RoomView {
-        let name_of = |user: &UserId| {
-            self.users
-                .get(user)
-                .map_or_else(|| "".into(), |a| a.name.clone())
-        };
-        let mut members: Vec<MemberView> = self
-            .users
-            .iter()
-            .filter(|(user, _)| *user != me)
-            .map(|(user, attendance)| MemberView {
-                user_id: user.clone(),
-                user_name: attendance.name.clone(),
-            })
-            .collect();
-        members.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-        let mut typing: Vec<TypingView> = self
-            .typing
-            .iter()
-            .filter(|((user, _), at)| user != me && now < **at + ttl)
-            .map(|((user, field), at)| TypingView {
-                user_id: user.clone(),
-                user_name: name_of(user),
-                field: field.clone(),
-                expires_at: crate::protocol::format_millis((at + ttl) as i64),
-            })
-            .collect();
-        typing.sort_by(|a, b| (&a.user_id, &a.field).cmp(&(&b.user_id, &b.field)));
-        RoomView { members, typing }
-    }
-}
-
 impl<C> Effects<C> {
     fn notify(&mut self, to: Vec<C>, event: &'static str, payload: &impl Serialize) {
         if to.is_empty() {
@@ -560,5 +454,6 @@ impl<C> Effects<C> {
     }
 }
 
+mod room;
 #[cfg(test)]
 mod tests;

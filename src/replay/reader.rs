@@ -66,6 +66,9 @@ type Events = mpsc::Sender<Result<CrmEvent, ReadFailed>>;
 /// A replay consumer.
 type ReplayConsumer = StreamConsumer<BridgeContext>;
 
+/// What is left to read of each partition's range.
+type Remaining = HashMap<(TopicKind, i32), Range>;
+
 pub struct Replayer {
     config: ReplayConfig,
     kafka: KafkaConfig,
@@ -345,12 +348,22 @@ impl Replayer {
             return Ok(ControlFlow::Continue(()));
         }
         self.metrics.replay_reads.add("kafka", ranges.len() as u64);
-        let mut flow = ControlFlow::Continue(());
         let consumer = self.take_consumer()?;
+        let mut remaining = self.assign(&consumer, ranges)?;
+        tracing::debug!(?ranges, "replay reading");
+        let flow = self
+            .read_assigned(&consumer, &mut remaining, tx, cancel)
+            .await?;
+        tracing::debug!(unfinished = ?remaining, "replay read done");
+        self.give_back(consumer);
+        Ok(flow)
+    }
+
+    /// Assigns `consumer` each range's partition from the range's start;
+    /// what is left to read, per partition.
+    fn assign(&self, consumer: &ReplayConsumer, ranges: &[Range]) -> anyhow::Result<Remaining> {
         let mut assignment = TopicPartitionList::new();
-        let mut remaining: HashMap<(TopicKind, i32), Range> = HashMap::new();
-        let kinds: HashMap<&str, TopicKind> =
-            self.kafka.topics.all().map(|(k, n)| (n, k)).collect();
+        let mut remaining = Remaining::new();
         for r in ranges {
             assignment.add_partition_offset(
                 self.kafka.topics.name(r.topic),
@@ -360,31 +373,29 @@ impl Replayer {
             remaining.insert((r.topic, r.partition), *r);
         }
         consumer.assign(&assignment)?;
-        tracing::debug!(?ranges, "replay reading");
+        Ok(remaining)
+    }
+
+    /// Reads until every range of `remaining` is read to its end (each is
+    /// removed then); `Break` when the replay stops early.
+    async fn read_assigned(
+        &self,
+        consumer: &ReplayConsumer,
+        remaining: &mut Remaining,
+        tx: &Events,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<ControlFlow<()>> {
+        let kinds: HashMap<&str, TopicKind> =
+            self.kafka.topics.all().map(|(k, n)| (n, k)).collect();
         while !remaining.is_empty() {
             let received = tokio::select! {
-                _ = cancel.cancelled() => {
-                    flow = ControlFlow::Break(());
-                    break;
-                }
+                _ = cancel.cancelled() => return Ok(ControlFlow::Break(())),
                 m = consumer.recv() => m,
             };
             let message = match received {
                 Ok(message) => message,
-                // The end of a partition (of one topic or another: the error
-                // names only its number): what was read up to it, markers
-                // included, may finish its ranges.
                 Err(KafkaError::PartitionEOF(partition)) => {
-                    let positions = consumer.position()?;
-                    remaining.retain(|&(topic, p), range| {
-                        p != partition
-                            || !matches!(
-                                positions
-                                    .find_partition(self.kafka.topics.name(topic), p)
-                                    .map(|e| e.offset()),
-                                Some(Offset::Offset(next)) if next >= range.to
-                            )
-                    });
+                    self.finish_at_end(consumer, remaining, partition)?;
                     continue;
                 }
                 Err(e) if recovers_by_itself(&e) => {
@@ -398,32 +409,62 @@ impl Replayer {
             let Some(&topic) = kinds.get(message.topic()) else {
                 continue;
             };
-            let key = (topic, message.partition());
-            let Some(range) = remaining.get(&key).copied() else {
+            let Some(position) = within_range(remaining, topic, &message) else {
                 continue;
             };
-            // librdkafka hands on nothing before the offset it was told to
-            // read from; holes (compaction, aborted records, markers) may
-            // put the first record after it, or past the range's end.
-            let offset = message.offset();
-            if offset + 1 >= range.to {
-                remaining.remove(&key);
-            }
-            if offset >= range.to {
-                continue;
-            }
-            let position = Position {
-                topic,
-                partition: message.partition(),
-                offset,
-            };
-            flow = self.forward(position, message.payload(), tx, cancel).await;
+            let flow = self.forward(position, message.payload(), tx, cancel).await;
             if flow.is_break() {
-                break;
+                return Ok(flow);
             }
         }
-        tracing::debug!(unfinished = ?remaining, "replay read done");
-        self.give_back(consumer);
-        Ok(flow)
+        Ok(ControlFlow::Continue(()))
     }
+
+    /// The end of `partition` (of one topic or another: the error names
+    /// only its number) was reached: what was read up to it, markers
+    /// included, may finish its ranges.
+    fn finish_at_end(
+        &self,
+        consumer: &ReplayConsumer,
+        remaining: &mut Remaining,
+        partition: i32,
+    ) -> anyhow::Result<()> {
+        let positions = consumer.position()?;
+        remaining.retain(|&(topic, p), range| {
+            p != partition
+                || !matches!(
+                    positions
+                        .find_partition(self.kafka.topics.name(topic), p)
+                        .map(|e| e.offset()),
+                    Some(Offset::Offset(next)) if next >= range.to
+                )
+        });
+        Ok(())
+    }
+}
+
+/// The position of `message` (of `topic`) if it lies in what is left of
+/// its partition's range; the range is removed once read to its end.
+fn within_range(
+    remaining: &mut Remaining,
+    topic: TopicKind,
+    message: &impl Message,
+) -> Option<Position> {
+    let key = (topic, message.partition());
+    let range = remaining.get(&key).copied()?;
+    // librdkafka hands on nothing before the offset it was told to
+    // read from; holes (compaction, aborted records, markers) may
+    // put the first record after it, or past the range's end.
+    let offset = message.offset();
+    if offset + 1 >= range.to {
+        remaining.remove(&key);
+    }
+    if offset >= range.to {
+        return None;
+    }
+    Some(Position {
+        topic,
+        partition: message.partition(),
+        offset,
+    })
 }
