@@ -2,7 +2,7 @@
 //! loaded and validated once at start-up. Secrets may come from files, and
 //! librdkafka properties from the environment in a form of their own
 //! ([`secrets`]). The reference of every key is generated from the doc
-//! comments of [`Config`] and its sections ([`reference`], checked in as
+//! comments of [`Config`] and its sections ([`mod@reference`], checked in as
 //! `docs/bridge.example.toml`).
 
 mod reference;

@@ -20,7 +20,7 @@ use crate::routing::key_matches;
 /// How long a replay keeps its slot while the socket is full: a client that
 /// reads drains its queue within milliseconds; one still full after this is
 /// slow or not reading, and waits without a slot.
-const SLOW_SOCKET: Duration = Duration::from_millis(250);
+pub(super) const SLOW_SOCKET: Duration = Duration::from_millis(250);
 /// Pause between emit retries into a slow socket, once the slot is given
 /// up: a stuck client costs a wake-up per this, not per `FULL_QUEUE_PAUSE`.
 const SLOW_SOCKET_PAUSE: Duration = Duration::from_millis(20);
