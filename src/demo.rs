@@ -12,7 +12,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::SchemaConfig;
+use crate::decode::SchemaConfig;
 use crate::decode::{Encoder, HttpRegistry, LocalRegistry};
 use crate::dev_tenants::{DevOrg, ORGS};
 use crate::domain::{

@@ -25,6 +25,7 @@
 //! - [`http`], [`metrics`], [`telemetry`]: the operational edges; [`http`]
 //!   also serves the dashboard (`web/`, built into the binary).
 //! - [`net`]: whether a configured URL stays on this machine. A leaf.
+//! - [`secret`]: a configured string that never prints. A leaf.
 //! - [`app`]: wires it all together and owns start-up and shutdown order.
 //! - [`demo`]: the demo producer `make run` starts.
 //! - [`dev_tenants`]: the dev organisations and users, whose activity the
@@ -46,7 +47,7 @@
 //! kafka
 //! protocol
 //! auth decode guard routing telemetry
-//! domain metrics net dev_tenants
+//! domain metrics net dev_tenants secret
 //! ```
 
 pub mod app;
@@ -66,4 +67,5 @@ pub mod presence;
 pub mod protocol;
 pub mod replay;
 pub mod routing;
+pub mod secret;
 pub mod telemetry;

@@ -13,7 +13,6 @@
 mod api_key;
 mod api_keys_file;
 mod jwt;
-mod secret;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::api_keys_file::ApiKeysFile;
+pub use crate::secret::Secret;
 pub use api_key::{ApiKeyConfig, ApiKeyId, ApiKeys, hash_api_key};
 pub use jwt::{DEV_JWT_SECRET, JwtConfig, JwtVerifier, sign_dev_token};
-pub use secret::Secret;
 
 use crate::domain::{OrgId, UserId};
 

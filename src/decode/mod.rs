@@ -9,6 +9,7 @@
 //! Its inverse, [`Encoder`], writes records as producers do, for the demo
 //! producer, the tests and the benchmarks.
 
+mod config;
 mod direct;
 mod encode;
 mod mapping;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use apache_avro::Schema;
 use tokio_util::sync::CancellationToken;
 
+pub use config::SchemaConfig;
 pub use encode::{EncodeError, Encoder};
 pub use registry::{HttpRegistry, LocalRegistry, RegistryAccess, RegistryError, SchemaRegistry};
 pub use wire::{WireError, frame, split_frame};
