@@ -1,10 +1,16 @@
 //! Builds and runs the bridge; `main` and the tests both start it through
-//! [`start`]. Shutdown order lives in [`RunningApp::shutdown`].
+//! [`start`]. Shutdown order lives in [`RunningApp::shutdown`], its longest
+//! time in [`stop_budget`].
+//!
+//! - `open_files.rs`: raising the open-files limit to what clients need.
+
+mod open_files;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use axum::Router;
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
@@ -16,6 +22,7 @@ use tower::util::MapRequestLayer;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::decode::{Decoder, LocalRegistry, SchemaRegistry};
+use crate::drain::{DrainConfig, OpenConnections};
 use crate::gateway::{self, Dispatcher, Gateway, GatewayParts};
 use crate::guard::ConnectionGate;
 use crate::http::{self, EngineOpens, HttpState, ServeLimits};
@@ -40,21 +47,37 @@ const CLIENTS_CLOSE_BUDGET: Duration = Duration::from_secs(5);
 /// How long shutdown waits for tasks before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Shutdown is bounded whatever Kafka and the clients do: the sum of the
-/// consumer's, the clients' and the tasks' budgets, plus the trace flush's
-/// own timeout.
+/// Shutdown after the drain is bounded whatever Kafka and the clients do:
+/// the sum of the consumer's, the clients' and the tasks' budgets, plus the
+/// trace flush's own timeout.
 pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(
     CONSUMER_STOP_BUDGET.as_secs() + CLIENTS_CLOSE_BUDGET.as_secs() + SHUTDOWN_GRACE.as_secs(),
 );
 
+/// The longest a node configured so takes to exit once told to stop: its
+/// drain delay, closing `guard.max_connections` at the drain's pace, then
+/// [`SHUTDOWN_BUDGET`]. An orchestrator's grace period must exceed it
+/// (`deploy/k8s`).
+pub fn stop_budget(config: &Config) -> Duration {
+    config.drain.delay() + config.drain.close_time(config.guard.max_connections) + SHUTDOWN_BUDGET
+}
+
 pub struct RunningApp {
-    /// Where HTTP and Socket.IO listen (the real port when configured with 0).
+    /// The public port: Socket.IO and the dashboard (the real port when
+    /// configured with 0).
     pub addr: SocketAddr,
+    /// The internal port: `/readyz`, `/stats`, `/metrics`.
+    pub internal_addr: SocketAddr,
     pub consumer: ConsumerHandle,
     pub metrics: Arc<Metrics>,
     io: SocketIo,
-    /// Stops accepting connections (first, so nobody reconnects to a node
-    /// that is leaving).
+    drain: DrainConfig,
+    /// The public port's connections, closed paced when leaving.
+    open: Arc<OpenConnections>,
+    /// Turns `/readyz` to 503: the first step of leaving.
+    leaving: CancellationToken,
+    /// Stops accepting connections (after the drain delay, so nobody
+    /// reconnects to a node that is leaving).
     stop_accepting: CancellationToken,
     /// Stops the live consumer (before clients are disconnected, so that
     /// every record it committed reached their sockets).
@@ -65,10 +88,11 @@ pub struct RunningApp {
 
 /// Starts the bridge, in this order: schemas and topics; presence; the
 /// gateway and its Socket.IO server; the live consumer feeding it; the
-/// HTTP listener last. [`RunningApp::shutdown`] stops it.
+/// HTTP listeners last. [`RunningApp::shutdown`] stops it.
 pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     config.resolve_secrets()?;
     config.validate()?;
+    open_files::raise_limit(config.guard.max_connections);
     log_kafka_client(&config.kafka);
     let metrics = Arc::new(Metrics::default());
     let kafka_context = BridgeContext::new(metrics.clone());
@@ -125,20 +149,45 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         stop_consuming.clone(),
     )?;
 
+    let leaving = CancellationToken::new();
     let state = HttpState {
         consumer: consumer.clone(),
         presence,
         metrics: metrics.clone(),
+        leaving: leaving.clone(),
     };
+    let internal = http::internal_router(state.clone());
+    let internal_addr = serve(
+        &config,
+        config.internal_listen,
+        internal,
+        Arc::default(),
+        &tasks,
+        shutdown.clone(),
+    )
+    .await?;
     let router = http_router(&config, state, socket_layer, connections)?;
     let stop_accepting = shutdown.child_token();
-    let addr = serve(&config, router, &tasks, stop_accepting.clone()).await?;
-    tracing::info!(%addr, "crm-bridge listening");
+    let open = Arc::new(OpenConnections::default());
+    let addr = serve(
+        &config,
+        config.listen,
+        router,
+        open.clone(),
+        &tasks,
+        stop_accepting.clone(),
+    )
+    .await?;
+    tracing::info!(%addr, %internal_addr, "crm-bridge listening");
     Ok(RunningApp {
         addr,
+        internal_addr,
         consumer,
         metrics,
         io,
+        drain: config.drain,
+        open,
+        leaving,
         stop_accepting,
         stop_consuming,
         shutdown,
@@ -193,7 +242,7 @@ fn http_router(
     connections: Arc<ConnectionGate>,
 ) -> anyhow::Result<Router> {
     let metrics = state.metrics.clone();
-    Ok(http::router(state, config.dev_sign_in())
+    Ok(http::public_router(state, config.dev_sign_in())
         .layer(socket_layer)
         .layer(axum::middleware::from_fn_with_state(
             EngineOpens {
@@ -210,15 +259,19 @@ fn http_router(
         )))
 }
 
-/// Binds the configured address and serves `router` until `stop_accepting`;
-/// the address bound (the real port when configured with 0).
+/// Binds `at` and serves `router` until `stop_accepting`, its connections
+/// tracked in `open`; the address bound (the real port when given 0).
 async fn serve(
     config: &Config,
+    at: SocketAddr,
     router: Router,
+    open: Arc<OpenConnections>,
     tasks: &TaskTracker,
     stop_accepting: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .with_context(|| format!("binding {at}"))?;
     let addr = listener.local_addr()?;
     // Outside the router: it clones the URI into the extensions first.
     let app = MapRequestLayer::new(http::own_request_head).layer(router);
@@ -230,6 +283,7 @@ async fn serve(
         listener,
         app,
         limits,
+        open,
         tasks.clone(),
         stop_accepting,
     ));
@@ -251,17 +305,22 @@ fn log_kafka_client(kafka: &KafkaConfig) {
 }
 
 impl RunningApp {
-    /// Stops in order: stop accepting connections; stop the consumer (which
-    /// commits its offsets); disconnect clients once what is queued for them
-    /// is sent, so each holds everything up to the committed offsets and a
-    /// restarted node resumes them from memory (they reconnect elsewhere, or
-    /// here once restarted, and leave their rooms); stop presence (which says
+    /// Stops in order: `/readyz` turns 503, and the node serves on for the
+    /// drain delay while load balancers notice; stop accepting connections;
+    /// stop the consumer (which commits its offsets); close client
+    /// connections in paced batches ([`crate::drain`]), so their reconnects
+    /// to other nodes spread out, each client holding everything up to its
+    /// own cursor (it resumes from there, elsewhere or here once restarted,
+    /// from memory, and leaves its rooms); stop presence (which says
     /// `bye`), wait for tasks, then export the spans of what they did. The
     /// trace exporter itself belongs to the process (`main` stops it): tests
     /// run many bridges in one.
     pub async fn shutdown(self) {
         let started = Instant::now();
         let clients = self.metrics.clients_connected.get();
+        self.leaving.cancel();
+        tracing::info!(delay = ?self.drain.delay(), clients, "draining: /readyz answers 503");
+        tokio::time::sleep(self.drain.delay()).await;
         self.stop_accepting.cancel();
         self.stop_consuming.cancel();
         if tokio::time::timeout(CONSUMER_STOP_BUDGET, self.consumer.stopped())
@@ -273,6 +332,10 @@ impl RunningApp {
                 "the consumer did not stop in time (is Kafka reachable?); going on without its final commit"
             );
         }
+        let closed = self.open.close_paced(&self.drain).await;
+        tracing::info!(closed, elapsed = ?started.elapsed(), "connections closed, paced");
+        // Long-polling sessions outlive their connections: Socket.IO's own
+        // close ends them, and any websocket still closing.
         if tokio::time::timeout(CLIENTS_CLOSE_BUDGET, self.io.close())
             .await
             .is_err()

@@ -20,6 +20,7 @@ use serde::Deserialize;
 
 use crate::auth::{AuthConfig, DEV_JWT_SECRET};
 use crate::decode::SchemaConfig;
+use crate::drain::DrainConfig;
 use crate::gateway::ClientLimits;
 use crate::guard::GuardConfig;
 use crate::kafka::KafkaConfig;
@@ -35,8 +36,13 @@ use crate::telemetry::LogConfig;
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Where HTTP and Socket.IO listen.
+    /// The public port: Socket.IO, the client module, the dashboard and
+    /// `/healthz` (containers: `0.0.0.0:3000`).
     pub listen: SocketAddr,
+    /// The internal port: `/healthz`, `/readyz`, `/stats` and `/metrics`,
+    /// for probes, Prometheus and operators; keep it off the load balancer
+    /// (containers: `0.0.0.0:9090`).
+    pub internal_listen: SocketAddr,
     /// Allows the public dev JWT secret (and with it the dashboard's dev
     /// sign-in, `/dev/*`). Never set in production.
     pub dev_mode: bool,
@@ -48,6 +54,7 @@ pub struct Config {
     pub replay: ReplayConfig,
     pub presence: PresenceConfig,
     pub guard: GuardConfig,
+    pub drain: DrainConfig,
     /// Shards of the subscription index: more shards, less lock contention
     /// between routing and subscribing. 64 is plenty for a few cores.
     pub index_shards: usize,
@@ -57,6 +64,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            internal_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             dev_mode: false,
             log: LogConfig::default(),
             kafka: KafkaConfig::default(),
@@ -66,6 +74,7 @@ impl Default for Config {
             replay: ReplayConfig::default(),
             presence: PresenceConfig::default(),
             guard: GuardConfig::default(),
+            drain: DrainConfig::default(),
             index_shards: 64,
         }
     }
@@ -168,6 +177,11 @@ impl Config {
         self.replay.validate()?;
         self.presence.validate()?;
         self.guard.validate()?;
+        self.drain.validate()?;
+        anyhow::ensure!(
+            self.listen.port() == 0 || self.listen != self.internal_listen,
+            "listen and internal_listen must differ: the internal port is not for clients"
+        );
         anyhow::ensure!(
             self.kafka
                 .topics

@@ -1,7 +1,9 @@
-//! Plain HTTP beside Socket.IO: liveness, readiness, counters (`/stats` as
-//! JSON, `/metrics` for Prometheus, both from [`Metrics`]), the client
-//! module, the dashboard ([`web`]), its dev sign-in ([`dev_sign_in`], dev
-//! mode only), CORS, [`own_request_head`], which lets hyper's read buffer go
+//! Plain HTTP on two ports. The public one, beside Socket.IO
+//! ([`public_router`]): liveness, the client module, the dashboard ([`web`])
+//! and its dev sign-in ([`dev_sign_in`], dev mode only). The internal one
+//! ([`internal_router`]), for operators and orchestrators: liveness,
+//! readiness, counters (`/stats` as JSON, `/metrics` for Prometheus, both
+//! from [`Metrics`]). Also CORS, [`own_request_head`], which lets hyper's read buffer go
 //! once a connection becomes a websocket, [`check_websocket_version`], and
 //! [`limit_engine_opens`], the rate of new Engine.IO sessions per address.
 
@@ -26,6 +28,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tokio_util::sync::CancellationToken;
 use tower::{Layer, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -38,25 +41,52 @@ pub struct HttpState {
     pub consumer: ConsumerHandle,
     pub presence: Arc<Presence>,
     pub metrics: Arc<Metrics>,
+    /// Cancelled when the node starts leaving: `/readyz` answers 503 from
+    /// then on, so load balancers stop sending it clients.
+    pub leaving: CancellationToken,
 }
 
-/// The HTTP routes; with `dev_sign_in` (see
+/// The public port's routes (Socket.IO is layered on by `app`); with
+/// `dev_sign_in` (see
 /// [`Config::dev_sign_in`](crate::config::Config::dev_sign_in)), the
-/// dashboard's dev token endpoints too.
-pub fn router(state: HttpState, dev_sign_in: bool) -> Router {
+/// dashboard's dev token endpoints, and `/stats` for its operations view.
+pub fn public_router(state: HttpState, dev_sign_in: bool) -> Router {
     let router = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/stats", get(stats))
-        .route("/metrics", get(prometheus))
+        .route(LIVENESS_PATH, get(healthz))
         .route(CLIENT_MODULE_PATH, get(client_module))
         .merge(web::routes());
     let router = if dev_sign_in {
-        router.merge(dev_sign_in::routes())
+        router
+            .merge(dev_sign_in::routes())
+            .route(STATS_PATH, get(stats))
     } else {
         router
     };
     router.with_state(state)
+}
+
+/// The internal port's routes, for what watches the node (orchestrators,
+/// Prometheus, operators): never exposed to clients (`SECURITY.md`).
+pub fn internal_router(state: HttpState) -> Router {
+    Router::new()
+        .route(LIVENESS_PATH, get(healthz))
+        .route(READINESS_PATH, get(readyz))
+        .route(STATS_PATH, get(stats))
+        .route(METRICS_PATH, get(prometheus))
+        .with_state(state)
+}
+
+/// 200 while the process serves (Kubernetes' liveness probe).
+pub const LIVENESS_PATH: &str = "/healthz";
+/// 200 while the node should get clients ([`readyz`]; the readiness probe).
+pub const READINESS_PATH: &str = "/readyz";
+/// The counters as JSON.
+pub const STATS_PATH: &str = "/stats";
+/// The counters in Prometheus text format.
+pub const METRICS_PATH: &str = "/metrics";
+
+async fn healthz() -> &'static str {
+    "ok"
 }
 
 /// CORS for browsers on other origins, for Socket.IO's long-polling
@@ -133,8 +163,8 @@ async fn client_module() -> impl IntoResponse {
 /// 200 once every partition is assigned at a known position (from then on
 /// no record produced is missed), while the broker answers and live
 /// delivery is near the head (see `kafka/readiness.rs`), and once presence
-/// is in sync with the other nodes. Clients are accepted whenever the
-/// process runs.
+/// is in sync with the other nodes; never again once the node is leaving.
+/// Clients are accepted whenever the process runs, until it drains.
 async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
     match not_ready(&state) {
         Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
@@ -143,6 +173,9 @@ async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
 }
 
 fn not_ready(state: &HttpState) -> Option<String> {
+    if state.leaving.is_cancelled() {
+        return Some("draining: this node is shutting down".into());
+    }
     state.consumer.not_ready().or_else(|| {
         (!state.presence.is_ready()).then(|| {
             let denials = state.consumer.kafka_denials();

@@ -26,6 +26,7 @@
 //!   also serves the dashboard (`web/`, built into the binary).
 //! - [`net`]: whether a configured URL stays on this machine. A leaf.
 //! - [`secret`]: a configured string that never prints. A leaf.
+//! - [`drain`]: how a leaving node closes its connections, paced. A leaf.
 //! - [`app`]: wires it all together and owns start-up and shutdown order.
 //! - [`demo`]: the demo producer `make run` starts.
 //! - [`dev_tenants`]: the dev organisations and users, whose activity the
@@ -47,7 +48,7 @@
 //! kafka
 //! protocol
 //! auth decode guard routing telemetry
-//! domain metrics net dev_tenants secret
+//! domain metrics net dev_tenants secret drain
 //! ```
 
 pub mod app;
@@ -57,6 +58,7 @@ pub mod decode;
 pub mod demo;
 pub mod dev_tenants;
 pub mod domain;
+pub mod drain;
 pub mod gateway;
 pub mod guard;
 pub mod http;

@@ -239,7 +239,7 @@ async fn the_leader_of_a_busy_partition_killed_loses_and_repeats_nothing_and_sta
     clients
         .send(json!({"op": "disconnect", "client": "away"}))
         .await;
-    let readiness = ReadinessWatch::start(&bridge.url);
+    let readiness = ReadinessWatch::start(&bridge.internal_url);
 
     // Broker 1, which leads every partition of the bridge's topics.
     let leader = leader_of(&broker, 0).await;
@@ -296,7 +296,7 @@ async fn every_broker_down_for_30s_is_reported_and_delivery_resumes_with_nothing
         .send(json!({"op": "disconnect", "client": "away"}))
         .await;
 
-    let readiness = ReadinessWatch::start(&bridge.url);
+    let readiness = ReadinessWatch::start(&bridge.internal_url);
     tokio::task::block_in_place(|| cluster.stop_all());
     // Reported while the brokers are down: within the silence bound and a
     // watermark look-up's timeout.
@@ -308,7 +308,7 @@ async fn every_broker_down_for_30s_is_reported_and_delivery_resumes_with_nothing
         cluster.start_node(node);
     }
     tokio::task::block_in_place(|| cluster.wait_for_brokers(3));
-    support::bridge::wait_ready(&bridge.url).await;
+    support::bridge::wait_ready(&bridge.internal_url).await;
     let not_ready = readiness.stop().await;
     assert!(
         not_ready.iter().all(|answer| answer.starts_with("503")),

@@ -37,7 +37,7 @@ async fn resets(bridge: &TestBridge) -> Value {
 async fn assert_one_reset(bridge: &TestBridge, topic: &str, reason: &str, seen: &Value) {
     let one = json!([{"topic": topic, "partition": 0, "reason": reason, "count": 1}]);
     assert_eq!(seen, &one);
-    let metrics = reqwest::get(format!("{}/metrics", bridge.url))
+    let metrics = reqwest::get(format!("{}/metrics", bridge.internal_url))
         .await
         .unwrap()
         .text()
@@ -106,7 +106,7 @@ async fn a_recreated_topic_is_detected_and_its_new_records_delivered() {
     );
     assert_one_reset(&bridge, &deals, &reason, &seen).await;
     // Not ready from the reset until a look-up confirms the new position.
-    support::bridge::wait_ready(&bridge.url).await;
+    support::bridge::wait_ready(&bridge.internal_url).await;
 
     // A cursor of the old log: a `reset` gap, then the new log from its start.
     let (replayed, resumed) = resume(&mut clients, "old", &bridge.url, &old_cursor).await;
@@ -216,7 +216,7 @@ async fn a_recreated_topic_longer_than_the_old_position_is_told_by_its_id() {
     }
     let seen = resets(&bridge).await;
     assert_one_reset(&bridge, &deals, "topic_recreated", &seen).await;
-    support::bridge::wait_ready(&bridge.url).await;
+    support::bridge::wait_ready(&bridge.internal_url).await;
 
     send_deal(&producer, &broker, &deal_of(40), 40, None).await;
     for name in ["live", "windowed"] {
@@ -287,7 +287,7 @@ async fn a_cursor_of_the_old_log_within_the_new_one_gets_a_reset_gap_and_every_n
     })
     .await
     .unwrap();
-    support::bridge::wait_ready(&bridge.url).await;
+    support::bridge::wait_ready(&bridge.internal_url).await;
 
     let (replayed, resumed) = resume(&mut clients, "old", &bridge.url, &old_cursor).await;
     let gaps = json!([{"topic": "deals", "partition": 0, "from": 10, "to": 0, "reason": "reset"}]);
@@ -344,7 +344,7 @@ async fn records_deleted_up_to_the_end_are_no_reset_and_lose_nothing_new() {
     let (replayed, resumed) = resume(&mut clients, "resumed", &bridge.url, &cursor).await;
     assert_eq!(resumed["gaps"], json!([]), "{resumed}");
     assert_exactly_once_in_order(&replayed, 10..15);
-    support::bridge::wait_ready(&bridge.url).await;
+    support::bridge::wait_ready(&bridge.internal_url).await;
     assert_eq!(resets(&bridge).await, json!([]));
     bridge.stop().await;
 }
@@ -371,7 +371,7 @@ async fn a_topic_recreated_empty_is_ready_again_and_delivers_what_comes() {
         ["topic_recreated", "log_end_behind"].contains(&reason),
         "{seen}"
     );
-    support::bridge::wait_ready(&bridge.url).await;
+    support::bridge::wait_ready(&bridge.internal_url).await;
 
     for seq in 10..15 {
         send_deal(&producer, &broker, &deal_of(seq), seq, None).await;

@@ -164,7 +164,7 @@ fn bridge_as(broker: &Broker, sasl: &str, user: &str) -> BridgeProcess {
 }
 
 async fn readyz(bridge: &BridgeProcess) -> (u16, String) {
-    let response = reqwest::get(format!("{}/readyz", bridge.url))
+    let response = reqwest::get(format!("{}/readyz", bridge.internal_url))
         .await
         .unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
@@ -202,7 +202,7 @@ async fn the_documented_acls_suffice_and_each_is_needed() {
 
     // Every row granted: ready, delivering, parking a poison record.
     let (all, without) = bridges.split_first().unwrap();
-    wait_ready(&all.url).await;
+    wait_ready(&all.internal_url).await;
     let mut clients = Clients::spawn().await;
     clients
         .connect("c", &all.url, json!({"token": token("user_acl", "org-1")}))
@@ -215,7 +215,7 @@ async fn the_documented_acls_suffice_and_each_is_needed() {
         .iter()
         .position(|acl| acl.operation == "Write" && acl.name == "`kafka.dead_letter_topic`")
         .expect("a dead-letter row");
-    wait_ready(&without[dead_letter_row].url).await;
+    wait_ready(&without[dead_letter_row].internal_url).await;
     let producer = Producer::new(&broker);
     producer.send("crm.deals", "deal_acl", b"not avro").await;
     let good = deal("org-1", "deal_acl", "p", Action::Update, None);

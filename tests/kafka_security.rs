@@ -230,7 +230,9 @@ async fn refused_until_fixed(
             "the bridge exited; see {}",
             log.display()
         );
-        let response = reqwest::get(format!("{}/readyz", bridge.url)).await.ok()?;
+        let response = reqwest::get(format!("{}/readyz", bridge.internal_url))
+            .await
+            .ok()?;
         let status = response.status().as_u16();
         let body = response.text().await.unwrap();
         let attempts = bridge.stats().await["kafkaClientErrors"][kind].as_u64();
@@ -262,7 +264,7 @@ async fn refused_until_fixed(
     }
 
     fix();
-    wait_ready(&bridge.url).await;
+    wait_ready(&bridge.internal_url).await;
     let mut clients = Clients::spawn().await;
     subscribe(&mut clients, "live", &bridge.url, None).await;
     let producer = producer(broker, &[]);

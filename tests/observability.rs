@@ -21,7 +21,7 @@ fn fast_lag(config: &mut crm_bridge::config::Config) {
 }
 
 async fn scrape(bridge: &TestBridge) -> String {
-    let response = reqwest::get(format!("{}/metrics", bridge.url))
+    let response = reqwest::get(format!("{}/metrics", bridge.internal_url))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -187,7 +187,7 @@ async fn metrics_are_valid_prometheus_text_and_move_with_events_drops_and_poison
 async fn readiness_fails_while_the_broker_does_not_answer_and_returns_after() {
     let broker = Broker::dedicated();
     let bridge = TestBridge::start_with(&broker, fast_lag).await;
-    let readyz = format!("{}/readyz", bridge.url);
+    let readyz = format!("{}/readyz", bridge.internal_url);
     let check = || async {
         let response = reqwest::get(&readyz).await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())

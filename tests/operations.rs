@@ -17,8 +17,10 @@ async fn readiness_waits_for_every_topic_and_late_topics_are_read_from_the_start
     // No topics yet, and the bridge is not asked to create them.
     let mut config = crm_bridge::config::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
+        internal_listen: "127.0.0.1:0".parse().unwrap(),
         ..Default::default()
     };
+    config.drain.delay_seconds = 0;
     config.kafka.brokers = broker.addr.clone();
     broker.name_topics(&mut config);
     config.kafka.node_id = Some("readiness".into());
@@ -26,8 +28,10 @@ async fn readiness_waits_for_every_topic_and_late_topics_are_read_from_the_start
     config.auth.jwt.hs_secret = Some(crm_bridge::auth::Secret::new(support::bridge::TEST_SECRET));
     let app = crm_bridge::app::start(config.clone()).await.unwrap();
     let url = format!("http://{}", app.addr);
+    let internal = format!("http://{}", app.internal_addr);
 
     assert_eq!(status(&format!("{url}/healthz")).await, 200);
+    assert_eq!(status(&format!("{internal}/healthz")).await, 200);
 
     // Every topic but the deals topic: once the node has assigned the
     // others' partitions (each has a lag entry from the moment it is), it
@@ -40,14 +44,14 @@ async fn readiness_waits_for_every_topic_and_late_topics_are_read_from_the_start
     ensure_topics(&config.kafka, &context, &names, 1)
         .await
         .unwrap();
-    let lags = async || support::bridge::stats(&url).await["consumerLag"].clone();
+    let lags = async || support::bridge::stats(&internal).await["consumerLag"].clone();
     let what = "the other CRM topics' partitions to be assigned";
     eventually(what, lags, |lags| {
         lags.as_array().is_some_and(|l| l.len() == 3)
     })
     .await;
     assert_eq!(
-        support::bridge::not_ready(&url).await.as_deref(),
+        support::bridge::not_ready(&internal).await.as_deref(),
         Some("503 Service Unavailable: waiting for Kafka partitions")
     );
 
@@ -68,7 +72,7 @@ async fn readiness_waits_for_every_topic_and_late_topics_are_read_from_the_start
         .send("crm.deals", "deal_early", &early)
         .await;
 
-    support::bridge::wait_ready(&url).await;
+    support::bridge::wait_ready(&internal).await;
     assert_eq!(
         clients.event("early", "resource-update").await["id"],
         "deal_early"
@@ -202,30 +206,38 @@ async fn sigterm_while_kafka_is_gone_exits_within_the_shutdown_budget() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operational_endpoints_are_not_readable_cross_origin() {
+async fn operational_endpoints_are_internal_only_and_not_readable_cross_origin() {
     let broker = Broker::start();
     let bridge = TestBridge::start(&broker).await;
     let http = reqwest::Client::new();
-    let allowed_origin = |path: &'static str| {
-        let request = http
-            .get(format!("{}{path}", bridge.url))
-            .header("origin", "https://elsewhere.test");
-        async move {
-            let response = request.send().await.unwrap();
-            response
-                .headers()
-                .get("access-control-allow-origin")
-                .cloned()
-        }
+    let get = |url: String| {
+        let request = http.get(url).header("origin", "https://elsewhere.test");
+        async move { request.send().await.unwrap() }
     };
-    for path in ["/stats", "/metrics", "/readyz", "/healthz"] {
-        assert_eq!(allowed_origin(path).await, None, "{path}");
+    let allowed_origin = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .cloned()
+    };
+    for path in ["/stats", "/metrics", "/readyz"] {
+        let public = get(format!("{}{path}", bridge.url)).await;
+        assert_eq!(public.status(), 404, "{path} on the public port");
+        let internal = get(format!("{}{path}", bridge.internal_url)).await;
+        assert_eq!(internal.status(), 200, "{path} on the internal port");
+        assert_eq!(allowed_origin(&internal), None, "{path}");
     }
-    // Socket.IO's long-polling still works from any origin (none configured).
-    assert!(
-        allowed_origin("/socket.io/?EIO=4&transport=polling")
-            .await
-            .is_some()
-    );
+    for url in [&bridge.url, &bridge.internal_url] {
+        let healthz = get(format!("{url}/healthz")).await;
+        assert_eq!(healthz.status(), 200, "{url}");
+        assert_eq!(allowed_origin(&healthz), None, "{url}");
+    }
+    // Socket.IO's long-polling still works from any origin (none
+    // configured), and only on the public port.
+    let polling = "/socket.io/?EIO=4&transport=polling";
+    let public = get(format!("{}{polling}", bridge.url)).await;
+    assert!(allowed_origin(&public).is_some());
+    let internal = get(format!("{}{polling}", bridge.internal_url)).await;
+    assert_eq!(internal.status(), 404);
     bridge.stop().await;
 }

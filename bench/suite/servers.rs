@@ -31,19 +31,24 @@ pub const LOAD_CORE: &str = "1";
 
 pub struct Server {
     pub kind: Kind,
+    /// Where clients connect.
     pub url: String,
+    /// Where `/readyz` and `/stats` are: crm-bridge's internal port, the
+    /// peer's only one.
+    ops_url: String,
     port: u16,
     node: String,
     child: Child,
 }
 
 /// Limits raised for one machine posing as 10,000 users on one address,
-/// and the scenario's own topic names. Everything else is crm-bridge's
-/// default configuration.
-fn bridge_config(broker: &Broker, port: u16, node: &str) -> String {
+/// no drain delay (no load balancer to notice), and the scenario's own
+/// topic names. Everything else is crm-bridge's default configuration.
+fn bridge_config(broker: &Broker, port: u16, internal_port: u16, node: &str) -> String {
     let topic = |name| broker.topic(name);
     format!(
-        "listen = \"127.0.0.1:{port}\"\n\
+        "listen = \"127.0.0.1:{port}\"\ninternal_listen = \"127.0.0.1:{internal_port}\"\n\
+         [drain]\ndelay_seconds = 0\n\
          [kafka]\nbrokers = \"{}\"\nnode_id = \"{node}\"\ncreate_topics = 2\n\
          [kafka.topics]\ncontacts = \"{}\"\ndeals = \"{}\"\nemail = \"{}\"\n\
          notifications = \"{}\"\n\
@@ -87,10 +92,12 @@ impl Server {
             .unwrap();
         let mut command = Command::new("taskset");
         command.args(["-c", SERVER_CORE]);
+        let mut ops_port = port;
         match kind {
             Kind::CrmBridge => {
                 let config = logs.join(format!("bridge-{port}.toml"));
-                std::fs::write(&config, bridge_config(broker, port, node)).unwrap();
+                ops_port = free_port();
+                std::fs::write(&config, bridge_config(broker, port, ops_port, node)).unwrap();
                 // A profiler, e.g. `heaptrack -o FILE` (see main.rs).
                 if let Ok(wrap) = std::env::var("BENCH_BRIDGE_WRAP") {
                     command.args(wrap.split_whitespace());
@@ -119,11 +126,12 @@ impl Server {
         let server = Self {
             kind,
             url: format!("http://127.0.0.1:{port}"),
+            ops_url: format!("http://127.0.0.1:{ops_port}"),
             port,
             node: node.to_owned(),
             child,
         };
-        wait_ready(&server.url).await;
+        wait_ready(&server.ops_url).await;
         server
     }
 
@@ -170,7 +178,7 @@ impl Server {
             Kind::CrmBridge => "recordsConsumed",
             Kind::NodePeer => "consumed",
         };
-        let stats: serde_json::Value = match reqwest::get(format!("{}/stats", self.url)).await {
+        let stats: serde_json::Value = match reqwest::get(format!("{}/stats", self.ops_url)).await {
             Ok(response) => response.json().await.unwrap_or_default(),
             Err(_) => return 0,
         };

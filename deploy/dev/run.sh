@@ -14,6 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 BRIDGE_URL=http://127.0.0.1:3000
+# /readyz, /stats, /metrics: the internal port (deploy/dev/bridge.toml).
+INTERNAL_URL=http://127.0.0.1:9090
 CONFIG=deploy/dev/bridge.toml
 logs=deploy/dev/.run
 mkdir -p "$logs"
@@ -84,7 +86,7 @@ export CRM_BRIDGE_SCHEMAS__REGISTRY_URL="$registry"
 step "bridge: starting on $BRIDGE_URL (log: $logs/bridge.log)"
 "$bridge" --config "$CONFIG" serve >"$logs/bridge.log" 2>&1 &
 pids+=($!)
-until curl -sf "$BRIDGE_URL/readyz" >/dev/null; do
+until curl -sf "$INTERNAL_URL/readyz" >/dev/null; do
   kill -0 "${pids[-1]}" 2>/dev/null || { echo "the bridge exited; see $logs/bridge.log" >&2; tail -20 "$logs/bridge.log" >&2; exit 1; }
   sleep 0.2
 done
@@ -110,7 +112,7 @@ Connect with the stock socket.io-client (tokens valid 24 h, signed with the dev 
 Then: socket.emit("subscribe", { resource: "deal", filter: { pipelineId: "pipeline_acme_sales" } })
  or:  socket.emit("join-room", { type: "pipeline", id: "pipeline_acme_sales" }, console.log)
 More tokens: $bridge token --user ID --name NAME --org ORG
-Health: $BRIDGE_URL/healthz  Readiness: $BRIDGE_URL/readyz  Counters: $BRIDGE_URL/stats
+Health: $BRIDGE_URL/healthz  Readiness: $INTERNAL_URL/readyz  Counters: $INTERNAL_URL/stats  Prometheus: $INTERNAL_URL/metrics
 
 Live events Alice's dashboard receives; her teammate Bob is in the same
 pipeline room, typing notes every 4 s (Ctrl-C stops everything).

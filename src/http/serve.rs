@@ -5,6 +5,7 @@
 //! connection with hyper's own builder instead, with both bounds set.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -18,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::{Service, ServiceExt};
 
+use crate::drain::OpenConnections;
+
 /// The bounds every HTTP connection is served with.
 #[derive(Clone, Copy, Debug)]
 pub struct ServeLimits {
@@ -29,14 +32,16 @@ pub struct ServeLimits {
     pub max_head_bytes: usize,
 }
 
-/// Accepts until `stop`, serving each connection as a task of `tasks`. On
-/// `stop`, idle and keep-alive connections close after their current
-/// request; upgraded ones (websockets) belong to Socket.IO by then and are
-/// closed by its own shutdown.
+/// Accepts until `stop`, serving each connection as a task of `tasks` and
+/// tracking it in `open` (whose drain may end it). On `stop`, idle and
+/// keep-alive connections close after their current request; upgraded ones
+/// (websockets) belong to Socket.IO by then, and close when drained or by
+/// Socket.IO's own shutdown.
 pub async fn serve<S>(
     listener: TcpListener,
     app: S,
     limits: ServeLimits,
+    open: Arc<OpenConnections>,
     tasks: TaskTracker,
     stop: CancellationToken,
 ) where
@@ -73,7 +78,7 @@ pub async fn serve<S>(
             app.clone().oneshot(req)
         });
         let connection = builder
-            .serve_connection(TokioIo::new(tcp), service)
+            .serve_connection(TokioIo::new(open.track(tcp)), service)
             .with_upgrades();
         let stop = stop.clone();
         tasks.spawn(async move {

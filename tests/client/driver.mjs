@@ -58,7 +58,9 @@ function connect({ client, url, auth, headers, transports, localAddress, module 
   socket.on("connect_error", (err) =>
     out({ client, type: "connect_error", message: err.message, data: err.data ?? null }),
   );
-  socket.on("disconnect", (reason) => out({ client, type: "disconnect", reason }));
+  socket.on("disconnect", (reason) =>
+    out({ client, type: "disconnect", reason, at: performance.timeOrigin + performance.now() }),
+  );
   // `at`: wall-clock receive time in ms (sub-ms precision), for latency benchmarks.
   socket.onAny((event, ...args) =>
     out({ client, type: "event", event, data: args[0] ?? null, at: performance.timeOrigin + performance.now() }),

@@ -32,7 +32,10 @@ pub fn expired_token(user: &str, org: &str) -> String {
 
 pub struct TestBridge {
     app: Option<RunningApp>,
+    /// The public port: Socket.IO, the dashboard.
     pub url: String,
+    /// The internal port: `/readyz`, `/stats`, `/metrics`.
+    pub internal_url: String,
 }
 
 impl TestBridge {
@@ -43,8 +46,12 @@ impl TestBridge {
     pub async fn start_with(broker: &Broker, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
+            internal_listen: "127.0.0.1:0".parse().unwrap(),
             ..Config::default()
         };
+        // Nothing balances over test nodes: leave at once (tests of the
+        // drain set their own).
+        config.drain.delay_seconds = 0;
         config.kafka.brokers = broker.addr.clone();
         broker.name_topics(&mut config);
         config.kafka.node_id = Some(format!("test-{}", uuid::Uuid::new_v4()));
@@ -73,10 +80,12 @@ impl TestBridge {
         crm_bridge::telemetry::init(&config.log, None).expect("logging starts");
         let app = app::start(config).await.expect("bridge starts");
         let url = format!("http://{}", app.addr);
-        wait_ready(&url).await;
+        let internal_url = format!("http://{}", app.internal_addr);
+        wait_ready(&internal_url).await;
         Self {
             app: Some(app),
             url,
+            internal_url,
         }
     }
 
@@ -101,7 +110,7 @@ impl TestBridge {
     }
 
     pub async fn stats(&self) -> serde_json::Value {
-        stats(&self.url).await
+        stats(&self.internal_url).await
     }
 
     pub async fn stop(mut self) {
@@ -111,7 +120,7 @@ impl TestBridge {
     }
 }
 
-/// The bridge at `url`'s `/stats`.
+/// `/stats` of the bridge whose internal port is at `url`.
 pub async fn stats(url: &str) -> serde_json::Value {
     reqwest::get(format!("{url}/stats"))
         .await
@@ -121,13 +130,14 @@ pub async fn stats(url: &str) -> serde_json::Value {
         .unwrap()
 }
 
-/// Waits for `/readyz`: partitions assigned and presence in sync.
+/// Waits for `/readyz` at the internal `url`: partitions assigned and
+/// presence in sync.
 pub async fn wait_ready(url: &str) {
     let what = format!("the bridge at {url} to be ready");
     eventually(&what, async || not_ready(url).await, Option::is_none).await;
 }
 
-/// Why the bridge at `url` is not ready, as `/readyz` says (partitions,
+/// Why the bridge with its internal port at `url` is not ready, as `/readyz` says (partitions,
 /// lag, presence) or as its request failed; `None` once it is.
 pub async fn not_ready(url: &str) -> Option<String> {
     match reqwest::get(format!("{url}/readyz")).await {

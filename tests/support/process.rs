@@ -4,11 +4,14 @@
 use std::process::{Child, Command, Stdio};
 
 use super::bridge::{TEST_SECRET, stats, wait_ready};
-use super::{Broker, repo_path};
+use super::{Broker, free_port, repo_path};
 
 pub struct BridgeProcess {
     child: Child,
+    /// The public port: Socket.IO, the dashboard.
     pub url: String,
+    /// The internal port: `/readyz`, `/stats`, `/metrics` (a free port).
+    pub internal_url: String,
     log: std::path::PathBuf,
 }
 
@@ -33,7 +36,7 @@ impl BridgeProcess {
         env: &[(&str, &str)],
     ) -> Self {
         let bridge = Self::spawn(broker, port, node_id, extra, env, "create_topics = 2\n");
-        wait_ready(&bridge.url).await;
+        wait_ready(&bridge.internal_url).await;
         bridge
     }
 
@@ -60,10 +63,11 @@ impl BridgeProcess {
         let dir = repo_path("target/test-logs");
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join(format!("bridge-{port}-{node_id}.toml"));
+        let internal_port = free_port();
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:{port}\"\n\
+                "listen = \"127.0.0.1:{port}\"\ninternal_listen = \"127.0.0.1:{internal_port}\"\n\
                  [kafka]\nbrokers = \"{}\"\nnode_id = \"{node_id}\"\n{create_topics}\
                  [schemas]\nlocal_dir = \"{}\"\n\
                  [auth.jwt]\nhs_secret = \"{TEST_SECRET}\"\n{extra}",
@@ -93,6 +97,9 @@ impl BridgeProcess {
                 &topics.notifications,
             )
             .env("CRM_BRIDGE_PRESENCE__TOPIC", &named.presence.topic)
+            // Nothing balances over test nodes: leave at once, unless `env`
+            // says otherwise.
+            .env("CRM_BRIDGE_DRAIN__DELAY_SECONDS", "0")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
@@ -101,6 +108,7 @@ impl BridgeProcess {
         Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            internal_url: format!("http://127.0.0.1:{internal_port}"),
             log: Self::log_path(port, node_id),
         }
     }
@@ -129,9 +137,19 @@ impl BridgeProcess {
     /// as long as it takes: a caller that holds it to a bound sets the
     /// bound (`operations.rs` holds it to the shutdown budget).
     pub async fn terminate(&mut self) {
+        self.send_sigterm();
+        self.exited().await;
+    }
+
+    /// SIGTERM, without waiting.
+    pub fn send_sigterm(&self) {
         let pid = self.child.id().to_string();
         let status = Command::new("kill").args(["-TERM", pid.as_str()]).status();
         assert!(status.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+    }
+
+    /// Waits until the process has exited, for as long as it takes.
+    pub async fn exited(&mut self) {
         // Polled: a std `Child` has no asynchronous wait.
         while matches!(self.child.try_wait(), Ok(None)) {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -139,7 +157,7 @@ impl BridgeProcess {
     }
 
     pub async fn stats(&self) -> serde_json::Value {
-        stats(&self.url).await
+        stats(&self.internal_url).await
     }
 
     /// The process's resident memory (`VmRSS`), in bytes.
