@@ -146,50 +146,64 @@ properties_file = "{properties}"
     assert_eq!(at("kafka/topics")["deals"].as_str(), Some("crm.deals"));
 }
 
+/// A configuration that is wrong in one way, and the key it is wrong at.
+struct Invalid {
+    case: &'static str,
+    file: String,
+    env: &'static [(&'static str, &'static str)],
+    key: &'static str,
+}
+
 #[test]
 fn an_invalid_configuration_exits_1_naming_its_key() {
     let dir = Dir::new();
     let missing = dir.path("missing").display().to_string();
-    let cases: [(&str, String, &[(&str, &str)], &str); 6] = [
-        (
-            "a wrong type",
-            "[kafka]\nlag_refresh_seconds = \"soon\"\n".into(),
-            &[],
-            "kafka.lag_refresh_seconds",
-        ),
-        (
-            "a wrong type in the environment",
-            String::new(),
-            &[("CRM_BRIDGE_GUARD__MAX_CONNECTIONS", "lots")],
-            "guard.max_connections",
-        ),
-        (
-            "an unknown key",
-            "[kafka]\nbrokerz = \"kafka-1:9092\"\n".into(),
-            &[],
-            "kafka.brokerz",
-        ),
-        (
-            "a missing secret file",
-            format!("[auth.jwt]\nhs_secret_file = \"{missing}\"\n"),
-            &[],
-            "auth.jwt.hs_secret_file",
-        ),
-        (
-            "a missing property file",
-            format!("[kafka.properties]\n\"sasl.password.file\" = \"{missing}\"\n"),
-            &[],
-            "sasl.password.file",
-        ),
-        (
-            "a failed validation",
-            "[kafka]\nlag_refresh_seconds = 5\nready_broker_silence_seconds = 2\n".into(),
-            &[],
-            "kafka.ready_broker_silence_seconds",
-        ),
+    let cases = [
+        Invalid {
+            case: "a wrong type",
+            file: "[kafka]\nlag_refresh_seconds = \"soon\"\n".into(),
+            env: &[],
+            key: "kafka.lag_refresh_seconds",
+        },
+        Invalid {
+            case: "a wrong type in the environment",
+            file: String::new(),
+            env: &[("CRM_BRIDGE_GUARD__MAX_CONNECTIONS", "lots")],
+            key: "guard.max_connections",
+        },
+        Invalid {
+            case: "an unknown key",
+            file: "[kafka]\nbrokerz = \"kafka-1:9092\"\n".into(),
+            env: &[],
+            key: "kafka.brokerz",
+        },
+        Invalid {
+            case: "a missing secret file",
+            file: format!("[auth.jwt]\nhs_secret_file = \"{missing}\"\n"),
+            env: &[],
+            key: "auth.jwt.hs_secret_file",
+        },
+        Invalid {
+            case: "a missing property file",
+            file: format!("[kafka.properties]\n\"sasl.password.file\" = \"{missing}\"\n"),
+            env: &[],
+            key: "sasl.password.file",
+        },
+        Invalid {
+            case: "a failed validation",
+            file: "[kafka]\nlag_refresh_seconds = 5\nready_broker_silence_seconds = 2\n".into(),
+            env: &[],
+            key: "kafka.ready_broker_silence_seconds",
+        },
     ];
-    for (case, config, env, key) in cases {
-        let file = dir.write("bridge.toml", &config);
+    for Invalid {
+        case,
+        file,
+        env,
+        key,
+    } in cases
+    {
+        let file = dir.write("bridge.toml", &file);
         let output = check_config(Path::new(&file), env);
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{case}: {stderr}");
