@@ -95,7 +95,7 @@ fn child(mode: &str, endpoint: Option<&str>) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn measure_in_this_process(traced: bool) {
-    let traces = TraceExport::from_env().unwrap();
+    let traces = TraceExport::from_env("bench").unwrap();
     assert_eq!(traces.is_some(), traced, "OTEL_* as the parent set them");
     let log = LogConfig {
         filter: "warn".into(),

@@ -16,7 +16,7 @@ use std::path::Path;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthConfig, DEV_JWT_SECRET};
 use crate::decode::SchemaConfig;
@@ -33,7 +33,7 @@ use crate::telemetry::LogConfig;
 /// `CRM_BRIDGE_<SECTION>__<KEY>` (e.g. `CRM_BRIDGE_KAFKA__BROKERS`).
 /// Unknown keys are errors. Each secret or PEM setting `X` may be given as
 /// `X_file` instead, and each librdkafka property `x.y` as `x.y.file`.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The public port: Socket.IO, the client module, the dashboard and

@@ -1,6 +1,6 @@
 //! The `crm-bridge` command: run the bridge, or the dev helpers around it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use crm_bridge::auth::{DEV_JWT_SECRET, hash_api_key, sign_dev_token};
@@ -36,6 +36,10 @@ enum Command {
     },
     /// Print the SHA-256 to store in `auth.api_keys` for an API key.
     HashApiKey { key: String },
+    /// Load FILE as `serve` would (then `CRM_BRIDGE_*` variables, secret
+    /// files) and validate it; print the effective configuration as TOML,
+    /// secrets redacted. Exits 1 with the offending key on error.
+    CheckConfig { file: PathBuf },
     /// Print the configuration reference.
     Config {
         /// Every key after its doc comment, set to its default, as TOML
@@ -75,6 +79,14 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", crm_bridge::config::reference()?);
             Ok(())
         }
+        Command::CheckConfig { file } => {
+            if let Err(e) = check_config(&file) {
+                // The chain on one line, without a backtrace.
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Serve => serve(Config::load(cli.config.as_deref())?).await,
         Command::Demo { rate } => {
             let config = Config::load(cli.config.as_deref())?;
@@ -92,8 +104,24 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let traces = TraceExport::from_env()?;
+/// An error names the key at fault: figment's name it (a wrong type, an
+/// unknown key), and so do the secret files' and `validate`'s.
+fn check_config(file: &Path) -> anyhow::Result<()> {
+    let config = Config::load(Some(file))?;
+    print!(
+        "# {} is valid. The effective configuration (defaults, the file, \
+         CRM_BRIDGE_* variables, secret files read), secrets redacted:\n{}",
+        file.display(),
+        toml::to_string(&config)?
+    );
+    Ok(())
+}
+
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    // One node id for the consumer groups and the traces' resource, even
+    // when it is a random one.
+    config.kafka.node_id = Some(config.kafka.node_id());
+    let traces = TraceExport::from_env(&config.kafka.node_id())?;
     crm_bridge::telemetry::init(&config.log, traces.as_ref())?;
     let app = crm_bridge::app::start(config).await?;
     wait_for_signal().await;

@@ -1,5 +1,7 @@
 //! Traces, end to end: a producer's W3C `traceparent` on a Kafka record is
-//! continued by the bridge, and its spans reach a real OTLP/HTTP receiver.
+//! continued by the bridge, and its spans reach a real OTLP/HTTP receiver,
+//! named and attributed by the OpenTelemetry messaging conventions, from a
+//! resource that names the release and the node.
 //!
 //! The trace export is per process (the `tracing` subscriber is global), so
 //! this binary installs it once, before any bridge starts, and tells its
@@ -15,8 +17,11 @@ use crm_bridge::telemetry::{self, OtlpProtocol, TraceExport};
 use opentelemetry_sdk::trace::Sampler;
 use serde_json::json;
 use support::avro::contact;
-use support::otlp::{OtlpReceiver, ReceivedSpan};
+use support::otlp::{OtlpReceiver, ReceivedSpan, SpanKind};
 use support::{Broker, Clients, Producer, TestBridge, eventually, token};
+
+/// The node id of this binary's bridge, and so of its traces' resource.
+const NODE_ID: &str = "tracing-test-node";
 
 /// The receiver every bridge of this binary exports to.
 fn receiver() -> &'static OtlpReceiver {
@@ -27,6 +32,7 @@ fn receiver() -> &'static OtlpReceiver {
             endpoint: receiver.url.clone(),
             protocol: OtlpProtocol::HttpProtobuf,
             service_name: "crm-bridge-test".into(),
+            service_instance_id: NODE_ID.into(),
             // Every record, so the one without a traceparent is traced too.
             sampler: Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
         };
@@ -56,10 +62,13 @@ fn span<'a>(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_producers_trace_is_continued_through_consume_decode_route_and_emit() {
+async fn a_producers_trace_is_continued_through_process_decode_route_and_emit() {
     receiver();
     let broker = Broker::start();
-    let bridge = TestBridge::start(&broker).await;
+    let bridge = TestBridge::start_with(&broker, |config| {
+        config.kafka.node_id = Some(NODE_ID.into());
+    })
+    .await;
     let producer = Producer::new(&broker);
     let mut clients = Clients::spawn().await;
     clients
@@ -126,21 +135,45 @@ async fn a_producers_trace_is_continued_through_consume_decode_route_and_emit() 
     // Shutting down flushes what is still queued.
     bridge.stop().await;
 
-    // The traced record: consume continues the producer's span; decode,
-    // route and emit are its stages, in order.
+    // The traced record: `process <topic>` continues the producer's span;
+    // decode, route and emit are its stages, in order.
+    let topic = broker.topic("crm.contacts");
+    let process = format!("process {topic}");
     let (consume, stages) = wait_for_spans("the traced record's spans", |spans| {
-        let consume = span(spans, "consume", |s| s.trace_id == trace_id)?.clone();
+        let consume = span(spans, &process, |s| s.trace_id == trace_id)?.clone();
         let stage = |name| span(spans, name, |s| s.parent_span_id == consume.span_id).cloned();
         let stages = [stage("decode")?, stage("route")?, stage("emit")?];
         Some((consume, stages))
     })
     .await;
     assert_eq!(consume.parent_span_id, producer_span);
+    assert_eq!(consume.kind, SpanKind::Consumer);
+    let attribute = |key: &str| consume.attributes.get(key).map(String::as_str);
+    assert_eq!(attribute("messaging.system"), Some("kafka"));
+    assert_eq!(attribute("messaging.operation.name"), Some("process"));
+    assert_eq!(attribute("messaging.operation.type"), Some("process"));
     assert_eq!(
-        consume.attributes["messaging.destination.name"],
-        broker.topic("crm.contacts")
+        attribute("messaging.destination.name"),
+        Some(topic.as_str())
     );
-    assert_eq!(consume.attributes["messaging.system"], "kafka");
+    let group = format!("crm-bridge-{NODE_ID}");
+    assert_eq!(
+        attribute("messaging.consumer.group.name"),
+        Some(group.as_str())
+    );
+    let partition = &consume.attributes["messaging.destination.partition.id"];
+    assert!(partition.parse::<i32>().is_ok(), "{partition}");
+    assert!(
+        !consume
+            .integers
+            .contains("messaging.destination.partition.id"),
+        "the partition is a string"
+    );
+    assert!(consume.integers.contains("messaging.kafka.offset"));
+    let resource = |key: &str| consume.resource.get(key).map(String::as_str);
+    assert_eq!(resource("service.name"), Some("crm-bridge-test"));
+    assert_eq!(resource("service.version"), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(resource("service.instance.id"), Some(NODE_ID));
     let [decode, route, emit] = stages;
     for stage in [&decode, &route, &emit] {
         assert_eq!(
@@ -159,10 +192,9 @@ async fn a_producers_trace_is_continued_through_consume_decode_route_and_emit() 
     let offset: i64 = consume.attributes["messaging.kafka.offset"]
         .parse()
         .unwrap();
-    let partition = consume.attributes["messaging.destination.partition.id"].clone();
-    let plain_consume = wait_for_spans("the plain record's consume span", |spans| {
-        span(spans, "consume", |s| {
-            s.attributes["messaging.destination.partition.id"] == partition
+    let plain_consume = wait_for_spans("the plain record's process span", |spans| {
+        span(spans, &process, |s| {
+            &s.attributes["messaging.destination.partition.id"] == partition
                 && s.attributes["messaging.kafka.offset"] == (offset + 1).to_string()
         })
         .cloned()

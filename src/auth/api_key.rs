@@ -5,7 +5,7 @@
 //! of them are compared, so timing reveals neither a match nor its position.
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -13,7 +13,7 @@ use super::{AuthMethod, Principal};
 use crate::domain::{OrgId, UserId};
 
 /// An API key: the organisation and user it acts as.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyConfig {
     /// Hex SHA-256 of the key (`crm-bridge hash-api-key KEY`).

@@ -35,7 +35,7 @@ pub const MAX_CLAIM_BYTES: usize = 256;
 pub const DEV_JWT_SECRET: &str = "crm-bridge-dev-secret-not-for-production";
 
 /// How tokens are verified: the algorithms accepted and their keys.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct JwtConfig {
     /// Algorithms accepted, e.g. `["HS256", "RS256", "ES256"]`: pinned here,
@@ -89,7 +89,7 @@ impl Default for JwtConfig {
 }
 
 /// A public key tokens may be signed with.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublicKeyConfig {
     /// Matched against the token header's `kid`; optional when one key per algorithm.

@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{HttpRegistry, RegistryAccess};
 use crate::secret::Secret;
 
 /// Where writer schemas come from, and how the HTTP registry is reached.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SchemaConfig {
     /// Directory with `registry.toml` and `.avsc` files (the local registry).

@@ -13,7 +13,7 @@
 //!
 //! A traced record (see [`crate::telemetry`]) gets spans `route` (with
 //! `matched_clients`) and, when anyone matched, `emit` (with `emitted`, the
-//! sockets it was emitted to at once), children of the consumer's `consume`.
+//! sockets it was emitted to at once), children of the consumer's `process <topic>`.
 
 use std::sync::Arc;
 

@@ -22,6 +22,7 @@ mod patience;
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry_semantic_conventions::attribute::ERROR_TYPE;
 use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -72,7 +73,7 @@ pub async fn run(gateway: Arc<Gateway>, client: Client) {
                         partitions = Empty,
                         replayed = Empty,
                         gaps = Empty,
-                        error.type = Empty,
+                        { ERROR_TYPE } = Empty,
                     )
                 });
                 let result = replay(&gateway, &client, job, deadline)
@@ -84,7 +85,7 @@ pub async fn run(gateway: Arc<Gateway>, client: Client) {
                         Unavailable => "kafka_unavailable",
                         Cancelled => "cancelled",
                     };
-                    span.record("error.type", reason);
+                    span.record(ERROR_TYPE, reason);
                 }
                 result
             }

@@ -13,14 +13,14 @@ mod events;
 use std::net::IpAddr;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use bucket::TokenBucket;
 pub use connections::{ConnectionGate, ConnectionSlot, Refusal};
 pub use events::{Admission, EventRate};
 
 /// The abuse limits (`[guard]`), per node.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GuardConfig {
     /// Inbound events one connection may send per second (a token bucket;

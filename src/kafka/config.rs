@@ -6,12 +6,13 @@ use std::path::PathBuf;
 
 use rdkafka::ClientConfig;
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::domain::TopicKind;
+use crate::secret::REDACTED;
 
 /// The Kafka cluster, the CRM topics, and how the bridge reads them.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// The brokers to bootstrap from, `host:port` comma-separated
@@ -66,10 +67,63 @@ pub struct KafkaConfig {
 /// librdkafka properties by name. Values may be secrets (`sasl.password`,
 /// `ssl.key.pem`, `sasl.oauthbearer.client.secret`) and librdkafka keeps
 /// adding properties, so no list of secret names can be trusted to be
-/// complete: `Debug` shows names only, never a value.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+/// complete: `Debug` (logs) shows names only, never a value. Serialising
+/// (`crm-bridge check-config`, read by the operator who wrote them) shows
+/// the values of properties that are not secret by [`is_secret_property`].
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct KafkaProperties(BTreeMap<String, String>);
+
+/// The properties librdkafka 2.12.1 itself redacts (`_RK_SENSITIVE` in its
+/// `rdkafka_conf.c`): keys, passwords, OAuth secrets, and also the SASL
+/// user name (a Confluent Cloud API key) and the CA certificate.
+const SENSITIVE_PROPERTIES: [&str; 13] = [
+    "sasl.oauthbearer.assertion.private.key.file",
+    "sasl.oauthbearer.assertion.private.key.passphrase",
+    "sasl.oauthbearer.assertion.private.key.pem",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.config",
+    "sasl.password",
+    "sasl.username",
+    "ssl.ca.pem",
+    "ssl.key.location",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl.keystore.password",
+    "ssl_key",
+];
+
+/// Parts of a name that make it a secret whatever librdkafka's list says:
+/// a property of a later librdkafka, or of a plugin.
+const SECRET_WORDS: [&str; 7] = [
+    "password",
+    "passphrase",
+    "secret",
+    "key",
+    "token",
+    "credential",
+    "jaas",
+];
+
+/// Whether the value of the property `name` is shown as [`REDACTED`]
+/// when the configuration is.
+pub fn is_secret_property(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SENSITIVE_PROPERTIES.contains(&name.as_str()) || SECRET_WORDS.iter().any(|w| name.contains(w))
+}
+
+impl Serialize for KafkaProperties {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(name, value)| {
+            let shown = if is_secret_property(name) {
+                REDACTED
+            } else {
+                value.as_str()
+            };
+            (name, shown)
+        }))
+    }
+}
 
 impl Deref for KafkaProperties {
     type Target = BTreeMap<String, String>;
@@ -102,9 +156,11 @@ impl IntoIterator for KafkaProperties {
 
 impl std::fmt::Debug for KafkaProperties {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map()
-            .entries(self.0.keys().map(|key| (key, format_args!("[redacted]"))))
-            .finish()
+        let mut map = f.debug_map();
+        for key in self.0.keys() {
+            map.key(key).value(&format_args!("{REDACTED}"));
+        }
+        map.finish()
     }
 }
 
@@ -131,7 +187,7 @@ impl Default for KafkaConfig {
 }
 
 /// The names of the CRM topics.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TopicNames {
     /// Contact events.
@@ -351,5 +407,34 @@ mod tests {
         assert!(printed.contains("sasl.password"), "{printed}");
         let client = format!("{:?}", config.client_config());
         assert!(!client.contains("hunter2"), "{client}");
+    }
+
+    #[test]
+    fn serialised_properties_show_values_except_secret_ones() {
+        let properties: KafkaProperties = [
+            ("sasl.password", "hunter2"),
+            ("sasl.username", "api-key-1"),
+            ("sasl.oauthbearer.client.secret", "oauth-secret"),
+            ("ssl.key.pem", "-----BEGIN PRIVATE KEY-----"),
+            ("some.future.Token", "token-1"),
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let shown: BTreeMap<String, String> =
+            serde_json::from_value(serde_json::to_value(&properties).unwrap()).unwrap();
+        assert_eq!(shown["security.protocol"], "SASL_SSL");
+        assert_eq!(shown["sasl.mechanism"], "SCRAM-SHA-512");
+        for secret in [
+            "sasl.password",
+            "sasl.username",
+            "sasl.oauthbearer.client.secret",
+            "ssl.key.pem",
+            "some.future.Token",
+        ] {
+            assert_eq!(shown[secret], REDACTED, "{secret}");
+        }
     }
 }

@@ -14,7 +14,7 @@
 //!   the record (and so consumption) rather than skipping data that is fine.
 //! - Each record's end-to-end latency (its Kafka timestamp to the hand-off
 //!   to every matching socket) is observed once, after delivery.
-//! - Tracing: a sampled record gets spans `consume` (continuing the
+//! - Tracing: a sampled record gets spans `process <topic>` (continuing the
 //!   producer's trace from its `traceparent` header) and `decode`; see
 //!   [`crate::telemetry`]. An unsampled one gets none, and costs no span
 //!   work at all: the loop runs once per record, a million times a second
@@ -88,7 +88,7 @@ use crate::metrics::Metrics;
 /// Where decoded records go. Must not block: it runs on the consume loop.
 pub trait Deliver: Send + 'static {
     /// Routes `record` and hands its event to whoever subscribed; true when
-    /// anyone did. `span` is the record's `consume` span, disabled unless
+    /// anyone did. `span` is the record's `process <topic>` span, disabled unless
     /// the record is traced; the sink's own spans are its children.
     fn deliver(&mut self, record: &Decoded<'_>, span: &Span) -> bool;
 }
@@ -134,7 +134,9 @@ pub fn spawn_consumer(
     shutdown: CancellationToken,
 ) -> anyhow::Result<ConsumerHandle> {
     let metrics = context.metrics().clone();
-    let consumer = create_consumer(config, context)?;
+    let node_id = config.node_id();
+    let group = format!("{}-{node_id}", config.group_prefix);
+    let consumer = create_consumer(config, &node_id, &group, context)?;
     let dead_letters = DeadLetters::new(config, context)?;
     let topics: HashMap<String, TopicKind> = config
         .topics
@@ -151,7 +153,8 @@ pub fn spawn_consumer(
         stopped: CancellationToken::new(),
     };
     tracing::info!(
-        node_id = config.node_id(),
+        node_id,
+        group,
         brokers = %config.bootstrap_servers(),
         "starting live consumer"
     );
@@ -180,6 +183,7 @@ pub fn spawn_consumer(
         let _stopped = stopped;
         let stages = Stages {
             topics: &topics,
+            group: &group,
             decoder: &decoder,
             dead_letters: dead_letters.as_ref(),
             metrics: &metrics,
@@ -192,12 +196,13 @@ pub fn spawn_consumer(
     Ok(handle)
 }
 
-/// The consumer of this node's own group, storing offsets by hand.
+/// The consumer of this node's own group `group_id`, storing offsets by hand.
 fn create_consumer(
     config: &KafkaConfig,
+    node_id: &str,
+    group_id: &str,
     context: &BridgeContext,
 ) -> anyhow::Result<Arc<LiveConsumer>> {
-    let node_id = config.node_id();
     let settings = [
         // Offsets are stored by hand once an event has been handed to every
         // socket, and committed from there in the background.
@@ -211,9 +216,8 @@ fn create_consumer(
         ("auto.offset.reset", "earliest"),
     ];
     let client_id = format!("crm-bridge-{node_id}");
-    let group_id = format!("{}-{node_id}", config.group_prefix);
     let consumer = config
-        .consumer_config(&client_id, &group_id, &settings)
+        .consumer_config(&client_id, group_id, &settings)
         .create_with_context(context.for_client(format!("the live consumer (group {group_id})")))?;
     Ok(Arc::new(consumer))
 }
@@ -233,6 +237,9 @@ async fn commit_at_exit(consumer: Arc<LiveConsumer>) {
 /// What each record passes through on its way to the sink.
 struct Stages<'a> {
     topics: &'a HashMap<String, TopicKind>,
+    /// The consumer group (`<group_prefix>-<node_id>`), which traced
+    /// records' spans name.
+    group: &'a str,
     decoder: &'a Decoder,
     dead_letters: Option<&'a DeadLetters>,
     metrics: &'a Metrics,

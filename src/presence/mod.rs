@@ -17,13 +17,13 @@ mod roster;
 mod wire;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use link::Presence;
 pub use roster::{NotInRoom, RoomView, Timing};
 
 /// Presence and typing between the bridge's nodes.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PresenceConfig {
     /// The internal topic nodes share presence and typing through. Created

@@ -19,14 +19,14 @@ mod reader;
 mod slots;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use plan::{Extent, Gap, GapReason, Plan, Range, catch_up, plan};
 pub use reader::{ReadFailed, Replayer};
 pub use slots::{Shares, Slot, Slots};
 
 /// How replays read what a resuming client missed, and how many at once.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReplayConfig {
     /// How far back one replay reads, per partition; older misses are gaps.

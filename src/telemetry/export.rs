@@ -6,6 +6,11 @@
 //! this does not name (`OTEL_EXPORTER_OTLP_HEADERS`, `_TIMEOUT`,
 //! `_COMPRESSION`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*`).
 //!
+//! The resource names the service (`service.name`), the build
+//! (`service.version`) and the node (`service.instance.id`: the node id,
+//! whose consumer group `<group_prefix>-<node_id>` the spans also name), so
+//! a trace leads to the node and the release that handled it.
+//!
 //! Exporting never slows delivery: finished spans wait in the batch
 //! processor's bounded queue (`OTEL_BSP_MAX_QUEUE_SIZE`, default 2048) and
 //! are exported from its own thread. When the collector is down or slow and
@@ -15,11 +20,14 @@
 use std::env;
 
 use anyhow::Context as _;
-use opentelemetry::Key;
+use opentelemetry::{Key, KeyValue};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::{EnvResourceDetector, ResourceDetector};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
+use opentelemetry_semantic_conventions::resource::{
+    SERVICE_INSTANCE_ID, SERVICE_NAME, SERVICE_VERSION,
+};
 
 /// The sampler when `OTEL_TRACES_SAMPLER` is unset: follow the producer's
 /// decision when a record carries a `traceparent`, else trace 1 record in
@@ -46,18 +54,25 @@ pub struct TraceExport {
     pub endpoint: String,
     pub protocol: OtlpProtocol,
     pub service_name: String,
+    /// `service.instance.id`: the node id ([`crate::kafka::KafkaConfig::node_id`]).
+    pub service_instance_id: String,
     /// Decides per record (and per replay) whether it is traced.
     pub sampler: Sampler,
 }
 
 impl TraceExport {
-    /// From the standard variables; `None` when no endpoint is configured
-    /// (then there is no OpenTelemetry layer at all).
-    pub fn from_env() -> anyhow::Result<Option<Self>> {
-        Self::from_lookup(|name| env::var(name).ok().filter(|v| !v.is_empty()))
+    /// From the standard variables, for the node `node_id`; `None` when no
+    /// endpoint is configured (then there is no OpenTelemetry layer at all).
+    pub fn from_env(node_id: &str) -> anyhow::Result<Option<Self>> {
+        Self::from_lookup(node_id, |name| {
+            env::var(name).ok().filter(|v| !v.is_empty())
+        })
     }
 
-    fn from_lookup(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<Self>> {
+    fn from_lookup(
+        node_id: &str,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Option<Self>> {
         let protocol = match var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
             .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
             .as_deref()
@@ -82,14 +97,20 @@ impl TraceExport {
                 None => return Ok(None),
             },
         };
+        // `OTEL_RESOURCE_ATTRIBUTES` wins over the defaults, as the
+        // specification has it.
+        let from_resource = |key: &'static str| {
+            var("OTEL_RESOURCE_ATTRIBUTES")?;
+            let resource = EnvResourceDetector::new().detect();
+            resource
+                .get(&Key::from_static_str(key))
+                .map(|value| value.to_string())
+        };
         let service_name = var("OTEL_SERVICE_NAME")
-            .or_else(|| {
-                EnvResourceDetector::new()
-                    .detect()
-                    .get(&Key::from_static_str("service.name"))
-                    .map(|name| name.to_string())
-            })
+            .or_else(|| from_resource(SERVICE_NAME))
             .unwrap_or_else(|| DEFAULT_SERVICE_NAME.into());
+        let service_instance_id =
+            from_resource(SERVICE_INSTANCE_ID).unwrap_or_else(|| node_id.to_owned());
         let sampler = sampler(
             var("OTEL_TRACES_SAMPLER").as_deref(),
             var("OTEL_TRACES_SAMPLER_ARG").as_deref(),
@@ -98,6 +119,7 @@ impl TraceExport {
             endpoint,
             protocol,
             service_name,
+            service_instance_id,
             sampler,
         }))
     }
@@ -119,6 +141,10 @@ impl TraceExport {
         .with_context(|| format!("OTLP exporter for {}", self.endpoint))?;
         let resource = Resource::builder()
             .with_service_name(self.service_name.clone())
+            .with_attributes([
+                KeyValue::new(SERVICE_VERSION, env!("CARGO_PKG_VERSION")),
+                KeyValue::new(SERVICE_INSTANCE_ID, self.service_instance_id.clone()),
+            ])
             .build();
         Ok(SdkTracerProvider::builder()
             .with_span_processor(BatchSpanProcessor::builder(exporter).build())
@@ -168,7 +194,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        TraceExport::from_lookup(|name| vars.get(name).cloned())
+        TraceExport::from_lookup("node-7", |name| vars.get(name).cloned())
     }
 
     #[test]
@@ -184,6 +210,7 @@ mod tests {
         assert_eq!(http.endpoint, "http://c:4318/v1/traces");
         assert_eq!(http.protocol, OtlpProtocol::HttpProtobuf);
         assert_eq!(http.service_name, "crm-bridge");
+        assert_eq!(http.service_instance_id, "node-7", "the node id");
         let grpc = from(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
@@ -226,6 +253,7 @@ mod tests {
             endpoint: "http://127.0.0.1:4317".into(),
             protocol: OtlpProtocol::Grpc,
             service_name: "test".into(),
+            service_instance_id: "node-0".into(),
             sampler: Sampler::AlwaysOn,
         };
         let provider = export.provider().unwrap();

@@ -51,7 +51,7 @@ const TRANSPORT_TARGETS: [&str; 7] = [
 ];
 
 /// How the bridge logs (`[log]` in the configuration).
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `text` for people, `json` for log pipelines.

@@ -8,8 +8,10 @@
 //! gets real spans, which the provider (sampling everything it is given)
 //! exports.
 //!
-//! A record's spans: `consume` (a child of the producer's span when the
-//! record carries `traceparent`, else the root of a new trace), and as its
+//! A record's spans: `process <topic>` (a child of the producer's span when
+//! the record carries `traceparent`, else the root of a new trace; named
+//! and attributed by the OpenTelemetry messaging conventions, see
+//! `kafka/consumer/record.rs`), and as its
 //! children, in order, `decode`, `route` and `emit` (see
 //! `gateway/dispatch.rs`).
 
@@ -22,7 +24,7 @@ use rdkafka::message::{BorrowedHeaders, Headers};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// The `consume` span of a record with `headers`, made by `make` when the
+/// The `process <topic>` span of a record with `headers`, made by `make` when the
 /// record is traced; else [`Span::none`]. `headers` is called only when
 /// traces are exported: librdkafka parses a record's headers when asked.
 pub fn consume_span<'h>(

@@ -3,7 +3,7 @@
 //! (`opentelemetry-proto`). It runs on a thread of its own, so it outlives
 //! any one test's runtime (the bridge's trace export is per process).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -14,13 +14,16 @@ use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
+pub use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 
 /// One received span, flattened.
 #[derive(Clone, Debug)]
 pub struct ReceivedSpan {
     pub name: String,
+    pub kind: SpanKind,
     pub trace_id: String,
     pub span_id: String,
     /// Empty for a root span.
@@ -28,6 +31,10 @@ pub struct ReceivedSpan {
     pub start_unix_nano: u64,
     /// Values as text (`"1"` for the integer 1).
     pub attributes: HashMap<String, String>,
+    /// The keys of `attributes` whose values are integers.
+    pub integers: HashSet<String>,
+    /// The attributes of the resource that sent it, as text.
+    pub resource: HashMap<String, String>,
 }
 
 #[derive(Clone, Default)]
@@ -104,28 +111,22 @@ async fn export(
     let spans: Vec<ReceivedSpan> = request
         .resource_spans
         .into_iter()
-        .flat_map(|r| r.scope_spans)
-        .flat_map(|s| s.spans)
-        .map(|span| ReceivedSpan {
-            name: span.name,
-            trace_id: hex::encode(span.trace_id),
-            span_id: hex::encode(span.span_id),
-            parent_span_id: hex::encode(span.parent_span_id),
-            start_unix_nano: span.start_time_unix_nano,
-            attributes: span
-                .attributes
+        .flat_map(|r| {
+            let resource = flatten(r.resource.map(|r| r.attributes).unwrap_or_default());
+            r.scope_spans
                 .into_iter()
-                .map(|kv| {
-                    let value = match kv.value.and_then(|v| v.value) {
-                        Some(Value::StringValue(s)) => s,
-                        Some(Value::IntValue(i)) => i.to_string(),
-                        Some(Value::BoolValue(b)) => b.to_string(),
-                        Some(Value::DoubleValue(d)) => d.to_string(),
-                        other => format!("{other:?}"),
-                    };
-                    (kv.key, value)
+                .flat_map(|s| s.spans)
+                .map(move |span| ReceivedSpan {
+                    integers: integers(&span.attributes),
+                    kind: span.kind(),
+                    name: span.name,
+                    trace_id: hex::encode(span.trace_id),
+                    span_id: hex::encode(span.span_id),
+                    parent_span_id: hex::encode(span.parent_span_id),
+                    start_unix_nano: span.start_time_unix_nano,
+                    attributes: flatten(span.attributes),
+                    resource: resource.clone(),
                 })
-                .collect(),
         })
         .collect();
     *received.count.lock().unwrap() += spans.len() as u64;
@@ -138,4 +139,34 @@ async fn export(
         [(header::CONTENT_TYPE, "application/x-protobuf")],
         response,
     )
+}
+
+/// The keys of the attributes whose values are integers.
+fn integers(attributes: &[KeyValue]) -> HashSet<String> {
+    let is_integer = |kv: &&KeyValue| {
+        let value = kv.value.as_ref().and_then(|v| v.value.as_ref());
+        matches!(value, Some(Value::IntValue(_)))
+    };
+    attributes
+        .iter()
+        .filter(is_integer)
+        .map(|kv| kv.key.clone())
+        .collect()
+}
+
+/// Attributes by key, values as text.
+fn flatten(attributes: Vec<KeyValue>) -> HashMap<String, String> {
+    attributes
+        .into_iter()
+        .map(|kv| {
+            let value = match kv.value.and_then(|v| v.value) {
+                Some(Value::StringValue(s)) => s,
+                Some(Value::IntValue(i)) => i.to_string(),
+                Some(Value::BoolValue(b)) => b.to_string(),
+                Some(Value::DoubleValue(d)) => d.to_string(),
+                other => format!("{other:?}"),
+            };
+            (kv.key, value)
+        })
+        .collect()
 }

@@ -5,6 +5,11 @@
 
 use std::ops::ControlFlow;
 
+use opentelemetry_semantic_conventions::attribute::{
+    ERROR_TYPE, MESSAGING_CONSUMER_GROUP_NAME, MESSAGING_DESTINATION_NAME,
+    MESSAGING_DESTINATION_PARTITION_ID, MESSAGING_KAFKA_OFFSET, MESSAGING_OPERATION_NAME,
+    MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM,
+};
 use rdkafka::Message;
 use rdkafka::message::BorrowedMessage;
 use tokio_util::sync::CancellationToken;
@@ -72,7 +77,7 @@ impl<'s, 't, D: Deliver> Records<'s, 't, D> {
         if partition.skip_handed_on(position.offset, payload.unwrap_or_default()) {
             return ControlFlow::Continue(());
         }
-        let spans = RecordSpans::new(&message);
+        let spans = RecordSpans::new(&message, self.stages.group);
         let Some(decoded) = self.decode(position, payload, &spans).await else {
             return ControlFlow::Break(()); // shutting down
         };
@@ -155,7 +160,7 @@ impl<'s, 't, D: Deliver> Records<'s, 't, D> {
             ..
         } = *self.stages;
         metrics.decode_failed(e.reason());
-        spans.decode.record("error.type", e.reason());
+        spans.decode.record(ERROR_TYPE, e.reason());
         spans.consume.in_scope(|| {
             tracing::warn!(
                 topic = message.topic(),
@@ -178,7 +183,8 @@ impl<'s, 't, D: Deliver> Records<'s, 't, D> {
     }
 }
 
-/// A record's spans: `consume` (continuing the producer's trace from its
+/// A record's spans, by the OpenTelemetry messaging conventions: `process
+/// <topic>` (a consumer span continuing the producer's trace from its
 /// `traceparent` header) and its child `decode`. Both are disabled for a
 /// record that is not sampled, and cost no span work then.
 struct RecordSpans {
@@ -188,24 +194,30 @@ struct RecordSpans {
 }
 
 impl RecordSpans {
-    fn new(message: &BorrowedMessage<'_>) -> Self {
+    fn new(message: &BorrowedMessage<'_>, group: &str) -> Self {
         let consume = telemetry::consume_span(
             || message.headers(),
             || {
+                let topic = message.topic();
                 tracing::info_span!(
-                    "consume",
+                    "process",
+                    otel.name = format!("process {topic}"),
                     otel.kind = "consumer",
-                    messaging.system = "kafka",
-                    messaging.destination.name = message.topic(),
-                    messaging.destination.partition.id = message.partition(),
-                    messaging.kafka.offset = message.offset(),
+                    { MESSAGING_SYSTEM } = "kafka",
+                    { MESSAGING_OPERATION_NAME } = "process",
+                    { MESSAGING_OPERATION_TYPE } = "process",
+                    { MESSAGING_DESTINATION_NAME } = topic,
+                    { MESSAGING_CONSUMER_GROUP_NAME } = group,
+                    // A string, as the conventions have it.
+                    { MESSAGING_DESTINATION_PARTITION_ID } = %message.partition(),
+                    { MESSAGING_KAFKA_OFFSET } = message.offset(),
                 )
             },
         );
         let traced = !consume.is_disabled();
         let decode = telemetry::child_span(
             &consume,
-            || tracing::info_span!(parent: &consume, "decode", error.type = Empty),
+            || tracing::info_span!(parent: &consume, "decode", { ERROR_TYPE } = Empty),
         );
         Self {
             consume,
