@@ -28,14 +28,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 pub use stream::DrainableStream;
 
 /// How a node leaves (`[drain]`), on SIGTERM.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DrainConfig {
     /// Seconds from SIGTERM (when `/readyz` starts answering 503) until the
