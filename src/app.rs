@@ -47,6 +47,13 @@ pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(
     CONSUMER_STOP_BUDGET.as_secs() + CLIENTS_CLOSE_BUDGET.as_secs() + SHUTDOWN_GRACE.as_secs(),
 );
 
+// STUB-MERGE: the drain branch brings the real `stop_budget` (drain delay +
+// paced close of guard.max_connections + SHUTDOWN_BUDGET); this stub only lets
+// tests/deploy.rs compile on h-deploy. Drop it at merge.
+pub fn stop_budget(_config: &Config) -> Duration {
+    SHUTDOWN_BUDGET
+}
+
 pub struct RunningApp {
     /// Where HTTP and Socket.IO listen (the real port when configured with 0).
     pub addr: SocketAddr,
