@@ -69,19 +69,20 @@ KUSTOMIZE_VERSION := v5.7.1
 
 ## The deploy checks' tools (tests/deploy.rs), pinned, each made once per
 ## version: a venv of deploy/requirements.txt (hadolint, kubernetes-validate,
-## check-jsonschema; its copy inside says which version it holds), and
-## kustomize, built from the Go module proxy (about a minute, once).
-deploy-tools: $(DEPLOY_TOOLS)/venv/requirements.txt $(DEPLOY_TOOLS)/kustomize-$(KUSTOMIZE_VERSION)/kustomize
-	ln -sfn $(DEPLOY_TOOLS)/kustomize-$(KUSTOMIZE_VERSION)/kustomize $(DEPLOY_TOOLS)/kustomize
-
-$(DEPLOY_TOOLS)/venv/requirements.txt: deploy/requirements.txt
-	rm -rf $(DEPLOY_TOOLS)/venv
-	python3 -m venv $(DEPLOY_TOOLS)/venv
-	$(DEPLOY_TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check --no-deps -r $<
-	cp $< $@
-
-$(DEPLOY_TOOLS)/kustomize-$(KUSTOMIZE_VERSION)/kustomize:
-	GOBIN=$(dir $@) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+## check-jsonschema), made again only when the file's content changed (its
+## copy in the venv says which it holds; a fresh clone's new timestamps
+## alone do not), and kustomize, built from the Go module proxy (about a
+## minute, once).
+deploy-tools:
+	@cmp -s deploy/requirements.txt $(DEPLOY_TOOLS)/venv/requirements.txt || { \
+	  rm -rf $(DEPLOY_TOOLS)/venv && python3 -m venv $(DEPLOY_TOOLS)/venv && \
+	  $(DEPLOY_TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check --no-deps \
+	    -r deploy/requirements.txt && \
+	  cp deploy/requirements.txt $(DEPLOY_TOOLS)/venv/requirements.txt; }
+	@test -x $(DEPLOY_TOOLS)/kustomize-$(KUSTOMIZE_VERSION)/kustomize || \
+	  GOBIN=$(DEPLOY_TOOLS)/kustomize-$(KUSTOMIZE_VERSION) \
+	    go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@ln -sfn $(DEPLOY_TOOLS)/kustomize-$(KUSTOMIZE_VERSION)/kustomize $(DEPLOY_TOOLS)/kustomize
 
 ## The PrometheusRule of deploy/k8s, made from the alert rules (tests/deploy.rs
 ## fails while it is stale).

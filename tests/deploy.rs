@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use crm_bridge::config::Config;
 use serde_json::Value;
@@ -96,7 +97,13 @@ impl Drop for TempDir {
 /// What `kubectl apply -k deploy/k8s` applies, validated against the
 /// Kubernetes schemas (strict: unknown fields are errors; the two Prometheus
 /// Operator kinds have no schema there and are checked below instead).
-fn k8s_resources() -> Vec<Value> {
+/// Built once per test binary.
+fn k8s_resources() -> &'static [Value] {
+    static BUILT: OnceLock<Vec<Value>> = OnceLock::new();
+    BUILT.get_or_init(build_k8s)
+}
+
+fn build_k8s() -> Vec<Value> {
     let built = run(&tools().join("kustomize"), &["build", "deploy/k8s"]);
     let dir = TempDir::new();
     let file = dir.0.join("built.yaml");
@@ -160,6 +167,20 @@ fn image_ports() -> (u16, u16) {
     (public.port(), internal.port())
 }
 
+/// The image's numeric user (its runtime stage's `USER uid:gid`).
+fn image_user() -> (u64, u64) {
+    let dockerfile = std::fs::read_to_string(repo_path("Dockerfile")).unwrap();
+    let user = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("USER "))
+        .next_back();
+    let (uid, gid) = user
+        .expect("the Dockerfile sets a USER")
+        .split_once(':')
+        .unwrap();
+    (uid.parse().unwrap(), gid.parse().unwrap())
+}
+
 /// The image's environment sets `listen` and `internal_listen`, and the
 /// environment overrides the file: a value there would be dead and misleading.
 fn assert_leaves_addresses_to_the_image(toml_text: &str, what: &str) {
@@ -215,10 +236,15 @@ fn the_compose_file_follows_the_compose_specification() {
 fn kubernetes_ports_probes_and_monitoring_agree_with_the_image() {
     let (public, internal) = image_ports();
     let resources = k8s_resources();
-    assert_eq!(container_port(&resources, "http"), public);
-    assert_eq!(container_port(&resources, "internal"), internal);
+    assert_eq!(container_port(resources, "http"), public);
+    assert_eq!(container_port(resources, "internal"), internal);
 
-    let bridge = container(&resources);
+    let pod = &resource(resources, "StatefulSet", "crm-bridge")["spec"]["template"]["spec"];
+    let (uid, gid) = image_user();
+    assert_eq!(pod["securityContext"]["runAsUser"], uid);
+    assert_eq!(pod["securityContext"]["runAsGroup"], gid);
+
+    let bridge = container(resources);
     for (probe, path) in [
         ("startupProbe", "/readyz"),
         ("readinessProbe", "/readyz"),
@@ -231,17 +257,17 @@ fn kubernetes_ports_probes_and_monitoring_agree_with_the_image() {
 
     // Each Service port reaches the container port of its name.
     for service in ["crm-bridge", "crm-bridge-headless"] {
-        let spec = &resource(&resources, "Service", service)["spec"];
+        let spec = &resource(resources, "Service", service)["spec"];
         for port in spec["ports"].as_array().unwrap() {
             let target = port["targetPort"].as_str().unwrap();
-            container_port(&resources, target);
+            container_port(resources, target);
             assert_eq!(
                 port["name"], target,
                 "{service}: ports named as their targets"
             );
         }
     }
-    let public_service = &resource(&resources, "Service", "crm-bridge")["spec"];
+    let public_service = &resource(resources, "Service", "crm-bridge")["spec"];
     let targets: Vec<&Value> = public_service["ports"]
         .as_array()
         .unwrap()
@@ -255,15 +281,15 @@ fn kubernetes_ports_probes_and_monitoring_agree_with_the_image() {
     );
 
     // Prometheus scrapes /metrics on the internal port, job "crm-bridge".
-    let monitor = &resource(&resources, "ServiceMonitor", "crm-bridge")["spec"];
+    let monitor = &resource(resources, "ServiceMonitor", "crm-bridge")["spec"];
     assert_eq!(monitor["endpoints"][0]["port"], "internal");
     assert_eq!(monitor["endpoints"][0]["path"], "/metrics");
-    let headless = &resource(&resources, "Service", "crm-bridge-headless")["metadata"];
+    let headless = &resource(resources, "Service", "crm-bridge-headless")["metadata"];
     let job_label = monitor["jobLabel"].as_str().unwrap();
     assert_eq!(headless["labels"][job_label], "crm-bridge");
 
     // The Ingress reaches the public Service's public port.
-    let ingress = &resource(&resources, "Ingress", "crm-bridge")["spec"];
+    let ingress = &resource(resources, "Ingress", "crm-bridge")["spec"];
     for path in ingress["rules"][0]["http"]["paths"].as_array().unwrap() {
         let backend = &path["backend"]["service"];
         assert_eq!(backend["name"], "crm-bridge");
@@ -274,7 +300,7 @@ fn kubernetes_ports_probes_and_monitoring_agree_with_the_image() {
 #[test]
 fn the_pods_get_the_config_the_secrets_and_their_node_id() {
     let resources = k8s_resources();
-    let pod = &resource(&resources, "StatefulSet", "crm-bridge")["spec"]["template"]["spec"];
+    let pod = &resource(resources, "StatefulSet", "crm-bridge")["spec"]["template"]["spec"];
     let bridge = &pod["containers"][0];
     let env = |name: &str| {
         let vars = bridge["env"].as_array().unwrap();
@@ -298,9 +324,9 @@ fn the_pods_get_the_config_the_secrets_and_their_node_id() {
     assert_eq!(mount("config")["mountPath"], config_path);
     // kustomize named the ConfigMap after its content, and the pod after it.
     let config_map = volume("config")["configMap"]["name"].clone();
-    let config_map = resource(&resources, "ConfigMap", config_map.as_str().unwrap());
+    let config_map = resource(resources, "ConfigMap", config_map.as_str().unwrap());
     let secret = volume("secrets")["secret"]["secretName"].clone();
-    let secret = resource(&resources, "Secret", secret.as_str().unwrap());
+    let secret = resource(resources, "Secret", secret.as_str().unwrap());
     let secrets_dir = mount("secrets")["mountPath"].as_str().unwrap().to_owned();
 
     let toml_text = config_map["data"]["bridge.toml"].as_str().unwrap();
@@ -343,7 +369,7 @@ fn the_ingress_matches_the_nginx_template() {
         value.unwrap_or_else(|| panic!("the nginx template has no {name}"))
     };
     let resources = k8s_resources();
-    let ingress = &resource(&resources, "Ingress", "crm-bridge")["metadata"]["annotations"];
+    let ingress = &resource(resources, "Ingress", "crm-bridge")["metadata"]["annotations"];
     let annotation = |name: &str| {
         let key = format!("nginx.ingress.kubernetes.io/{name}");
         ingress[key.as_str()]
@@ -449,7 +475,7 @@ async fn probe_paths_are_routes_and_the_ingress_routes_only_public_ones() {
     let internal_url = bridge.url.clone();
     let status = async |url: String| reqwest::get(&url).await.unwrap().status().as_u16();
 
-    let container = container(&resources);
+    let container = container(resources);
     for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
         let get = &container[probe]["httpGet"];
         let base = match get["port"].as_str().unwrap() {
@@ -461,7 +487,7 @@ async fn probe_paths_are_routes_and_the_ingress_routes_only_public_ones() {
         assert!(code == 200 || code == 503, "{probe} {path} answered {code}");
     }
 
-    let ingress = &resource(&resources, "Ingress", "crm-bridge")["spec"];
+    let ingress = &resource(resources, "Ingress", "crm-bridge")["spec"];
     for rule in ingress["rules"][0]["http"]["paths"].as_array().unwrap() {
         let (kind, path) = (
             rule["pathType"].as_str().unwrap(),
