@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run native java test deps lint fuzz bench bench-replay bench-latency bench-typing bench-tracing bench-routing
+.PHONY: run native java test deps deploy-tools lint fuzz bench bench-replay bench-latency bench-typing bench-tracing bench-routing
 
 JVM_INSTALL := deploy/dev/install-jvm.sh
 
@@ -54,15 +54,40 @@ endef
 ## bridge builds in; the test drivers; playwright-core), Apache Kafka and
 ## Apicurio Registry (jars from Maven Central, cached in ~/.cache/crm-bridge),
 ## nginx (load-balancer tests), promtool (from the prometheus package: checks
-## /metrics and the alert rules) and Chromium (the dashboard's browser
-## tests), installed but never started.
+## /metrics and the alert rules), Chromium (the dashboard's browser
+## tests), installed but never started, and the deploy checks' tools.
 deps: native java web/node_modules/.package-lock.json tests/client/node_modules/.package-lock.json \
-      tests/browser/node_modules/.package-lock.json
+      tests/browser/node_modules/.package-lock.json deploy-tools
 	bash $(JVM_INSTALL) kafka >/dev/null
 	bash $(JVM_INSTALL) registry >/dev/null
 	$(call apt_install_stopped,nginx,/usr/sbin/nginx)
 	$(call apt_install_stopped,prometheus,/usr/bin/promtool)
 	$(call apt_install_stopped,chromium,/usr/bin/chromium)
+
+DEPLOY_TOOLS := $(HOME)/.cache/crm-bridge/deploy-tools
+KUSTOMIZE_VERSION := v5.7.1
+
+## The deploy checks' tools (tests/deploy.rs), pinned, each made once per
+## version: a venv of deploy/requirements.txt (hadolint, kubernetes-validate,
+## check-jsonschema), made again only when the file's content changed (its
+## copy in the venv says which it holds; a fresh clone's new timestamps
+## alone do not), and kustomize, built from the Go module proxy (about a
+## minute, once).
+deploy-tools:
+	@cmp -s deploy/requirements.txt $(DEPLOY_TOOLS)/venv/requirements.txt || { \
+	  rm -rf $(DEPLOY_TOOLS)/venv && python3 -m venv $(DEPLOY_TOOLS)/venv && \
+	  $(DEPLOY_TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check --no-deps \
+	    -r deploy/requirements.txt && \
+	  cp deploy/requirements.txt $(DEPLOY_TOOLS)/venv/requirements.txt; }
+	@test -x $(DEPLOY_TOOLS)/kustomize-$(KUSTOMIZE_VERSION)/kustomize || \
+	  GOBIN=$(DEPLOY_TOOLS)/kustomize-$(KUSTOMIZE_VERSION) \
+	    go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@ln -sfn $(DEPLOY_TOOLS)/kustomize-$(KUSTOMIZE_VERSION)/kustomize $(DEPLOY_TOOLS)/kustomize
+
+## The PrometheusRule of deploy/k8s, made from the alert rules (tests/deploy.rs
+## fails while it is stale).
+deploy/k8s/prometheus-rule.yaml: deploy/prometheus/crm-bridge-alerts.yml deploy/k8s/prometheus-rule.sh
+	bash deploy/k8s/prometheus-rule.sh > $@
 
 ## Formatting, clippy and rustdoc (private items too: the docs a newcomer
 ## reads), every warning an error; the lints themselves are Cargo.toml's.
