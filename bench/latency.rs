@@ -91,7 +91,7 @@ async fn main() {
     let flooded = measure(&mut clients, &producer, SAMPLES as u64).await;
     stop.cancel();
     flooding.await.unwrap();
-    let refused = bridge.stats().await["dropped"]["rate_limited"].clone();
+    let refused = bridge.stats().await["inboundRateLimited"].clone();
 
     println!("latency benchmark ({})", common::settings_label());
     println!(

@@ -199,10 +199,13 @@ async fn stats(State(state): State<HttpState>) -> Json<serde_json::Value> {
     Json(stats)
 }
 
-/// The counters of `/stats` in Prometheus text format, plus lag and readiness.
+/// The counters of `/stats` in Prometheus text format, plus lag, readiness
+/// and the process's own metrics.
 async fn prometheus(State(state): State<HttpState>) -> impl IntoResponse {
     let mut out = Exposition::default();
     state.metrics.render(&mut out);
+    #[cfg(target_os = "linux")]
+    metrics::process::render(&mut out);
     out.gauge(
         "crm_bridge_presence_peers",
         "Other bridge nodes this node hears on the presence topic.",

@@ -10,17 +10,24 @@
 //!
 //! - `declare.rs`: the macro that turns the declarations into the struct.
 //! - `kinds.rs`: the metric types and what each writes.
-//! - `histogram.rs`: the end-to-end latency histogram.
+//! - `histogram.rs`: histograms and their buckets.
 //! - `exposition.rs`: the Prometheus text format.
+//! - `process.rs`: the standard `process_*` metrics (file descriptors,
+//!   memory, CPU), read from `/proc` at scrape time rather than counted, so
+//!   not declared here; `/metrics` adds them (`http.rs`).
 
 mod declare;
 mod exposition;
 mod histogram;
 mod kinds;
+#[cfg(target_os = "linux")]
+pub mod process;
 
 pub use exposition::{CONTENT_TYPE, Exposition};
 pub use histogram::LatencyHistogram;
-pub use kinds::{Counter, Gauge, GaugeHold, Metric, PartitionCounter, ReasonCounter};
+pub use kinds::{
+    BuildInfo, Counter, Gauge, GaugeHold, Metric, PartitionCounter, ReasonCounter, ReplayDurations,
+};
 
 use declare::declare_metrics;
 
@@ -55,6 +62,9 @@ impl Family {
 }
 
 declare_metrics! {
+    // The commit: `build.rs`.
+    build_info: BuildInfo["version", "commit"] => "build_info",
+        "The version and commit this binary was built from, valued 1.";
     records_consumed: Counter => "records_consumed_total",
         "Kafka records read by the live consumer.";
     records_decoded: Counter => "records_decoded_total",
@@ -77,7 +87,9 @@ declare_metrics! {
     deliveries: Counter => "deliveries_total",
         "Events emitted to a socket.";
     dropped: ReasonCounter["reason"] => "events_dropped_total",
-        "Events not delivered, by reason (rate_limited: inbound client events refused by the rate limit).";
+        "Events not delivered, by reason.";
+    inbound_rate_limited: Counter => "inbound_rate_limited_total",
+        "Inbound client events refused by the event rate limit (answered RATE_LIMITED, not handled).";
     clients_connected: Gauge => "clients_connected",
         "Socket.IO connections on this node.";
     subscriptions: Gauge => "subscriptions",
@@ -93,10 +105,15 @@ declare_metrics! {
     replays_cancelled: ReasonCounter["reason"] => "replays_cancelled_total",
         "Replays stopped early at the client's request, by reason (replaced: subscribed again with since; unsubscribed).";
     // The slots: `replay/slots.rs`.
+    replays_running: Gauge => "replays_running",
+        "Replays holding a replay slot: reading, at most replay.concurrency.";
     replays_waiting_for_slot: Gauge => "replays_waiting_for_slot",
         "Replays queued for a replay slot (node, organisation and user shares).";
     replays_waiting_for_socket: Gauge => "replays_waiting_for_socket",
         "Replays waiting, without a slot, for room in a client's full socket.";
+    // The outcomes: `gateway/replay.rs`.
+    replay_duration: ReplayDurations["outcome"] => "replay_duration_seconds",
+        "Replays from the connection's worker taking one up to its end, by outcome (resumed, cancelled, client_gone, kafka_unavailable).";
     client_errors: ReasonCounter["code"] => "client_errors_total",
         "Error replies sent to clients, by error code.";
     cut_off: ReasonCounter["reason"] => "clients_cut_off_total",

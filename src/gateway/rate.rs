@@ -1,8 +1,9 @@
 //! Every inbound event is charged to its connection's rate before any other
 //! work (see [`crate::guard`]). A refused event is answered (its
 //! acknowledgement gets `RATE_LIMITED` with `retryAfter`; the `error` event
-//! goes out once per run of refusals, so a flood is not mirrored back) and
-//! dropped. A flooding client is cut off.
+//! goes out once per run of refusals, so a flood is not mirrored back),
+//! dropped and counted in `inbound_rate_limited`, apart from the events the
+//! bridge failed to deliver. A flooding client is cut off.
 
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ pub(super) fn admit(
     match session.admit_event() {
         Admission::Admitted => Some(ack),
         Admission::Refused { retry_after, tell } => {
-            gateway.metrics.dropped.inc("rate_limited");
+            gateway.metrics.inbound_rate_limited.inc();
             let retry_ms = retry_after.as_millis().max(1) as u64;
             let error = ClientError::rate_limited(
                 format!("more than {per_second} events per second; this one was dropped"),

@@ -58,6 +58,17 @@ enum Failed {
 
 use Failed::{Cancelled, Gone, Unavailable};
 
+impl Failed {
+    /// The replay span's `error.type`, and the outcome it is timed under.
+    fn reason(&self) -> &'static str {
+        match self {
+            Gone => "client_gone",
+            Unavailable => "kafka_unavailable",
+            Cancelled => "cancelled",
+        }
+    }
+}
+
 pub async fn run(gateway: Arc<Gateway>, client: Client) {
     let timeout = Duration::from_secs(gateway.replayer.config().timeout_seconds);
     loop {
@@ -66,6 +77,7 @@ pub async fn run(gateway: Arc<Gateway>, client: Client) {
         let result = match client.session.next_step(FLUSH_BATCH) {
             Step::Done => return,
             Step::Replay(job) => {
+                let started = Instant::now();
                 tracing::debug!(key = ?job.request.key, "replay starts");
                 let span = telemetry::root_span(|| {
                     tracing::info_span!(
@@ -79,14 +91,15 @@ pub async fn run(gateway: Arc<Gateway>, client: Client) {
                 let result = replay(&gateway, &client, job, deadline)
                     .instrument(span.clone())
                     .await;
-                if let Err(failed) = &result {
-                    let reason = match failed {
-                        Gone => "client_gone",
-                        Unavailable => "kafka_unavailable",
-                        Cancelled => "cancelled",
-                    };
-                    span.record(ERROR_TYPE, reason);
-                }
+                let outcome = match &result {
+                    Ok(()) => "resumed",
+                    Err(failed) => {
+                        span.record(ERROR_TYPE, failed.reason());
+                        failed.reason()
+                    }
+                };
+                let duration = &gateway.metrics.replay_duration;
+                duration.observe(outcome, started.elapsed());
                 result
             }
             Step::Flush(batch) => flush(&client, &batch, deadline).await,
@@ -141,11 +154,7 @@ async fn replay(
         cancel,
     } = job;
     let since = request.since.clone().unwrap_or_default();
-    let mut turn = Turn {
-        gateway,
-        session: &client.session,
-        slot: None,
-    };
+    let mut turn = Turn::new(gateway, &client.session);
     turn.take(&cancel).await?;
     gateway.metrics.replay_requests.inc();
     let topics = topics_of(&request.key, request.actions);
@@ -174,7 +183,7 @@ async fn replay(
     // What is left is telling the client: no reading.
     turn.give_up();
     let Some((end, replayed)) = chased else {
-        return Ok(()); // unsubscribed or replaced meanwhile
+        return Err(Cancelled); // unsubscribed or replaced meanwhile
     };
     gateway.metrics.replayed_events.add(replayed);
     span.record("replayed", replayed);

@@ -50,16 +50,26 @@ impl Exposition {
         let _ = writeln!(self.text, " {value}");
     }
 
-    /// A histogram's samples: `name_bucket{le=…}`, `name_sum` and
-    /// `name_count`; `name` ends in its unit.
-    pub fn histogram(&mut self, name: &str, histogram: &HistogramSnapshot) {
+    /// A histogram's samples, each with `labels`: `name_bucket{le=…}`,
+    /// `name_sum` and `name_count`; `name` ends in its unit.
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        histogram: &HistogramSnapshot,
+    ) {
         let bucket = format!("{name}_bucket");
-        for (upper, count) in &histogram.cumulative {
-            self.sample(&bucket, &[("le", &upper.to_string())], count);
+        let uppers = histogram
+            .cumulative
+            .iter()
+            .map(|(upper, count)| (upper.to_string(), count));
+        for (le, count) in uppers.chain([("+Inf".to_owned(), &histogram.count)]) {
+            let mut with_le = labels.to_vec();
+            with_le.push(("le", &le));
+            self.sample(&bucket, &with_le, count);
         }
-        self.sample(&bucket, &[("le", "+Inf")], histogram.count);
-        self.sample(&format!("{name}_sum"), &[], histogram.sum_seconds);
-        self.sample(&format!("{name}_count"), &[], histogram.count);
+        self.sample(&format!("{name}_sum"), labels, histogram.sum_seconds);
+        self.sample(&format!("{name}_count"), labels, histogram.count);
     }
 }
 

@@ -1,21 +1,48 @@
-//! A latency histogram with fixed buckets, lock-free on the hot path (one
-//! atomic add per bucket hit, one for the sum).
+//! Histograms with fixed buckets, lock-free on the hot path (one atomic add
+//! per bucket hit, one for the sum). A histogram's buckets are a type
+//! ([`Buckets`]), so a declaration in `metrics.rs` names them.
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Upper bounds in seconds: 1 ms to 30 s, roughly ×2.5 apart. Slower
-/// observations land in the implicit `+Inf` bucket.
-pub const LATENCY_BUCKETS_SECONDS: [f64; 14] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+/// A histogram's bucket bounds.
+pub trait Buckets {
+    /// Upper bounds in seconds, ascending. Slower observations land in the
+    /// implicit `+Inf` bucket.
+    const UPPER_SECONDS: &'static [f64];
+}
+
+/// End-to-end delivery: 1 ms to 30 s, roughly ×2.5 apart.
+pub struct Latency;
+
+impl Buckets for Latency {
+    const UPPER_SECONDS: &'static [f64] = &[
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ];
+}
+
+/// A replay, from the worker taking it up to its end: from memory it takes
+/// milliseconds, from Kafka seconds; `replay.timeout_seconds` (120 s) ends
+/// it, so the last bound is above that.
+pub struct ReplayDuration;
+
+impl Buckets for ReplayDuration {
+    const UPPER_SECONDS: &'static [f64] = &[
+        0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    ];
+}
 
 /// Observation counts per bucket (not cumulative; the last is `+Inf`) and
 /// the sum of the observations in microseconds.
-pub struct LatencyHistogram {
-    buckets: [AtomicU64; LATENCY_BUCKETS_SECONDS.len() + 1],
+pub struct Histogram<B> {
+    buckets: Box<[AtomicU64]>,
     sum_micros: AtomicU64,
+    bounds: PhantomData<B>,
 }
+
+/// The end-to-end latency histogram.
+pub type LatencyHistogram = Histogram<Latency>;
 
 /// A histogram as Prometheus reports it: cumulative bucket counts.
 pub struct HistogramSnapshot {
@@ -26,22 +53,25 @@ pub struct HistogramSnapshot {
     pub sum_seconds: f64,
 }
 
-impl Default for LatencyHistogram {
+impl<B: Buckets> Default for Histogram<B> {
     fn default() -> Self {
         Self {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            buckets: (0..=B::UPPER_SECONDS.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             sum_micros: AtomicU64::new(0),
+            bounds: PhantomData,
         }
     }
 }
 
-impl LatencyHistogram {
+impl<B: Buckets> Histogram<B> {
     pub fn observe(&self, latency: Duration) {
         let seconds = latency.as_secs_f64();
-        let bucket = LATENCY_BUCKETS_SECONDS
+        let bucket = B::UPPER_SECONDS
             .iter()
             .position(|upper| seconds <= *upper)
-            .unwrap_or(LATENCY_BUCKETS_SECONDS.len());
+            .unwrap_or(B::UPPER_SECONDS.len());
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
@@ -63,12 +93,13 @@ impl LatencyHistogram {
 
     pub fn snapshot(&self) -> HistogramSnapshot {
         let mut running = 0;
-        let mut cumulative = Vec::with_capacity(LATENCY_BUCKETS_SECONDS.len());
-        for (upper, bucket) in LATENCY_BUCKETS_SECONDS.iter().zip(&self.buckets) {
+        let bounds = B::UPPER_SECONDS;
+        let mut cumulative = Vec::with_capacity(bounds.len());
+        for (upper, bucket) in bounds.iter().zip(&self.buckets) {
             running += bucket.load(Ordering::Relaxed);
             cumulative.push((*upper, running));
         }
-        let overflow = self.buckets[LATENCY_BUCKETS_SECONDS.len()].load(Ordering::Relaxed);
+        let overflow = self.buckets[bounds.len()].load(Ordering::Relaxed);
         HistogramSnapshot {
             cumulative,
             count: running + overflow,
@@ -80,6 +111,16 @@ impl LatencyHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounds_ascend() {
+        for bounds in [Latency::UPPER_SECONDS, ReplayDuration::UPPER_SECONDS] {
+            assert!(
+                bounds.windows(2).all(|pair| pair[0] < pair[1]),
+                "{bounds:?}"
+            );
+        }
+    }
 
     #[test]
     fn buckets_are_cumulative_and_the_slowest_only_count_in_inf() {

@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::Family;
 use super::exposition::Exposition;
-use super::histogram::LatencyHistogram;
+use super::histogram::{Buckets, Histogram, ReplayDuration};
 
 /// A metric type.
 pub trait Metric {
@@ -191,17 +192,103 @@ impl Metric for PartitionCounter {
     }
 }
 
-impl Metric for LatencyHistogram {
+impl<B: Buckets> Metric for Histogram<B> {
     const KIND: &'static str = "histogram";
     const LABELS: usize = 0;
 
     fn samples(&self, family: &Family, out: &mut Exposition) {
-        out.histogram(family.name, &self.snapshot());
+        out.histogram(family.name, &[], &self.snapshot());
     }
 
     /// The count and sum; the buckets are only in `/metrics`.
     fn stats(&self, _: &Family) -> Value {
-        let snapshot = self.snapshot();
-        json!({ "count": snapshot.count, "sumSeconds": snapshot.sum_seconds })
+        histogram_stats(self)
+    }
+}
+
+fn histogram_stats<B: Buckets>(histogram: &Histogram<B>) -> Value {
+    let snapshot = histogram.snapshot();
+    json!({ "count": snapshot.count, "sumSeconds": snapshot.sum_seconds })
+}
+
+/// Histograms by a low-cardinality reason (the one label), e.g. an outcome.
+/// For rare observations (once per replay), so a mutex is fine.
+pub struct ReasonHistogram<B>(Mutex<BTreeMap<&'static str, Histogram<B>>>);
+
+/// Replay durations by outcome.
+pub type ReplayDurations = ReasonHistogram<ReplayDuration>;
+
+impl<B> Default for ReasonHistogram<B> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<B: Buckets> ReasonHistogram<B> {
+    pub fn observe(&self, reason: &'static str, duration: Duration) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
+            .or_default()
+            .observe(duration);
+    }
+
+    fn each(&self, mut f: impl FnMut(&'static str, &Histogram<B>)) {
+        for (reason, histogram) in self.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            f(reason, histogram);
+        }
+    }
+}
+
+impl<B: Buckets> Metric for ReasonHistogram<B> {
+    const KIND: &'static str = "histogram";
+    const LABELS: usize = 1;
+
+    /// A histogram per reason observed so far: none before the first.
+    fn samples(&self, family: &Family, out: &mut Exposition) {
+        self.each(|reason, histogram| {
+            let labels = [(family.labels[0], reason)];
+            out.histogram(family.name, &labels, &histogram.snapshot());
+        });
+    }
+
+    /// Each reason's count and sum.
+    fn stats(&self, _: &Family) -> Value {
+        let mut stats = serde_json::Map::new();
+        self.each(|reason, histogram| {
+            stats.insert(reason.to_owned(), histogram_stats(histogram));
+        });
+        Value::Object(stats)
+    }
+}
+
+/// The version and the commit this binary was built from (`build.rs`; the
+/// two labels, in that order) as one sample of 1: Prometheus's convention
+/// for build information, so a query can join it onto other series by
+/// instance.
+#[derive(Default)]
+pub struct BuildInfo;
+
+impl BuildInfo {
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const COMMIT: &'static str = env!("CRM_BRIDGE_COMMIT");
+}
+
+impl Metric for BuildInfo {
+    const KIND: &'static str = "gauge";
+    const LABELS: usize = 2;
+
+    fn samples(&self, family: &Family, out: &mut Exposition) {
+        let labels = [
+            (family.labels[0], Self::VERSION),
+            (family.labels[1], Self::COMMIT),
+        ];
+        out.sample(family.name, &labels, 1);
+    }
+
+    /// `{version, commit}` (the label names).
+    fn stats(&self, family: &Family) -> Value {
+        json!({ family.labels[0]: Self::VERSION, family.labels[1]: Self::COMMIT })
     }
 }

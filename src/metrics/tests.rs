@@ -19,6 +19,9 @@ fn touched() -> Metrics {
     metrics.presence_failures.inc("send");
     metrics.delivery_latency.observe(Duration::from_millis(3));
     metrics
+        .replay_duration
+        .observe("resumed", Duration::from_millis(40));
+    metrics
 }
 
 #[test]
@@ -71,6 +74,8 @@ fn stats_keys_are_the_declared_fields_in_camel_case() {
     assert_eq!(stats["decodeFailures"]["bad_magic"], 1);
     assert_eq!(stats["replaysWaitingForSlot"], 0);
     assert_eq!(stats["deliveryLatency"]["count"], 1);
+    assert_eq!(stats["replayDuration"]["resumed"]["count"], 1);
+    assert_eq!(stats["buildInfo"]["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(
         stats["partitionResets"],
         serde_json::json!([{"topic": "crm.deals", "partition": 3, "reason": "truncated", "count": 1}])
@@ -97,4 +102,52 @@ fn names_are_unique_and_conventional() {
             family.name
         );
     }
+}
+
+#[test]
+fn a_labelled_histogram_writes_its_label_on_every_sample() {
+    let mut out = Exposition::default();
+    touched().render(&mut out);
+    let text = out.finish();
+    let name = "crm_bridge_replay_duration_seconds";
+    let samples: Vec<_> = text.lines().filter(|l| l.starts_with(name)).collect();
+    assert!(
+        samples.contains(
+            &r#"crm_bridge_replay_duration_seconds_bucket{outcome="resumed",le="0.01"} 0"#
+        )
+    );
+    assert!(
+        samples.contains(
+            &r#"crm_bridge_replay_duration_seconds_bucket{outcome="resumed",le="0.05"} 1"#
+        )
+    );
+    assert!(
+        samples.contains(
+            &r#"crm_bridge_replay_duration_seconds_bucket{outcome="resumed",le="+Inf"} 1"#
+        )
+    );
+    assert!(samples.contains(&r#"crm_bridge_replay_duration_seconds_count{outcome="resumed"} 1"#));
+    assert!(
+        samples.iter().all(|s| s.contains(r#"outcome="resumed""#)),
+        "{samples:?}"
+    );
+}
+
+#[test]
+fn build_info_names_the_version_and_a_commit() {
+    let mut out = Exposition::default();
+    Metrics::default().render(&mut out);
+    let text = out.finish();
+    let info = text
+        .lines()
+        .find(|l| l.starts_with("crm_bridge_build_info{"))
+        .unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    let prefix = format!(r#"crm_bridge_build_info{{version="{version}",commit=""#);
+    let commit = info
+        .strip_prefix(&prefix)
+        .unwrap()
+        .strip_suffix(r#""} 1"#)
+        .unwrap();
+    assert!(!commit.is_empty() && !commit.contains('"'), "{info}");
 }

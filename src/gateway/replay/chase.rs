@@ -13,6 +13,7 @@ use super::live_cursor;
 use crate::domain::{Cursor, Position, TopicKind};
 use crate::gateway::session::Session;
 use crate::gateway::{Client, Gateway};
+use crate::metrics::GaugeHold;
 use crate::protocol::{Delivery, SubscriptionRequest, render};
 use crate::replay::{Range, Slot, catch_up};
 use crate::routing::key_matches;
@@ -28,12 +29,22 @@ const SLOW_SOCKET_PAUSE: Duration = Duration::from_millis(20);
 /// A replay's hold on a replay slot: given up while it waits for a slow
 /// socket, taken again to read on.
 pub(super) struct Turn<'a> {
-    pub(super) gateway: &'a Gateway,
-    pub(super) session: &'a Session,
-    pub(super) slot: Option<Slot>,
+    gateway: &'a Gateway,
+    session: &'a Session,
+    /// The slot, and the replay's count in `replays_running` while held.
+    slot: Option<(Slot, GaugeHold<'a>)>,
 }
 
-impl Turn<'_> {
+impl<'a> Turn<'a> {
+    /// No slot held yet.
+    pub(super) fn new(gateway: &'a Gateway, session: &'a Session) -> Self {
+        Self {
+            gateway,
+            session,
+            slot: None,
+        }
+    }
+
     /// Waits for a slot unless it holds one; `Cancelled` if the replay is.
     pub(super) async fn take(&mut self, cancel: &CancellationToken) -> Result<(), Failed> {
         if self.slot.is_some() {
@@ -44,7 +55,8 @@ impl Turn<'_> {
         let slots = &self.gateway.replay_slots;
         tokio::select! {
             slot = slots.acquire(&principal.org, &principal.user) => {
-                self.slot = Some(slot);
+                let running = self.gateway.metrics.replays_running.hold();
+                self.slot = Some((slot, running));
                 Ok(())
             }
             () = cancel.cancelled() => Err(Cancelled),
