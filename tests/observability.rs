@@ -85,6 +85,14 @@ async fn metrics_are_valid_prometheus_text_and_move_with_events_drops_and_poison
     promtool(&["check", "metrics"], Some(&idle));
     assert_eq!(value(&idle, "crm_bridge_ready"), Some(1.0), "{idle}");
     assert_eq!(value(&idle, "crm_bridge_records_consumed_total"), Some(0.0));
+    assert_eq!(value(&idle, "crm_bridge_replays_running"), Some(0.0));
+    let version = env!("CARGO_PKG_VERSION");
+    let build = format!(r#"crm_bridge_build_info{{version="{version}",commit=""#);
+    assert!(idle.contains(&build), "{idle}");
+    // The process collector's names, from /proc (Linux).
+    let open = value(&idle, "process_open_fds").expect("process_open_fds");
+    assert!(value(&idle, "process_max_fds") >= Some(open), "{idle}");
+    assert!(value(&idle, "process_resident_memory_bytes") > Some(0.0));
 
     let mut clients = Clients::spawn().await;
     clients
@@ -168,11 +176,14 @@ async fn metrics_are_valid_prometheus_text_and_move_with_events_drops_and_poison
         value(t, "crm_bridge_clients_connected") == Some(0.0)
     })
     .await;
-    let rate_limited = value(
-        &text,
-        r#"crm_bridge_events_dropped_total{reason="rate_limited"}"#,
-    );
+    // Refusals are counted apart, not as drops.
+    let rate_limited = value(&text, "crm_bridge_inbound_rate_limited_total");
     assert!(rate_limited >= Some(3.0), "{text}");
+    assert!(!text.contains(r#"reason="rate_limited""#), "{text}");
+    assert_eq!(
+        bridge.stats().await["inboundRateLimited"].as_f64(),
+        rate_limited
+    );
     assert_eq!(
         value(&text, r#"crm_bridge_clients_cut_off_total{reason="flood"}"#),
         Some(1.0),
@@ -211,10 +222,21 @@ async fn readiness_fails_while_the_broker_does_not_answer_and_returns_after() {
     bridge.stop().await;
 }
 
-/// Every `crm_bridge_*` name in `text`, histogram suffixes removed.
+/// What the bridge's metric names start with: its own, and the process
+/// collector's.
+const PREFIXES: [&str; 2] = ["crm_bridge_", "process_"];
+
+/// Every `crm_bridge_*` and `process_*` name in `text` (a prefix at the
+/// start of a word), histogram suffixes removed.
 fn metric_names(text: &str) -> Vec<String> {
-    let mut names: Vec<String> = text
-        .match_indices("crm_bridge_")
+    let word_start = |at: usize| {
+        let before = text[..at].chars().next_back();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let mut names: Vec<String> = PREFIXES
+        .iter()
+        .flat_map(|prefix| text.match_indices(prefix))
+        .filter(|(at, _)| word_start(*at))
         .map(|(at, _)| {
             let name: String = text[at..]
                 .chars()
@@ -227,6 +249,8 @@ fn metric_names(text: &str) -> Vec<String> {
                 .map_or(name.clone(), str::to_owned)
         })
         .collect();
+    // A bare prefix is prose (`process_*`), not a name.
+    names.retain(|name| !PREFIXES.contains(&name.as_str()));
     names.sort_unstable();
     names.dedup();
     names
@@ -290,12 +314,14 @@ async fn alert_rules_pass_their_unit_tests_and_deploy_artefacts_name_exported_me
 }
 
 /// The metric names of `guide`'s metrics table: each row's backticked
-/// names, `_suffix` short for `crm_bridge_suffix`, labels (`{...}`) dropped.
+/// names, `_suffix` short for `crm_bridge_suffix` (in `crm_bridge_` rows),
+/// labels (`{...}`) dropped.
 fn documented_metrics(guide: &str) -> Vec<String> {
-    let rows = guide
-        .lines()
-        .map(str::trim_start)
-        .filter(|line| line.starts_with("| `crm_bridge_"));
+    let rows = guide.lines().map(str::trim_start).filter(|line| {
+        PREFIXES
+            .iter()
+            .any(|p| line.starts_with(&format!("| `{p}")))
+    });
     rows.flat_map(|row| {
         let cells: Vec<&str> = row.split('|').collect();
         let names = cells.get(1).copied().unwrap_or("");
@@ -313,4 +339,64 @@ fn documented_metrics(guide: &str) -> Vec<String> {
             .collect::<Vec<_>>()
     })
     .collect()
+}
+
+/// Each alert of the rules file with its `runbook_url`, in order: the rules
+/// file is ours, so a line scan does (`- alert:` opens a rule).
+fn alerts_and_runbooks(rules: &str) -> Vec<(String, Option<String>)> {
+    let mut alerts: Vec<(String, Option<String>)> = Vec::new();
+    for line in rules.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("- alert: ") {
+            alerts.push((name.to_owned(), None));
+        } else if let Some(url) = line.strip_prefix("runbook_url: ") {
+            let last = alerts.last_mut().expect("a runbook_url inside a rule");
+            last.1 = Some(url.trim_matches('"').to_owned());
+        }
+    }
+    alerts
+}
+
+#[test]
+fn every_alert_has_a_runbook_section_and_a_unit_test() {
+    let read = |path| std::fs::read_to_string(support::repo_path(path)).unwrap();
+    let rules = read("deploy/prometheus/crm-bridge-alerts.yml");
+    let tests = read("deploy/prometheus/crm-bridge-alerts.test.yml");
+    let runbook = read("docs/runbook.md");
+    // One section per alert, under its name: GitHub's anchor is the
+    // heading in lower case.
+    let sections: Vec<&str> = runbook
+        .lines()
+        .filter_map(|line| line.strip_prefix("## "))
+        .collect();
+    let alerts = alerts_and_runbooks(&rules);
+    assert!(alerts.len() >= 9, "{alerts:?}");
+    // The repository's URL is Cargo.toml's, written once.
+    let base = format!(
+        "{}/blob/main/docs/runbook.md#",
+        env!("CARGO_PKG_REPOSITORY")
+    );
+    for (alert, url) in &alerts {
+        let url = url
+            .as_deref()
+            .unwrap_or_else(|| panic!("{alert} has no runbook_url"));
+        let anchor = url
+            .strip_prefix(&base)
+            .unwrap_or_else(|| panic!("{url}: not under {base}"));
+        assert_eq!(anchor, alert.to_lowercase(), "{alert}'s runbook_url");
+        assert!(
+            sections.contains(&alert.as_str()),
+            "docs/runbook.md has no ## {alert}"
+        );
+        let tested = format!("alertname: {alert}\n");
+        assert!(
+            tests.contains(&tested),
+            "crm-bridge-alerts.test.yml does not test {alert}"
+        );
+    }
+    for section in sections {
+        assert!(
+            alerts.iter().any(|(alert, _)| alert == section),
+            "docs/runbook.md's section {section} is no alert"
+        );
+    }
 }
