@@ -287,6 +287,13 @@ async fn subscribing_again_with_since_replaces_the_pending_replay_and_sends_each
     );
     let stats = bridge.stats().await;
     assert_eq!(stats["replayRequests"], 2, "{stats}");
+    // Timed once each as they end, just after telling the client.
+    let stats = bridge
+        .stats_until("both replays timed", |s| {
+            s["replayDuration"]["resumed"]["count"] == 2
+        })
+        .await;
+    assert_eq!(stats["replaysRunning"], 0, "{stats}");
     bridge.stop().await;
 }
 
