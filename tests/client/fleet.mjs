@@ -38,6 +38,9 @@ const outages = new Map([[phase, new Map()]]);
 const members = [];
 /** connect_error message → how often (the failed reconnection attempts) */
 const connectErrors = new Map();
+/** disconnect reason → how often ("io server disconnect": socket.io-client does not reconnect) */
+const disconnectReasons = new Map();
+const count = (map, key) => map.set(key, (map.get(key) ?? 0) + 1);
 
 function member(index, { token, address, pipeline }, pipelines, options, subscribed) {
   const socket = connect(options.url, {
@@ -85,8 +88,9 @@ function member(index, { token, address, pipeline }, pipelines, options, subscri
     latencies.get(phase).push(now() - Number(event.data.sentAtUs) / 1000);
   });
   socket.on("error", () => (state.errors += 1));
-  socket.on("connect_error", (err) => connectErrors.set(err.message, (connectErrors.get(err.message) ?? 0) + 1));
-  socket.on("disconnect", () => {
+  socket.on("connect_error", (err) => count(connectErrors, err.message));
+  socket.on("disconnect", (reason) => {
+    count(disconnectReasons, reason);
     const at = now();
     const outage = outages.get(phase);
     const known = outage.get(index);
@@ -160,6 +164,7 @@ function report(withPhases) {
     errors: sum("errors"),
     unrecovered: sum("unrecovered"),
     connectErrors: Object.fromEntries(connectErrors),
+    disconnectReasons: Object.fromEntries(disconnectReasons),
     phases,
   });
 }

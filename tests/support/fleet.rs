@@ -103,6 +103,10 @@ pub struct Report {
     pub unrecovered: u64,
     /// Failed connection attempts, by the client's error message.
     pub connect_errors: HashMap<String, u64>,
+    /// Disconnects, by socket.io-client's reason: after `io server
+    /// disconnect` (a Socket.IO DISCONNECT from the server) it does not
+    /// reconnect; after `transport close` it does.
+    pub disconnect_reasons: HashMap<String, u64>,
     /// By name, if asked for.
     pub phases: HashMap<String, Phase>,
 }

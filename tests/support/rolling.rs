@@ -136,12 +136,17 @@ pub async fn run(broker: &Broker, plan: &Plan) -> Outcome {
         let exited_at = wall_clock_ms();
         nodes[index] = start_node(broker, ports[index], node, plan).await;
         let ready_at = wall_clock_ms();
-        let what = format!("every client to have resumed after {node}'s restart");
-        eventually(
-            &what,
-            async || fleet.report(false).await,
-            |r| r.down == 0 && r.connected == plan.clients,
-        )
+        let what = format!(
+            "every client to have resumed after {node}'s restart (connected, down, \
+             disconnect reasons, failed connection attempts)"
+        );
+        let away = async || {
+            let r = fleet.report(false).await;
+            (r.connected, r.down, r.disconnect_reasons, r.connect_errors)
+        };
+        eventually(&what, away, |(connected, down, ..)| {
+            *down == 0 && *connected == plan.clients
+        })
         .await;
         restarts.push(Restart {
             node,
