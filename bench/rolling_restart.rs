@@ -23,6 +23,7 @@ mod support;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crm_bridge::config::Config;
 use support::Broker;
 use support::fleet::{Latency, Reconnection};
 use support::rolling::{Outcome, Plan, Restart, run};
@@ -36,12 +37,40 @@ struct Variant {
     env: Vec<(String, String)>,
 }
 
-/// Before the drain lands: the one way nodes leave today.
-fn variants(_clients: usize) -> [Variant; 1] {
-    [Variant {
-        label: "before the drain (every socket at once)".into(),
-        env: Vec::new(),
-    }]
+fn drain_env(
+    delay_seconds: u64,
+    batch_size: usize,
+    batch_interval_ms: u64,
+) -> Vec<(String, String)> {
+    [
+        ("DELAY_SECONDS", delay_seconds.to_string()),
+        ("BATCH_SIZE", batch_size.to_string()),
+        ("BATCH_INTERVAL_MS", batch_interval_ms.to_string()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (format!("CRM_BRIDGE_DRAIN__{key}"), value))
+    .collect()
+}
+
+fn variants(clients: usize) -> [Variant; 2] {
+    let drain = Config::default().drain;
+    [
+        Variant {
+            label: format!(
+                "drain on (defaults: {} s delay, {} sockets every {} ms)",
+                drain.delay_seconds, drain.batch_size, drain.batch_interval_ms
+            ),
+            env: drain_env(
+                drain.delay_seconds,
+                drain.batch_size,
+                drain.batch_interval_ms,
+            ),
+        },
+        Variant {
+            label: "drain off (no delay, every socket at once)".into(),
+            env: drain_env(0, clients, drain.batch_interval_ms),
+        },
+    ]
 }
 
 fn read(name: &str, default: u64) -> u64 {

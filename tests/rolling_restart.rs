@@ -20,7 +20,15 @@ async fn a_rolling_restart_behind_nginx_loses_and_repeats_nothing() {
         pipelines: 10,
         rate: 50,
         steady: Duration::from_secs(2),
-        env: Vec::new(),
+        // No delay (nothing here watches /readyz), and the sockets closed
+        // in eight paced batches, not at once.
+        env: [
+            ("CRM_BRIDGE_DRAIN__DELAY_SECONDS", "0"),
+            ("CRM_BRIDGE_DRAIN__BATCH_SIZE", "25"),
+            ("CRM_BRIDGE_DRAIN__BATCH_INTERVAL_MS", "50"),
+        ]
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .into(),
         // Quicker than the stock client's, to keep the test short.
         reconnection: Reconnection {
             delay_ms: 100,
