@@ -8,6 +8,7 @@ pub mod avro;
 pub mod bridge;
 pub mod broker;
 pub mod clients;
+pub mod fleet;
 pub mod hostile;
 pub mod idp;
 pub mod nginx;
@@ -15,7 +16,9 @@ pub mod otlp;
 pub mod process;
 pub mod proxy;
 pub mod registry;
+pub mod rolling;
 pub mod semantics;
+pub mod steady;
 pub mod wait;
 
 pub use avro::Producer;
