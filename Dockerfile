@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The crm-bridge image: built here, run anywhere (deploy/k8s, deploy/compose).
-#   docker build --build-arg CRM_BRIDGE_COMMIT="$(git rev-parse HEAD)" -t crm-bridge .
+#   docker build --build-arg GIT_COMMIT="$(git rev-parse HEAD)" -t crm-bridge .
 # `make test` lints this file (hadolint, tests/deploy.rs); no container engine
 # runs where it is tested, so the build itself is not (README.md, Deploy).
 
@@ -20,8 +20,8 @@ RUN apt-get update \
       pkg-config libssl-dev libsasl2-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 # The commit the build-info metric reports (build.rs reads it).
-ARG CRM_BRIDGE_COMMIT=unknown
-ENV CRM_BRIDGE_COMMIT=${CRM_BRIDGE_COMMIT}
+ARG GIT_COMMIT=unknown
+ENV GIT_COMMIT=${GIT_COMMIT}
 WORKDIR /src
 COPY . .
 COPY --from=web /src/web/node_modules web/node_modules

@@ -3,7 +3,8 @@
 //! `make deps` yet) the bridge still builds and runs; its dashboard then
 //! says how to get it.
 //!
-//! Also names the commit built, as `CRM_BRIDGE_COMMIT` for
+//! Also names the commit built, as `GIT_COMMIT` (not `CRM_BRIDGE_*`: cargo
+//! sets it when running tests too, and the configuration reads that prefix) for
 //! `crm_bridge_build_info` (`src/metrics/kinds.rs`).
 
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ const VENDOR: &str = "web/node_modules/socket.io-client/dist/socket.io.esm.min.j
 const MISSING: &str = "export function io() {\n  throw new Error(\"socket.io-client is not built into this bridge: run `make deps` (npm ci in web/), then build again\");\n}\n";
 
 fn main() {
-    println!("cargo:rustc-env=CRM_BRIDGE_COMMIT={}", commit());
+    println!("cargo:rustc-env=GIT_COMMIT={}", commit());
     println!("cargo:rerun-if-changed={VENDOR}");
     println!("cargo:rerun-if-changed=web/package-lock.json");
     let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
@@ -32,16 +33,13 @@ fn main() {
     std::fs::write(out, content).expect("writing to OUT_DIR");
 }
 
-/// `CRM_BRIDGE_COMMIT` when the build sets it (the image does: its build
+/// `GIT_COMMIT` when the build sets it (the image does: its build
 /// has no `.git`), else `git rev-parse --short HEAD` in a checkout, else
 /// "unknown". Reruns only when the variable, `HEAD` or the branch it names
 /// moves, not on every build: a new commit rebuilds the crate once.
 fn commit() -> String {
-    println!("cargo:rerun-if-env-changed=CRM_BRIDGE_COMMIT");
-    if let Some(commit) = std::env::var("CRM_BRIDGE_COMMIT")
-        .ok()
-        .filter(|c| !c.is_empty())
-    {
+    println!("cargo:rerun-if-env-changed=GIT_COMMIT");
+    if let Some(commit) = std::env::var("GIT_COMMIT").ok().filter(|c| !c.is_empty()) {
         return commit;
     }
     let Some(head) = git(&["rev-parse", "--short", "HEAD"]) else {

@@ -436,7 +436,12 @@ fn compose_ports_agree_with_the_image() {
     let upstreams: BTreeSet<String> = upstreams
         .split(';')
         .filter_map(|s| s.trim().strip_prefix("server "))
-        .map(str::to_owned)
+        .map(|server| {
+            let (address, parameters) = server.split_once(' ').unwrap_or((server, ""));
+            // deploy/nginx/README.md: rolling restarts need it.
+            assert_eq!(parameters, "max_fails=0", "{server}");
+            address.to_owned()
+        })
         .collect();
     assert_eq!(upstreams, addresses(public));
     let listen = nginx["environment"]["CRM_BRIDGE_LISTEN"].as_str().unwrap();

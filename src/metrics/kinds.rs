@@ -272,7 +272,7 @@ pub struct BuildInfo;
 
 impl BuildInfo {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const COMMIT: &'static str = env!("CRM_BRIDGE_COMMIT");
+    const COMMIT: &'static str = env!("GIT_COMMIT");
 }
 
 impl Metric for BuildInfo {
