@@ -104,12 +104,9 @@ impl OpenConnections {
     }
 
     /// How many connections are open.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Ends every connection open now, `batch_size` at a time with

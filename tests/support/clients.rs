@@ -10,6 +10,39 @@ use tokio::sync::mpsc;
 
 use super::{PATIENCE, repo_path};
 
+/// Runs a Node script of `tests/client` (which holds the pinned
+/// socket.io-client): its stdin for commands, and its stdout's JSON lines,
+/// at most `capacity` of them unread.
+pub fn spawn_node_script(
+    script: &'static str,
+    capacity: usize,
+) -> (Child, ChildStdin, mpsc::Receiver<Value>) {
+    assert!(
+        repo_path("tests/client/node_modules/socket.io-client").exists(),
+        "run `npm ci` in tests/client (make test does)"
+    );
+    let mut child = Command::new("node")
+        .arg(repo_path(script))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting node");
+    let stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (tx, received) = mpsc::channel(capacity);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let value: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("{script} writes JSON lines ({e}): {line}"));
+            if tx.send(value).await.is_err() {
+                break;
+            }
+        }
+    });
+    (child, stdin, received)
+}
+
 pub struct Clients {
     _child: Child,
     stdin: ChildStdin,
@@ -20,29 +53,7 @@ pub struct Clients {
 
 impl Clients {
     pub async fn spawn() -> Self {
-        let driver = repo_path("tests/client/driver.mjs");
-        assert!(
-            repo_path("tests/client/node_modules/socket.io-client").exists(),
-            "run `npm ci` in tests/client (make test does)"
-        );
-        let mut child = Command::new("node")
-            .arg(driver)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting node");
-        let stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (tx, observations) = mpsc::channel(100_000);
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let value: Value = serde_json::from_str(&line).expect("driver writes JSON lines");
-                if tx.send(value).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, stdin, observations) = spawn_node_script("tests/client/driver.mjs", 100_000);
         Self {
             _child: child,
             stdin,

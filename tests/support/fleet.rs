@@ -9,16 +9,15 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin};
 use tokio::sync::mpsc;
 
-use super::repo_path;
+use super::clients::spawn_node_script;
 
 /// One client: who it is, where it connects from, what it subscribes to.
 pub struct Member {
@@ -128,28 +127,7 @@ impl Fleet {
         reconnection: Reconnection,
         patience: Duration,
     ) -> Self {
-        assert!(
-            repo_path("tests/client/node_modules/socket.io-client").exists(),
-            "run `npm ci` in tests/client (make test does)"
-        );
-        let mut child = Command::new("node")
-            .arg(repo_path("tests/client/fleet.mjs"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting node");
-        let stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (tx, answers) = mpsc::channel(16);
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let value: Value = serde_json::from_str(&line).expect("fleet writes JSON lines");
-                if tx.send(value).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, stdin, answers) = spawn_node_script("tests/client/fleet.mjs", 16);
         let mut fleet = Self {
             _child: child,
             stdin,
