@@ -9,33 +9,19 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use crm_bridge::auth::{DEV_JWT_SECRET, Secret};
-use crm_bridge::config::Config;
-use crm_bridge::domain::{Action, ResourceKind};
+use crm_bridge::auth::DEV_JWT_SECRET;
 use serde_json::{Value, json};
+use support::browser::{dev_mode, run_scenario};
 use support::proxy::Proxy;
-use support::{Broker, Producer, TestBridge, avro, repo_path};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use support::{Broker, Producer, TestBridge, repo_path};
 
 /// The whole browser scenario; each of its steps waits for a condition.
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn dev_mode(config: &mut Config) {
-    config.dev_mode = true;
-    config.auth.jwt.hs_secret = Some(Secret::new(DEV_JWT_SECRET));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_users_watch_a_pipeline_live_a_third_org_sees_none_of_it_and_drops_recover() {
-    let script = repo_path("tests/browser/dashboard.mjs");
-    assert!(
-        repo_path("tests/browser/node_modules/playwright-core").exists(),
-        "run `make deps` (npm ci in tests/browser, Debian's chromium)"
-    );
     let broker = Broker::start();
     // No leeway: the scenario's short-lived session lapses at once.
     let bridge = TestBridge::start_with(&broker, |c| {
@@ -46,43 +32,8 @@ async fn two_users_watch_a_pipeline_live_a_third_org_sees_none_of_it_and_drops_r
     let proxy = Proxy::start(bridge.addr()).await;
     let producer = Producer::new(&broker);
     let artifacts = repo_path("target/test-artifacts/dashboard");
-
-    let mut browser = Command::new("node")
-        .arg(script)
-        .arg(&proxy.url)
-        .arg(&artifacts)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting node");
-    let mut stdin = browser.stdin.take().unwrap();
-    let mut lines = BufReader::new(browser.stdout.take().unwrap()).lines();
-    let scenario = async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let message: Value =
-                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-            if message["passed"] == true {
-                return true;
-            }
-            if let Some(log) = message["log"].as_str() {
-                eprintln!("[browser] {log}");
-                continue;
-            }
-            perform(&message, &producer, &proxy).await;
-            let done = format!("{}\n", json!({ "done": message["n"] }));
-            stdin.write_all(done.as_bytes()).await.unwrap();
-        }
-        false
-    };
-    let passed = tokio::time::timeout(SCENARIO_TIMEOUT, scenario)
-        .await
-        .expect("the browser scenario timed out");
-    let status = browser.wait().await.unwrap();
-    assert!(
-        passed && status.success(),
-        "the browser scenario failed ({status}); see its error above"
-    );
+    let args = [proxy.url.as_str(), artifacts.to_str().unwrap()];
+    run_scenario("dashboard.mjs", &args, &producer, &proxy, SCENARIO_TIMEOUT).await;
     for shot in [
         "board-laptop",
         "board-phone",
@@ -96,72 +47,6 @@ async fn two_users_watch_a_pipeline_live_a_third_org_sees_none_of_it_and_drops_r
         );
     }
     bridge.stop().await;
-}
-
-/// Does what the browser scenario asks: produce a record, or cut or restore
-/// the network between the browser and the bridge.
-async fn perform(ask: &Value, producer: &Producer, proxy: &Proxy) {
-    let text = |field: &str| {
-        ask[field]
-            .as_str()
-            .unwrap_or_else(|| panic!("{field} missing in {ask}"))
-    };
-    match text("ask") {
-        "deal" => {
-            let (deal, changes) = (text("deal"), ask["changes"].as_object().unwrap());
-            let record = avro::deal_with(
-                text("org"),
-                deal,
-                text("pipeline"),
-                Action::parse_for(ResourceKind::Deal, text("action")).unwrap(),
-                None,
-                changes,
-            );
-            producer.send("crm.deals", deal, &record).await;
-        }
-        "stage" => {
-            let deal = text("deal");
-            let stages = Some((text("from"), text("to")));
-            let record = avro::deal(
-                text("org"),
-                deal,
-                text("pipeline"),
-                Action::StageChange,
-                stages,
-            );
-            producer.send("crm.deals", deal, &record).await;
-        }
-        "email" => {
-            let record = avro::email(text("org"), text("thread"), None, text("subject"));
-            producer.send("crm.email", text("thread"), &record).await;
-        }
-        "notification" => {
-            let record = avro::notification(text("org"), text("user"), text("title"));
-            producer
-                .send("crm.notifications", text("user"), &record)
-                .await;
-        }
-        "burst" => {
-            for i in 0..ask["count"].as_u64().unwrap() {
-                let deal = format!("deal_acme_{}", 1 + i % 3);
-                let changes = json!({ "value": 10_000 + i * 250 });
-                let record = avro::deal_with(
-                    text("org"),
-                    &deal,
-                    text("pipeline"),
-                    Action::Update,
-                    None,
-                    changes.as_object().unwrap(),
-                );
-                producer.send("crm.deals", &deal, &record).await;
-                // Spread over a few seconds, so the charts draw a shape.
-                tokio::time::sleep(Duration::from_millis(15)).await;
-            }
-        }
-        "network-down" => proxy.down(),
-        "network-up" => proxy.up(),
-        other => panic!("the browser scenario asked for {other}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

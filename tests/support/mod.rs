@@ -7,6 +7,7 @@
 pub mod avro;
 pub mod bridge;
 pub mod broker;
+pub mod browser;
 pub mod clients;
 pub mod fleet;
 pub mod hostile;
