@@ -51,13 +51,14 @@ endef
 
 ## Everything the tests need that the machine does not ship: the npm
 ## packages (socket.io-client's browser build for the dashboard, which the
-## bridge builds in; the test drivers; playwright-core), Apache Kafka and
+## bridge builds in; the test drivers; playwright-core; the client package's
+## React, jsdom, Testing Library, esbuild and TypeScript), Apache Kafka and
 ## Apicurio Registry (jars from Maven Central, cached in ~/.cache/crm-bridge),
 ## nginx (load-balancer tests), promtool (from the prometheus package: checks
 ## /metrics and the alert rules), Chromium (the dashboard's browser
 ## tests), installed but never started, and the deploy checks' tools.
 deps: native java web/node_modules/.package-lock.json tests/client/node_modules/.package-lock.json \
-      tests/browser/node_modules/.package-lock.json deploy-tools
+      tests/browser/node_modules/.package-lock.json client/node_modules/.package-lock.json deploy-tools
 	bash $(JVM_INSTALL) kafka >/dev/null
 	bash $(JVM_INSTALL) registry >/dev/null
 	$(call apt_install_stopped,nginx,/usr/sbin/nginx)
@@ -98,9 +99,10 @@ lint: native
 
 ## Every test: lint, unit and property tests, integration tests against the
 ## real broker (Apache Kafka) and the official socket.io-client; the client
-## module's own unit tests (tests/client/*.test.mjs).
+## module's own unit tests (tests/client/*.test.mjs) and the client package's
+## (client/test/*.test.mjs: the React hooks in jsdom, the packed files, types).
 test: deps lint
-	node --test tests/client/
+	node --test tests/client/ client/test/*.test.mjs
 	cargo test --no-fail-fast
 
 FUZZ_SECONDS ?= 60

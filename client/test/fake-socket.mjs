@@ -8,6 +8,7 @@ export function fakeSocket(replies = () => ({ ok: true })) {
   return {
     sent: [],
     io: {},
+    flags: {},
     auth: {},
     active: false,
     connects: 0,
@@ -27,6 +28,8 @@ export function fakeSocket(replies = () => ({ ok: true })) {
     fire(event, data) {
       for (const handler of this.listeners(event)) handler(data);
     },
+    /** socket.io-client's packet writer (the module adds to the handshake's). */
+    packet() {},
     connect() {
       this.connects += 1;
       this.active = true;

@@ -49,6 +49,13 @@ async function mount(io, children, { strict = false, token = "t1" } = {}) {
 /** Fires a server event inside act, so React renders what it changes. */
 const fire = (socket, event, data) => act(async () => socket.fire(event, data));
 
+/** The bridge accepting the connection: socket.io's `connect`, then the bridge's greeting. */
+async function greet(socket) {
+  await fire(socket, "connect");
+  await fire(socket, "connected", { sessionId: "s1", userId: "user_alice", notificationsCursor: "1:n0.0" });
+  return socket;
+}
+
 function Contact({ request = CONTACT, seen }) {
   const { status } = useSubscription({ ...request }, (name, data) => seen?.push([name, data.id ?? data.dealId]));
   return h("p", { "data-testid": "status" }, status);
@@ -59,7 +66,7 @@ test("components subscribing to the same resource share one subscription until t
   const first = [];
   const second = [];
   const view = await mount(io, [h(Contact, { key: 1, seen: first }), h(Contact, { key: 2, seen: second })]);
-  const socket = live();
+  const socket = await greet(live());
   assert.deepEqual(socket.requests("subscribe"), [CONTACT]);
   assert.deepEqual(view.getAllByTestId("status").map((p) => p.textContent), ["subscribed", "subscribed"]);
 
@@ -79,7 +86,7 @@ test("components subscribing to the same resource share one subscription until t
 test("StrictMode's double mount makes one connection and one subscription, and unsubscribes nothing", async () => {
   const { io, sockets, live } = bridge();
   const view = await mount(io, [h(Contact, { key: 1 }), h(Contact, { key: 2 })], { strict: true });
-  const socket = live();
+  const socket = await greet(live());
   assert.equal(sockets.length, 2, "StrictMode made a socket twice");
   assert.equal(sockets.find((s) => s !== socket).disconnects, 1, "the first was closed unconnected");
   assert.deepEqual(socket.requests("subscribe"), [CONTACT]);
@@ -91,7 +98,7 @@ test("StrictMode's double mount makes one connection and one subscription, and u
 test("unmounting unsubscribes, and a new request is a new subscription", async () => {
   const { io, live } = bridge();
   const view = await mount(io, h(Contact));
-  const socket = live();
+  const socket = await greet(live());
   await act(async () => view.rerender(h(CrmBridgeProvider, { url: "http://bridge", token: "t1", io }, h(Contact, { request: { resource: "deal", id: "deal_1" } }))));
   assert.deepEqual(socket.requests("subscribe"), [CONTACT, { resource: "deal", id: "deal_1" }]);
   assert.deepEqual(socket.requests("unsubscribe"), [{ resource: "contact", id: "contact_123" }]);
@@ -108,7 +115,7 @@ test("components asking for different events of one resource share a subscriptio
     h(Contact, { key: 1, request: { ...pipeline, events: ["stage-change"] }, seen: updates }),
     h(Contact, { key: 2, request: { ...pipeline, events: ["delete"] }, seen: deletes }),
   ]);
-  const socket = live();
+  const socket = await greet(live());
   assert.deepEqual(socket.requests("subscribe"), [{ ...pipeline, events: ["delete", "stage-change"] }]);
   await fire(socket, "pipeline-update", { pipelineId: "p1", dealId: "deal_1", newStage: "won", position: "d.0.1" });
   await fire(socket, "pipeline-update", { pipelineId: "p2", dealId: "deal_2", newStage: "won", position: "d.0.2" });
@@ -121,7 +128,7 @@ test("a refused subscription says so", async () => {
   const error = { code: "FORBIDDEN", message: "another organisation" };
   const { io, live } = bridge((event) => (event === "subscribe" ? { ok: false, error } : { ok: true }));
   const view = await mount(io, h(Contact));
-  live();
+  await greet(live());
   assert.equal(view.getByTestId("status").textContent, "refused");
 });
 
@@ -137,7 +144,7 @@ test("a room shows who is there and who is typing, from the join, the room's eve
   const { io, live } = bridge((event) =>
     event === "join-room" ? { ok: true, room: { type: "deal", id: "deal_1" }, members: [bob], typing: [] } : { ok: true });
   const view = await mount(io, [h(Room, { key: 1 }), h(Room, { key: 2 })], { strict: true });
-  const socket = live();
+  const socket = await greet(live());
   assert.deepEqual(socket.requests("join-room"), [{ type: "deal", id: "deal_1" }]);
   const shown = (id) => view.getAllByTestId(id).map((p) => p.textContent);
   assert.deepEqual(shown("members"), ["Bob", "Bob"]);
@@ -170,7 +177,7 @@ test("a room shows who is there and who is typing, from the join, the room's eve
 test("leaving the last component of a room leaves it", async () => {
   const { io, live } = bridge((event) => (event === "join-room" ? { ok: true, members: [], typing: [] } : { ok: true }));
   const view = await mount(io, h(Room));
-  const socket = live();
+  const socket = await greet(live());
   await act(async () => view.rerender(h(CrmBridgeProvider, { url: "http://bridge", token: "t1", io }, null)));
   assert.deepEqual(socket.requests("leave-room"), [{ type: "deal", id: "deal_1" }]);
 });
@@ -195,10 +202,11 @@ test("the connection's state follows the socket's events", async () => {
   await fire(socket, "disconnect", "transport close"); // socket.active: socket.io reconnects
   assert.equal(shown().state, "reconnecting");
   await fire(socket, "connect");
+  assert.equal(shown().state, "reconnecting");
+  await fire(socket, "connected", { sessionId: "s2", userId: "user_alice", notificationsCursor: "1:n0.0" });
+  assert.deepEqual(shown(), { state: "connected", recovered: null, replayed: 0, gaps: 0, error: null });
   // The module resubscribed with its cursor; the bridge replays, then says it resumed.
   assert.deepEqual(socket.requests("subscribe").at(-1), { ...CONTACT, since: "1:c0.5" });
-  await fire(socket, "connected", { sessionId: "s2", userId: "user_alice" });
-  assert.deepEqual(shown(), { state: "connected", recovered: null, replayed: 0, gaps: 0, error: null });
   await fire(socket, "resource-update", { resource: "contact", id: "contact_123", action: "update", replayed: true, position: "c.0.5" });
   await fire(socket, "subscription-resumed", { subscription: CONTACT, cursor: "1:c0.6", replayed: 1, gaps: [] });
   assert.deepEqual(shown(), { state: "connected", recovered: true, replayed: 1, gaps: 0, error: null });
@@ -245,7 +253,7 @@ function Notifications() {
 test("notifications arrive without a subscription, newest last", async () => {
   const { io, live } = bridge();
   const view = await mount(io, h(Notifications));
-  const socket = live();
+  const socket = await greet(live());
   await fire(socket, "notification", { id: "n1", title: "Mentioned", position: "n.0.1" });
   await fire(socket, "notification", { id: "n2", title: "Assigned", position: "n.0.2" });
   assert.equal(view.getByTestId("notifications").textContent, "Mentioned,Assigned");
