@@ -12,8 +12,10 @@ const DELIVERIES = {
   "email-thread": { "email-received": "threadId" },
 };
 const SUBSCRIPTION_EVENTS = ["resource-update", "resource-delete", "pipeline-update", "email-received"];
-/** The codes of an `error` after which the bridge disconnects a socket it turned away. */
-const REFUSALS = new Set(["UNAUTHORIZED", "FORBIDDEN", "RATE_LIMITED"]);
+/** The codes of an `error` after which the bridge disconnects a socket it will not take as it is. */
+const REFUSALS = new Set(["UNAUTHORIZED", "FORBIDDEN"]);
+/** Before connecting again when turned away as RATE_LIMITED without a `retryAfter`, as the seed's Error Recovery waits. */
+const RATE_LIMITED_PAUSE_MS = 5000;
 /** Notifications `useNotifications()` keeps, newest last: a long-lived page must not grow without end. */
 export const NOTIFICATIONS_KEPT = 100;
 
@@ -28,7 +30,7 @@ export const INITIAL_CONNECTION = Object.freeze({
 /** Everything the provider keeps for one socket; `close()` disconnects it. */
 export function createBridge(socket) {
   const lifetime = { closed: false };
-  const connection = connectionStore(socket);
+  const connection = connectionStore(socket, lifetime);
   const subscriptions = subscriptionRegistry(socket, lifetime);
   const rooms = roomRegistry(socket, lifetime);
   const notifications = notificationStore(socket);
@@ -40,6 +42,7 @@ export function createBridge(socket) {
     notifications,
     close() {
       lifetime.closed = true;
+      connection.close();
       rooms.close();
       socket.disconnect();
     },
@@ -65,23 +68,35 @@ function store(initial) {
 /**
  * The connection's state: `connecting` until the bridge's first `connected`
  * greeting (a refused socket sees socket.io's `connect`, never `connected`),
- * `connected`, `reconnecting` while socket.io (or the module, after a slow
- * consumer was cut off) reconnects, `refused` when the bridge turned the
- * credential or the connection away (`error` says why; a new token
- * reconnects), `disconnected` when nobody will reconnect.
+ * `connected`, `reconnecting` while socket.io reconnects (or the module,
+ * after a slow consumer was cut off; or this store, after `retryAfter`,
+ * when the bridge turned the connection away as RATE_LIMITED), `refused`
+ * when the bridge turned the credential away (`error` says why; a new
+ * token reconnects), `disconnected` when nobody will reconnect.
  */
-function connectionStore(socket) {
+function connectionStore(socket, lifetime) {
   const state = store(INITIAL_CONNECTION);
+  let retry = null;
   socket.on("connected", () => state.set({ state: "connected", error: null }));
   socket.on("error", (error) => state.set({ error }));
   socket.on("recovered", ({ recovered, replayed, gaps }) => state.set({ recovered, replayed, gaps }));
-  socket.on("disconnect", () => state.set({ state: stateAfterDisconnect(socket, state.get().error) }));
-  return state;
+  socket.on("disconnect", (reason) => {
+    const { error } = state.get();
+    const next = stateAfterDisconnect(socket, reason, error);
+    state.set({ state: next });
+    if (next === "reconnecting" && error?.code === "RATE_LIMITED" && !socket.active && !slowConsumer(error)) {
+      retry = setTimeout(() => lifetime.closed || socket.connect(), error.retryAfter ?? RATE_LIMITED_PAUSE_MS);
+    }
+  });
+  return { ...state, close: () => clearTimeout(retry) };
 }
 
-function stateAfterDisconnect(socket, error) {
+const slowConsumer = (error) => error?.details?.reason === "slow_consumer";
+
+function stateAfterDisconnect(socket, reason, error) {
   if (socket.active) return "reconnecting"; // socket.io reconnects by itself
-  if (error?.details?.reason === "slow_consumer") return "reconnecting"; // the module does, after a pause
+  if (reason !== "io server disconnect") return "disconnected"; // the page closed it
+  if (slowConsumer(error) || error?.code === "RATE_LIMITED") return "reconnecting"; // the module, or the store
   if (REFUSALS.has(error?.code)) return "refused";
   return "disconnected";
 }

@@ -75,9 +75,10 @@ export function useSocket() {
 
 /**
  * `{ state, recovered, replayed, gaps, error }`. `state`: `connecting`,
- * `connected` (the bridge's `connected` greeting arrived), `reconnecting`,
- * `refused` (the bridge turned the credential or connection away; `error`
- * says why) or `disconnected`. `recovered`: null until a reconnect, then
+ * `connected` (the bridge's `connected` greeting arrived), `reconnecting`
+ * (also after `retryAfter` when turned away as RATE_LIMITED), `refused`
+ * (the bridge turned the credential away; `error` says why) or
+ * `disconnected`. `recovered`: null until a reconnect, then
  * whether it resumed everything (`replayed` events; `gaps` what Kafka no
  * longer holds). `error`: the last `error` the bridge sent, until the
  * next `connected`.

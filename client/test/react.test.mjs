@@ -230,7 +230,7 @@ test("a refused credential shows as refused, and a new token connects again", as
   assert.deepEqual(shown(), { state: "connected", recovered: null, replayed: 0, gaps: 0, error: null });
 });
 
-test("a slow consumer cut off is reconnecting, and closing the page is disconnected", async () => {
+test("a slow consumer cut off is reconnecting, and a server disconnect without a refusal is disconnected", async () => {
   const { io, live } = bridge();
   const view = await mount(io, h(Connection));
   const socket = live();
@@ -243,6 +243,23 @@ test("a slow consumer cut off is reconnecting, and closing the page is disconnec
   await fire(socket, "connected", { sessionId: "s2", userId: "user_alice" });
   await fire(socket, "error", { code: "SERVER_ERROR", message: "replay unavailable", details: { reason: "replay_unavailable" } });
   await fire(socket, "disconnect", "io server disconnect");
+  assert.equal(shown().state, "disconnected");
+});
+
+test("turned away as RATE_LIMITED, the provider connects again after retryAfter; the page's own disconnect stays", async () => {
+  const { io, live } = bridge();
+  const view = await mount(io, h(Connection));
+  const socket = live();
+  const shown = () => JSON.parse(view.getByTestId("connection").textContent);
+  await fire(socket, "connect");
+  await fire(socket, "error", { code: "RATE_LIMITED", message: "too many", retryAfter: 20, details: { reason: "handshake_rate" } });
+  socket.active = false;
+  await fire(socket, "disconnect", "io server disconnect");
+  assert.equal(shown().state, "reconnecting");
+  await waitFor(() => assert.equal(socket.connects, 2));
+  await greet(socket);
+  socket.active = false;
+  await fire(socket, "disconnect", "io client disconnect");
   assert.equal(shown().state, "disconnected");
 });
 
