@@ -59,7 +59,7 @@ export type SubscriptionStatus =
   | { status: "refused"; error: ErrorObject | null };
 
 export declare function useSubscription(
-  request: Omit<SubscribeRequest, "since">,
+  request: SubscribeRequest,
   onEvent?: (...event: SubscriptionEvent) => void,
 ): SubscriptionStatus;
 

@@ -1,8 +1,8 @@
 // crm-bridge-client/react (client/react.js) in jsdom with Testing Library,
 // over the real client module and a stand-in socket (fake-socket.mjs): what
 // the provider and hooks send, and what they show for what the bridge sends.
-// `node --test client/test/`; tests/react_browser.rs runs them in Chromium
-// against the real bridge.
+// `node --test client/test/*.test.mjs`; tests/react_browser.rs runs the hooks
+// in Chromium against the real bridge.
 import "./dom.mjs";
 import { test, afterEach } from "node:test";
 import assert from "node:assert/strict";
