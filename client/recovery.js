@@ -20,10 +20,10 @@
 //
 // What the page asks of a subscription the module holds:
 // - the same again (the same `events` as a set, in any order; absent means
-//   all), as the seed's "re-subscribe on every connect" does: answered
-//   locally, as the bridge answers a repeated subscribe (`{ ok, subscription,
-//   replaced: true, cursor, replayed: 0 }`), from the resume if one is under
-//   way, and never sent;
+//   all, as does the full list), as the seed's "re-subscribe on every
+//   connect" does: answered locally, as the bridge answers a repeated
+//   subscribe (`{ ok, subscription, replaced: true, cursor, replayed: 0 }`),
+//   from the resume if one is under way, and never sent;
 // - other `events`: a real change, sent in the page's order once the
 //   subscription's pending acknowledgement and replay have settled (a plain
 //   subscribe would cut a replay's window); the new events count from then,
@@ -39,131 +39,27 @@
 //
 // Served by the bridge at /client/crm-bridge-client.js; published as the npm
 // package `crm-bridge-client`. No dependencies: pass it socket.io-client's io.
+// Beside it: cursor.js (cursors and positions) and requests.js (what
+// identifies a request, and how the module's own go out).
+
+import { advance, formatCursor, parseCursor } from "./cursor.js";
+import {
+  canonicalKey,
+  eventSet,
+  isRateLimited,
+  keyOf,
+  paced,
+  roomKeyOf,
+  sameSubscription,
+  sendRetrying,
+} from "./requests.js";
 
 /** Before reconnecting after being cut off as a slow consumer. */
 const SLOW_CONSUMER_PAUSE_MS = 500;
-/**
- * After a reconnect, rejoins and resubscribes go out this many at once, then
- * one per RESUME_SPACING_MS: under the bridge's event rate (100/s, bursts of
- * 100), however many there are.
- */
-const RESUME_BURST = 50;
-const RESUME_SPACING_MS = 12;
-/** A request refused as RATE_LIMITED is sent again after `retryAfter`, this often. */
-const RATE_LIMIT_RETRIES = 5;
 /** socket.io-parser's packet type of a handshake (`PacketType.CONNECT`). */
 const CONNECT_PACKET = 0;
 
 const EVENTS = ["resource-update", "resource-delete", "pipeline-update", "email-received", "notification"];
-
-/**
- * Cursor text → Map: "1:d0.120,d1.87" → Map("d0" → 120, "d1" → 87); version 2
- * also names each topic's log: "2:d@AbCd-_12,d0.120" → Map("d@" → "AbCd-_12", "d0" → 120).
- */
-function parseCursor(text) {
-  const map = new Map();
-  if (typeof text !== "string" || !(text.startsWith("1:") || text.startsWith("2:"))) return map;
-  for (const entry of text.slice(2).split(",")) {
-    if (entry[1] === "@") {
-      map.set(entry.slice(0, 2), entry.slice(2));
-      continue;
-    }
-    const dot = entry.indexOf(".");
-    if (dot > 1) map.set(entry.slice(0, dot), Number(entry.slice(dot + 1)));
-  }
-  return map;
-}
-
-function formatCursor(map) {
-  const entries = [...map].map(([key, value]) => (key[1] === "@" ? `${key}${value}` : `${key}.${value}`));
-  const tagged = [...map.keys()].some((key) => key[1] === "@");
-  return (tagged ? "2:" : "1:") + entries.join(",");
-}
-
-/**
- * Advances `cursor` past `position` ("d.1.119", or "d.1.119.AbCd-_12" with its
- * log's tag) if the cursor covers that topic. A tag other than the cursor's
- * for the topic is a new log (the topic was recreated): its offsets say
- * nothing about the old one's, so the topic's entries are replaced, not
- * compared. Without a tag on either side, offsets alone, as ever.
- */
-function advance(cursor, position) {
-  const [topic, partition, offset, log] = position.split(".");
-  const covered = [...cursor.keys()].some((key) => key[0] === topic);
-  if (!covered) return;
-  const key = topic + partition;
-  const next = Number(offset) + 1;
-  if (log) {
-    const known = cursor.get(topic + "@");
-    if (known !== undefined && known !== log) {
-      for (const other of [...cursor.keys()]) if (other[0] === topic) cursor.delete(other);
-      cursor.set(topic + "@", log);
-      return void cursor.set(key, next);
-    }
-    cursor.set(topic + "@", log);
-  }
-  if (!(cursor.get(key) >= next)) cursor.set(key, next);
-}
-
-/** Identifies a subscription as the bridge describes it (its `events` aside). */
-function canonicalKey(subscription) {
-  if (!subscription) return null;
-  const { events, ...rest } = subscription;
-  return keyOf(rest);
-}
-
-/** Identifies a subscription request: resource + id or filter. */
-function keyOf(request) {
-  const filter = request.filter ? Object.entries(request.filter).sort() : null;
-  return JSON.stringify([request.resource, request.id ?? null, filter]);
-}
-
-/** `events` as a set, comparable as text; absent (all of them) is null. */
-function eventSet(events) {
-  if (events === undefined || events === null) return null;
-  return Array.isArray(events) ? JSON.stringify([...new Set(events)].sort()) : JSON.stringify(events);
-}
-
-/**
- * The page asks again for what `entry` holds: the same events as it asked
- * for before, or as the bridge understood them (`["update", "create"]` is
- * all of a resource that has only those two). A `since` of the page's own is
- * a resume it runs itself: never the same.
- */
-function sameSubscription(entry, request) {
-  if (request.since !== undefined && request.since !== null) return false;
-  const asked = eventSet(request.events);
-  if (asked === eventSet(entry.request.events)) return true;
-  return asked !== null && entry.subscription !== null && asked === eventSet(entry.subscription.events);
-}
-
-/** Identifies a room: type + id. */
-function roomKeyOf(request) {
-  return JSON.stringify([request.type, request.id]);
-}
-
-/** Runs `jobs` in a burst, then spaced out. */
-function paced(jobs) {
-  jobs.forEach((job, i) => (i < RESUME_BURST ? job() : setTimeout(job, (i - RESUME_BURST + 1) * RESUME_SPACING_MS)));
-}
-
-function isRateLimited(reply) {
-  return reply?.ok === false && reply.error?.code === "RATE_LIMITED";
-}
-
-/**
- * `send` with an acknowledgement, sent again after `retryAfter` when rate
- * limited, while `current()` (the connection it was meant for is still up).
- */
-function sendRetrying(send, current, event, payload, callback, retries = RATE_LIMIT_RETRIES) {
-  send(event, payload, (reply) => {
-    if (isRateLimited(reply) && retries > 0) {
-      const again = () => current() && sendRetrying(send, current, event, payload, callback, retries - 1);
-      return void setTimeout(again, reply.error.retryAfter ?? RESUME_SPACING_MS);
-    }
-    callback(reply);
-  });
-}
 
 function call(callback, value) {
   if (typeof callback === "function") callback(value);
@@ -190,6 +86,8 @@ function recovering(socket) {
   const subscriptions = new Map();
   /** room key → the `join-room` request, once acknowledged */
   const rooms = new Map();
+  /** resource → its events as a set, learnt from acknowledgements (see sameSubscription) */
+  const allEvents = new Map();
   let inbox = null; // the notifications cursor
   let inboxResuming = false; // the last CONNECT resumed notifications
   /** Counts greeted connections; a callback of another one is stale. */
@@ -213,6 +111,9 @@ function recovering(socket) {
   };
 
   // Every CONNECT packet, however `auth` gave its data, resumes the inbox.
+  // socket.io-client's `packet` (internal, but what every packet of 4.x
+  // goes through) is the one place an object, a mutated object and a
+  // callback meet; `auth` itself stays as the page made it.
   const packet = socket.packet.bind(socket);
   socket.packet = (outgoing) => {
     if (outgoing?.type !== CONNECT_PACKET) return packet(outgoing);
@@ -240,7 +141,7 @@ function recovering(socket) {
   function pump(entry) {
     while (entry.queue.length > 0 && !entry.inFlight) {
       const [event, args, callback] = entry.queue[0];
-      if (event === "subscribe" && sameSubscription(entry, args[0])) {
+      if (event === "subscribe" && sameSubscription(entry, args[0], allEvents)) {
         entry.queue.shift();
         call(callback, repeatReply(entry));
         continue;
@@ -321,6 +222,10 @@ function recovering(socket) {
   /** Takes an acknowledgement; a replaying one waits for `subscription-resumed`. */
   function accept(entry, reply) {
     entry.subscription = reply.subscription ?? null;
+    const events = entry.request.events;
+    if (entry.subscription && (events === undefined || events === null)) {
+      allEvents.set(entry.request.resource, eventSet(entry.subscription.events));
+    }
     entry.canonical = canonicalKey(reply.subscription);
     entry.cursor = parseCursor(reply.cursor);
     entry.replaying = Boolean(reply.replaying);
