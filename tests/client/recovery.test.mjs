@@ -373,3 +373,23 @@ test("socket.io-client's own `recovered` does not overwrite the module's", () =>
   recovering.recovered = undefined; // what socket.io-client's onconnect does
   assert.equal(recovering.recovered, true);
 });
+
+test("what the page emits before any greeting goes out once, on the first connection the bridge accepts", () => {
+  const socket = fakeSocket(bridgeReplies);
+  const recovering = withRecovery(() => socket)("http://bridge");
+  const replies = [];
+  recovering.emit("subscribe", REQUEST, (reply) => replies.push(reply));
+  recovering.emit("ping");
+  // Refused at the first handshake, then accepted with a fresh token.
+  socket.handshake();
+  socket.fire("connect");
+  socket.fire("error", { code: "UNAUTHORIZED", message: "Invalid authentication token", timestamp: "t" });
+  socket.fire("disconnect", "io server disconnect");
+  assert.deepEqual(socket.sent, []);
+  greet(socket);
+  assert.deepEqual(
+    socket.sent.map(([event]) => event),
+    ["subscribe", "ping"],
+  );
+  assert.equal(replies[0].replaced, false, "the bridge's own answer to a new subscription");
+});
