@@ -53,7 +53,7 @@ pub struct HttpState {
 pub fn public_router(state: HttpState, dev_sign_in: bool) -> Router {
     let router = Router::new()
         .route(LIVENESS_PATH, get(healthz))
-        .route(CLIENT_MODULE_PATH, get(client_module))
+        .merge(client_routes())
         .merge(web::routes());
     let router = if dev_sign_in {
         router
@@ -146,17 +146,33 @@ fn is_socket_io_path(path: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// The stable URL of the client module (`client/recovery.js`), built in so
-/// the module served always matches the bridge serving it.
+/// The stable URL of the client module (`client/recovery.js`).
 pub const CLIENT_MODULE_PATH: &str = "/client/crm-bridge-client.js";
 
-async fn client_module() -> impl IntoResponse {
+/// The client module's files, built in so the module served always matches
+/// the bridge serving it: its entry, then the files it imports, beside it
+/// under `/client/` (a test checks every relative import is here).
+const CLIENT_FILES: [(&str, &str); 3] = [
+    (CLIENT_MODULE_PATH, include_str!("../client/recovery.js")),
+    ("/client/cursor.js", include_str!("../client/cursor.js")),
+    ("/client/requests.js", include_str!("../client/requests.js")),
+];
+
+fn client_routes() -> Router<HttpState> {
+    CLIENT_FILES
+        .iter()
+        .fold(Router::new(), |router, &(path, text)| {
+            router.route(path, get(move || async move { client_file(text) }))
+        })
+}
+
+fn client_file(text: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        include_str!("../client/recovery.js"),
+        text,
     )
 }
 
@@ -240,4 +256,29 @@ async fn prometheus(State(state): State<HttpState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         out.finish(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CLIENT_FILES;
+
+    /// What `text` imports from beside it: `from "./cursor.js"` → `cursor.js`.
+    fn relative_imports(text: &str) -> Vec<&str> {
+        text.split("from \"./")
+            .skip(1)
+            .filter_map(|rest| rest.split_once('"').map(|(file, _)| file))
+            .collect()
+    }
+
+    #[test]
+    fn every_file_the_client_module_imports_is_served_beside_it() {
+        let served: Vec<&str> = CLIENT_FILES.iter().map(|(path, _)| *path).collect();
+        for (path, text) in CLIENT_FILES {
+            for file in relative_imports(text) {
+                let wanted = format!("/client/{file}");
+                assert!(served.contains(&wanted.as_str()), "{path} imports {wanted}");
+            }
+        }
+        assert!(relative_imports(CLIENT_FILES[0].1).contains(&"cursor.js"));
+    }
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crm_bridge::domain::Action;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{Value, json};
@@ -646,58 +647,283 @@ async fn a_cursor_beyond_the_replay_limit_reports_the_gap_and_continues_live() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_expiring_mid_connection_is_cut_off_and_a_fresh_one_resumes() {
+    token_expiry_resumes(AuthAs::Object).await;
+}
+
+/// socket.io's token-refresh pattern: `auth` is a callback, which
+/// socket.io-client calls on every handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_refreshed_through_an_auth_callback_resumes_notifications_too() {
+    token_expiry_resumes(AuthAs::Callback).await;
+}
+
+/// How a page hands its credential to socket.io-client.
+#[derive(Clone, Copy, PartialEq)]
+enum AuthAs {
+    /// `auth: { token }`, refreshed as the seed's Error Recovery does:
+    /// `socket.auth.token = fresh`.
+    Object,
+    /// `auth: (cb) => cb({ token })`, yielding the fresh token from then on.
+    Callback,
+}
+
+/// The error object of `client`'s refused handshake.
+async fn refusal(clients: &mut Clients, client: &str) -> Value {
+    let refused = clients
+        .wait_for("refusal", |o| {
+            o["client"] == client && o["type"] == "connect_error"
+        })
+        .await;
+    serde_json::from_str(refused["message"].as_str().unwrap()).expect("the error object as JSON")
+}
+
+/// A page's token expires while deals and a notification go by; the same
+/// token is refused (which must neither resume nor report, nor move the
+/// notifications cursor); a fresh one resumes all of it, exactly once.
+async fn token_expiry_resumes(auth_as: AuthAs) {
     let broker = Broker::start();
     let bridge = TestBridge::start_with(&broker, |c| c.auth.jwt.leeway_seconds = 0).await;
     let producer = Producer::new(&broker);
     let mut clients = Clients::spawn().await;
     let short =
         crm_bridge::auth::sign_dev_token(support::bridge::TEST_SECRET, "user_x", "X", "org-1", 2);
-    connect_module(&mut clients, "page", &bridge.url, json!({"token": short})).await;
+    clients
+        .send(
+            json!({"op": "connect", "client": "page", "url": bridge.url, "auth": {"token": short},
+            "module": true, "authCallback": auth_as == AuthAs::Callback}),
+        )
+        .await;
+    clients.event("page", "connected").await;
     subscribe_pipeline(&mut clients, "page").await;
     produce(&producer, 0..10).await;
     let mut received = clients.deliveries("page", 10).await;
+    let earlier = support::avro::notification("org-1", "user_x", "before it expired");
+    producer.send("crm.notifications", "user_x", &earlier).await;
+    assert_eq!(
+        clients.deliveries("page", 1).await[0]["title"],
+        "before it expired"
+    );
 
     // At expiry the bridge tells the client and disconnects it.
     let told = clients.event("page", "error").await;
     assert_eq!(told["code"], "UNAUTHORIZED", "{told}");
     assert_eq!(told["details"]["reason"], "token_expired", "{told}");
-    let gone = clients
-        .wait_for("disconnect", |o| {
-            o["client"] == "page" && o["type"] == "disconnect"
-        })
-        .await;
+    let gone = disconnected(&mut clients, "page").await;
     assert_eq!(gone["reason"], "io server disconnect");
     produce(&producer, 10..20).await;
+    let note = support::avro::notification("org-1", "user_x", "while it was expired");
+    producer.send("crm.notifications", "user_x", &note).await;
 
     // The same token is refused; nothing is replayed without authentication.
     clients
         .send(json!({"op": "reconnect", "client": "page"}))
         .await;
-    let refused = clients
-        .wait_for("refusal", |o| {
-            o["client"] == "page" && o["type"] == "connect_error"
-        })
-        .await;
-    assert_eq!(
-        refused["data"]["code"], "UNAUTHORIZED",
-        "the module unpacks the error: {refused}"
-    );
+    assert_eq!(refusal(&mut clients, "page").await["code"], "UNAUTHORIZED");
     clients.settle(Duration::from_millis(300)).await;
     assert!(
         clients.unclaimed_deliveries("page").is_empty(),
         "no replay without authentication"
     );
+    assert!(
+        !clients.seen.iter().any(|o| o["type"] == "recovered"),
+        "a refused handshake resumes nothing"
+    );
 
     clients
         .send(json!({"op": "reconnect", "client": "page", "auth": {"token": token("user_x", "org-1")}}))
         .await;
-    clients
+    let recovered = clients
         .wait_for("page recovered", |o| {
             o["client"] == "page" && o["type"] == "recovered"
         })
         .await;
-    received.extend(clients.deliveries("page", 10).await);
+    assert_eq!(recovered["data"]["recovered"], true, "{recovered}");
+    let mut notes = Vec::new();
+    while received.len() < 20 || notes.is_empty() {
+        for event in clients.deliveries("page", 1).await {
+            match event["type"] == "mention" {
+                true => notes.push(event),
+                false => received.push(event),
+            }
+        }
+    }
     assert_exactly_once_in_order(&received, 0..20);
+    assert_eq!(notes[0]["title"], "while it was expired", "{notes:?}");
+    clients.settle(Duration::from_millis(300)).await;
+    assert!(
+        clients.unclaimed_deliveries("page").is_empty(),
+        "each notification once: {:?}",
+        clients.unclaimed_deliveries("page")
+    );
+    bridge.stop().await;
+}
+
+/// The seed's Best Practices re-subscribe on every `connect`, with a new
+/// `events` array each time (here also in another order): the module
+/// answers that from its own resume, sends nothing more, and reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_resubscribing_on_every_connect_recovers_and_is_told_so() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start(&broker).await;
+    let producer = Producer::new(&broker);
+    let network = Proxy::start(bridge.addr()).await;
+    let mut clients = Clients::spawn().await;
+    let pipeline = json!({"resource": "deal", "filter": {"pipelineId": PIPELINE}});
+    let again = json!({"event": "subscribe", "ack": "again",
+        "data": {"resource": "deal", "filter": {"pipelineId": PIPELINE}, "events": ["stage-change", "update"]}});
+    clients
+        .send(
+            json!({"op": "connect", "client": "page", "url": network.url, "module": true,
+            "auth": {"token": token("user_b", "org-1")}, "onConnect": [again]}),
+        )
+        .await;
+    clients.event("page", "connected").await;
+    let mut subscription = pipeline.clone();
+    subscription["events"] = json!(["update", "stage-change"]);
+    clients.subscribe("page", subscription).await;
+
+    let stream = Stream::start(&producer, 0..200, Duration::from_millis(2));
+    stream.received(&mut clients, "page", 20).await;
+    network.down();
+    disconnected(&mut clients, "page").await;
+    bridge.wait_consumed(60).await;
+    network.up();
+    stream.finish().await;
+
+    let recovered = clients
+        .wait_for("page recovered", |o| {
+            o["client"] == "page" && o["type"] == "recovered"
+        })
+        .await;
+    assert_eq!(recovered["data"]["recovered"], true, "{recovered}");
+    let received = clients.deliveries("page", 200).await;
+    assert_exactly_once_in_order(&received, 0..200);
+    // One answer per connect; the reconnect's is the resume's, shaped as
+    // the bridge answers a repeated subscribe.
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let answer = clients
+            .wait_for("an answer per connect", |o| {
+                o["type"] == "ack" && o["ref"] == "again"
+            })
+            .await;
+        answers.push(answer["data"].clone());
+    }
+    let reply = &answers[1];
+    assert_eq!(
+        (reply["ok"].clone(), reply["replaced"].clone()),
+        (json!(true), json!(true)),
+        "{reply}"
+    );
+    assert_eq!(
+        reply["subscription"]["events"],
+        json!(["update", "stage-change"]),
+        "{reply}"
+    );
+    assert!(reply.get("replaying").is_none(), "{reply}");
+    clients.settle(Duration::from_millis(300)).await;
+    assert!(clients.unclaimed_deliveries("page").is_empty());
+    bridge.stop().await;
+}
+
+/// While its transport is down, the page unsubscribes one subscription,
+/// changes another's events and adds a third: the module sends those once
+/// the bridge greets it, amid its resume. The report is the resume's, and
+/// the bridge ends up holding what the page asked for last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_changed_during_a_resume_end_as_the_page_asked() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start(&broker).await;
+    let producer = Producer::new(&broker);
+    let network = Proxy::start(bridge.addr()).await;
+    let mut clients = Clients::spawn().await;
+    let auth = json!({"token": token("user_u", "org-1")});
+    connect_module(&mut clients, "page", &network.url, auth).await;
+    subscribe_pipeline(&mut clients, "page").await;
+    let dropped = json!({"resource": "deal", "id": "deal_x"});
+    let changed = json!({"resource": "deal", "id": "deal_z", "events": ["update"]});
+    clients.subscribe("page", dropped.clone()).await;
+    clients.subscribe("page", changed).await;
+
+    network.down();
+    disconnected(&mut clients, "page").await;
+    produce(&producer, 0..40).await;
+    for deal in ["deal_x", "deal_z"] {
+        producer
+            .send(
+                "crm.deals",
+                deal,
+                &deal_seq("org-1", deal, "pipeline_other", 100),
+            )
+            .await;
+    }
+    let requests = [
+        ("unsubscribe", dropped),
+        (
+            "subscribe",
+            json!({"resource": "deal", "id": "deal_z", "events": ["delete", "update"]}),
+        ),
+        ("subscribe", json!({"resource": "deal", "id": "deal_y"})),
+    ];
+    for (n, (event, data)) in requests.iter().enumerate() {
+        clients
+            .send(json!({"op": "emit", "client": "page", "event": event, "data": data, "ack": format!("c{n}")}))
+            .await;
+    }
+    network.up();
+
+    let recovered = clients
+        .wait_for("page recovered", |o| {
+            o["client"] == "page" && o["type"] == "recovered"
+        })
+        .await;
+    assert_eq!(recovered["data"]["recovered"], true, "{recovered}");
+    for n in 0..requests.len() {
+        let reply = clients
+            .wait_for("the page's request answered", |o| {
+                o["type"] == "ack" && o["ref"] == format!("c{n}")
+            })
+            .await;
+        assert_eq!(reply["data"]["ok"], true, "{reply}");
+    }
+    // The pipeline's missed deals, and deal_z's (resumed before it changed).
+    let mut pipeline = Vec::new();
+    while pipeline.len() < 40 {
+        pipeline.extend(
+            clients
+                .deliveries("page", 1)
+                .await
+                .into_iter()
+                .filter(|e| !["deal_x", "deal_z"].contains(&e["id"].as_str().unwrap())),
+        );
+    }
+    assert_exactly_once_in_order(&pipeline, 0..40);
+
+    // Live: deal_x no more, deal_z's deletes now, deal_y from now on.
+    let delete = support::avro::deal("org-1", "deal_z", "pipeline_other", Action::Delete, None);
+    for (deal, record) in [
+        ("deal_x", deal_seq("org-1", "deal_x", "pipeline_other", 101)),
+        ("deal_z", delete),
+        ("deal_y", deal_seq("org-1", "deal_y", "pipeline_other", 102)),
+    ] {
+        producer.send("crm.deals", deal, &record).await;
+    }
+    let deleted = clients.event("page", "resource-delete").await;
+    assert_eq!(deleted["id"], "deal_z");
+    let live = clients
+        .wait_for("deal_y live", |o| {
+            o["type"] == "event" && o["data"]["id"] == "deal_y"
+        })
+        .await;
+    assert_eq!(live["data"]["data"]["seq"], 102);
+    assert!(
+        !clients
+            .seen
+            .iter()
+            .any(|o| o["data"]["id"] == "deal_x" && o["data"]["replayed"].is_null()),
+        "deal_x was unsubscribed: {:?}",
+        clients.seen
+    );
     bridge.stop().await;
 }
 

@@ -6,7 +6,11 @@
 //    "headers":{...},"transports":["websocket"],"localAddress":"127.0.0.5"}
 //      ("transports" defaults to ["websocket"]; ["polling","websocket"] is the
 //      stock client's default. "localAddress": the source address of every
-//      request, polling and websocket, through an http.Agent.)
+//      request, polling and websocket, through an http.Agent. "authCallback":
+//      true passes `auth` as socket.io's callback, `(cb) => cb({...auth})`,
+//      not as an object. "onConnect": [{"event","data","ack"}, ...] is emitted
+//      on every `connect`, each time as new objects, as the seed's Best
+//      Practices re-subscribe.)
 //   {"op":"emit","client":"a","event":"subscribe","data":{...},"ack":"r1"}
 //      ("data" absent: emit with no argument; "ack" absent: no callback;
 //      "args": [...] instead of "data" sends several arguments. Anywhere in
@@ -20,7 +24,9 @@
 //      these bytes, valid UTF-8 or not)
 //   {"op":"disconnect","client":"a"}
 //   {"op":"drop","client":"a"}         (cut the transport: the client reconnects)
-//   {"op":"reconnect","client":"a","auth":{...}}   (optionally with new auth)
+//   {"op":"reconnect","client":"a","auth":{...}}   (optionally with new auth:
+//      set on the page's own `socket.auth`, as the seed's Error Recovery
+//      does, or yielded by its callback from then on)
 // "module": true on connect uses the project's client module (client/), with
 // reconnection on; otherwise the stock client with reconnection off.
 // Observations: {"client","type":"connect"|"connect_error"|"disconnect"|"event"|"ack"|"recovered"|"room-rejoined"|"upgrade", ...}
@@ -35,9 +41,13 @@ const recoveringIo = withRecovery(io);
 const sockets = new Map();
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 
-function connect({ client, url, auth, headers, transports, localAddress, module }) {
+/** client → what its `auth` callback yields (clients connected with "authCallback"). */
+const callbackAuth = new Map();
+
+function connect({ client, url, auth, headers, transports, localAddress, module, authCallback, onConnect }) {
+  if (authCallback) callbackAuth.set(client, { ...auth });
   const socket = (module ? recoveringIo : io)(url, {
-    auth: auth ?? {},
+    auth: authCallback ? (cb) => cb({ ...callbackAuth.get(client) }) : (auth ?? {}),
     extraHeaders: headers ?? {},
     transports: transports ?? ["websocket"],
     // engine.io-client hands `agent` to both Node transports (xmlhttprequest-ssl, ws).
@@ -55,6 +65,7 @@ function connect({ client, url, auth, headers, transports, localAddress, module 
     socket.io.engine.on("upgrade", (transport) => out({ client, type: "upgrade", transport: transport.name })),
   );
   socket.on("connect", () => out({ client, type: "connect", id: socket.id }));
+  socket.on("connect", () => (onConnect ?? []).forEach((command) => emit({ client, ...structuredClone(command) })));
   socket.on("connect_error", (err) =>
     out({ client, type: "connect_error", message: err.message, data: err.data ?? null }),
   );
@@ -110,7 +121,11 @@ lines.on("line", (line) => {
     }
     case "reconnect": {
       const socket = sockets.get(command.client);
-      if (command.auth) socket.auth = { ...socket.auth, ...command.auth };
+      if (command.auth && callbackAuth.has(command.client)) {
+        Object.assign(callbackAuth.get(command.client), command.auth);
+      } else if (command.auth) {
+        Object.assign(socket.auth, command.auth);
+      }
       return socket.connect();
     }
     default:
