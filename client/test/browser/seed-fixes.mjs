@@ -1,6 +1,6 @@
 // The fixes the seed's "React Hook" and "Usage Example" need to run, each
 // exactly as client/README.md ("The seed's snippets") tells a developer to
-// write it (client/test/readme.test.mjs holds the two together), and the
+// write it (client/test/package.test.mjs holds the two together), and the
 // surroundings the example takes for granted.
 import { seedSnippet } from "../../../tests/client/seed.mjs";
 
