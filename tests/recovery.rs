@@ -673,15 +673,8 @@ async fn a_token_expiring_mid_connection_is_cut_off_and_a_fresh_one_resumes() {
     clients
         .send(json!({"op": "reconnect", "client": "page"}))
         .await;
-    let refused = clients
-        .wait_for("refusal", |o| {
-            o["client"] == "page" && o["type"] == "connect_error"
-        })
-        .await;
-    assert_eq!(
-        refused["data"]["code"], "UNAUTHORIZED",
-        "the module unpacks the error: {refused}"
-    );
+    let refused = clients.refusal("page").await;
+    assert_eq!(refused["code"], "UNAUTHORIZED", "{refused}");
     clients.settle(Duration::from_millis(300)).await;
     assert!(
         clients.unclaimed_deliveries("page").is_empty(),
