@@ -48,15 +48,18 @@ pub fn cut_off(gateway: &Arc<Gateway>, client: &Client, error: ClientError, reas
         while tokio::time::Instant::now() < deadline {
             if !told {
                 match socket.emit("error", &error.payload()) {
-                    // Disconnecting closes the transport with whatever is
-                    // still queued: give the queue, and the error, time to go.
                     Ok(()) => told = true,
                     Err(SendError::Socket(SocketError::Closed)) => return,
-                    Err(_) => {}
+                    Err(_) => {
+                        tokio::time::sleep(RETRY_EVERY).await;
+                        continue;
+                    }
                 }
-                tokio::time::sleep(RETRY_EVERY).await;
-                continue;
             }
+            // At once after the error, which is queued ahead of it: a page
+            // that reconnects on the error (the seed's "Error Recovery")
+            // calls `socket.connect()`, which does nothing while the socket
+            // is still connected.
             match socket.clone().disconnect() {
                 Err(SocketError::InternalChannelFull) => tokio::time::sleep(RETRY_EVERY).await,
                 Ok(()) | Err(SocketError::Closed) => return,

@@ -53,7 +53,13 @@ pub struct Clients {
 
 impl Clients {
     pub async fn spawn() -> Self {
-        let (child, stdin, observations) = spawn_node_script("tests/client/driver.mjs", 100_000);
+        Self::spawn_script("tests/client/driver.mjs").await
+    }
+
+    /// Another script of `tests/client` that speaks the driver's protocol:
+    /// commands and observations naming their `client`.
+    pub async fn spawn_script(script: &'static str) -> Self {
+        let (child, stdin, observations) = spawn_node_script(script, 100_000);
         Self {
             _child: child,
             stdin,
@@ -116,9 +122,13 @@ impl Clients {
     /// Claims the client's observations from its latest `connect` up to its
     /// next `disconnect`, which must be "io server disconnect", and asserts
     /// that between them came that one `error` event: no `connected`, no
-    /// acknowledgement, no other event.
+    /// acknowledgement, no other event (observations of what the page did
+    /// meanwhile stay unclaimed).
     pub async fn refusal(&mut self, client: &str) -> Value {
-        let ours = |o: &Value| o["client"] == client && o["type"] != "upgrade";
+        // What the bridge sent, not what a page's script says meanwhile.
+        let from_the_bridge = ["connect", "event", "ack", "disconnect"];
+        let ours =
+            |o: &Value| o["client"] == client && from_the_bridge.iter().any(|t| o["type"] == *t);
         let is_gone = |o: &Value| ours(o) && o["type"] == "disconnect";
         let gone = self
             .observe_until(&format!("{client}'s refusal"), is_gone)
