@@ -97,6 +97,11 @@ async fn error_recovery_reconnects_a_refused_handshake_with_a_fresh_token() {
     ] {
         let snippets = json!([snippet("Error Recovery")]);
         open(&mut pages, name, &bridge.url, auth, false, snippets).await;
+        // Asked before the handshake's outcome (socket.io-client sends it on
+        // `connect`): it goes unanswered, and changes nothing of the refusal.
+        pages
+            .send(json!({"op": "act", "client": name, "event": "subscribe", "data": pipeline()}))
+            .await;
         let refused = pages.refusal(name).await;
         assert_eq!(refused["code"], "UNAUTHORIZED", "{name}: {refused}");
         refresh_with(&mut pages, name, token("user_e", "org-1")).await;
