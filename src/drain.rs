@@ -89,18 +89,17 @@ pub struct OpenConnections {
 
 impl OpenConnections {
     /// Registers `tcp`; it leaves the register when the stream is dropped.
-    pub fn track(self: &Arc<Self>, tcp: TcpStream) -> DrainableStream {
+    /// The [`ConnectionEnd`] ends this one connection.
+    pub fn track(self: &Arc<Self>, tcp: TcpStream) -> (DrainableStream, ConnectionEnd) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let end = CancellationToken::new();
         self.lock().insert(id, end.clone());
-        DrainableStream::new(
-            tcp,
-            end,
-            Registration {
-                register: self.clone(),
-                id,
-            },
-        )
+        let registration = Registration {
+            register: self.clone(),
+            id,
+        };
+        let stream = DrainableStream::new(tcp, end.clone(), registration);
+        (stream, ConnectionEnd(end))
     }
 
     /// How many connections are open.
@@ -128,6 +127,18 @@ impl OpenConnections {
         self.open
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Ends one tracked connection as the drain would, from wherever its
+/// requests are handled (each request's extensions carry its connection's):
+/// the gateway ends the connection under a refused socket with it.
+#[derive(Clone, Debug)]
+pub struct ConnectionEnd(CancellationToken);
+
+impl ConnectionEnd {
+    pub fn end(&self) {
+        self.0.cancel();
     }
 }
 

@@ -1,16 +1,25 @@
 //! Authentication hardening, black-box: the official socket.io-client against
 //! the bridge and a real broker, keys rotating at a stand-in identity provider
 //! (JWKS) and in the API keys file, with no restart; forged and invalid tokens
-//! refused with `UNAUTHORIZED`.
+//! refused with `UNAUTHORIZED`; a refused socket, driven at the wire level,
+//! gets nothing but its refusal.
 
 mod support;
 
+#[allow(dead_code)] // the codec also has what only the load generator reads
+#[path = "../bench/suite/load/wire.rs"]
+mod wire;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use futures::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+use support::avro::deal_seq;
 use support::idp::{Idp, jwks, rsa_key};
-use support::{Broker, Clients, TestBridge, eventually};
+use support::{Broker, Clients, PATIENCE, Producer, TestBridge, eventually, token};
+use tokio_tungstenite::tungstenite::Message;
+use wire::Inbound;
 
 const ISSUER: &str = "https://idp.test";
 const AUDIENCE: &str = "crm-bridge";
@@ -63,33 +72,9 @@ async fn bridge_trusting(broker: &Broker, idp: &Idp) -> TestBridge {
     .await
 }
 
-/// Connects `client`: `Ok(connected)` or `Err(error object of connect_error)`.
-async fn connect(
-    clients: &mut Clients,
-    client: &str,
-    url: &str,
-    auth: Value,
-) -> Result<Value, Value> {
-    clients
-        .send(json!({"op": "connect", "client": client, "url": url, "auth": auth}))
-        .await;
-    let outcome = clients
-        .wait_for(&format!("{client} connecting"), |o| {
-            o["client"] == client
-                && (o["type"] == "connect_error"
-                    || (o["type"] == "event" && o["event"] == "connected"))
-        })
-        .await;
-    if outcome["type"] == "connect_error" {
-        let message = outcome["message"].as_str().unwrap();
-        Err(serde_json::from_str(message).expect("message is the error JSON"))
-    } else {
-        Ok(outcome["data"].clone())
-    }
-}
-
 async fn assert_refused(clients: &mut Clients, client: &str, url: &str, auth: Value) {
-    let refused = connect(clients, client, url, auth)
+    let refused = clients
+        .try_connect(client, url, auth)
         .await
         .expect_err(&format!("{client} must be refused"));
     assert_eq!(refused["code"], "UNAUTHORIZED", "{client}: {refused}");
@@ -105,7 +90,8 @@ async fn jwks_keys_rotate_without_a_restart() {
     let url = bridge.url.clone();
 
     let kid1 = sign(Algorithm::RS256, "kid1", &claims("user_1"), &key1);
-    let hello = connect(&mut clients, "kid1", &url, json!({"token": kid1}))
+    let hello = clients
+        .try_connect("kid1", &url, json!({"token": kid1}))
         .await
         .expect("kid1 accepted");
     assert_eq!(hello["userId"], "user_1");
@@ -114,7 +100,8 @@ async fn jwks_keys_rotate_without_a_restart() {
     // for an early refresh and is accepted.
     idp.serve(jwks(&[("kid2", &key2)]));
     let kid2 = sign(Algorithm::RS256, "kid2", &claims("user_2"), &key2);
-    let hello = connect(&mut clients, "kid2", &url, json!({"token": kid2}))
+    let hello = clients
+        .try_connect("kid2", &url, json!({"token": kid2}))
         .await
         .expect("kid2 accepted after the early refresh");
     assert_eq!(hello["userId"], "user_2");
@@ -139,7 +126,8 @@ async fn forged_and_invalid_tokens_are_refused() {
     let url = bridge.url.clone();
 
     let valid = sign(Algorithm::RS256, "kid1", &claims("user_ok"), &key1);
-    connect(&mut clients, "valid", &url, json!({"token": valid}))
+    clients
+        .try_connect("valid", &url, json!({"token": valid}))
         .await
         .expect("a valid token is accepted");
 
@@ -259,7 +247,8 @@ async fn an_api_key_removed_from_the_keys_file_is_cut_off_and_refused_without_a_
     let mut clients = Clients::spawn().await;
     let url = bridge.url.clone();
     for (client, key, user) in [("a", KEY_A, "svc_a"), ("b", KEY_B, "svc_b")] {
-        let hello = connect(&mut clients, client, &url, json!({"apiKey": key}))
+        let hello = clients
+            .try_connect(client, &url, json!({"apiKey": key}))
             .await
             .expect("keys from the file are accepted");
         assert_eq!(hello["userId"], user);
@@ -273,11 +262,14 @@ async fn an_api_key_removed_from_the_keys_file_is_cut_off_and_refused_without_a_
     let connect_a = async || {
         attempt += 1;
         let client = format!("a-{attempt}");
-        connect(&mut clients, &client, &url, json!({"apiKey": KEY_A})).await
+        clients
+            .try_connect(&client, &url, json!({"apiKey": KEY_A}))
+            .await
     };
     let refused = eventually("key A to be refused", connect_a, Result::is_err).await;
     assert_eq!(refused.unwrap_err()["code"], "UNAUTHORIZED");
-    connect(&mut clients, "b-again", &url, json!({"apiKey": KEY_B}))
+    clients
+        .try_connect("b-again", &url, json!({"apiKey": KEY_B}))
         .await
         .expect("key B is still accepted");
 
@@ -296,4 +288,162 @@ async fn an_api_key_removed_from_the_keys_file_is_cut_off_and_refused_without_a_
     assert_eq!(clients.request("b", "ping", json!({})).await["ok"], true);
     bridge.stop().await;
     std::fs::remove_file(&path).unwrap();
+}
+
+/// Raw WebSocket clients with a forged token for org-1, while an event they
+/// would match is delivered to an authenticated neighbour, get nothing but
+/// their refusals. One asks for everything the moment CONNECT is answered:
+/// the requests find no handler, or, after the disconnect, close its
+/// session. The other CONNECTs again on the same session: charged to the
+/// handshake rate, it is refused again; then it keeps the session open and
+/// silent, and the bridge ends it at the connect timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_socket_gets_its_error_and_nothing_else() {
+    let broker = Broker::start();
+    let bridge = TestBridge::start_with(&broker, |c| {
+        // One handshake per address (each client has its own): a CONNECT
+        // sent again a round trip after the first finds none left.
+        c.guard.handshake_burst = 1;
+        c.guard.handshakes_per_second_per_address = 1;
+        c.guard.connect_timeout_seconds = 3;
+    })
+    .await;
+    let producer = Producer::new(&broker);
+    let mut clients = Clients::spawn().await;
+    let deals = json!({"resource": "deal", "filter": {"pipelineId": "pipeline_h"}});
+    let auth = json!({"token": token("user_n", "org-1")});
+    clients
+        .send(json!({"op": "connect", "client": "neighbour", "url": bridge.url, "auth": auth, "localAddress": "127.0.0.2"}))
+        .await;
+    clients.event("neighbour", "connected").await;
+    clients.subscribe("neighbour", deals.clone()).await;
+    let deal = |seq| deal_seq("org-1", "deal_h", "pipeline_h", seq);
+    // Delivery flows before the forged clients come.
+    producer.send("crm.deals", "deal_h", &deal(1)).await;
+    clients.deliveries("neighbour", 1).await;
+
+    let forged = jsonwebtoken::encode(
+        &Header::default(),
+        &claims("user_h"),
+        &EncodingKey::from_secret(b"not-the-bridge-secret-0123456789"),
+    )
+    .unwrap();
+    let asking = RawClient::start(&bridge, "127.0.0.3", &forged, Some(deals)).await;
+    let reconnecting = RawClient::start(&bridge, "127.0.0.4", &forged, None).await;
+    producer.send("crm.deals", "deal_h", &deal(2)).await;
+    assert_eq!(clients.deliveries("neighbour", 1).await[0]["id"], "deal_h");
+    assert!(
+        !reconnecting.frames.is_finished(),
+        "the event went out while the refused session was open"
+    );
+
+    let refused = ["open", "CONNECT", "error UNAUTHORIZED", "DISCONNECT"];
+    let asked = asking.frames.await.unwrap();
+    // A request that comes after the disconnect closes the Engine.IO
+    // session: the bridge says so ("1") once for each.
+    let told = asked
+        .iter()
+        .rposition(|f| f != "1")
+        .map_or(0, |last| last + 1);
+    assert_eq!(summary(&asked[..told]), refused, "{asked:#?}");
+    let ended = tokio::time::timeout(PATIENCE, reconnecting.frames).await;
+    let again = ended.expect("the bridge ends the refused session").unwrap();
+    let limited = ["CONNECT", "error RATE_LIMITED handshake_rate", "DISCONNECT"];
+    assert_eq!(
+        summary(&again),
+        [&refused[..], &limited[..]].concat(),
+        "{again:#?}"
+    );
+    let stats = bridge.stats().await;
+    assert_eq!(stats["clientsConnected"], 1, "{stats}");
+    assert_eq!(stats["connectionsRefused"]["handshake_rate"], 1, "{stats}");
+    assert_eq!(stats["authFailures"]["invalid_token"], 2, "{stats}");
+    bridge.stop().await;
+}
+
+/// A hostile session at the wire level, from its own loopback address.
+struct RawClient {
+    /// Every frame the bridge sent but pings, until the connection ended.
+    frames: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl RawClient {
+    /// Opens the session and CONNECTs with `token`; returns once CONNECT was
+    /// answered and, with `ask`, that subscription, a room, typing and a
+    /// ping were requested. Without, it CONNECTs again after the first
+    /// disconnect.
+    async fn start(bridge: &TestBridge, from: &str, token: &str, ask: Option<Value>) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let tcp = socket.connect(bridge.addr()).await.unwrap();
+        let url = wire::websocket_url(&bridge.url);
+        let (ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+        let requests = ask.map(|deals| {
+            let room = json!({"type": "pipeline", "id": "pipeline_h"});
+            let typing = json!({"roomType": "pipeline", "roomId": "pipeline_h", "field": "notes"});
+            vec![
+                wire::emit_with_ack(1, "subscribe", &deals),
+                wire::emit_with_ack(2, "join-room", &room),
+                wire::emit_with_ack(3, "typing", &typing),
+                wire::emit_with_ack(4, "ping", &json!({})),
+            ]
+        });
+        let (answered, answered_rx) = tokio::sync::oneshot::channel();
+        let connect = wire::connect(&json!({ "token": token }));
+        let frames = tokio::spawn(Self::run(ws, connect, requests, answered));
+        answered_rx.await.expect("CONNECT was answered");
+        Self { frames }
+    }
+
+    async fn run(
+        mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+        connect: String,
+        requests: Option<Vec<String>>,
+        answered: tokio::sync::oneshot::Sender<()>,
+    ) -> Vec<String> {
+        let mut connect_again = requests.is_none();
+        let (mut requests, mut answered) = (requests.unwrap_or_default(), Some(answered));
+        let mut frames = Vec::new();
+        // Until the bridge ends the connection: an error or the stream's end.
+        while let Some(Ok(frame)) = ws.next().await {
+            let Message::Text(text) = frame else { continue };
+            let text = text.as_str().to_owned();
+            let replies = match wire::classify(&text) {
+                Inbound::Ping => vec![wire::PONG.to_owned()],
+                Inbound::Open => vec![connect.clone()],
+                Inbound::Connected => std::mem::take(&mut requests),
+                _ if text == "41" && std::mem::take(&mut connect_again) => vec![connect.clone()],
+                _ => vec![],
+            };
+            for reply in replies {
+                // Fails once the bridge has closed the session.
+                let _ = ws.send(Message::text(reply)).await;
+            }
+            match wire::classify(&text) {
+                Inbound::Ping => continue,
+                Inbound::Connected => drop(answered.take().map(|tx| tx.send(()))),
+                _ => {}
+            }
+            frames.push(text);
+        }
+        frames
+    }
+}
+
+/// Frames as the assertions read them: the packet, or an event's name with
+/// its error's code and reason.
+fn summary(frames: &[String]) -> Vec<String> {
+    let one = |frame: &String| match wire::classify(frame) {
+        Inbound::Open => "open".to_owned(),
+        Inbound::Connected => "CONNECT".to_owned(),
+        Inbound::Event { name, raw } => {
+            let error = wire::arg(raw, 1).unwrap_or_default();
+            let reason = error["details"]["reason"].as_str();
+            let words = [Some(name), error["code"].as_str(), reason];
+            words.into_iter().flatten().collect::<Vec<_>>().join(" ")
+        }
+        _ if frame == "41" => "DISCONNECT".to_owned(),
+        _ => frame.clone(),
+    };
+    frames.iter().map(one).collect()
 }

@@ -263,16 +263,10 @@ async fn clients_authenticate_with_token_api_key_or_bearer_header() {
             json!({"token": support::bridge::expired_token("user_e", "org-1")}),
         ),
     ] {
-        clients
-            .send(json!({"op": "connect", "client": client, "url": bridge.url, "auth": auth}))
-            .await;
-        let refused = clients
-            .wait_for(&format!("{client} refused"), |o| {
-                o["client"] == client && o["type"] == "connect_error"
-            })
-            .await;
-        let error: Value = serde_json::from_str(refused["message"].as_str().unwrap())
-            .expect("message is the error JSON");
+        let error = clients
+            .try_connect(client, &bridge.url, auth)
+            .await
+            .expect_err(client);
         assert_eq!(error["code"], "UNAUTHORIZED", "{client}");
         assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert!(is_timestamp(&error["timestamp"]));

@@ -37,7 +37,7 @@ async fn subscribe_at_once(url: String, token: String) -> serde_json::Value {
             Inbound::Connected => wire::emit_with_ack(0, "subscribe", &subscription),
             Inbound::Ping => wire::PONG.to_owned(),
             Inbound::Ack { args, .. } => return wire::arg(args, 0).unwrap(),
-            Inbound::Refused(why) => panic!("refused: {why}"),
+            Inbound::Event { name: "error", raw } => panic!("refused: {raw}"),
             Inbound::Event { .. } | Inbound::Other => continue,
         };
         ws.send(Message::text(reply)).await.unwrap();

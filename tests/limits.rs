@@ -25,17 +25,6 @@ async fn acks(clients: &mut Clients, client: &str, reference: &str, count: usize
     out
 }
 
-async fn connect_error(clients: &mut Clients, client: &str) -> Value {
-    clients
-        .wait_for("connect_error", |o| {
-            o["client"] == client && o["type"] == "connect_error"
-        })
-        .await["message"]
-        .as_str()
-        .map(|m| serde_json::from_str(m).expect("the refusal is the error object as JSON"))
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_client_is_limited_then_cut_off_while_its_neighbour_is_untouched() {
     let broker = Broker::start();
@@ -125,7 +114,7 @@ async fn connections_are_limited_per_user_and_per_address() {
     c.connect("u1b", &bridge.url, auth("user_1")).await;
     c.send(json!({ "op": "connect", "client": "u1c", "url": bridge.url, "auth": auth("user_1") }))
         .await;
-    let refused = connect_error(&mut c, "u1c").await;
+    let refused = c.refusal("u1c").await;
     assert_eq!(refused["code"], "RATE_LIMITED", "{refused}");
     assert_eq!(refused["details"]["reason"], "user_connections");
     assert!(refused["retryAfter"].as_u64() > Some(0));
@@ -133,7 +122,7 @@ async fn connections_are_limited_per_user_and_per_address() {
     c.connect("u2", &bridge.url, auth("user_2")).await;
     c.send(json!({ "op": "connect", "client": "u3", "url": bridge.url, "auth": auth("user_3") }))
         .await;
-    let refused = connect_error(&mut c, "u3").await;
+    let refused = c.refusal("u3").await;
     assert_eq!(
         refused["details"]["reason"], "address_connections",
         "{refused}"
@@ -168,7 +157,7 @@ async fn handshakes_are_rate_limited_per_address() {
     let auth = json!({ "token": token("user_3", "org-1") });
     c.send(json!({ "op": "connect", "client": "c3", "url": bridge.url, "auth": auth }))
         .await;
-    let refused = connect_error(&mut c, "c3").await;
+    let refused = c.refusal("c3").await;
     assert_eq!(refused["code"], "RATE_LIMITED", "{refused}");
     assert_eq!(refused["details"]["reason"], "handshake_rate");
     let wait = refused["retryAfter"].as_u64().unwrap();
@@ -191,7 +180,7 @@ async fn only_allowed_origins_connect_from_browsers() {
     };
     c.send(connect("evil", Some("https://evil.example.com")))
         .await;
-    let refused = connect_error(&mut c, "evil").await;
+    let refused = c.refusal("evil").await;
     assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
     c.send(connect("app", Some(allowed))).await;
     c.event("app", "connected").await;

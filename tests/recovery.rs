@@ -667,16 +667,6 @@ enum AuthAs {
     Callback,
 }
 
-/// The error object of `client`'s refused handshake.
-async fn refusal(clients: &mut Clients, client: &str) -> Value {
-    let refused = clients
-        .wait_for("refusal", |o| {
-            o["client"] == client && o["type"] == "connect_error"
-        })
-        .await;
-    serde_json::from_str(refused["message"].as_str().unwrap()).expect("the error object as JSON")
-}
-
 /// A page's token expires while deals and a notification go by; the same
 /// token is refused (which must neither resume nor report, nor move the
 /// notifications cursor); a fresh one resumes all of it, exactly once.
@@ -718,7 +708,8 @@ async fn token_expiry_resumes(auth_as: AuthAs) {
     clients
         .send(json!({"op": "reconnect", "client": "page"}))
         .await;
-    assert_eq!(refusal(&mut clients, "page").await["code"], "UNAUTHORIZED");
+    let refused = clients.refusal("page").await;
+    assert_eq!(refused["code"], "UNAUTHORIZED", "{refused}");
     clients.settle(Duration::from_millis(300)).await;
     assert!(
         clients.unclaimed_deliveries("page").is_empty(),

@@ -59,7 +59,6 @@ impl Raw {
                 Inbound::Open => wire::connect(&json!({ "token": token })),
                 Inbound::Connected => return raw,
                 Inbound::Ping => wire::PONG.to_owned(),
-                Inbound::Refused(why) => panic!("refused: {why}"),
                 _ => continue,
             };
             raw.ws.send(Message::text(reply)).await.unwrap();

@@ -25,15 +25,23 @@ export function connect(session, badge, { onSignIn, onProblem }) {
   const socket = io(location.origin, { auth: { token: session.token } });
   let everConnected = false;
   let slowConsumer = false; // cut off as too slow: the module reconnects by itself
+  // The bridge's `error` before it disconnects (a refused handshake, a
+  // flood): whether, and after how long, to connect again.
+  let told = null;
+  // `connected`, not `connect`, says the bridge accepted the handshake: a
+  // refused one gets `connect`, its `error`, then "io server disconnect".
+  let greeted = false;
 
-  socket.on("connected", () => {
-    if (!everConnected) show("connecting", "Subscribing…");
-    everConnected = true;
-  });
-  // A reconnect: the module is resubscribing from its cursors.
   socket.on("connect", () => {
+    greeted = false;
+  });
+  socket.on("connected", () => {
+    greeted = true;
     slowConsumer = false;
-    if (everConnected) show("recovering", "Reconnected — catching up…");
+    told = null;
+    // A reconnect: the module is resubscribing from its cursors.
+    show(everConnected ? "recovering" : "connecting", everConnected ? "Reconnected — catching up…" : "Subscribing…");
+    everConnected = true;
   });
   socket.on("recovered", ({ recovered, replayed, gaps }) => {
     const missed = `${replayed} missed event${replayed === 1 ? "" : "s"} replayed`;
@@ -43,29 +51,27 @@ export function connect(session, badge, { onSignIn, onProblem }) {
   socket.on("disconnect", (reason) => {
     if (reason === "io client disconnect") return;
     if (reason !== "io server disconnect") return show("reconnecting", "Reconnecting…");
-    // Closed by the bridge (a flood, a replay it could not serve): socket.io
-    // does not reconnect by itself after that.
-    if (slowConsumer) return;
-    show("reconnecting", "Disconnected by the bridge — reconnecting shortly…");
-    setTimeout(() => socket.connect(), SERVER_DISCONNECT_PAUSE_MS);
+    // Closed by the bridge (refused, a flood, a replay it could not serve):
+    // socket.io does not reconnect by itself after that. Not with a refused
+    // credential: signing in again opens a new connection.
+    if (slowConsumer || needsSignIn(told)) return;
+    const pause = told?.retryAfter ?? SERVER_DISCONNECT_PAUSE_MS;
+    if (!told) show("reconnecting", "Disconnected by the bridge — reconnecting shortly…");
+    told = null;
+    setTimeout(() => socket.connect(), pause);
   });
   socket.io.on("reconnect_attempt", (attempt) => show("reconnecting", `Reconnecting… (attempt ${attempt})`));
 
-  // Refused at the handshake: the module put the bridge's error in `err.data`.
-  // socket.io does not retry those by itself.
-  socket.on("connect_error", (err) => {
-    if (!err.data) return; // the network: socket.io is already retrying
-    show("error", describe(err.data));
-    if (needsSignIn(err.data)) return onSignIn(describe(err.data));
-    if (err.data.code === "RATE_LIMITED") setTimeout(() => socket.connect(), err.data.retryAfter ?? 1000);
-  });
   socket.on("error", (error) => {
+    told = error;
     if (needsSignIn(error)) {
       show("error", describe(error));
       return onSignIn(describe(error));
     }
     slowConsumer = error?.details?.reason === "slow_consumer";
     if (slowConsumer) return show("recovering", describe(error));
+    // Refused at the handshake (a connection limit): the disconnect follows.
+    if (!greeted) return show("error", describe(error));
     onProblem(describe(error));
   });
 

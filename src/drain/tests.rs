@@ -38,7 +38,7 @@ async fn connections(
     let (mut servers, mut clients) = (Vec::new(), Vec::new());
     for _ in 0..n {
         clients.push(TcpStream::connect(addr).await.unwrap());
-        servers.push(register.track(listener.accept().await.unwrap().0));
+        servers.push(register.track(listener.accept().await.unwrap().0).0);
     }
     (servers, clients)
 }

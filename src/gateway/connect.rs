@@ -1,18 +1,40 @@
-//! Connection set-up: authenticate in the namespace middleware (a refusal
-//! becomes the client's `connect_error`), then greet with `connected`.
+//! Connection set-up: the handshake's checks (origin, handshake rate,
+//! authentication, connection limits) in the namespace middleware, then
+//! either the greeting `connected` or, for a refused handshake, the seed's
+//! `error` and a disconnect.
 //!
-//! socketioxide sends a `connect_error` whose `message` is our error's
-//! `Display` and cannot attach a `data` object, so the refusal's message is
-//! the seed's error object as JSON text: `JSON.parse(err.message).code` is
-//! `"UNAUTHORIZED"`. The bridge's client module unpacks it into `err.data`.
+//! A refusal is not Socket.IO's CONNECT_ERROR: socket.io-client 4 turns that
+//! into `connect_error` only, never `error`, while the seed's "Error
+//! Recovery" handles `UNAUTHORIZED` and `RATE_LIMITED` in `socket.on('error')`.
+//! So the middleware accepts every handshake, and a refused one enters the
+//! namespace inert: no session (no connection slot, no user or address
+//! count), no request handlers, no notification inbox, no `connected`.
+//! [`on_connect`] emits its one `error` (code, message, timestamp, and for
+//! limits `details.reason` and `retryAfter`) and disconnects it: the page
+//! sees `connect`, `error`, then `disconnect` with "io server disconnect",
+//! after which socket.io-client waits for the page's `socket.connect()`.
+//! `connected` is the sign a handshake was accepted.
+//!
+//! What a refused socket can get or cost: events it sends before the
+//! disconnect find no handler and are dropped unanswered; nothing routes to
+//! it (it is in no index and no room). Every CONNECT, also one sent again on
+//! the same Engine.IO session, passes the middleware and is charged to its
+//! address's handshake rate before any credential is looked at. The accepted
+//! CONNECT ends socketioxide's connect timeout for the Engine.IO session, so
+//! the bridge ends a refused socket's WebSocket itself,
+//! `guard.connect_timeout_seconds` after the refusal (socket.io-client closes
+//! it at once): it holds no longer than a session that never connects. A
+//! long-polling session is not ended so (see [`own_connection`]); it lives
+//! while its client keeps polling, as after leaving an accepted connection.
 
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 use axum::http::header;
-use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
@@ -23,20 +45,10 @@ use super::{Client, Gateway, credential, replay, requests, rooms};
 use crate::auth::Credential;
 use crate::domain::ActionSet;
 use crate::domain::Cursor;
+use crate::drain::ConnectionEnd;
 use crate::guard::{EventRate, GuardConfig, Refusal};
 use crate::protocol::{ClientError, ErrorCode, SubscriptionRequest, now_rfc3339};
 use crate::routing::{ClientId, topics_of};
-
-/// A refused connection, displayed as the seed's error object in JSON.
-#[derive(Debug)]
-pub struct ConnectRefusal(ClientError);
-
-impl std::fmt::Display for ConnectRefusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = serde_json::to_string(&self.0.payload()).map_err(|_| std::fmt::Error)?;
-        f.write_str(&text)
-    }
-}
 
 /// Finds the credential: `auth.token`, then `auth.apiKey`, then an
 /// `Authorization: Bearer` header on the handshake request.
@@ -69,28 +81,67 @@ fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// The namespace middleware: runs the handshake's checks and records the
+/// outcome on the socket for [`on_connect`]. It never fails (see the module
+/// doc): a refusal is a [`Refused`] extension, an admission a session with
+/// its request handlers registered.
 pub async fn authenticate(
     socket: SocketRef,
     TryData(auth): TryData<Value>,
     State(gateway): State<Arc<Gateway>>,
-) -> Result<(), ConnectRefusal> {
+) -> Result<(), Infallible> {
+    let auth = auth.ok();
+    match admit(&socket, auth.as_ref(), &gateway).await {
+        Ok(session) => {
+            socket.extensions.insert(session);
+            // A malformed cursor is ignored: notifications then start live.
+            let since = auth
+                .as_ref()
+                .and_then(|a| a.get("notificationsSince"))
+                .and_then(Value::as_str);
+            if let Some(cursor) = since.and_then(|text| Cursor::parse(text).ok()) {
+                socket.extensions.insert(NotificationsSince(cursor));
+            }
+            // Request handlers go in before the client hears it is connected:
+            // socketioxide spawns `on_connect` after sending CONNECT, and a
+            // client that emits at once would otherwise race that task and
+            // lose requests.
+            requests::register(&socket);
+            rooms::register(&socket);
+        }
+        Err(error) => {
+            socket.extensions.insert(Refused(error));
+        }
+    }
+    Ok(())
+}
+
+/// The handshake's checks, cheapest first: the origin, the address's
+/// handshake rate (charged for every attempt, before any credential is
+/// verified), the credential, then the connection limits, whose slot the
+/// session holds.
+async fn admit(
+    socket: &SocketRef,
+    auth: Option<&Value>,
+    gateway: &Gateway,
+) -> Result<Arc<Session>, ClientError> {
     let refuse = |reason: &'static str, error: ClientError| {
         gateway.metrics.connections_refused.inc(reason);
         tracing::info!(reason, "connection refused");
-        ConnectRefusal(error)
+        error
     };
-    if !origin_allowed(&gateway.guard.allowed_origins, &socket) {
+    if !origin_allowed(&gateway.guard.allowed_origins, socket) {
         let error = ClientError::new(ErrorCode::Forbidden, "this origin may not connect");
         return Err(refuse("origin", error));
     }
-    let address = client_address(&gateway.guard, &socket);
+    let address = client_address(&gateway.guard, socket);
     let now = Instant::now();
     if let Err(refusal) = gateway.connections.handshake(address, now) {
         return Err(refuse(refusal.reason(), limit_error(refusal)));
     }
     let principal = gateway
         .auth
-        .authenticate(credential(auth.as_ref().ok(), &socket))
+        .authenticate(credential(auth, socket))
         .await
         .map_err(|e| {
             gateway.metrics.auth_failures.inc(e.reason());
@@ -101,33 +152,21 @@ pub async fn authenticate(
                 }
                 _ => "Invalid authentication token",
             };
-            ConnectRefusal(ClientError::new(ErrorCode::Unauthorized, message))
+            ClientError::new(ErrorCode::Unauthorized, message)
         })?;
     let user = (principal.org.clone(), principal.user.clone());
-    let slot = match gateway.connections.admit(user, address) {
-        Ok(slot) => slot,
-        Err(refusal) => return Err(refuse(refusal.reason(), limit_error(refusal))),
-    };
+    let slot = gateway
+        .connections
+        .admit(user, address)
+        .map_err(|refusal| refuse(refusal.reason(), limit_error(refusal)))?;
     let client = ClientId(gateway.next_client_id());
     let events = EventRate::new(&gateway.guard, now);
-    let session = Session::new(client, principal, events, slot);
-    socket.extensions.insert(Arc::new(session));
-    // A malformed cursor is ignored: notifications then start live.
-    let since = auth
-        .as_ref()
-        .ok()
-        .and_then(|a| a.get("notificationsSince"))
-        .and_then(Value::as_str);
-    if let Some(cursor) = since.and_then(|text| Cursor::parse(text).ok()) {
-        socket.extensions.insert(NotificationsSince(cursor));
-    }
-    // Request handlers go in before the client hears it is connected:
-    // socketioxide spawns `on_connect` after sending CONNECT, and a client
-    // that emits at once would otherwise race that task and lose requests.
-    requests::register(&socket);
-    rooms::register(&socket);
-    Ok(())
+    Ok(Arc::new(Session::new(client, principal, events, slot)))
 }
+
+/// A refused handshake: the error [`on_connect`] sends before disconnecting.
+#[derive(Clone)]
+struct Refused(ClientError);
 
 /// Browsers send `Origin`; other clients do not, and are not checked.
 fn origin_allowed(allowed: &[String], socket: &SocketRef) -> bool {
@@ -155,11 +194,46 @@ fn limit_error(refusal: Refusal) -> ClientError {
     ClientError::rate_limited(message, retry_ms).with_details(json!({ "reason": refusal.reason() }))
 }
 
-pub async fn on_connect(
-    socket: SocketRef,
-    Extension(session): Extension<Arc<Session>>,
-    State(gateway): State<Arc<Gateway>>,
-) {
+/// Greets an admitted socket and starts its session; tells a refused one
+/// why and disconnects it.
+pub async fn on_connect(socket: SocketRef, State(gateway): State<Arc<Gateway>>) {
+    if let Some(Refused(error)) = socket.extensions.remove::<Refused>() {
+        return turn_away(socket, &gateway, &error);
+    }
+    // Not refused: the middleware left a session.
+    if let Some(session) = socket.extensions.get::<Arc<Session>>() {
+        start(socket, session, gateway);
+    }
+}
+
+/// The refused socket's one `error`, then its disconnect; its WebSocket is
+/// ended after the connect timeout if its client keeps it open.
+fn turn_away(socket: SocketRef, gateway: &Gateway, error: &ClientError) {
+    // A new socket's queue is empty: neither can find it full.
+    socket.emit("error", &error.payload()).ok();
+    socket.clone().disconnect().ok();
+    if let Some(end) = own_connection(&socket) {
+        let after = Duration::from_secs(gateway.guard.connect_timeout_seconds);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            end.end();
+        });
+    }
+}
+
+/// The TCP connection under `socket`, when its Engine.IO session opened as
+/// a WebSocket (the handshake request is then the upgrade, whose connection
+/// carries that WebSocket alone). A session opened with long-polling has
+/// none of its own: its handshake's keep-alive connection may carry the
+/// page's next session.
+fn own_connection(socket: &SocketRef) -> Option<ConnectionEnd> {
+    let parts = socket.req_parts();
+    let query = parts.uri.query().unwrap_or_default();
+    let websocket = query.split('&').any(|pair| pair == "transport=websocket");
+    websocket.then(|| parts.extensions.get::<ConnectionEnd>().cloned())?
+}
+
+fn start(socket: SocketRef, session: Arc<Session>, gateway: Arc<Gateway>) {
     gateway.metrics.clients_connected.inc();
     // socketioxide runs this handler after the socket joined its namespace,
     // and requests may already have been served (see `authenticate`). The

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-use super::{Client, Gateway, overflow};
+use super::overflow::{self, Disconnect};
+use super::{Client, Gateway};
 use crate::auth::AuthMethod;
 use crate::protocol::{ClientError, ErrorCode};
 
@@ -63,7 +64,7 @@ fn expiry_deadline(exp: u64, grace: Duration) -> Option<SystemTime> {
 fn cut_off(gateway: &Arc<Gateway>, client: &Client, why: &str, reason: &'static str) {
     let error =
         ClientError::new(ErrorCode::Unauthorized, why).with_details(json!({ "reason": reason }));
-    overflow::cut_off(gateway, client, error, reason);
+    overflow::cut_off(gateway, client, error, reason, Disconnect::AtOnce);
 }
 
 #[cfg(test)]

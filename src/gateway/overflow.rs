@@ -30,12 +30,38 @@ pub fn cut_off_slow(gateway: &Arc<Gateway>, client: &Client) {
         "reason": "slow_consumer",
         "bufferSize": gateway.limits.socket_buffer
     }));
-    cut_off(gateway, client, error, "slow_client");
+    cut_off(
+        gateway,
+        client,
+        error,
+        "slow_client",
+        Disconnect::AfterItsPackets,
+    );
+}
+
+/// When the disconnect follows the `error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disconnect {
+    /// At once, for a client that acts on the error: a page reconnecting
+    /// with a fresh credential (the seed's "Error Recovery") calls
+    /// `socket.connect()`, which does nothing while still connected.
+    AtOnce,
+    /// [`RETRY_EVERY`] later, for a client that may still be sending (too
+    /// slow, flooding): a packet for a socket that has left its namespace
+    /// closes the whole Engine.IO session, and with it the error not yet
+    /// written.
+    AfterItsPackets,
 }
 
 /// Tells `client` why with `error`, and disconnects it; `reason` is logged
 /// and counted.
-pub fn cut_off(gateway: &Arc<Gateway>, client: &Client, error: ClientError, reason: &'static str) {
+pub fn cut_off(
+    gateway: &Arc<Gateway>,
+    client: &Client,
+    error: ClientError,
+    reason: &'static str,
+    disconnect: Disconnect,
+) {
     let (socket, session) = (client.socket.clone(), &client.session);
     if !session.close(gateway) {
         return; // already being cut off or disconnecting
@@ -48,14 +74,16 @@ pub fn cut_off(gateway: &Arc<Gateway>, client: &Client, error: ClientError, reas
         while tokio::time::Instant::now() < deadline {
             if !told {
                 match socket.emit("error", &error.payload()) {
-                    // Disconnecting closes the transport with whatever is
-                    // still queued: give the queue, and the error, time to go.
                     Ok(()) => told = true,
                     Err(SendError::Socket(SocketError::Closed)) => return,
-                    Err(_) => {}
+                    Err(_) => {
+                        tokio::time::sleep(RETRY_EVERY).await;
+                        continue;
+                    }
                 }
-                tokio::time::sleep(RETRY_EVERY).await;
-                continue;
+                if disconnect == Disconnect::AfterItsPackets {
+                    tokio::time::sleep(RETRY_EVERY).await;
+                }
             }
             match socket.clone().disconnect() {
                 Err(SocketError::InternalChannelFull) => tokio::time::sleep(RETRY_EVERY).await,

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use serde_json::json;
 use socketioxide::extract::{AckSender, SocketRef};
 
+use super::overflow::{self, Disconnect};
 use super::session::Session;
-use super::{Client, Gateway, overflow};
+use super::{Client, Gateway};
 use crate::guard::Admission;
 use crate::protocol::ClientError;
 
@@ -47,7 +48,14 @@ pub(super) fn admit(
                 gateway.guard.flood_window_seconds * 1000,
             )
             .with_details(json!({ "reason": "flood", "eventsPerSecond": per_second }));
-            overflow::cut_off(gateway, &Client::new(socket, session), error, "flood");
+            let client = Client::new(socket, session);
+            overflow::cut_off(
+                gateway,
+                &client,
+                error,
+                "flood",
+                Disconnect::AfterItsPackets,
+            );
             None
         }
     }

@@ -29,8 +29,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
 use tracing::{Instrument as _, Span};
 
+use super::overflow::{self, Disconnect};
 use super::seam::{ReplayJob, Step, Waiting};
-use super::{Client, Gateway, overflow};
+use super::{Client, Gateway};
 use crate::domain::{Cursor, TopicKind};
 use crate::protocol::{ClientError, ErrorCode, SubscriptionRequest, describe_key};
 use crate::replay::{Gap, Plan, plan};
@@ -123,7 +124,13 @@ fn cut_off_unavailable(gateway: &Arc<Gateway>, client: &Client) {
         "missed events cannot be read right now; reconnect to resume",
     )
     .with_details(json!({ "reason": "replay_unavailable" }));
-    overflow::cut_off(gateway, client, error, "replay_unavailable");
+    overflow::cut_off(
+        gateway,
+        client,
+        error,
+        "replay_unavailable",
+        Disconnect::AfterItsPackets,
+    );
 }
 
 async fn flush(client: &Client, batch: &[Arc<Waiting>], deadline: Instant) -> Result<(), Failed> {

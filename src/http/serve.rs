@@ -33,10 +33,11 @@ pub struct ServeLimits {
 }
 
 /// Accepts until `stop`, serving each connection as a task of `tasks` and
-/// tracking it in `open` (whose drain may end it). On `stop`, idle and
-/// keep-alive connections close after their current request; upgraded ones
-/// (websockets) belong to Socket.IO by then, and close when drained or by
-/// Socket.IO's own shutdown.
+/// tracking it in `open`, whose drain may end it; so may whoever handles one
+/// of its requests, through the [`ConnectionEnd`](crate::drain::ConnectionEnd)
+/// in the request's extensions. On `stop`, idle and keep-alive connections
+/// close after their current request; upgraded ones (websockets) belong to
+/// Socket.IO by then, and close when drained or by Socket.IO's own shutdown.
 pub async fn serve<S>(
     listener: TcpListener,
     app: S,
@@ -72,13 +73,15 @@ pub async fn serve<S>(
         // Without TCP_NODELAY small events wait on Nagle's algorithm.
         let _ = tcp.set_nodelay(true);
         let app = app.clone();
+        let (tcp, end) = open.track(tcp);
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let mut req = req.map(Body::new);
             req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(end.clone());
             app.clone().oneshot(req)
         });
         let connection = builder
-            .serve_connection(TokioIo::new(open.track(tcp)), service)
+            .serve_connection(TokioIo::new(tcp), service)
             .with_upgrades();
         let stop = stop.clone();
         tasks.spawn(async move {

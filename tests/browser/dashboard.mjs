@@ -173,6 +173,19 @@ try {
   await lapsing.close();
   log("a lapsed session asks to sign in again");
 
+  // A stored session the bridge refuses at the handshake: its `error`
+  // reaches the page, which asks to sign in instead of reconnecting.
+  const refused = await browser.newContext({ viewport: laptop });
+  await refused.addInitScript((session) => sessionStorage.setItem("crm-bridge.session", JSON.stringify(session)), {
+    token: "not-a-jwt", user: { id: "user_erin", name: "Erin Walsh" }, org: "org-globex", pipeline: "pipeline_globex_enterprise",
+  });
+  const stale = await refused.newPage();
+  await stale.goto(url);
+  await until(stale, "the sign-in step after a refused handshake", () =>
+    document.querySelector("#sign-in .notice")?.textContent === "Your session expired — sign in again.");
+  await refused.close();
+  log("a refused handshake asks to sign in again");
+
   // The network drops; deals move meanwhile; it comes back: the pages say
   // so, then recover what they missed from Kafka.
   await alice.evaluate(() => (location.hash = ""));

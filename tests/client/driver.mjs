@@ -30,7 +30,9 @@
 // "module": true on connect uses the project's client module (client/), with
 // reconnection on; otherwise the stock client with reconnection off.
 // Observations: {"client","type":"connect"|"connect_error"|"disconnect"|"event"|"ack"|"recovered"|"room-rejoined"|"upgrade", ...}
-// ("upgrade": {"transport":"websocket"} once a polling session upgraded.)
+// ("upgrade": {"transport":"websocket"} once a polling session upgraded.
+// "connect_error" is the network's: the bridge refuses a handshake with
+// "connect", an "error" event, then "disconnect" "io server disconnect".)
 import { Agent } from "node:http";
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";

@@ -53,7 +53,13 @@ pub struct Clients {
 
 impl Clients {
     pub async fn spawn() -> Self {
-        let (child, stdin, observations) = spawn_node_script("tests/client/driver.mjs", 100_000);
+        Self::spawn_script("tests/client/driver.mjs").await
+    }
+
+    /// Another script of `tests/client` that speaks the driver's protocol:
+    /// commands and observations naming their `client`.
+    pub async fn spawn_script(script: &'static str) -> Self {
+        let (child, stdin, observations) = spawn_node_script(script, 100_000);
         Self {
             _child: child,
             stdin,
@@ -110,6 +116,86 @@ impl Clients {
             })
             .await;
         found["data"].clone()
+    }
+
+    /// The seed's error object that a refused handshake of `client` gets.
+    /// Claims the client's observations from its latest `connect` up to its
+    /// next `disconnect`, which must be "io server disconnect", and asserts
+    /// that between them came that one `error` event: no `connected`, no
+    /// acknowledgement, no other event (observations of what the page did
+    /// meanwhile stay unclaimed).
+    pub async fn refusal(&mut self, client: &str) -> Value {
+        // What the bridge sent, not what a page's script says meanwhile.
+        let from_the_bridge = ["connect", "event", "ack", "disconnect"];
+        let ours =
+            |o: &Value| o["client"] == client && from_the_bridge.iter().any(|t| o["type"] == *t);
+        let is_gone = |o: &Value| ours(o) && o["type"] == "disconnect";
+        let gone = self
+            .observe_until(&format!("{client}'s refusal"), is_gone)
+            .await;
+        let connect = self.seen[..gone]
+            .iter()
+            .rposition(|o| ours(o) && o["type"] == "connect")
+            .unwrap_or_else(|| panic!("{client} disconnected without connecting"));
+        let claimed: Vec<usize> = (connect..=gone).filter(|&i| ours(&self.seen[i])).collect();
+        let steps: Vec<Value> = claimed.iter().map(|&i| self.seen[i].clone()).collect();
+        for &i in claimed.iter().rev() {
+            self.seen.remove(i);
+        }
+        let kind = |o: &Value| {
+            o["event"]
+                .as_str()
+                .or(o["type"].as_str())
+                .unwrap()
+                .to_owned()
+        };
+        let kinds: Vec<String> = steps.iter().map(kind).collect();
+        assert_eq!(
+            kinds,
+            ["connect", "error", "disconnect"],
+            "{client}: {steps:#?}"
+        );
+        assert_eq!(steps[2]["reason"], "io server disconnect", "{client}");
+        steps[1]["data"].clone()
+    }
+
+    /// Connects `client` with `auth`: `Ok` with the `connected` greeting, or
+    /// `Err` with the error of its [`refusal`](Self::refusal).
+    pub async fn try_connect(
+        &mut self,
+        client: &str,
+        url: &str,
+        auth: Value,
+    ) -> Result<Value, Value> {
+        self.send(json!({"op": "connect", "client": client, "url": url, "auth": auth}))
+            .await;
+        let greeted = |o: &Value| o["type"] == "event" && o["event"] == "connected";
+        let at = self
+            .observe_until(&format!("{client} connecting"), |o| {
+                o["client"] == client && (greeted(o) || o["type"] == "disconnect")
+            })
+            .await;
+        if greeted(&self.seen[at]) {
+            Ok(self.seen.remove(at)["data"].clone())
+        } else {
+            Err(self.refusal(client).await)
+        }
+    }
+
+    /// Reads observations into `seen` until one matches `matches`, and
+    /// returns its index there, unclaimed.
+    async fn observe_until(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> usize {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(at) = self.seen.iter().position(&matches) {
+                return at;
+            }
+            match tokio::time::timeout_at(deadline, self.observations.recv()).await {
+                Ok(Some(observation)) => self.seen.push(observation),
+                Ok(None) => panic!("the Node driver exited while waiting for {what}"),
+                Err(_) => panic!("timed out waiting for {what}; unclaimed: {:#?}", self.seen),
+            }
+        }
     }
 
     /// Claims the first observation matching `matches`, waiting for it.

@@ -108,13 +108,7 @@ async fn session(
                 .send(send(wire::PONG.into()))
                 .await
                 .map_err(|e| e.to_string())?,
-            Inbound::Refused(why) => {
-                shared.refused.fetch_add(1, Relaxed);
-                return Err(format!("refused: {why}"));
-            }
             Inbound::Connected => {
-                connected = true;
-                shared.open.fetch_add(1, Relaxed);
                 for (index, request) in requests.iter().enumerate() {
                     let packet = wire::emit_with_ack(index as u64, "subscribe", request);
                     ws.send(send(packet)).await.map_err(|e| e.to_string())?;
@@ -143,8 +137,17 @@ async fn session(
                         shared.note_resumed();
                     }
                 }
+                "connected" => {
+                    connected = true;
+                    shared.open.fetch_add(1, Relaxed);
+                }
+                // Before `connected`, an `error` is the handshake's refusal.
+                "error" if !connected => {
+                    shared.refused.fetch_add(1, Relaxed);
+                    return Err(format!("refused: {raw}"));
+                }
                 "error" => client.ledger.lock().unwrap().errors += 1,
-                "connected" | "pong" | "subscription-gap" => {}
+                "pong" | "subscription-gap" => {}
                 _ => on_delivery(client, shared, raw),
             },
             Inbound::Other => {}

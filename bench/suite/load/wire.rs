@@ -10,10 +10,10 @@ pub enum Inbound<'a> {
     Open,
     /// Engine.IO ping (`2`): answer with [`PONG`].
     Ping,
-    /// Socket.IO connect accepted (`40{...}`).
+    /// Socket.IO CONNECT answered (`40{...}`): requests may go out. The
+    /// handshake's outcome is the next event, `connected` or, refused,
+    /// `error` (the bridge never answers CONNECT_ERROR).
     Connected,
-    /// Socket.IO connect refused (`44{...}`), with the server's message.
-    Refused(&'a str),
     /// Socket.IO event (`42[...]`): its name and the raw packet.
     Event { name: &'a str, raw: &'a str },
     /// Socket.IO acknowledgement (`43<id>[...]`).
@@ -47,7 +47,6 @@ pub fn classify(frame: &str) -> Inbound<'_> {
         [b'2', ..] if bytes.len() == 1 => Inbound::Ping,
         [b'0', ..] => Inbound::Open,
         [b'4', b'0', ..] => Inbound::Connected,
-        [b'4', b'4', ..] => Inbound::Refused(&frame[2..]),
         [b'4', b'2', ..] => {
             let raw = &frame[2..];
             let name = raw
