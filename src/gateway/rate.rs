@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::json;
 use socketioxide::extract::{AckSender, SocketRef};
 
+use super::replies::Refused;
 use super::session::Session;
 use super::{Client, Gateway, overflow};
 use crate::guard::Admission;
@@ -34,7 +35,7 @@ pub(super) fn admit(
                 retry_ms,
             );
             let payload = error.payload();
-            ack.send(&json!({ "ok": false, "error": &payload })).ok();
+            ack.send(&Refused::new(&payload)).ok();
             if tell {
                 gateway.metrics.client_errors.inc("rate_limited");
                 socket.emit("error", &payload).ok();
