@@ -242,23 +242,22 @@ fn http_router(
     connections: Arc<ConnectionGate>,
 ) -> anyhow::Result<Router> {
     let metrics = state.metrics.clone();
-    Ok(
-        http::public_router(state, config.dev_sign_in(), &config.kafka.topics)
-            .layer(socket_layer)
-            .layer(axum::middleware::from_fn_with_state(
-                EngineOpens {
-                    gate: connections,
-                    guard: Arc::new(config.guard.clone()),
-                    metrics,
-                },
-                http::limit_engine_opens,
-            ))
-            .layer(axum::middleware::from_fn(http::check_websocket_version))
-            .layer(axum::middleware::from_fn_with_state(
-                http::cors(&config.guard.allowed_origins)?,
-                http::cors_for_socket_io,
-            )),
-    )
+    let topics = &config.kafka.topics;
+    Ok(http::public_router(state, config.dev_sign_in(), topics)
+        .layer(socket_layer)
+        .layer(axum::middleware::from_fn_with_state(
+            EngineOpens {
+                gate: connections,
+                guard: Arc::new(config.guard.clone()),
+                metrics,
+            },
+            http::limit_engine_opens,
+        ))
+        .layer(axum::middleware::from_fn(http::check_websocket_version))
+        .layer(axum::middleware::from_fn_with_state(
+            http::cors(&config.guard.allowed_origins)?,
+            http::cors_for_socket_io,
+        )))
 }
 
 /// Binds `at` and serves `router` until `stop_accepting`, its connections
