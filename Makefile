@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run native java test deps deploy-tools lint fuzz bench bench-replay bench-latency bench-typing bench-tracing bench-routing bench-rolling-restart
+.PHONY: run native java test deps deploy-tools contract lint fuzz bench bench-replay bench-latency bench-typing bench-tracing bench-routing bench-rolling-restart
 
 JVM_INSTALL := deploy/dev/install-jvm.sh
 
@@ -52,13 +52,15 @@ endef
 ## Everything the tests need that the machine does not ship: the npm
 ## packages (socket.io-client's browser build for the dashboard, which the
 ## bridge builds in; the test drivers; playwright-core; the client package's
-## React, jsdom, Testing Library, esbuild and TypeScript), Apache Kafka and
+## React, jsdom, Testing Library, esbuild and TypeScript; typescript and
+## @asyncapi/parser, which check the contract), Apache Kafka and
 ## Apicurio Registry (jars from Maven Central, cached in ~/.cache/crm-bridge),
 ## nginx (load-balancer tests), promtool (from the prometheus package: checks
 ## /metrics and the alert rules), Chromium (the dashboard's browser
 ## tests), installed but never started, and the deploy checks' tools.
 deps: native java web/node_modules/.package-lock.json tests/client/node_modules/.package-lock.json \
-      tests/browser/node_modules/.package-lock.json client/node_modules/.package-lock.json deploy-tools
+      tests/browser/node_modules/.package-lock.json client/node_modules/.package-lock.json \
+      tests/types/node_modules/.package-lock.json deploy-tools
 	bash $(JVM_INSTALL) kafka >/dev/null
 	bash $(JVM_INSTALL) registry >/dev/null
 	$(call apt_install_stopped,nginx,/usr/sbin/nginx)
@@ -89,6 +91,13 @@ deploy-tools:
 ## fails while it is stale).
 deploy/k8s/prometheus-rule.yaml: deploy/prometheus/crm-bridge-alerts.yml deploy/k8s/prometheus-rule.sh
 	bash deploy/k8s/prometheus-rule.sh > $@
+
+## The client contract, generated from the bridge's code (src/contract):
+## the AsyncAPI 3 document and the client package's TypeScript declarations
+## (tests/contract.rs fails while either is stale).
+contract: native
+	cargo run --quiet -- contract asyncapi > docs/asyncapi.json
+	cargo run --quiet -- contract typescript > client/index.d.ts
 
 ## Formatting, clippy and rustdoc (private items too: the docs a newcomer
 ## reads), every warning an error; the lints themselves are Cargo.toml's.

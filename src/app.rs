@@ -242,7 +242,8 @@ fn http_router(
     connections: Arc<ConnectionGate>,
 ) -> anyhow::Result<Router> {
     let metrics = state.metrics.clone();
-    Ok(http::public_router(state, config.dev_sign_in())
+    let topics = &config.kafka.topics;
+    Ok(http::public_router(state, config.dev_sign_in(), topics)
         .layer(socket_layer)
         .layer(axum::middleware::from_fn_with_state(
             EngineOpens {

@@ -1,5 +1,6 @@
 //! Plain HTTP on two ports. The public one, beside Socket.IO
-//! ([`public_router`]): liveness, the client module, the dashboard ([`web`])
+//! ([`public_router`]): liveness, the client module, the AsyncAPI document
+//! of the client contract ([`crate::contract`]), the dashboard ([`web`])
 //! and its dev sign-in ([`dev_sign_in`], dev mode only). The internal one
 //! ([`internal_router`]), for operators and orchestrators: liveness,
 //! readiness, counters (`/stats` as JSON, `/metrics` for Prometheus, both
@@ -32,7 +33,8 @@ use tokio_util::sync::CancellationToken;
 use tower::{Layer, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::kafka::ConsumerHandle;
+use crate::contract;
+use crate::kafka::{ConsumerHandle, TopicNames};
 use crate::metrics::{self, Exposition, Metrics};
 use crate::presence::Presence;
 
@@ -46,14 +48,17 @@ pub struct HttpState {
     pub leaving: CancellationToken,
 }
 
-/// The public port's routes (Socket.IO is layered on by `app`); with
+/// The public port's routes (Socket.IO is layered on by `app`), the
+/// AsyncAPI document naming the configured `topics`; with
 /// `dev_sign_in` (see
 /// [`Config::dev_sign_in`](crate::config::Config::dev_sign_in)), the
 /// dashboard's dev token endpoints, and `/stats` for its operations view.
-pub fn public_router(state: HttpState, dev_sign_in: bool) -> Router {
+pub fn public_router(state: HttpState, dev_sign_in: bool, topics: &TopicNames) -> Router {
+    let asyncapi: Arc<str> = contract::asyncapi(topics).to_string().into();
     let router = Router::new()
         .route(LIVENESS_PATH, get(healthz))
         .merge(client_routes())
+        .route(ASYNCAPI_PATH, get(move || asyncapi_document(asyncapi)))
         .merge(web::routes());
     let router = if dev_sign_in {
         router
@@ -148,6 +153,17 @@ fn is_socket_io_path(path: &str) -> bool {
 
 /// The stable URL of the client module (`client/recovery.js`).
 pub const CLIENT_MODULE_PATH: &str = "/client/crm-bridge-client.js";
+
+/// The client contract as an AsyncAPI 3 document (`docs/asyncapi.json` is
+/// the same for the default topics), for producer and frontend teams' tools.
+pub const ASYNCAPI_PATH: &str = "/asyncapi.json";
+
+async fn asyncapi_document(document: Arc<str>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.to_string(),
+    )
+}
 
 /// The client module's files, built in so the module served always matches
 /// the bridge serving it: its entry, then the files it imports, beside it

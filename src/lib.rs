@@ -27,6 +27,8 @@
 //! - [`net`]: whether a configured URL stays on this machine. A leaf.
 //! - [`secret`]: a configured string that never prints. A leaf.
 //! - [`drain`]: how a leaving node closes its connections, paced. A leaf.
+//! - [`contract`]: the client contract as an AsyncAPI 3 document and
+//!   TypeScript declarations, generated from the code that speaks it.
 //! - [`app`]: wires it all together and owns start-up and shutdown order.
 //! - [`demo`]: the demo producer `make run` starts.
 //! - [`dev_tenants`]: the dev organisations and users, whose activity the
@@ -41,7 +43,7 @@
 //! ```text
 //! app
 //! http
-//! demo
+//! demo contract
 //! config
 //! gateway
 //! presence replay
@@ -54,6 +56,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod contract;
 pub mod decode;
 pub mod demo;
 pub mod dev_tenants;

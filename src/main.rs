@@ -47,12 +47,26 @@ enum Command {
         #[arg(long, required = true)]
         print_defaults: bool,
     },
+    /// Print the client contract, generated from the bridge's code
+    /// (`make contract` writes both into the repository).
+    Contract {
+        #[arg(value_enum)]
+        document: ContractDocument,
+    },
     /// Produce demo CRM activity to the configured topics.
     Demo {
         /// Events per second.
         #[arg(long, default_value_t = 4.0)]
         rate: f64,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ContractDocument {
+    /// The AsyncAPI 3 document (`docs/asyncapi.json`), for the default topics.
+    Asyncapi,
+    /// The client package's TypeScript declarations (`client/index.d.ts`).
+    Typescript,
 }
 
 #[tokio::main]
@@ -77,6 +91,17 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Config { print_defaults: _ } => {
             print!("{}", crm_bridge::config::reference()?);
+            Ok(())
+        }
+        Command::Contract { document } => {
+            match document {
+                ContractDocument::Asyncapi => {
+                    let topics = crm_bridge::kafka::TopicNames::default();
+                    let document = crm_bridge::contract::asyncapi(&topics);
+                    println!("{}", serde_json::to_string_pretty(&document)?);
+                }
+                ContractDocument::Typescript => print!("{}", crm_bridge::contract::typescript()),
+            }
             Ok(())
         }
         Command::CheckConfig { file } => {

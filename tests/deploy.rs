@@ -464,11 +464,12 @@ fn compose_ports_agree_with_the_image() {
 }
 
 /// A request below an Ingress path that the bridge serves on its public port.
-const PUBLIC_ROUTES: [&str; 5] = [
+const PUBLIC_ROUTES: [&str; 6] = [
     "/",
     "/healthz",
     "/web/app.js",
     crm_bridge::http::CLIENT_MODULE_PATH,
+    crm_bridge::http::ASYNCAPI_PATH,
     "/socket.io/?EIO=4&transport=polling",
 ];
 

@@ -12,6 +12,7 @@
 mod config;
 mod direct;
 mod encode;
+mod json_schema;
 mod mapping;
 mod registry;
 mod wire;
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::SchemaConfig;
 pub use encode::{EncodeError, Encoder};
+pub use json_schema::changes_json_schema;
 pub use registry::{HttpRegistry, LocalRegistry, RegistryAccess, RegistryError, SchemaRegistry};
 pub use wire::{WireError, frame, split_frame};
 

@@ -48,6 +48,22 @@ macro_rules! id_type {
             }
         }
 
+        /// A non-empty string (what [`Self::new`] accepts), for the client
+        /// contract's JSON Schemas.
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string", "minLength": 1 })
+            }
+        }
+
         // Validated like `new`: what comes off a wire is checked once here.
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -40,6 +40,7 @@ use serde_json::{Value, json};
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
+use super::replies::Connected;
 use super::session::Session;
 use super::{Client, Gateway, credential, replay, requests, rooms};
 use crate::auth::Credential;
@@ -261,12 +262,12 @@ fn start(socket: SocketRef, session: Arc<Session>, gateway: Arc<Gateway>) {
     };
     // Read before subscribing: resuming from it can only repeat, never miss.
     let inbox_cursor = replay::live_cursor(&gateway, &topics_of(&inbox.key, inbox.actions));
-    let greeting = json!({
-        "sessionId": socket.id.to_string(),
-        "userId": session.principal.user.as_str(),
-        "timestamp": now_rfc3339(),
-        "notificationsCursor": inbox_cursor.to_string(),
-    });
+    let greeting = Connected {
+        session_id: socket.id.to_string(),
+        user_id: session.principal.user.as_str(),
+        timestamp: now_rfc3339(),
+        notifications_cursor: inbox_cursor.to_string(),
+    };
     socket.emit("connected", &greeting).ok();
     let client = Client::new(&socket, &session);
     let resumed = match socket.extensions.remove::<NotificationsSince>() {

@@ -15,6 +15,8 @@
 //! - `replay.rs`: the per-connection replay worker.
 //! - `dispatch.rs`: the [`Deliver`](crate::kafka::Deliver) sink: route, render
 //!   once, emit to each matching socket without waiting.
+//! - `replies.rs`: the payloads composed here (acknowledgements,
+//!   `connected`, `subscription-resumed`), as structs the contract reads.
 //! - `rate.rs`: charging each inbound event to the connection's rate.
 //! - `overflow.rs`: cutting off a client (too slow, flooding, credential
 //!   lapsed).
@@ -31,7 +33,7 @@
 //! dispatch replay
 //! overflow
 //! session
-//! seam
+//! seam replies
 //! ```
 
 mod connect;
@@ -40,6 +42,7 @@ mod dispatch;
 mod overflow;
 mod rate;
 mod replay;
+mod replies;
 mod requests;
 mod rooms;
 mod seam;
@@ -55,6 +58,10 @@ use socketioxide::extract::SocketRef;
 use socketioxide::handler::ConnectHandler;
 
 pub use dispatch::Dispatcher;
+pub use replies::{
+    Connected, Done, Joined, Nothing, Refused, Replaying, Subscribed, SubscriptionGap,
+    SubscriptionResumed, Typed, ack_schema,
+};
 
 use crate::auth::Authenticator;
 use crate::guard::{ConnectionGate, GuardConfig};

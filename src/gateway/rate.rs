@@ -11,6 +11,7 @@ use serde_json::json;
 use socketioxide::extract::{AckSender, SocketRef};
 
 use super::overflow::{self, Disconnect};
+use super::replies::Refused;
 use super::session::Session;
 use super::{Client, Gateway};
 use crate::guard::Admission;
@@ -35,7 +36,7 @@ pub(super) fn admit(
                 retry_ms,
             );
             let payload = error.payload();
-            ack.send(&json!({ "ok": false, "error": &payload })).ok();
+            ack.send(&Refused::new(&payload)).ok();
             if tell {
                 gateway.metrics.client_errors.inc("rate_limited");
                 socket.emit("error", &payload).ok();

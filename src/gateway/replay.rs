@@ -30,6 +30,7 @@ use tracing::field::Empty;
 use tracing::{Instrument as _, Span};
 
 use super::overflow::{self, Disconnect};
+use super::replies::{SubscriptionGap, SubscriptionResumed};
 use super::seam::{ReplayJob, Step, Waiting};
 use super::{Client, Gateway};
 use crate::domain::{Cursor, TopicKind};
@@ -233,16 +234,19 @@ impl Resumed<'_> {
         let socket = &client.socket;
         if !gaps.is_empty() {
             gateway.metrics.dropped.inc("replay_gap");
-            let gap = json!({ "subscription": subscription, "gaps": gaps });
+            let gap = SubscriptionGap {
+                subscription: &subscription,
+                gaps,
+            };
             let payload = serde_json::value::to_raw_value(&gap).expect("JSON values serialise");
             emit_patiently(socket, "subscription-gap", &payload, deadline, cancel).await?;
         }
-        let resumed = json!({
-            "subscription": subscription,
-            "cursor": self.end.to_string(),
-            "replayed": self.replayed,
-            "gaps": gaps,
-        });
+        let resumed = SubscriptionResumed {
+            subscription: &subscription,
+            cursor: self.end.to_string(),
+            replayed: self.replayed,
+            gaps,
+        };
         let payload = serde_json::value::to_raw_value(&resumed).expect("JSON values serialise");
         emit_patiently(socket, "subscription-resumed", &payload, deadline, cancel).await
     }

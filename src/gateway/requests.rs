@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 
+use super::replies::{Done, Nothing, Refused, Replaying, Subscribed};
 use super::session::Session;
 use super::{Client, Gateway, rate, replay};
 use crate::protocol::{Caller, ClientError, ErrorCode, parse_subscribe, parse_unsubscribe};
@@ -77,13 +78,12 @@ async fn on_subscribe(
     let Some(since) = request.since.clone() else {
         match session.subscribe(&gateway, &client, &request) {
             Ok(is_new) => {
-                let reply = json!({
-                    "ok": true,
-                    "subscription": request.describe(),
-                    "replaced": !is_new,
-                    "cursor": replay::live_cursor(&gateway, &topics_of(&request.key, request.actions))
-                        .to_string(),
-                    "replayed": 0,
+                let topics = topics_of(&request.key, request.actions);
+                let reply = Done::new(Subscribed {
+                    subscription: request.describe(),
+                    replaced: !is_new,
+                    cursor: replay::live_cursor(&gateway, &topics).to_string(),
+                    replayed: 0,
                 });
                 ack.send(&reply).ok();
             }
@@ -91,11 +91,10 @@ async fn on_subscribe(
         }
         return;
     };
-    let reply = json!({
-        "ok": true,
-        "subscription": request.describe(),
-        "cursor": since.to_string(),
-        "replaying": true,
+    let reply = Done::new(Replaying {
+        subscription: request.describe(),
+        cursor: since.to_string(),
+        replaying: true,
     });
     let mut ack = Some(ack);
     let acknowledge = || {
@@ -142,7 +141,7 @@ async fn on_ping(
         return;
     };
     socket.emit("pong", &()).ok();
-    ack.send(&json!({ "ok": true })).ok();
+    ack.send(&Done::new(Nothing {})).ok();
 }
 
 /// The answer to a request that removes something: `{ ok: true }`, or
@@ -155,7 +154,7 @@ pub(super) fn answer_removal(
     missing: &str,
 ) {
     if removed {
-        ack.send(&json!({ "ok": true })).ok();
+        ack.send(&Done::new(Nothing {})).ok();
     } else {
         let error = ClientError::new(ErrorCode::ResourceNotFound, missing);
         refuse(gateway, socket, ack, &error);
@@ -165,7 +164,7 @@ pub(super) fn answer_removal(
 pub(super) fn refuse(gateway: &Gateway, socket: &SocketRef, ack: AckSender, error: &ClientError) {
     gateway.metrics.client_errors.inc(error_label(error.code));
     let payload = error.payload();
-    ack.send(&json!({ "ok": false, "error": &payload })).ok();
+    ack.send(&Refused::new(&payload)).ok();
     socket.emit("error", &payload).ok();
 }
 

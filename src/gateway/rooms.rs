@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 
+use super::replies::{Done, Joined, Typed};
 use super::requests::{admit_request, answer_removal, refuse};
 use super::session::Session;
 use super::{Client, Gateway};
@@ -38,13 +39,10 @@ async fn on_join(
     let client = Client::new(&socket, &session);
     match session.join_room(&gateway, &client, &room) {
         Ok(view) => {
-            let subscription = describe_key(&SubscriptionKey::of_room(&room), None);
-            let reply = json!({
-                "ok": true,
-                "room": describe_room(&room),
-                "members": view.members,
-                "typing": view.typing,
-                "subscription": subscription,
+            let reply = Done::new(Joined {
+                room: describe_room(&room),
+                view,
+                subscription: describe_key(&SubscriptionKey::of_room(&room), None),
             });
             ack.send(&reply).ok();
         }
@@ -86,7 +84,7 @@ async fn on_typing(
     };
     match gateway.presence.typing(&room, session.client, &field) {
         Ok(shown) => {
-            ack.send(&json!({ "ok": true, "throttled": !shown })).ok();
+            ack.send(&Done::new(Typed { throttled: !shown })).ok();
         }
         Err(NotInRoom) => {
             let error = ClientError::new(ErrorCode::Forbidden, "join the room before typing in it");

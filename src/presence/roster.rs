@@ -13,6 +13,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -63,25 +64,26 @@ impl<C> Default for Effects<C> {
 }
 
 /// What a joining socket learns: the others in the room, and who is typing.
-#[derive(Debug, Default, PartialEq, Serialize)]
+#[derive(Debug, Default, PartialEq, Serialize, JsonSchema)]
 pub struct RoomView {
     pub members: Vec<MemberView>,
     pub typing: Vec<TypingView>,
 }
 
-#[derive(Debug, PartialEq, Serialize)]
+#[derive(Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberView {
     pub user_id: UserId,
     pub user_name: Box<str>,
 }
 
-#[derive(Debug, PartialEq, Serialize)]
+#[derive(Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TypingView {
     pub user_id: UserId,
     pub user_name: Box<str>,
     pub field: Box<str>,
+    #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
 }
 

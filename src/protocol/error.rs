@@ -2,13 +2,14 @@
 //! client is told. Messages help the client fix its request; they never carry
 //! internals (addresses, stack traces, other tenants' ids).
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::now_rfc3339;
 
 /// The seed's error codes, spelled as on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     Unauthorized,
@@ -32,14 +33,18 @@ pub struct ClientError {
 
 /// `{ code, message, details?, timestamp }`, as the seed's error format,
 /// with `retryAfter` (ms) on rate limits, where the seed's client reads it.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorPayload<'a> {
     code: ErrorCode,
+    /// What went wrong, for a person; never internals.
     message: &'a str,
+    /// Machine-readable specifics, e.g. `reason`, or the allowed values.
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<&'a Value>,
+    #[schemars(extend("format" = "date-time"))]
     timestamp: String,
+    /// On `RATE_LIMITED`: milliseconds before trying again.
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<u64>,
 }

@@ -15,11 +15,13 @@
 //!
 //! A payload is rendered once per record and shared by every recipient.
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::format_millis;
+use crate::decode::changes_json_schema;
 use crate::domain::{Action, CrmEvent, EventBody, LogTag, ResourceKind};
 
 /// One server-to-client event, ready to emit to any number of sockets.
@@ -29,27 +31,37 @@ pub struct Outbound {
     pub payload: Box<RawValue>,
 }
 
-#[derive(Serialize)]
+/// A contact or deal changed (any action but `delete`, and a deal's
+/// `stage-change`, which have events of their own).
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct ResourceUpdate<'a> {
     resource: ResourceKind,
     id: &'a str,
+    #[schemars(schema_with = "update_actions")]
     action: &'static str,
+    /// The changed fields and their new values (the record's `changes`).
+    #[schemars(schema_with = "changes_json_schema")]
     data: &'a Map<String, Value>,
+    #[schemars(extend("format" = "date-time"))]
     timestamp: String,
+    /// Who made the change.
     user_id: &'a str,
 }
 
-#[derive(Serialize)]
+/// A contact or deal was deleted.
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct ResourceDelete<'a> {
     resource: ResourceKind,
     id: &'a str,
+    #[schemars(extend("format" = "date-time"))]
     timestamp: String,
     user_id: &'a str,
 }
 
-#[derive(Serialize)]
+/// A deal moved between stages.
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct PipelineUpdate<'a> {
     pipeline_id: &'a str,
@@ -57,30 +69,38 @@ struct PipelineUpdate<'a> {
     previous_stage: Option<&'a str>,
     new_stage: Option<&'a str>,
     user_id: &'a str,
+    #[schemars(extend("format" = "date-time"))]
     timestamp: String,
 }
 
-/// The seed's fields, plus `threadId` and `action` so a thread view can place it.
-#[derive(Serialize)]
+/// An email arrived in a thread: the seed's fields, plus `threadId` and
+/// `action` so a thread view can place it.
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct EmailReceived<'a> {
     email_id: &'a str,
     contact_id: Option<&'a str>,
     subject: &'a str,
+    /// Sender address.
     from: &'a str,
+    #[schemars(extend("format" = "date-time"))]
     timestamp: String,
     thread_id: &'a str,
+    #[schemars(schema_with = "email_actions")]
     action: &'static str,
 }
 
-#[derive(Serialize)]
+/// A notification for the connected user alone.
+#[derive(Serialize, JsonSchema)]
 struct Notification<'a> {
     id: &'a str,
+    /// `mention`, `assignment`, `reminder`, ...
     #[serde(rename = "type")]
     kind: &'a str,
     title: &'a str,
     message: &'a str,
     link: Option<&'a str>,
+    #[schemars(extend("format" = "date-time"))]
     timestamp: String,
 }
 
@@ -88,6 +108,80 @@ impl Serialize for ResourceKind {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
     }
+}
+
+impl JsonSchema for ResourceKind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ResourceKind".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "enum": ResourceKind::ALL.map(ResourceKind::as_str) })
+    }
+}
+
+/// Which event a contact or deal record with `action` becomes: the rule
+/// [`render`] follows, and the contract documents.
+const fn resource_event_name(kind: ResourceKind, action: Action) -> &'static str {
+    match (kind, action) {
+        (_, Action::Delete) => "resource-delete",
+        (ResourceKind::Deal, Action::StageChange) => "pipeline-update",
+        _ => "resource-update",
+    }
+}
+
+/// The actions a `resource-update` may carry.
+fn update_actions(_: &mut SchemaGenerator) -> Schema {
+    let actions: Vec<&str> = [ResourceKind::Contact, ResourceKind::Deal]
+        .into_iter()
+        .flat_map(|kind| kind.actions().iter().map(move |a| (kind, *a)))
+        .filter(|(kind, a)| resource_event_name(*kind, *a) == "resource-update")
+        .map(|(_, a)| a.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    json_schema!({ "type": "string", "enum": actions })
+}
+
+/// `replayed`: sent only when true.
+fn literal_true(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "const": true })
+}
+
+/// The actions an `email-received` may carry.
+fn email_actions(_: &mut SchemaGenerator) -> Schema {
+    let actions = ResourceKind::EmailThread
+        .actions()
+        .iter()
+        .map(|a| a.as_str());
+    json_schema!({ "type": "string", "enum": actions.collect::<Vec<_>>() })
+}
+
+/// The JSON Schema of each event [`render`] makes, by event name, with
+/// `position` and `replayed`.
+pub fn outbound_schemas(generator: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
+    vec![
+        (
+            "resource-update",
+            generator.subschema_for::<Positioned<'_, ResourceUpdate<'_>>>(),
+        ),
+        (
+            "resource-delete",
+            generator.subschema_for::<Positioned<'_, ResourceDelete<'_>>>(),
+        ),
+        (
+            "pipeline-update",
+            generator.subschema_for::<Positioned<'_, PipelineUpdate<'_>>>(),
+        ),
+        (
+            "email-received",
+            generator.subschema_for::<Positioned<'_, EmailReceived<'_>>>(),
+        ),
+        (
+            "notification",
+            generator.subschema_for::<Positioned<'_, Notification<'_>>>(),
+        ),
+    ]
 }
 
 /// How an event reaches the client.
@@ -98,12 +192,16 @@ pub enum Delivery {
 }
 
 /// The seed's fields of one payload, plus where the event sits in Kafka.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct Positioned<'a, T> {
     #[serde(flatten)]
     fields: T,
+    /// Where the event sits in Kafka (`d.1.1534`, then the log's tag where
+    /// known): what a resume cursor advances by.
     position: &'a str,
+    /// Present (`true`) when a replay sent it, not live delivery.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(schema_with = "literal_true")]
     replayed: bool,
 }
 
@@ -124,17 +222,21 @@ pub fn render(event: &CrmEvent, delivery: Delivery, log: Option<LogTag>) -> Outb
             c.occurred_at_ms,
             &c.actor_user_id,
         ),
-        EventBody::Deal(d) if d.action == Action::StageChange => (
-            "pipeline-update",
-            stamp.apply(PipelineUpdate {
-                pipeline_id: &d.pipeline_id,
-                deal_id: &d.deal_id,
-                previous_stage: d.previous_stage.as_deref(),
-                new_stage: d.new_stage.as_deref(),
-                user_id: &d.actor_user_id,
-                timestamp: format_millis(d.occurred_at_ms),
-            }),
-        ),
+        EventBody::Deal(d)
+            if resource_event_name(ResourceKind::Deal, d.action) == "pipeline-update" =>
+        {
+            (
+                "pipeline-update",
+                stamp.apply(PipelineUpdate {
+                    pipeline_id: &d.pipeline_id,
+                    deal_id: &d.deal_id,
+                    previous_stage: d.previous_stage.as_deref(),
+                    new_stage: d.new_stage.as_deref(),
+                    user_id: &d.actor_user_id,
+                    timestamp: format_millis(d.occurred_at_ms),
+                }),
+            )
+        }
         EventBody::Deal(d) => resource_event(
             &stamp,
             ResourceKind::Deal,
@@ -181,7 +283,7 @@ fn resource_event(
     user_id: &str,
 ) -> (&'static str, Box<RawValue>) {
     let timestamp = format_millis(occurred_at_ms);
-    if action == Action::Delete {
+    if resource_event_name(resource, action) == "resource-delete" {
         let payload = ResourceDelete {
             resource,
             id,

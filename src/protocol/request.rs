@@ -19,7 +19,10 @@ pub(super) const MAX_ID_LEN: usize = 256;
 const SUBSCRIPTION_SHAPE: &str = "{ resource, id, events }";
 
 /// The resource name of a user's own notifications.
-const NOTIFICATION: &str = "notification";
+pub(super) const NOTIFICATION: &str = "notification";
+
+/// The fields `subscribe` and `unsubscribe` accept.
+pub(super) const SUBSCRIPTION_FIELDS: [&str; 5] = ["resource", "id", "filter", "events", "since"];
 
 /// Who is asking: every key is built inside their organisation.
 #[derive(Clone, Copy)]
@@ -84,7 +87,7 @@ pub fn parse_subscribe(
     raw: Option<&Value>,
 ) -> Result<SubscriptionRequest, ClientError> {
     let fields = as_object(raw, SUBSCRIPTION_SHAPE)?;
-    reject_unknown(fields, &["resource", "id", "filter", "events", "since"])?;
+    reject_unknown(fields, &SUBSCRIPTION_FIELDS)?;
     let since = match fields.get("since") {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) => Some(Cursor::parse(text).map_err(|_| {
@@ -139,7 +142,7 @@ pub fn parse_unsubscribe(
     raw: Option<&Value>,
 ) -> Result<SubscriptionKey, ClientError> {
     let fields = as_object(raw, SUBSCRIPTION_SHAPE)?;
-    reject_unknown(fields, &["resource", "id", "filter", "events", "since"])?;
+    reject_unknown(fields, &SUBSCRIPTION_FIELDS)?;
     parse_key(caller, fields)
 }
 

@@ -5,6 +5,7 @@
 //! subscriptions are. `organizationId`, when a request names it, must be the
 //! caller's (`FORBIDDEN` otherwise), for clients that carry it with a room.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -13,12 +14,17 @@ use super::{Caller, ClientError, ErrorCode, format_millis};
 use crate::domain::{RoomKey, RoomKind, UserId};
 
 /// Longest `typing.field` accepted (a form field's name).
-const MAX_FIELD_LEN: usize = 64;
+pub(super) const MAX_FIELD_LEN: usize = 64;
+
+/// The fields `join-room` and `leave-room` accept.
+pub(super) const ROOM_FIELDS: [&str; 3] = ["type", "id", "organizationId"];
+/// The fields `typing` accepts.
+pub(super) const TYPING_FIELDS: [&str; 4] = ["roomType", "roomId", "field", "organizationId"];
 
 /// Parses `{ type, id, organizationId? }` for `join-room` and `leave-room`.
 pub fn parse_room(caller: Caller<'_>, raw: Option<&Value>) -> Result<RoomKey, ClientError> {
     let fields = as_object(raw, "{ type, id }")?;
-    reject_unknown(fields, &["type", "id", "organizationId"])?;
+    reject_unknown(fields, &ROOM_FIELDS)?;
     room_key(caller, fields, "type", "id")
 }
 
@@ -28,7 +34,7 @@ pub fn parse_typing(
     raw: Option<&Value>,
 ) -> Result<(RoomKey, Box<str>), ClientError> {
     let fields = as_object(raw, "{ roomType, roomId, field }")?;
-    reject_unknown(fields, &["roomType", "roomId", "field", "organizationId"])?;
+    reject_unknown(fields, &TYPING_FIELDS)?;
     let room = room_key(caller, fields, "roomType", "roomId")?;
     let field = match fields.get("field") {
         Some(Value::String(f)) if !f.is_empty() && f.len() <= MAX_FIELD_LEN => f.as_str().into(),
@@ -90,13 +96,15 @@ pub fn describe_room(room: &RoomKey) -> Value {
 }
 
 /// `user-joined` and `user-left`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PresenceChange<'a> {
     pub user_id: &'a UserId,
     pub user_name: &'a str,
+    #[schemars(with = "RoomKind")]
     pub room_type: &'static str,
     pub room_id: &'a str,
+    #[schemars(extend("format" = "date-time"))]
     pub timestamp: String,
 }
 
@@ -114,15 +122,20 @@ impl<'a> PresenceChange<'a> {
 
 /// `user-typing`: the seed's fields, plus the room (a client may be in
 /// several) and when the indicator lapses unless another `typing` arrives.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Typing<'a> {
     pub user_id: &'a UserId,
     pub user_name: &'a str,
+    /// The form field being typed in.
     pub field: &'a str,
+    #[schemars(extend("format" = "date-time"))]
     pub timestamp: String,
+    #[schemars(with = "RoomKind")]
     pub room_type: &'static str,
     pub room_id: &'a str,
+    /// When the indicator lapses unless another `typing` arrives.
+    #[schemars(extend("format" = "date-time"))]
     pub expires_at: String,
 }
 

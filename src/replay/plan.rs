@@ -1,5 +1,6 @@
 //! What a replay reads, and what it must report as lost. Pure.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::domain::Cursor;
@@ -34,10 +35,12 @@ pub struct Range {
 }
 
 /// Offsets `[from, to)` of one partition that will not be replayed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Gap {
+    /// The topic's label (`contacts`, `deals`, `email`, `notifications`).
     #[serde(serialize_with = "topic_label")]
+    #[schemars(schema_with = "topic_labels")]
     pub topic: TopicKind,
     pub partition: i32,
     pub from: i64,
@@ -45,7 +48,7 @@ pub struct Gap {
     pub reason: GapReason,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum GapReason {
     /// Kafka no longer holds these records.
@@ -58,6 +61,11 @@ pub enum GapReason {
     /// followed `from` in the old log is unknown; the replay goes on with
     /// the new log from its start, `to`.
     Reset,
+}
+
+fn topic_labels(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let labels = TopicKind::ALL.map(TopicKind::label);
+    schemars::json_schema!({ "type": "string", "enum": labels })
 }
 
 fn topic_label<S: serde::Serializer>(topic: &TopicKind, s: S) -> Result<S::Ok, S::Error> {
