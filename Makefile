@@ -52,15 +52,15 @@ endef
 ## Everything the tests need that the machine does not ship: the npm
 ## packages (socket.io-client's browser build for the dashboard, which the
 ## bridge builds in; the test drivers; playwright-core; the client package's
-## React, jsdom, Testing Library, esbuild and TypeScript; typescript and
-## @asyncapi/parser, which check the contract), Apache Kafka and
+## React, jsdom, Testing Library, esbuild and TypeScript; @asyncapi/parser,
+## which checks the contract document), Apache Kafka and
 ## Apicurio Registry (jars from Maven Central, cached in ~/.cache/crm-bridge),
 ## nginx (load-balancer tests), promtool (from the prometheus package: checks
 ## /metrics and the alert rules), Chromium (the dashboard's browser
 ## tests), installed but never started, and the deploy checks' tools.
 deps: native java web/node_modules/.package-lock.json tests/client/node_modules/.package-lock.json \
       tests/browser/node_modules/.package-lock.json client/node_modules/.package-lock.json \
-      tests/types/node_modules/.package-lock.json deploy-tools
+      tests/asyncapi/node_modules/.package-lock.json deploy-tools
 	bash $(JVM_INSTALL) kafka >/dev/null
 	bash $(JVM_INSTALL) registry >/dev/null
 	$(call apt_install_stopped,nginx,/usr/sbin/nginx)

@@ -1,8 +1,8 @@
 //! The client contract (`src/contract`): the checked-in documents are what
-//! the code generates, the event list is the code's, the TypeScript
-//! declarations type-check as a page uses them (`tsc --strict`, with the
-//! mistakes they must catch), the AsyncAPI document passes
-//! `@asyncapi/parser`, and a running bridge serves it.
+//! the code generates, the event list is the code's, the AsyncAPI document
+//! passes `@asyncapi/parser`, and a running bridge serves it. That the
+//! TypeScript declarations type-check as a page uses them, and catch its
+//! mistakes, is the client package's test (`client/test/package.test.mjs`).
 
 mod support;
 
@@ -96,10 +96,10 @@ fn rust_sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 /// `program args…` in the repository; its output, and whether it succeeded.
 fn run(program: &str, args: &[&str]) -> (bool, String) {
-    let tools = repo_path("tests/types/node_modules");
+    let tools = repo_path("tests/asyncapi/node_modules");
     assert!(
         tools.exists(),
-        "tests/types has no node_modules: run `make deps`"
+        "tests/asyncapi has no node_modules: run `make deps`"
     );
     let out = Command::new(program)
         .args(args)
@@ -111,22 +111,11 @@ fn run(program: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// `tests/types/page.ts` uses the types as a page would; each of its
-/// `@ts-expect-error` lines is a mistake that must not type-check.
-#[test]
-fn the_typescript_declarations_type_check_as_a_page_uses_them() {
-    let (ok, out) = run(
-        "tests/types/node_modules/.bin/tsc",
-        &["--strict", "-p", "tests/types"],
-    );
-    assert!(ok, "tsc --strict -p tests/types:\n{out}");
-}
-
 #[test]
 fn the_asyncapi_document_passes_the_asyncapi_parser() {
     let (ok, out) = run(
         "node",
-        &["tests/types/validate-asyncapi.mjs", "docs/asyncapi.json"],
+        &["tests/asyncapi/validate-asyncapi.mjs", "docs/asyncapi.json"],
     );
     // Warnings do not fail; they show here.
     println!("{out}");

@@ -1,5 +1,5 @@
 // What a TypeScript page may and may not write with crm-bridge-client/react;
-// type-checked by client/test/types.test.mjs with `tsc --strict`.
+// type-checked by client/test/package.test.mjs with `tsc --strict`.
 import { CrmBridgeProvider, useConnection, useNotifications, useRoom, useSubscription } from "crm-bridge-client/react";
 
 export function Board({ pipelineId }: { pipelineId: string }) {

@@ -1,6 +1,6 @@
 // A page using crm-bridge-client's generated types (client/index.d.ts) as
-// the README and the seed do; `tsc --strict -p tests/types` must pass
-// (tests/contract.rs runs it), so each `@ts-expect-error` below is a
+// the README and the seed do; `tsc --strict -p client/test/types` must pass
+// (client/test/package.test.mjs runs it), so each `@ts-expect-error` below is a
 // mistake the types catch: were it to type-check, tsc would fail on the
 // unused directive.
 import io, { type CrmBridgeSocket, type RecoveredReport, type SubscribeReply } from "crm-bridge-client";

@@ -2,7 +2,7 @@
 // each Avro payload with @asyncapi/avro-schema-parser's validation (the
 // parser registers it for parsing, but its rules do not run it on AsyncAPI
 // 3's multi-format payloads). Exits 1 on any error; prints warnings, which
-// do not fail. Usage: node tests/types/validate-asyncapi.mjs [FILE]
+// do not fail. Usage: node tests/asyncapi/validate-asyncapi.mjs [FILE]
 // (docs/asyncapi.json by default). tests/contract.rs runs it.
 import { readFile } from "node:fs/promises";
 import { Parser, DiagnosticSeverity } from "@asyncapi/parser";
