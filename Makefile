@@ -108,10 +108,10 @@ lint: native
 
 ## Every test: lint, unit and property tests, integration tests against the
 ## real broker (Apache Kafka) and the official socket.io-client; the client
-## module's own unit tests (tests/client/*.test.mjs) and the client package's
-## (client/test/*.test.mjs: the React hooks in jsdom, the packed files, types).
+## package's own (client/test/*.test.mjs: the module's cursors and resumes,
+## the React hooks in jsdom, the packed files, the types under tsc --strict).
 test: deps lint
-	node --test tests/client/ client/test/*.test.mjs
+	node --test client/test/*.test.mjs
 	cargo test --no-fail-fast
 
 FUZZ_SECONDS ?= 60

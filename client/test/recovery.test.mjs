@@ -1,57 +1,12 @@
-// Unit tests of the client module's cursors (client/recovery.js), against a
-// stand-in for socket.io-client's socket: no bridge, no network. Run with
-// `node --test tests/client/` (the integration tests drive the module
-// against a real bridge through driver.mjs).
+// Unit tests of the client module (client/recovery.js: cursors, resumes,
+// the recovered report), against a stand-in for socket.io-client's socket:
+// no bridge, no network. `make test` runs them with the package's other
+// tests; the integration tests drive the module against a real bridge
+// through tests/client/driver.mjs.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { withRecovery } from "../../client/recovery.js";
-
-/**
- * What the module uses of a socket.io-client socket. `replies(event, data)`
- * answers acknowledged emits at once; `undefined` leaves the acknowledgement
- * in `acks` for the test to answer. `handshake()` sends a CONNECT packet as
- * socket.io-client does, from `auth` (an object or a callback).
- */
-function fakeSocket(replies = () => undefined) {
-  const handlers = new Map();
-  const sent = [];
-  const acks = [];
-  const handshakes = [];
-  return {
-    sent,
-    acks,
-    handshakes,
-    io: {},
-    flags: {},
-    auth: {},
-    on(event, handler) {
-      if (!handlers.has(event)) handlers.set(event, []);
-      handlers.get(event).push(handler);
-      return this;
-    },
-    listeners: (event) => handlers.get(event) ?? [],
-    emit(event, ...args) {
-      sent.push([event, ...args]);
-      const callback = args[args.length - 1];
-      if (typeof callback !== "function") return this;
-      const reply = replies(event, args[0]);
-      if (reply === undefined) acks.push({ event, data: args[0], answer: callback });
-      else callback(reply);
-      return this;
-    },
-    packet(packet) {
-      handshakes.push(packet.data);
-    },
-    handshake() {
-      if (typeof this.auth === "function") this.auth((data) => this.packet({ type: 0, data }));
-      else this.packet({ type: 0, data: this.auth });
-    },
-    fire(event, data) {
-      for (const handler of this.listeners(event)) handler(data);
-    },
-    connect() {},
-  };
-}
+import { withRecovery } from "../recovery.js";
+import { fakeSocket } from "./fake-socket.mjs";
 
 const ALL_DEAL_EVENTS = ["create", "update", "delete", "stage-change", "assignment", "comment"];
 
@@ -294,7 +249,7 @@ test("a subscription made during a resume goes out at once and is not waited for
 });
 
 test("unsubscribing one being resumed waits for its acknowledgement and settles the report", () => {
-  const socket = fakeSocket();
+  const socket = fakeSocket(() => undefined);
   const recovering = withRecovery(() => socket)("http://bridge");
   const reports = [];
   recovering.on("recovered", (report) => reports.push(report));
