@@ -7,27 +7,15 @@
 // check waits for a condition (never for a fixed time) and fails with what
 // the page showed instead.
 
-import { createInterface } from "node:readline";
 import { mkdirSync } from "node:fs";
 import { chromium } from "playwright-core";
+import { ask, log } from "./scenario.mjs";
 
 const [url, artifacts] = process.argv.slice(2);
 mkdirSync(artifacts, { recursive: true });
 const WAIT_MS = 30_000;
 const ORG = "org-acme";
 const PIPELINE = "pipeline_acme_sales";
-
-// ---- talking to the Rust test ----
-const replies = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-let asked = 0;
-async function ask(what) {
-  asked += 1;
-  console.log(JSON.stringify({ ...what, n: asked }));
-  const { value } = await replies.next();
-  const reply = JSON.parse(value);
-  if (reply.done !== asked) throw new Error(`asked ${asked}, the test answered ${value}`);
-}
-const log = (message) => console.log(JSON.stringify({ log: message }));
 
 // ---- the page ----
 async function signIn(browser, user, viewport) {

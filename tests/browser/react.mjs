@@ -9,8 +9,8 @@
 // can do, one JSON line on stdout each (`{"ask": "stage", ...}`), and waits
 // for its `{"done": n}` on stdin. Every check waits for a condition.
 
-import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
+import { ask, log } from "./scenario.mjs";
 import { bundlePage } from "../../client/test/browser/bundle.mjs";
 
 const [url] = process.argv.slice(2);
@@ -18,18 +18,6 @@ const WAIT_MS = 30_000;
 const ORG = "org-acme";
 const PIPELINE = "pipeline_acme_sales";
 const CONTACT = "contact_ana";
-
-// ---- talking to the Rust test ----
-const replies = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-let asked = 0;
-async function ask(what) {
-  asked += 1;
-  console.log(JSON.stringify({ ...what, n: asked }));
-  const { value } = await replies.next();
-  const reply = JSON.parse(value);
-  if (reply.done !== asked) throw new Error(`asked ${asked}, the test answered ${value}`);
-}
-const log = (message) => console.log(JSON.stringify({ log: message }));
 
 /** Waits for `predicate(arg)` in the page; on timeout says what the page showed. */
 async function until(page, what, predicate, arg) {
