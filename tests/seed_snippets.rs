@@ -21,36 +21,38 @@ fn snippet(heading: &str) -> Value {
     json!({ "heading": heading, "index": 0 })
 }
 
-/// Opens page `name`: `snippets` and `glue` in one script, on the stock
-/// client or (`module`) the client module.
-async fn open(
-    pages: &mut Clients,
-    name: &str,
-    url: &str,
+/// A page to open: the seed's `snippets` in one script after `glue` (the
+/// page's own code, which defines `exports`), on the stock client or
+/// (`module`) the client module.
+#[derive(Default)]
+struct Page<'a> {
+    name: &'a str,
+    url: &'a str,
     auth: Value,
     module: bool,
     snippets: Value,
-) {
-    open_with(pages, name, url, auth, module, snippets, "", &[]).await;
+    glue: &'a str,
+    exports: &'a [&'a str],
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn open_with(
-    pages: &mut Clients,
-    name: &str,
-    url: &str,
-    auth: Value,
-    module: bool,
-    snippets: Value,
-    glue: &str,
-    exports: &[&str],
-) {
-    pages
-        .send(json!({
-            "op": "open", "client": name, "url": url, "auth": auth, "module": module,
-            "snippets": snippets, "glue": glue, "exports": exports,
-        }))
-        .await;
+impl Page<'_> {
+    async fn open(self, pages: &mut Clients) {
+        let Page {
+            name,
+            url,
+            auth,
+            module,
+            snippets,
+            glue,
+            exports,
+        } = self;
+        pages
+            .send(json!({
+                "op": "open", "client": name, "url": url, "auth": auth, "module": module,
+                "snippets": snippets, "glue": glue, "exports": exports,
+            }))
+            .await;
+    }
 }
 
 /// Waits for the page's `refreshAuthToken()` and answers it with `token`.
@@ -96,7 +98,16 @@ async fn error_recovery_reconnects_a_refused_handshake_with_a_fresh_token() {
         ("none", json!({})),
     ] {
         let snippets = json!([snippet("Error Recovery")]);
-        open(&mut pages, name, &bridge.url, auth, false, snippets).await;
+        let (url, snippets) = (&bridge.url, snippets);
+        Page {
+            name,
+            url,
+            auth,
+            snippets,
+            ..Page::default()
+        }
+        .open(&mut pages)
+        .await;
         // Asked before the handshake's outcome (socket.io-client sends it on
         // `connect`): it goes unanswered, and changes nothing of the refusal.
         pages
@@ -130,14 +141,15 @@ async fn error_recovery_after_a_token_expires_resumes_with_the_client_module() {
     let mut pages = Clients::spawn_script(PAGE).await;
     let short = crm_bridge::auth::sign_dev_token(TEST_SECRET, "user_x", "X", "org-1", 2);
     let snippets = json!([snippet("Error Recovery")]);
-    open(
-        &mut pages,
-        "page",
-        &bridge.url,
-        json!({"token": short}),
-        true,
+    Page {
+        name: "page",
+        url: &bridge.url,
+        auth: json!({"token": short}),
+        module: true,
         snippets,
-    )
+        ..Page::default()
+    }
+    .open(&mut pages)
     .await;
     pages.event("page", "connected").await;
     assert_eq!(
@@ -188,7 +200,16 @@ async fn error_recovery_retries_a_rate_limited_action_after_retry_after() {
     let mut pages = Clients::spawn_script(PAGE).await;
     let auth = json!({"token": token("user_r", "org-1")});
     let snippets = json!([snippet("Error Recovery")]);
-    open(&mut pages, "page", &bridge.url, auth, false, snippets).await;
+    let (url, snippets) = (&bridge.url, snippets);
+    Page {
+        name: "page",
+        url,
+        auth,
+        snippets,
+        ..Page::default()
+    }
+    .open(&mut pages)
+    .await;
     pages.event("page", "connected").await;
 
     pages
@@ -252,16 +273,16 @@ async fn best_practices_resubscribe_after_a_reconnect() {
         snippet("Subscription Management"),
     ]);
     let auth = json!({"token": token("user_b", "org-1")});
-    open_with(
-        &mut pages,
-        "page",
-        &proxy.url,
+    Page {
+        name: "page",
+        url: &proxy.url,
         auth,
-        false,
         snippets,
-        RESUBSCRIBE,
-        &["subscribeToResource"],
-    )
+        glue: RESUBSCRIBE,
+        exports: &["subscribeToResource"],
+        ..Page::default()
+    }
+    .open(&mut pages)
     .await;
     pages.event("page", "connected").await;
     pages
