@@ -135,11 +135,7 @@ async fn come_back(clients: &mut Clients) {
     clients
         .send(json!({"op": "reconnect", "client": "away"}))
         .await;
-    let recovered = clients
-        .wait_for("away recovered", |o| {
-            o["client"] == "away" && o["type"] == "recovered"
-        })
-        .await;
+    let recovered = clients.recovered("away").await;
     assert_eq!(recovered["data"]["recovered"], true, "{recovered}");
 }
 

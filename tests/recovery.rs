@@ -246,11 +246,7 @@ async fn dropped_transport_resumes(broker: &Broker, bridge: &TestBridge) {
     network.up();
     stream.finish().await;
 
-    let recovered = clients
-        .wait_for("page recovered", |o| {
-            o["client"] == "page" && o["type"] == "recovered"
-        })
-        .await;
+    let recovered = clients.recovered("page").await;
     assert_eq!(recovered["data"]["recovered"], true, "{recovered}");
     let reference = clients.deliveries("reference", 300).await;
     assert_exactly_once_in_order(&reference, 0..300);
@@ -287,11 +283,7 @@ async fn a_bridge_killed_with_sigkill_and_restarted_loses_nothing() {
     node.kill();
     produce(&producer, 40..80).await;
     let _node = BridgeProcess::start(&broker, port, "sigkill").await;
-    clients
-        .wait_for("page recovered", |o| {
-            o["client"] == "page" && o["type"] == "recovered"
-        })
-        .await;
+    clients.recovered("page").await;
     produce(&producer, 80..100).await;
     received.extend(clients.deliveries("page", 60).await);
     assert_exactly_once_in_order(&received, 0..100);
@@ -361,11 +353,7 @@ async fn a_bridge_killed_with_sigkill_resumes_from_the_offsets_its_group_committ
     node.kill();
     produce(&producer, 40..80).await;
     let node = BridgeProcess::start(&broker, port, &node_id).await;
-    clients
-        .wait_for("page recovered", |o| {
-            o["client"] == "page" && o["type"] == "recovered"
-        })
-        .await;
+    clients.recovered("page").await;
     produce(&producer, 80..100).await;
     received.extend(clients.deliveries("page", 60).await);
     assert_exactly_once_in_order(&received, 0..100);
@@ -723,11 +711,7 @@ async fn token_expiry_resumes(auth_as: AuthAs) {
     clients
         .send(json!({"op": "reconnect", "client": "page", "auth": {"token": token("user_x", "org-1")}}))
         .await;
-    let recovered = clients
-        .wait_for("page recovered", |o| {
-            o["client"] == "page" && o["type"] == "recovered"
-        })
-        .await;
+    let recovered = clients.recovered("page").await;
     assert_eq!(recovered["data"]["recovered"], true, "{recovered}");
     let mut notes = Vec::new();
     while received.len() < 20 || notes.is_empty() {
@@ -781,11 +765,7 @@ async fn a_page_resubscribing_on_every_connect_recovers_and_is_told_so() {
     network.up();
     stream.finish().await;
 
-    let recovered = clients
-        .wait_for("page recovered", |o| {
-            o["client"] == "page" && o["type"] == "recovered"
-        })
-        .await;
+    let recovered = clients.recovered("page").await;
     assert_eq!(recovered["data"]["recovered"], true, "{recovered}");
     let received = clients.deliveries("page", 200).await;
     assert_exactly_once_in_order(&received, 0..200);
@@ -863,11 +843,7 @@ async fn subscriptions_changed_during_a_resume_end_as_the_page_asked() {
     }
     network.up();
 
-    let recovered = clients
-        .wait_for("page recovered", |o| {
-            o["client"] == "page" && o["type"] == "recovered"
-        })
-        .await;
+    let recovered = clients.recovered("page").await;
     assert_eq!(recovered["data"]["recovered"], true, "{recovered}");
     for n in 0..requests.len() {
         let reply = clients
@@ -945,11 +921,7 @@ async fn a_slow_client_is_cut_off_then_catches_up_at_its_own_pace() {
             o["client"] == "slow" && o["type"] == "disconnect"
         })
         .await;
-    clients
-        .wait_for("resumed", |o| {
-            o["client"] == "slow" && o["type"] == "recovered"
-        })
-        .await;
+    clients.recovered("slow").await;
     let received = clients.deliveries("slow", 500).await;
     assert_exactly_once_in_order(&received, 0..500);
     bridge.stop().await;
@@ -1118,11 +1090,7 @@ async fn a_page_with_more_subscriptions_than_the_rate_burst_resumes_them_all() {
     // On reconnect the module resumes all 150 at once: more than the
     // bridge's burst of 100, so it paces them.
     clients.send(json!({"op": "drop", "client": "page"})).await;
-    let recovered = clients
-        .wait_for("page recovered", |o| {
-            o["client"] == "page" && o["type"] == "recovered"
-        })
-        .await;
+    let recovered = clients.recovered("page").await;
     assert_eq!(recovered["data"]["recovered"], true, "{recovered}");
     for n in [0, 149] {
         let record = deal_seq("org-1", &deal(n), PIPELINE, n);

@@ -35,7 +35,19 @@ struct Page<'a> {
     exports: &'a [&'a str],
 }
 
-impl Page<'_> {
+impl<'a> Page<'a> {
+    /// A page running the seed's "Error Recovery" alone.
+    fn error_recovery(name: &'a str, url: &'a str, auth: Value) -> Self {
+        let snippets = json!([snippet("Error Recovery")]);
+        Page {
+            name,
+            url,
+            auth,
+            snippets,
+            ..Page::default()
+        }
+    }
+
     async fn open(self, pages: &mut Clients) {
         let Page {
             name,
@@ -97,17 +109,9 @@ async fn error_recovery_reconnects_a_refused_handshake_with_a_fresh_token() {
         ("forged", json!({"token": "not-a-jwt"})),
         ("none", json!({})),
     ] {
-        let snippets = json!([snippet("Error Recovery")]);
-        let (url, snippets) = (&bridge.url, snippets);
-        Page {
-            name,
-            url,
-            auth,
-            snippets,
-            ..Page::default()
-        }
-        .open(&mut pages)
-        .await;
+        Page::error_recovery(name, &bridge.url, auth)
+            .open(&mut pages)
+            .await;
         // Asked before the handshake's outcome (socket.io-client sends it on
         // `connect`): it goes unanswered, and changes nothing of the refusal.
         pages
@@ -140,14 +144,10 @@ async fn error_recovery_after_a_token_expires_resumes_with_the_client_module() {
     let producer = Producer::new(&broker);
     let mut pages = Clients::spawn_script(PAGE).await;
     let short = crm_bridge::auth::sign_dev_token(TEST_SECRET, "user_x", "X", "org-1", 2);
-    let snippets = json!([snippet("Error Recovery")]);
+    let auth = json!({"token": short});
     Page {
-        name: "page",
-        url: &bridge.url,
-        auth: json!({"token": short}),
         module: true,
-        snippets,
-        ..Page::default()
+        ..Page::error_recovery("page", &bridge.url, auth)
     }
     .open(&mut pages)
     .await;
@@ -174,11 +174,7 @@ async fn error_recovery_after_a_token_expires_resumes_with_the_client_module() {
     assert_eq!(stale["code"], "UNAUTHORIZED", "{stale}");
     refresh_with(&mut pages, "page", token("user_x", "org-1")).await;
     pages.event("page", "connected").await;
-    let report = pages
-        .wait_for("the page recovered", |o| {
-            o["client"] == "page" && o["type"] == "recovered"
-        })
-        .await;
+    let report = pages.recovered("page").await;
     assert_eq!(report["data"]["recovered"], true, "{report}");
     producer.send_deal_seqs(PIPELINE, 20..25).await;
     received.extend(pages.deliveries("page", 15).await);
@@ -199,17 +195,9 @@ async fn error_recovery_retries_a_rate_limited_action_after_retry_after() {
     .await;
     let mut pages = Clients::spawn_script(PAGE).await;
     let auth = json!({"token": token("user_r", "org-1")});
-    let snippets = json!([snippet("Error Recovery")]);
-    let (url, snippets) = (&bridge.url, snippets);
-    Page {
-        name: "page",
-        url,
-        auth,
-        snippets,
-        ..Page::default()
-    }
-    .open(&mut pages)
-    .await;
+    Page::error_recovery("page", &bridge.url, auth)
+        .open(&mut pages)
+        .await;
     pages.event("page", "connected").await;
 
     pages

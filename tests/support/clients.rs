@@ -118,6 +118,15 @@ impl Clients {
         found["data"].clone()
     }
 
+    /// The next `recovered` report the client module gives `client` (the
+    /// observation: its `data` is `{ recovered, replayed, gaps }`).
+    pub async fn recovered(&mut self, client: &str) -> Value {
+        self.wait_for(&format!("{client} recovered"), |o| {
+            o["client"] == client && o["type"] == "recovered"
+        })
+        .await
+    }
+
     /// The seed's error object that a refused handshake of `client` gets.
     /// Claims the client's observations from its latest `connect` up to its
     /// next `disconnect`, which must be "io server disconnect", and asserts
