@@ -8,12 +8,16 @@
 //!                 (assign, offsets)  (Avro)    (who subscribed, same org)    (render once, emit)
 //!                                               ▲
 //! client request ─► gateway::requests ─► protocol (parse) ─┘
+//!
+//! permissions topic ─► kafka::grants ─► access::Grants ─► gateway (each recipient's share, hidden fields)
 //! ```
 //!
 //! - [`domain`]: tenants, users, resources, actions and typed events. Pure.
 //! - [`decode`]: Confluent wire format, schema registries, Avro → [`domain`].
 //! - [`routing`]: the sharded subscription index; isolation by organisation.
 //! - [`protocol`]: the client contract: requests, payloads, error object. Pure.
+//! - [`access`]: within an organisation, who may see what: roles, grants
+//!   from the CRM's permissions topic, hidden fields. Pure.
 //! - [`auth`]: JWT (configured keys, JWKS) and API-key verification into an
 //!   [`auth::Principal`]; keeps those key sets current while running.
 //! - [`kafka`]: the live consumer and topic set-up.
@@ -49,10 +53,11 @@
 //! presence replay
 //! kafka
 //! protocol
-//! auth decode guard routing telemetry
+//! access auth decode guard routing telemetry
 //! domain metrics net dev_tenants secret drain
 //! ```
 
+pub mod access;
 pub mod app;
 pub mod auth;
 pub mod config;

@@ -82,6 +82,11 @@ id_type!(
     /// A CRM user (the JWT `sub`, or the user an API key acts as).
     UserId
 );
+id_type!(
+    /// A team of users, as the permissions topic and a token's teams claim
+    /// name it.
+    TeamId
+);
 
 #[cfg(test)]
 mod tests {
