@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{AuthMethod, Principal};
-use crate::domain::{OrgId, UserId};
+use crate::domain::{OrgId, TeamId, UserId};
 
 /// An API key: the organisation and user it acts as.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -31,6 +31,9 @@ pub struct ApiKeyConfig {
     /// The roles the key holds, as a token's `roles` claim.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The teams the key's user is in, as a token's teams claim.
+    #[serde(default)]
+    pub teams: Vec<String>,
 }
 
 /// Which API key a principal came from: the key's SHA-256, never the key.
@@ -75,6 +78,12 @@ impl ApiKeys {
                 })?;
                 let user = UserId::new(&c.user_id)
                     .ok_or_else(|| anyhow::anyhow!("api key `{}`: user_id is empty", c.name))?;
+                let teams = c
+                    .teams
+                    .iter()
+                    .map(|t| TeamId::new(t))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| anyhow::anyhow!("api key `{}`: a team is empty", c.name))?;
                 Ok(StoredKey {
                     id: ApiKeyId(hash),
                     principal: Principal {
@@ -82,6 +91,7 @@ impl ApiKeys {
                         name: c.name.clone(),
                         org,
                         roles: c.roles.clone(),
+                        teams,
                         method: AuthMethod::ApiKey(ApiKeyId(hash)),
                         expires_at: None,
                     },
@@ -114,7 +124,7 @@ impl ApiKeys {
     }
 
     /// Whether a key here still yields exactly `principal` (same key, user,
-    /// organisation, name and roles).
+    /// organisation, name, roles and teams).
     pub fn holds(&self, principal: &Principal) -> bool {
         self.0.iter().any(|stored| stored.principal == *principal)
     }
@@ -132,6 +142,7 @@ mod tests {
             user_id: "svc-1".into(),
             name: "Ops dashboard".into(),
             roles: vec![],
+            teams: vec![],
         }])
         .unwrap()
     }
@@ -165,6 +176,7 @@ mod tests {
             user_id: "svc-1".into(),
             name: "Ops dashboard".into(),
             roles: vec![],
+            teams: vec![],
         }])
         .unwrap();
         assert!(!edited.holds(&before));
@@ -184,6 +196,7 @@ mod tests {
             user_id: "u".into(),
             name: "n".into(),
             roles: vec![],
+            teams: vec![],
         };
         assert!(ApiKeys::new(&[bad]).is_err());
     }

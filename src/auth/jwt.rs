@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use self::jwks::Jwks;
 use self::keys::KeySet;
 use super::{AuthError, AuthMethod, Principal, Secret};
-use crate::domain::{OrgId, UserId};
+use crate::domain::{OrgId, TeamId, UserId};
 
 /// The HS256 secret `make run` and `crm-bridge token` use. The bridge refuses
 /// to start with it unless `dev_mode` is on.
@@ -31,6 +31,9 @@ use crate::domain::{OrgId, UserId};
 /// presence broadcasts a user's id and name to everyone in their rooms, so an
 /// unbounded claim would be an amplifier. Real ids and names are far shorter.
 pub const MAX_CLAIM_BYTES: usize = 256;
+
+/// The most teams a token's teams claim may name.
+pub const MAX_TEAMS: usize = 64;
 
 pub const DEV_JWT_SECRET: &str = "crm-bridge-dev-secret-not-for-production";
 
@@ -67,6 +70,10 @@ pub struct JwtConfig {
     pub audience: Option<String>,
     /// Clock skew tolerated on `exp`/`nbf`, in seconds.
     pub leeway_seconds: u64,
+    /// The claim listing the user's teams (an array of strings, at most 64),
+    /// for `see = "granted"` rules of `permissions`; none when unset.
+    #[schemars(example = &"teams")]
+    pub teams_claim: Option<String>,
 }
 
 impl Default for JwtConfig {
@@ -84,6 +91,7 @@ impl Default for JwtConfig {
             audience: None,
             // Small enough not to matter for security, large enough for NTP drift.
             leeway_seconds: 30,
+            teams_claim: None,
         }
     }
 }
@@ -115,6 +123,9 @@ pub struct Claims {
     #[serde(default)]
     pub roles: Vec<String>,
     pub exp: u64,
+    /// Every other claim: where `teams_claim` is looked up.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 pub struct JwtVerifier {
@@ -125,6 +136,7 @@ pub struct JwtVerifier {
     issuer: Option<String>,
     audience: Option<String>,
     leeway: u64,
+    teams_claim: Option<String>,
 }
 
 fn is_hmac(alg: Algorithm) -> bool {
@@ -172,6 +184,7 @@ impl JwtVerifier {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway: config.leeway_seconds,
+            teams_claim: config.teams_claim.clone(),
         })
     }
 
@@ -244,15 +257,43 @@ impl JwtVerifier {
         if let Some((claim, _)) = too_long {
             return Err(AuthError::BadClaims(claim));
         }
+        let teams = self.teams(&claims)?;
         Ok(Principal {
             user: UserId::new(&claims.sub).ok_or(AuthError::BadClaims("sub"))?,
             name: claims.name.unwrap_or_else(|| claims.sub.clone()),
             org: OrgId::new(&claims.organization_id)
                 .ok_or(AuthError::BadClaims("organizationId"))?,
+            teams,
             roles: claims.roles,
             method: AuthMethod::Jwt,
             expires_at: Some(claims.exp),
         })
+    }
+}
+
+impl JwtVerifier {
+    /// The teams `teams_claim` names: absent is none, anything but an
+    /// array of at most [`MAX_TEAMS`] valid ids is a bad claim.
+    fn teams(&self, claims: &Claims) -> Result<Vec<TeamId>, AuthError> {
+        let Some(value) = self.teams_claim.as_ref().and_then(|c| claims.other.get(c)) else {
+            return Ok(Vec::new());
+        };
+        let bad = AuthError::BadClaims("teams");
+        let serde_json::Value::Array(teams) = value else {
+            return Err(bad);
+        };
+        if teams.len() > MAX_TEAMS {
+            return Err(bad);
+        }
+        teams
+            .iter()
+            .map(|team| {
+                team.as_str()
+                    .filter(|t| t.len() <= MAX_CLAIM_BYTES)
+                    .and_then(TeamId::new)
+            })
+            .collect::<Option<_>>()
+            .ok_or(bad)
     }
 }
 
@@ -292,6 +333,7 @@ pub fn sign_dev_token(secret: &str, user: &str, name: &str, org: &str, ttl_secon
         organization_id: org.into(),
         roles: vec!["user".into()],
         exp: now + ttl_seconds,
+        other: serde_json::Map::new(),
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),

@@ -28,7 +28,7 @@ pub use crate::secret::Secret;
 pub use api_key::{ApiKeyConfig, ApiKeyId, ApiKeys, hash_api_key};
 pub use jwt::{DEV_JWT_SECRET, JwtConfig, JwtVerifier, sign_dev_token};
 
-use crate::domain::{OrgId, UserId};
+use crate::domain::{OrgId, TeamId, UserId};
 
 /// An authenticated caller. Every routing decision is scoped by `org`.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,7 +36,11 @@ pub struct Principal {
     pub user: UserId,
     pub name: String,
     pub org: OrgId,
+    /// What the permissions policy looks up (`permissions.roles`).
     pub roles: Vec<String>,
+    /// Teams by the credential (a token's `auth.jwt.teams_claim`, an API
+    /// key's `teams`); the permissions topic may add memberships.
+    pub teams: Vec<TeamId>,
     pub method: AuthMethod,
     /// Unix seconds after which the credential is no longer valid.
     pub expires_at: Option<u64>,

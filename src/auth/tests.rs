@@ -56,6 +56,7 @@ fn authenticator(file: &TempFile) -> Authenticator {
             user_id: "svc-configured".into(),
             name: "Configured".into(),
             roles: vec![],
+            teams: vec![],
         }],
         api_keys_file: Some(file.0.clone()),
         reload_seconds: 1,

@@ -72,6 +72,7 @@ impl TestBridge {
             user_id: "svc_reporting".into(),
             name: "Reporting".into(),
             roles: vec![],
+            teams: vec![],
         }];
         tweak(&mut config);
         // Warnings and errors show in a failing test's output (`RUST_LOG` for more).
