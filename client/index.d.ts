@@ -83,7 +83,7 @@ export type Subscription = {
 /** `resource-update`: A contact or deal changed. */
 export interface ResourceUpdate {
   action: "activity" | "assignment" | "comment" | "create" | "email" | "note" | "update";
-  /** The changed fields and their new values (the record's `changes`). */
+  /** The changed fields and their new values (the record's `changes`), without those the policy hides from the recipient's roles. */
   data: { [key: string]: null | boolean | number | string };
   id: string;
   /** Where the event sits in Kafka (`d.1.1534`, then the log's tag where known): what a resume cursor advances by. */
@@ -127,13 +127,14 @@ export interface EmailReceived {
   action: "new-email" | "reply" | "forward";
   contactId: string | null;
   emailId: string;
-  /** Sender address. */
-  from: string;
+  /** Sender address; absent when the policy hides it. */
+  from?: string;
   /** Where the event sits in Kafka (`d.1.1534`, then the log's tag where known): what a resume cursor advances by. */
   position: string;
   /** Present (`true`) when a replay sent it, not live delivery. */
   replayed?: true;
-  subject: string;
+  /** Absent when the policy hides it from the recipient's roles. */
+  subject?: string;
   threadId: string;
   timestamp: string;
 }
@@ -177,6 +178,19 @@ export interface SubscriptionResumed {
 export interface SubscriptionGap {
   gaps: Gap[];
   subscription: Subscription;
+}
+
+/** `subscription-revoked`: A grant was revoked: the connection's subscription to a resource and its seat in the resource's room, whichever it had, have ended. */
+export interface SubscriptionRevoked {
+  /** Always `FORBIDDEN`: what subscribing again would answer. */
+  code: ErrorCode;
+  message: string;
+  room?: {
+    id: string;
+    type: "pipeline" | "deal" | "contact" | "email-thread";
+  };
+  subscription?: Subscription;
+  timestamp: string;
 }
 
 /** `user-joined`: Someone joined a room this connection is in. */
@@ -398,6 +412,8 @@ export interface ServerToClientEvents extends ModuleEvents {
   "subscription-resumed": (payload: SubscriptionResumed) => void;
   /** Kafka no longer held some of what a resumed subscription missed. */
   "subscription-gap": (payload: SubscriptionGap) => void;
+  /** A grant was revoked: the connection's subscription to a resource and its seat in the resource's room, whichever it had, have ended. */
+  "subscription-revoked": (payload: SubscriptionRevoked) => void;
   /** Someone joined a room this connection is in. */
   "user-joined": (payload: UserJoined) => void;
   /** Someone left a room this connection is in. */

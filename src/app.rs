@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use tower::Layer;
 use tower::util::MapRequestLayer;
 
+use crate::access::{Grants, Policy};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::decode::{Decoder, LocalRegistry, SchemaRegistry};
@@ -123,6 +124,11 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     let connections = ConnectionGate::new(&config.guard);
     let auth = Authenticator::new(&config.auth)?;
     auth.spawn_refresh(&tasks, shutdown.clone());
+    let policy = Policy::new(&config.permissions)?;
+    let grants = Arc::new(Grants::default());
+    if !policy.is_enabled() {
+        grants.mark_ready(); // never asked
+    }
     let gateway = Arc::new(Gateway::new(GatewayParts {
         auth,
         limits: config.limits.clone(),
@@ -131,12 +137,15 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         replayer: Arc::new(replayer),
         live: live.clone(),
         presence: presence.clone(),
+        policy,
+        grants: grants.clone(),
         guard: config.guard.clone(),
         connections: connections.clone(),
         token_grace: Duration::from_secs(config.auth.jwt.leeway_seconds),
         revocation_check: Duration::from_secs(config.auth.reload_seconds),
     }));
     let (socket_layer, io) = socket_io(&config, gateway.clone());
+    gateway::spawn_revocations(&gateway, &tasks, shutdown.child_token());
 
     let stop_consuming = shutdown.child_token();
     let consumer = spawn_consumer(

@@ -18,6 +18,7 @@ use figment::providers::{Env, Format, Toml};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::access::PermissionsConfig;
 use crate::auth::{AuthConfig, DEV_JWT_SECRET};
 use crate::decode::SchemaConfig;
 use crate::drain::DrainConfig;
@@ -50,6 +51,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub schemas: SchemaConfig,
     pub auth: AuthConfig,
+    pub permissions: PermissionsConfig,
     pub limits: ClientLimits,
     pub replay: ReplayConfig,
     pub presence: PresenceConfig,
@@ -70,6 +72,7 @@ impl Default for Config {
             kafka: KafkaConfig::default(),
             schemas: SchemaConfig::default(),
             auth: AuthConfig::default(),
+            permissions: PermissionsConfig::default(),
             limits: ClientLimits::default(),
             replay: ReplayConfig::default(),
             presence: PresenceConfig::default(),
@@ -178,6 +181,7 @@ impl Config {
         self.presence.validate()?;
         self.guard.validate()?;
         self.drain.validate()?;
+        crate::access::Policy::new(&self.permissions)?;
         anyhow::ensure!(
             self.listen.port() == 0 || self.listen != self.internal_listen,
             "listen and internal_listen must differ: the internal port is not for clients"

@@ -88,6 +88,10 @@ declare_metrics! {
         "Events emitted to a socket.";
     dropped: ReasonCounter["reason"] => "events_dropped_total",
         "Events not delivered, by reason.";
+    withheld: ReasonCounter["delivery"] => "deliveries_withheld_total",
+        "Events matched by a subscription but not sent: the permissions policy does not show them to the subscriber, by delivery (live, replayed).";
+    revoked: ReasonCounter["what"] => "revoked_total",
+        "Subscriptions and room seats ended because a grant was revoked, by what (subscription, room).";
     inbound_rate_limited: Counter => "inbound_rate_limited_total",
         "Inbound client events refused by the event rate limit (answered RATE_LIMITED, not handled).";
     clients_connected: Gauge => "clients_connected",

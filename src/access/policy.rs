@@ -37,9 +37,11 @@ pub struct PermissionsConfig {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub contact: Option<RuleConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deal: Option<RuleConfig>,
-    #[serde(rename = "email-thread")]
+    #[serde(rename = "email-thread", skip_serializing_if = "Option::is_none")]
     pub email_thread: Option<RuleConfig>,
 }
 
@@ -51,9 +53,11 @@ pub struct RuleConfig {
     /// or a team of theirs on the permissions topic.
     pub see: See,
     /// The events (actions) it may receive; absent: all of the kind's.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<String>>,
     /// Fields removed from its payloads: `changes.<field>` for contacts
     /// and deals, `subject` or `from` for email threads.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hide: Vec<String>,
 }
 
@@ -142,8 +146,8 @@ impl Policy {
                 let table = &mut hidden[super::grants::kind_index(kind)];
                 let mut hide: Mask = 0;
                 for raw in &rule.hide {
-                    let field = HiddenField::parse(kind, raw)
-                        .map_err(|e| anyhow::anyhow!(context(e)))?;
+                    let field =
+                        HiddenField::parse(kind, raw).map_err(|e| anyhow::anyhow!(context(e)))?;
                     let bit = match table.iter().position(|f| *f == field) {
                         Some(bit) => bit,
                         None => {

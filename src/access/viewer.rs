@@ -142,7 +142,13 @@ impl Viewer {
 
     /// Whether it may see the resource `kind`/`id` at all now: what an `id`
     /// subscription and a room need.
-    pub fn can_see(&self, kind: ResourceKind, id: &str, org: &str, grants: &mut Reader<'_>) -> bool {
+    pub fn can_see(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        org: &str,
+        grants: &mut Reader<'_>,
+    ) -> bool {
         let rules = &self.rules[kind_index(kind)];
         rules.iter().any(|r| !r.granted_only)
             || (rules.iter().any(|r| r.granted_only)

@@ -23,7 +23,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use crate::gateway::{
     Connected, Done, Joined, Nothing, Replaying, Subscribed, SubscriptionGap, SubscriptionResumed,
-    Typed, ack_schema,
+    SubscriptionRevoked, Typed, ack_schema,
 };
 use crate::protocol::{
     ErrorPayload, PresenceChange, Typing, outbound_schemas, room_schema, subscription_schema,
@@ -131,6 +131,12 @@ pub fn server_events() -> Vec<ServerEvent> {
             "SubscriptionGap",
             "Kafka no longer held some of what a resumed subscription missed.",
             payload::<SubscriptionGap<'_>>(),
+        ),
+        event(
+            "subscription-revoked",
+            "SubscriptionRevoked",
+            "A grant was revoked: the connection's subscription to a resource and its seat in the resource's room, whichever it had, have ended.",
+            payload::<SubscriptionRevoked>(),
         ),
         event(
             "user-joined",

@@ -107,6 +107,16 @@ impl EventBody {
 }
 
 impl CrmEvent {
+    /// When the change happened, as its record says (Unix ms).
+    pub fn occurred_at_ms(&self) -> i64 {
+        match &self.body {
+            EventBody::Contact(e) => e.occurred_at_ms,
+            EventBody::Deal(e) => e.occurred_at_ms,
+            EventBody::Email(e) => e.occurred_at_ms,
+            EventBody::Notification(e) => e.occurred_at_ms,
+        }
+    }
+
     pub fn keys(&self) -> EventKeys<'_> {
         let about = match &self.body {
             EventBody::Notification(n) => About::Inbox(n.target_user.as_str()),

@@ -162,7 +162,12 @@ async fn admit(
         .map_err(|refusal| refuse(refusal.reason(), limit_error(refusal)))?;
     let client = ClientId(gateway.next_client_id());
     let events = EventRate::new(&gateway.guard, now);
-    Ok(Arc::new(Session::new(client, principal, events, slot)))
+    let viewer = gateway
+        .policy
+        .viewer(&principal.user, &principal.roles, &principal.teams);
+    Ok(Arc::new(Session::new(
+        client, principal, viewer, events, slot,
+    )))
 }
 
 /// A refused handshake: the error [`on_connect`] sends before disconnecting.

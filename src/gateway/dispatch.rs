@@ -1,7 +1,9 @@
 //! Delivery: the consumer's sink. Routes a record through the index, and
-//! when anyone matched, builds its event, renders its payload once, and
-//! offers it to each matching connection: emitted at once, or held while
-//! that connection replays (see `seam.rs`). A record that matches nobody
+//! when anyone matched, builds its event, asks the permissions policy what
+//! each matching connection may see of it (`permits.rs`), renders its
+//! payload once per set of hidden fields, and offers it to each connection
+//! shown it: emitted at once, or held while that connection replays (see
+//! `seam.rs`). A record that matches nobody
 //! (most of them, on a node whose clients watch a few resources) costs the
 //! index lookups and nothing else.
 //!
@@ -22,11 +24,12 @@ use tracing::Span;
 use tracing::field::Empty;
 
 use super::seam::{Offer, Waiting};
-use super::{Client, Gateway, overflow};
+use super::{Client, Gateway, overflow, permits};
+use crate::access::{Mask, Moment, Reader};
 use crate::decode::Decoded;
 use crate::domain::CrmEvent;
 use crate::kafka::Deliver;
-use crate::protocol::{Delivery, render};
+use crate::protocol::{Delivery, Outbound, render};
 use crate::routing::ClientId;
 use crate::telemetry;
 
@@ -34,6 +37,24 @@ pub struct Dispatcher {
     gateway: Arc<Gateway>,
     /// Reused for every event so routing does not allocate in steady state.
     recipients: Vec<(ClientId, Client)>,
+    /// The event's payload once per set of hidden fields its recipients
+    /// need: most events have one.
+    rendered: Vec<(Mask, Arc<Outbound>)>,
+}
+
+/// The payload for recipients who see `mask`'s fields hidden, rendered on
+/// first need.
+fn rendered(
+    payloads: &mut Vec<(Mask, Arc<Outbound>)>,
+    mask: Mask,
+    render: impl FnOnce() -> Outbound,
+) -> Arc<Outbound> {
+    if let Some((_, outbound)) = payloads.iter().find(|(m, _)| *m == mask) {
+        return outbound.clone();
+    }
+    let outbound = Arc::new(render());
+    payloads.push((mask, outbound.clone()));
+    outbound
 }
 
 impl Dispatcher {
@@ -41,6 +62,7 @@ impl Dispatcher {
         Self {
             gateway,
             recipients: Vec::new(),
+            rendered: Vec::new(),
         }
     }
 }
@@ -67,10 +89,9 @@ impl Deliver for Dispatcher {
         let metrics = &gateway.metrics;
         metrics.events_routed.inc();
         let log = gateway.live.log(event.position.topic);
-        let outbound = Arc::new(render(event, Delivery::Live, log));
         let emit = telemetry::child_span(
             span,
-            || tracing::info_span!(parent: span, "emit", event = outbound.name, emitted = Empty),
+            || tracing::info_span!(parent: span, "emit", event = Empty, emitted = Empty),
         );
         let _emitting = emit.enter();
         let mut emitted = 0usize;
@@ -79,12 +100,29 @@ impl Deliver for Dispatcher {
         let live_buffer = gateway.replayer.config().live_buffer;
         let position = event.position;
         let reset_epoch = gateway.live.reset_epoch(position.topic, position.partition);
+        let mut grants = Reader::new(&gateway.grants);
         for (_, client) in self.recipients.drain(..) {
+            let session = &client.session;
+            let Some(mask) = permits::decide(
+                gateway,
+                session,
+                event,
+                &mut grants,
+                Moment::Live,
+                Delivery::Live,
+            ) else {
+                continue;
+            };
+            let outbound = rendered(&mut self.rendered, mask, || {
+                let hidden = permits::hidden(gateway, event, mask);
+                render(event, Delivery::Live, log, hidden)
+            });
             let hold = || Waiting {
                 event: shared_event
                     .get_or_insert_with(|| Arc::new(event.clone()))
                     .clone(),
                 outbound: outbound.clone(),
+                hidden: mask,
                 reset_epoch,
             };
             let emit = || match client.socket.emit(outbound.name, &*outbound.payload) {
@@ -96,10 +134,7 @@ impl Deliver for Dispatcher {
                     Offer::Closed
                 }
             };
-            match client
-                .session
-                .offer(live_buffer, event, reset_epoch, hold, emit)
-            {
+            match session.offer(live_buffer, event, reset_epoch, hold, emit) {
                 Offer::Emitted => {
                     metrics.deliveries.inc();
                     emitted += 1;
@@ -113,6 +148,10 @@ impl Deliver for Dispatcher {
                 }
             }
         }
+        if let Some((_, outbound)) = self.rendered.first() {
+            emit.record("event", outbound.name);
+        }
+        self.rendered.clear();
         emit.record("emitted", emitted);
         true
     }

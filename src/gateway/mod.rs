@@ -13,8 +13,13 @@
 //! - `session.rs`: what one connection holds (principal, its seam under a
 //!   lock), applying each seam step to the index, presence and metrics.
 //! - `replay.rs`: the per-connection replay worker.
-//! - `dispatch.rs`: the [`Deliver`](crate::kafka::Deliver) sink: route, render
-//!   once, emit to each matching socket without waiting.
+//! - `dispatch.rs`: the [`Deliver`](crate::kafka::Deliver) sink: route,
+//!   decide each recipient's share, render once per set of hidden fields,
+//!   emit to each socket shown it without waiting.
+//! - `permits.rs`: the permissions policy here: `FORBIDDEN` subscriptions
+//!   and rooms, each recipient's share of an event.
+//! - `revoke.rs`: ending what a revoked grant showed
+//!   (`subscription-revoked`).
 //! - `replies.rs`: the payloads composed here (acknowledgements,
 //!   `connected`, `subscription-resumed`), as structs the contract reads.
 //! - `rate.rs`: charging each inbound event to the connection's rate.
@@ -29,9 +34,9 @@
 //! connect
 //! rooms
 //! requests
-//! credential rate
+//! credential rate revoke
 //! dispatch replay
-//! overflow
+//! overflow permits
 //! session
 //! seam replies
 //! ```
@@ -40,10 +45,12 @@ mod connect;
 mod credential;
 mod dispatch;
 mod overflow;
+mod permits;
 mod rate;
 mod replay;
 mod replies;
 mod requests;
+mod revoke;
 mod rooms;
 mod seam;
 mod session;
@@ -60,9 +67,11 @@ use socketioxide::handler::ConnectHandler;
 pub use dispatch::Dispatcher;
 pub use replies::{
     Connected, Done, Joined, Nothing, Refused, Replaying, Subscribed, SubscriptionGap,
-    SubscriptionResumed, Typed, ack_schema,
+    SubscriptionResumed, SubscriptionRevoked, Typed, ack_schema,
 };
+pub use revoke::spawn_revocations;
 
+use crate::access::{Grants, Policy};
 use crate::auth::Authenticator;
 use crate::guard::{ConnectionGate, GuardConfig};
 use crate::kafka::LivePositions;
@@ -155,6 +164,9 @@ pub struct Gateway {
     replay_slots: Arc<Slots>,
     live: Arc<LivePositions>,
     presence: Arc<Presence>,
+    /// What each role may see, and the grants of the permissions topic.
+    policy: Policy,
+    grants: Arc<Grants>,
     guard: GuardConfig,
     connections: Arc<ConnectionGate>,
     /// How long past `exp` a token is still accepted (the JWT leeway).
@@ -173,6 +185,9 @@ pub struct GatewayParts {
     pub replayer: Arc<Replayer>,
     pub live: Arc<LivePositions>,
     pub presence: Arc<Presence>,
+    pub policy: Policy,
+    /// Kept current by `kafka::grants` when the policy is enabled.
+    pub grants: Arc<Grants>,
     pub guard: GuardConfig,
     /// Shared with the HTTP edge, which counts Engine.IO opens before any
     /// Socket.IO handshake reaches the gateway.
@@ -198,6 +213,8 @@ impl Gateway {
             replayer: parts.replayer,
             live: parts.live,
             presence: parts.presence,
+            policy: parts.policy,
+            grants: parts.grants,
             connections: parts.connections,
             guard: parts.guard,
             token_grace: parts.token_grace,

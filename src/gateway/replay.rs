@@ -32,9 +32,13 @@ use tracing::{Instrument as _, Span};
 use super::overflow::{self, Disconnect};
 use super::replies::{SubscriptionGap, SubscriptionResumed};
 use super::seam::{ReplayJob, Step, Waiting};
-use super::{Client, Gateway};
+use super::session::Session;
+use super::{Client, Gateway, permits};
+use crate::access::{Moment, Reader};
 use crate::domain::{Cursor, TopicKind};
-use crate::protocol::{ClientError, ErrorCode, SubscriptionRequest, describe_key};
+use crate::protocol::{
+    ClientError, Delivery, ErrorCode, Outbound, SubscriptionRequest, describe_key, render,
+};
 use crate::replay::{Gap, Plan, plan};
 use crate::routing::topics_of;
 use crate::telemetry;
@@ -104,7 +108,7 @@ pub async fn run(gateway: Arc<Gateway>, client: Client) {
                 duration.observe(outcome, started.elapsed());
                 result
             }
-            Step::Flush(batch) => flush(&client, &batch, deadline).await,
+            Step::Flush(batch) => flush(&gateway, &client, &batch, deadline).await,
         };
         match result {
             Ok(()) | Err(Cancelled) => {}
@@ -134,9 +138,18 @@ fn cut_off_unavailable(gateway: &Arc<Gateway>, client: &Client) {
     );
 }
 
-async fn flush(client: &Client, batch: &[Arc<Waiting>], deadline: Instant) -> Result<(), Failed> {
+/// Sends live events held during a replay, each only if the connection
+/// may still see it: a grant may have been revoked while it waited.
+async fn flush(
+    gateway: &Gateway,
+    client: &Client,
+    batch: &[Arc<Waiting>],
+    deadline: Instant,
+) -> Result<(), Failed> {
     for waiting in batch {
-        let outbound = &waiting.outbound;
+        let Some(outbound) = still_shown(gateway, &client.session, waiting) else {
+            continue;
+        };
         let closing = &client.session.closing;
         emit_patiently(
             &client.socket,
@@ -148,6 +161,20 @@ async fn flush(client: &Client, batch: &[Arc<Waiting>], deadline: Instant) -> Re
         .await?;
     }
     Ok(())
+}
+
+/// `waiting`'s payload as the connection may see it now.
+fn still_shown(gateway: &Gateway, session: &Session, waiting: &Waiting) -> Option<Arc<Outbound>> {
+    let event = &waiting.event;
+    let mut grants = Reader::new(&gateway.grants);
+    let (live, delivery) = (Moment::Live, Delivery::Live);
+    let mask = permits::decide(gateway, session, event, &mut grants, live, delivery)?;
+    if mask == waiting.hidden {
+        return Some(waiting.outbound.clone());
+    }
+    let log = gateway.live.log(event.position.topic);
+    let hidden = permits::hidden(gateway, event, mask);
+    Some(Arc::new(render(event, delivery, log, hidden)))
 }
 
 async fn replay(

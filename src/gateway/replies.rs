@@ -1,6 +1,7 @@
 //! The payloads the gateway composes from several layers' parts:
 //! acknowledgements (`{ ok: true, ... }` or `{ ok: false, error }`),
-//! `connected`, `subscription-resumed` and `subscription-gap`. Structs, so
+//! `connected`, `subscription-resumed`, `subscription-gap` and
+//! `subscription-revoked`. Structs, so
 //! the client contract (`crate::contract`) derives their JSON Schemas from
 //! what is sent.
 
@@ -9,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::presence::RoomView;
-use crate::protocol::{ErrorPayload, room_echo_schema, subscription_schema};
+use crate::protocol::{ErrorCode, ErrorPayload, room_echo_schema, subscription_schema};
 use crate::replay::Gap;
 
 /// An acknowledgement of a request done: `{ ok: true, ...reply }`.
@@ -121,6 +122,25 @@ pub struct SubscriptionGap<'a> {
     #[schemars(schema_with = "subscription_echo")]
     pub subscription: &'a Value,
     pub gaps: &'a [Gap],
+}
+
+/// `subscription-revoked`: a grant was revoked, and the connection may no
+/// longer see a resource. Its subscription to it (`subscription`) and its
+/// seat in the room about it (`room`), whichever it had, have ended; ask
+/// again once access is granted again.
+#[derive(Serialize, JsonSchema)]
+pub struct SubscriptionRevoked {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "subscription_echo")]
+    pub subscription: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "room_echo")]
+    pub room: Option<Value>,
+    /// Always `FORBIDDEN`: what subscribing again would answer.
+    pub code: ErrorCode,
+    pub message: String,
+    #[schemars(extend("format" = "date-time"))]
+    pub timestamp: String,
 }
 
 /// The JSON Schema of the acknowledgement of a request answered with any

@@ -9,7 +9,7 @@ use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 
 use super::replies::{Done, Nothing, Refused, Replaying, Subscribed};
 use super::session::Session;
-use super::{Client, Gateway, rate, replay};
+use super::{Client, Gateway, permits, rate, replay};
 use crate::protocol::{Caller, ClientError, ErrorCode, parse_subscribe, parse_unsubscribe};
 use crate::routing::topics_of;
 
@@ -57,7 +57,8 @@ fn caller(session: &Session) -> Caller<'_> {
     }
 }
 
-/// Without `since`, the subscription is live at once and the acknowledgement
+/// The permissions policy may refuse it (`FORBIDDEN`) or narrow its events
+/// (see `permits.rs`). Without `since`, the subscription is live at once and the acknowledgement
 /// carries its cursor. With `since`, it is acknowledged at once (`replaying:
 /// true`), replays what was missed, then sends `subscription-resumed` with
 /// its cursor, the number replayed and any gaps, and continues live.
@@ -73,6 +74,10 @@ async fn on_subscribe(
         admit_request(&gateway, &socket, &session, ack, data, parse_subscribe)
     else {
         return;
+    };
+    let request = match permits::admit_subscription(&gateway, &session, request) {
+        Ok(request) => request,
+        Err(error) => return refuse(&gateway, &socket, ack, &error),
     };
     let client = Client::new(&socket, &session);
     let Some(since) = request.since.clone() else {

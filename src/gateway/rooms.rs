@@ -9,7 +9,7 @@ use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use super::replies::{Done, Joined, Typed};
 use super::requests::{admit_request, answer_removal, refuse};
 use super::session::Session;
-use super::{Client, Gateway};
+use super::{Client, Gateway, permits};
 use crate::presence::NotInRoom;
 use crate::protocol::{
     ClientError, ErrorCode, describe_key, describe_room, parse_room, parse_typing,
@@ -36,6 +36,9 @@ async fn on_join(
     else {
         return;
     };
+    if let Err(error) = permits::admit_room(&gateway, &session, &room) {
+        return refuse(&gateway, &socket, ack, &error);
+    }
     let client = Client::new(&socket, &session);
     match session.join_room(&gateway, &client, &room) {
         Ok(view) => {

@@ -46,6 +46,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::access::Mask;
 use crate::domain::{ActionSet, CrmEvent, Cursor, RoomKey};
 use crate::protocol::{ClientError, ErrorCode, Outbound, SubscriptionRequest};
 use crate::routing::SubscriptionKey;
@@ -121,7 +122,9 @@ pub struct ReplayJob {
 /// A live event held while the connection replays.
 pub struct Waiting {
     pub event: Arc<CrmEvent>,
+    /// Rendered for the connection: without the fields `hidden` hid.
     pub outbound: Arc<Outbound>,
+    pub hidden: Mask,
     /// The reset epoch of the event's partition (`LivePositions::reset_epoch`).
     pub reset_epoch: u64,
 }

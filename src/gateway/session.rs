@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::seam::{Bounds, Indexed, Offer, Queued, Seam, Step, Subscribed, Waiting};
 use super::{Client, Gateway};
+use crate::access::Viewer;
 use crate::auth::Principal;
 use crate::domain::{CrmEvent, Cursor, RoomKey};
 use crate::guard::{Admission, ConnectionSlot, EventRate};
@@ -21,6 +22,8 @@ use crate::routing::{ClientId, Scope, SubscriptionKey};
 pub struct Session {
     pub client: ClientId,
     pub principal: Principal,
+    /// What the principal's roles and teams may see (see [`crate::access`]).
+    pub viewer: Viewer,
     // std Mutex: never held across `.await`; live emits happen under it (they
     // never wait), which keeps them ordered with the replay seam.
     seam: Mutex<Seam>,
@@ -43,12 +46,14 @@ impl Session {
     pub fn new(
         client: ClientId,
         principal: Principal,
+        viewer: Viewer,
         events: EventRate,
         slot: ConnectionSlot,
     ) -> Self {
         Self {
             client,
             principal,
+            viewer,
             seam: Mutex::default(),
             slot: Mutex::new(Some(slot)),
             events: Mutex::new(events),
@@ -192,6 +197,20 @@ impl Session {
         gateway.metrics.room_seats.dec();
         self.reindex(gateway, client, SubscriptionKey::of_room(room), indexed);
         true
+    }
+
+    /// Ends what this connection holds of a resource it may no longer see:
+    /// its subscription to `key` and its seat in `room`. Returns which it had.
+    pub fn revoke(
+        &self,
+        gateway: &Gateway,
+        client: &Client,
+        key: &SubscriptionKey,
+        room: &RoomKey,
+    ) -> (bool, bool) {
+        let subscription = self.unsubscribe(gateway, client, key);
+        let seat = self.leave_room(gateway, client, room);
+        (subscription, seat)
     }
 
     /// Removes everything this connection put in the index and leaves its

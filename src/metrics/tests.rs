@@ -10,6 +10,8 @@ fn touched() -> Metrics {
     metrics.kafka_client_errors.inc("tls");
     metrics.partition_resets.inc("crm.deals", 3, "truncated");
     metrics.dropped.inc("slow_client");
+    metrics.withheld.inc("live");
+    metrics.revoked.inc("subscription");
     metrics.auth_failures.inc("missing");
     metrics.replay_reads.inc("memory");
     metrics.replays_cancelled.inc("replaced");

@@ -13,7 +13,9 @@
 //! from which clients advance their resume cursors, and `replayed: true`
 //! when it is sent by a replay rather than live.
 //!
-//! A payload is rendered once per record and shared by every recipient.
+//! A payload is rendered once per record and per set of hidden fields
+//! ([`Hidden`]: what the permissions policy removes for a recipient's
+//! roles), and shared by every recipient that sees the same.
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Serialize;
@@ -21,6 +23,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::format_millis;
+use crate::access::Hidden;
 use crate::decode::changes_json_schema;
 use crate::domain::{Action, CrmEvent, EventBody, LogTag, ResourceKind};
 
@@ -40,9 +43,10 @@ struct ResourceUpdate<'a> {
     id: &'a str,
     #[schemars(schema_with = "update_actions")]
     action: &'static str,
-    /// The changed fields and their new values (the record's `changes`).
+    /// The changed fields and their new values (the record's `changes`),
+    /// without those the policy hides from the recipient's roles.
     #[schemars(schema_with = "changes_json_schema")]
-    data: &'a Map<String, Value>,
+    data: Shown<'a>,
     #[schemars(extend("format" = "date-time"))]
     timestamp: String,
     /// Who made the change.
@@ -80,9 +84,14 @@ struct PipelineUpdate<'a> {
 struct EmailReceived<'a> {
     email_id: &'a str,
     contact_id: Option<&'a str>,
-    subject: &'a str,
-    /// Sender address.
-    from: &'a str,
+    /// Absent when the policy hides it from the recipient's roles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    subject: Option<&'a str>,
+    /// Sender address; absent when the policy hides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    from: Option<&'a str>,
     #[schemars(extend("format" = "date-time"))]
     timestamp: String,
     thread_id: &'a str,
@@ -102,6 +111,25 @@ struct Notification<'a> {
     link: Option<&'a str>,
     #[schemars(extend("format" = "date-time"))]
     timestamp: String,
+}
+
+/// A record's `changes` without the keys a recipient may not see.
+struct Shown<'a> {
+    changes: &'a Map<String, Value>,
+    hidden: Hidden<'a>,
+}
+
+impl Serialize for Shown<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.hidden.is_nothing() {
+            return self.changes.serialize(s);
+        }
+        s.collect_map(
+            self.changes
+                .iter()
+                .filter(|(key, _)| !self.hidden.change(key)),
+        )
+    }
 }
 
 impl Serialize for ResourceKind {
@@ -205,9 +233,14 @@ struct Positioned<'a, T> {
     replayed: bool,
 }
 
-/// Renders `event` as the client event it becomes; `log` is the tag of the
-/// log it was read from, if known.
-pub fn render(event: &CrmEvent, delivery: Delivery, log: Option<LogTag>) -> Outbound {
+/// Renders `event` as the client event it becomes, without what `hidden`
+/// hides; `log` is the tag of the log it was read from, if known.
+pub fn render(
+    event: &CrmEvent,
+    delivery: Delivery,
+    log: Option<LogTag>,
+    hidden: Hidden<'_>,
+) -> Outbound {
     let stamp = Stamp {
         position: event.position.tagged(log),
         replayed: delivery == Delivery::Replayed,
@@ -218,7 +251,10 @@ pub fn render(event: &CrmEvent, delivery: Delivery, log: Option<LogTag>) -> Outb
             ResourceKind::Contact,
             &c.contact_id,
             c.action,
-            &c.changes,
+            Shown {
+                changes: &c.changes,
+                hidden,
+            },
             c.occurred_at_ms,
             &c.actor_user_id,
         ),
@@ -242,7 +278,10 @@ pub fn render(event: &CrmEvent, delivery: Delivery, log: Option<LogTag>) -> Outb
             ResourceKind::Deal,
             &d.deal_id,
             d.action,
-            &d.changes,
+            Shown {
+                changes: &d.changes,
+                hidden,
+            },
             d.occurred_at_ms,
             &d.actor_user_id,
         ),
@@ -251,8 +290,8 @@ pub fn render(event: &CrmEvent, delivery: Delivery, log: Option<LogTag>) -> Outb
             stamp.apply(EmailReceived {
                 email_id: &e.email_id,
                 contact_id: e.contact_id.as_deref(),
-                subject: &e.subject,
-                from: &e.from,
+                subject: (!hidden.subject()).then_some(&*e.subject),
+                from: (!hidden.from()).then_some(&*e.from),
                 timestamp: format_millis(e.occurred_at_ms),
                 thread_id: &e.thread_id,
                 action: e.action.as_str(),
@@ -278,7 +317,7 @@ fn resource_event(
     resource: ResourceKind,
     id: &str,
     action: Action,
-    data: &Map<String, Value>,
+    data: Shown<'_>,
     occurred_at_ms: i64,
     user_id: &str,
 ) -> (&'static str, Box<RawValue>) {

@@ -149,6 +149,19 @@ impl<C: Clone> SubscriptionIndex<C> {
         }
     }
 
+    /// Every client subscribed to exactly `key`, whatever its actions.
+    pub fn subscribers(&self, key: &SubscriptionKey) -> Vec<(ClientId, C)> {
+        let hash = self.hash(key);
+        let shard = read(self.shard(hash));
+        shard
+            .find(hash, |slot| slot.holds(hash, key.as_ref()))
+            .map(|slot| {
+                let subscribers = slot.subscribers.iter();
+                subscribers.map(|(id, e)| (*id, e.handle.clone())).collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Number of distinct keys with at least one subscriber.
     pub fn key_count(&self) -> usize {
         self.shards.iter().map(|s| read(s).len()).sum()

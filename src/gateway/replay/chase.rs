@@ -11,6 +11,7 @@ use super::Failed::{self, Cancelled, Gone, Unavailable};
 use super::emit::{FULL_QUEUE_PAUSE, emit_until};
 use super::live_cursor;
 use crate::domain::{Cursor, Position, TopicKind};
+use crate::gateway::permits;
 use crate::gateway::session::Session;
 use crate::gateway::{Client, Gateway};
 use crate::metrics::GaugeHold;
@@ -161,7 +162,13 @@ impl Replaying<'_> {
                 // The log live delivery reads: the one a replay reads too
                 // (a reset while it reads may repeat events, see docs/kafka.md).
                 let log = self.gateway.live.log(event.position.topic);
-                let outbound = render(&event, Delivery::Replayed, log);
+                // Today's permissions, not those of when it was written.
+                let session = &self.client.session;
+                let Some(outbound) = permits::replayed(self.gateway, session, &event, |hidden| {
+                    render(&event, Delivery::Replayed, log, hidden)
+                }) else {
+                    continue;
+                };
                 let (name, payload) = (outbound.name, &outbound.payload);
                 sent += 1;
                 let patience = (Instant::now() + SLOW_SOCKET).min(self.deadline);

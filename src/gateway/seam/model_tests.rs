@@ -218,8 +218,14 @@ impl World {
         let deal = self.deal_at(partition, offset);
         let event = event(deal, partition, offset);
         let hold = || Waiting {
-            outbound: Arc::new(render(&event, Delivery::Live, None)),
+            outbound: Arc::new(render(
+                &event,
+                Delivery::Live,
+                None,
+                crate::access::Hidden::NOTHING,
+            )),
             event: Arc::new(event.clone()),
+            hidden: 0,
             reset_epoch: 0,
         };
         let received = &mut self.received;

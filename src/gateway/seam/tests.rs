@@ -169,8 +169,10 @@ fn held(event: CrmEvent) -> impl FnOnce() -> Waiting {
             &event,
             crate::protocol::Delivery::Live,
             None,
+            crate::access::Hidden::NOTHING,
         )),
         event: Arc::new(event),
+        hidden: 0,
         reset_epoch: 0,
     }
 }

@@ -1,6 +1,7 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::access::{PermissionsConfig, Policy, RoleConfig, RuleConfig};
 use crate::domain::{
     ContactEvent, DealEvent, EmailEvent, NotificationEvent, OrgId, Position, TopicKind, UserId,
 };
@@ -22,7 +23,7 @@ fn event(body: EventBody) -> CrmEvent {
 
 /// The seed's fields, after checking the position every payload carries.
 fn rendered(body: EventBody) -> (&'static str, Value) {
-    let out = render(&event(body), Delivery::Live, None);
+    let out = render(&event(body), Delivery::Live, None, Hidden::NOTHING);
     let mut payload: Value = serde_json::from_str(out.payload.get()).unwrap();
     assert_eq!(payload["position"], "d.3.42");
     assert!(payload.get("replayed").is_none());
@@ -32,7 +33,12 @@ fn rendered(body: EventBody) -> (&'static str, Value) {
 
 #[test]
 fn replayed_events_say_so() {
-    let out = render(&event(contact(Action::Note)), Delivery::Replayed, None);
+    let out = render(
+        &event(contact(Action::Note)),
+        Delivery::Replayed,
+        None,
+        Hidden::NOTHING,
+    );
     let payload: Value = serde_json::from_str(out.payload.get()).unwrap();
     assert_eq!(
         (payload["replayed"].clone(), payload["position"].clone()),
@@ -43,7 +49,12 @@ fn replayed_events_say_so() {
 #[test]
 fn a_known_log_is_a_trailing_part_of_the_position() {
     let log = LogTag::parse("AbCd-_12");
-    let out = render(&event(contact(Action::Note)), Delivery::Live, log);
+    let out = render(
+        &event(contact(Action::Note)),
+        Delivery::Live,
+        log,
+        Hidden::NOTHING,
+    );
     let payload: Value = serde_json::from_str(out.payload.get()).unwrap();
     let position = payload["position"].as_str().unwrap();
     assert_eq!(position, "d.3.42.AbCd-_12");
@@ -156,4 +167,68 @@ fn email_and_notification_match_the_seed() {
             })
         )
     );
+}
+
+/// A policy whose `support` role hides a deal's `value` and an email's
+/// subject: what its `hidden` gives for a `support` viewer.
+fn support_policy() -> Policy {
+    let hide = |fields: &[&str]| RuleConfig {
+        hide: fields.iter().map(|f| f.to_string()).collect(),
+        ..RuleConfig::default()
+    };
+    let role = RoleConfig {
+        deal: Some(hide(&["changes.value"])),
+        email_thread: Some(hide(&["subject"])),
+        contact: None,
+    };
+    Policy::new(&PermissionsConfig {
+        enabled: true,
+        topic: Some("crm.permissions".into()),
+        roles: [("support".to_string(), role)].into(),
+        ..PermissionsConfig::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_hidden_field_is_absent_not_null() {
+    let policy = support_policy();
+    let mut changes = Map::new();
+    changes.insert("value".into(), json!(50_000));
+    changes.insert("name".into(), json!("Renewal"));
+    let deal = EventBody::Deal(DealEvent {
+        deal_id: "d1".into(),
+        pipeline_id: "p1".into(),
+        action: Action::Update,
+        actor_user_id: "u1".into(),
+        occurred_at_ms: T,
+        previous_stage: None,
+        new_stage: None,
+        changes,
+    });
+    let out = render(
+        &event(deal),
+        Delivery::Live,
+        None,
+        policy.hidden(ResourceKind::Deal, 1),
+    );
+    let payload: Value = serde_json::from_str(out.payload.get()).unwrap();
+    assert_eq!(payload["data"], json!({ "name": "Renewal" }));
+
+    let email = EventBody::Email(EmailEvent {
+        email_id: "e1".into(),
+        thread_id: "t1".into(),
+        contact_id: None,
+        action: Action::NewEmail,
+        subject: "Pricing".into(),
+        from: "a@example.com".into(),
+        occurred_at_ms: T,
+    });
+    let hidden = policy.hidden(ResourceKind::EmailThread, 1);
+    let out = render(&event(email.clone()), Delivery::Live, None, hidden);
+    let payload: Value = serde_json::from_str(out.payload.get()).unwrap();
+    assert!(payload.get("subject").is_none(), "{payload}");
+    assert_eq!(payload["from"], "a@example.com");
+    let shown = render(&event(email), Delivery::Live, None, Hidden::NOTHING);
+    assert!(shown.payload.get().contains("\"subject\":\"Pricing\""));
 }
