@@ -32,6 +32,9 @@
 //   then cancels its replay); a subscription dropped while resuming settles
 //   the report as nothing lost.
 //
+// A `subscription-revoked` (a grant was revoked) ends what it names: that
+// subscription and room are not resumed.
+//
 // Rooms joined with `join-room` are joined again after a reconnect; each
 // rejoin's acknowledgement (who is there now, who is typing) is reported as
 // a `room-rejoined` event. A room's presence and resource events are live
@@ -352,6 +355,20 @@ function recovering(socket) {
       if (round?.unsettled.has(entry)) round.gaps.push(...gaps);
       settle(entry);
       release(entry);
+    }
+  });
+
+  // A grant was revoked: the bridge ended the subscription and the room
+  // seat it names. Neither is asked for again on a reconnect (it would be
+  // refused FORBIDDEN); the page may ask again once access is back.
+  socket.on("subscription-revoked", (data) => {
+    if (data?.room) rooms.delete(roomKeyOf(data.room));
+    const key = canonicalKey(data?.subscription);
+    if (key === null) return;
+    for (const [name, entry] of subscriptions) {
+      if (entry.canonical !== key) continue;
+      subscriptions.delete(name);
+      settle(entry);
     }
   });
 

@@ -348,3 +348,22 @@ test("what the page emits before any greeting goes out once, on the first connec
   );
   assert.equal(replies[0].replaced, false, "the bridge's own answer to a new subscription");
 });
+
+test("a revoked subscription and room are not resumed", () => {
+  const { socket, recovering } = page();
+  const deal = { resource: "deal", id: "d1" };
+  recovering.emit("subscribe", deal, () => {});
+  recovering.emit("subscribe", { resource: "deal", id: "d2" }, () => {});
+  recovering.emit("join-room", { type: "deal", id: "d1" }, () => {});
+  socket.fire("subscription-revoked", {
+    subscription: deal,
+    room: { type: "deal", id: "d1" },
+    code: "FORBIDDEN",
+    message: "access to deal d1 was revoked",
+    timestamp: "t",
+  });
+  const before = socket.sent.length;
+  reconnect(socket);
+  const after = socket.sent.slice(before).map(([event, data]) => [event, data.id]);
+  assert.deepEqual(after, [["subscribe", "d2"]]);
+});
