@@ -194,6 +194,20 @@ function subscriptionRegistry(socket, lifetime) {
     });
   }
 
+  // A revoked grant ended the subscription: its holders are told as of a
+  // refused one; the next change of holders asks again.
+  socket.on("subscription-revoked", ({ subscription, code, message, timestamp } = {}) => {
+    if (!subscription) return;
+    const error = { code, message, timestamp };
+    for (const entry of registry.entries.values()) {
+      const { resource, id } = entry.target;
+      if (entry.sent === null || resource !== subscription.resource || id !== subscription.id) continue;
+      entry.sent = null;
+      entry.reply = { ok: false, error };
+      entry.holders.forEach((holder) => holder.onReply(entry.reply));
+    }
+  });
+
   return {
     /** `holder`: `{ request, onEvent(name, data), onReply(reply) }`; returns its release. */
     hold(holder) {

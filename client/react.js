@@ -98,7 +98,8 @@ export function useConnection() {
  * resource share one subscription on the bridge; the last to unmount
  * unsubscribes. `onEvent(name, data)` gets each event of it (the latest
  * `onEvent` passed; replayed ones too, with `replayed: true`). Returns
- * `{ status: "pending" | "subscribed" | "refused", error }`.
+ * `{ status: "pending" | "subscribed" | "refused", error }`; a subscription
+ * whose grant is revoked (`subscription-revoked`) is `refused` from then.
  */
 export function useSubscription(request, onEvent) {
   const bridge = useBridge("useSubscription");

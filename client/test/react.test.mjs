@@ -132,6 +132,21 @@ test("a refused subscription says so", async () => {
   assert.equal(view.getByTestId("status").textContent, "refused");
 });
 
+test("a revoked subscription shows as refused", async () => {
+  const { io, live } = bridge();
+  const view = await mount(io, h(Contact));
+  const socket = live();
+  await greet(socket);
+  assert.equal(view.getByTestId("status").textContent, "subscribed");
+  await fire(socket, "subscription-revoked", {
+    subscription: { resource: "contact", id: "contact_123" },
+    code: "FORBIDDEN",
+    message: "access to contact contact_123 was revoked",
+    timestamp: "2025-01-10T12:00:00.000Z",
+  });
+  assert.equal(view.getByTestId("status").textContent, "refused");
+});
+
 function Room() {
   const { members, typing } = useRoom({ type: "deal", id: "deal_1" });
   return h("div", null,
