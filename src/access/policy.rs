@@ -143,6 +143,11 @@ impl Policy {
                         .collect::<Result<ActionSet, _>>()
                         .map_err(anyhow::Error::msg)?,
                 };
+                if actions.is_empty() {
+                    anyhow::bail!(context(
+                        "`events` must not be empty; leave the kind out instead".into()
+                    ));
+                }
                 let table = &mut hidden[super::grants::kind_index(kind)];
                 let mut hide: Mask = 0;
                 for raw in &rule.hide {
