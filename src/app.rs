@@ -28,8 +28,8 @@ use crate::gateway::{self, Dispatcher, Gateway, GatewayParts};
 use crate::guard::ConnectionGate;
 use crate::http::{self, EngineOpens, HttpState, ServeLimits};
 use crate::kafka::{
-    BridgeContext, ConsumerHandle, KafkaConfig, LivePositions, ensure_topics, librdkafka_build,
-    spawn_consumer,
+    BridgeContext, ConsumerHandle, GrantSources, KafkaConfig, LivePositions,
+    ensure_compacted_topic, ensure_topics, follow_grants, librdkafka_build, spawn_consumer,
 };
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -126,8 +126,23 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
     auth.spawn_refresh(&tasks, shutdown.clone());
     let policy = Policy::new(&config.permissions)?;
     let grants = Arc::new(Grants::default());
-    if !policy.is_enabled() {
-        grants.mark_ready(); // never asked
+    match (&config.permissions.topic, policy.is_enabled()) {
+        (Some(topic), true) => {
+            let sources = GrantSources {
+                decoder: decoder.clone(),
+                grants: grants.clone(),
+                metrics: metrics.clone(),
+            };
+            follow_grants(
+                &config.kafka,
+                &kafka_context,
+                topic,
+                sources,
+                &tasks,
+                shutdown.child_token(),
+            )?;
+        }
+        _ => grants.mark_ready(), // never asked
     }
     let gateway = Arc::new(Gateway::new(GatewayParts {
         auth,
@@ -163,6 +178,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningApp> {
         consumer: consumer.clone(),
         presence,
         metrics: metrics.clone(),
+        grants,
         leaving: leaving.clone(),
     };
     let internal = http::internal_router(state.clone());
@@ -222,7 +238,12 @@ async fn create_topics(
     let mut names: Vec<&str> = config.kafka.topics.all().map(|(_, name)| name).collect();
     names.push(&config.presence.topic);
     names.extend(config.kafka.dead_letter_topic.as_deref());
-    ensure_topics(&config.kafka, kafka_context, &names, partitions).await
+    ensure_topics(&config.kafka, kafka_context, &names, partitions).await?;
+    // Compacted: the CRM's own in production, created here for dev.
+    if let Some(topic) = &config.permissions.topic {
+        ensure_compacted_topic(&config.kafka, kafka_context, topic, partitions).await?;
+    }
+    Ok(())
 }
 
 /// The Socket.IO server over `gateway`, and its layer for the router.

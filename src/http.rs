@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tower::{Layer, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::access::Grants;
 use crate::contract;
 use crate::kafka::{ConsumerHandle, TopicNames};
 use crate::metrics::{self, Exposition, Metrics};
@@ -43,6 +44,8 @@ pub struct HttpState {
     pub consumer: ConsumerHandle,
     pub presence: Arc<Presence>,
     pub metrics: Arc<Metrics>,
+    /// The permissions view: not ready until the topic was read.
+    pub grants: Arc<Grants>,
     /// Cancelled when the node starts leaving: `/readyz` answers 503 from
     /// then on, so load balancers stop sending it clients.
     pub leaving: CancellationToken,
@@ -194,8 +197,9 @@ fn client_file(text: &'static str) -> impl IntoResponse {
 
 /// 200 once every partition is assigned at a known position (from then on
 /// no record produced is missed), while the broker answers and live
-/// delivery is near the head (see `kafka/readiness.rs`), and once presence
-/// is in sync with the other nodes; never again once the node is leaving.
+/// delivery is near the head (see `kafka/readiness.rs`), once presence
+/// is in sync with the other nodes, and once the permissions topic was read
+/// (when permissions are on); never again once the node is leaving.
 /// Clients are accepted whenever the process runs, until it drains.
 async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
     match not_ready(&state) {
@@ -208,12 +212,21 @@ fn not_ready(state: &HttpState) -> Option<String> {
     if state.leaving.is_cancelled() {
         return Some("draining: this node is shutting down".into());
     }
-    state.consumer.not_ready().or_else(|| {
-        (!state.presence.is_ready()).then(|| {
-            let denials = state.consumer.kafka_denials();
-            format!("waiting for presence from the other nodes{denials}")
+    state
+        .consumer
+        .not_ready()
+        .or_else(|| {
+            (!state.presence.is_ready()).then(|| {
+                let denials = state.consumer.kafka_denials();
+                format!("waiting for presence from the other nodes{denials}")
+            })
         })
-    })
+        .or_else(|| {
+            (!state.grants.is_ready()).then(|| {
+                let denials = state.consumer.kafka_denials();
+                format!("reading the permissions topic{denials}")
+            })
+        })
 }
 
 async fn stats(State(state): State<HttpState>) -> Json<serde_json::Value> {

@@ -92,6 +92,10 @@ declare_metrics! {
         "Events matched by a subscription but not sent: the permissions policy does not show them to the subscriber, by delivery (live, replayed).";
     revoked: ReasonCounter["what"] => "revoked_total",
         "Subscriptions and room seats ended because a grant was revoked, by what (subscription, room).";
+    grants: Gauge => "grants",
+        "Grants and team memberships held from the permissions topic.";
+    grant_records: ReasonCounter["outcome"] => "grant_records_total",
+        "Permissions topic records read, by outcome (granted, revoked: a tombstone, undecodable: skipped and logged).";
     inbound_rate_limited: Counter => "inbound_rate_limited_total",
         "Inbound client events refused by the event rate limit (answered RATE_LIMITED, not handled).";
     clients_connected: Gauge => "clients_connected",

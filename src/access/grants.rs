@@ -224,10 +224,10 @@ impl View {
             return Vec::new();
         };
         let at = grant.granted_at_ms;
-        let named = |kind, id: &Box<str>| ResourceRef {
+        let named = |kind, id: &str| ResourceRef {
             org: grant.org.clone(),
             kind,
-            id: id.clone(),
+            id: id.into(),
         };
         let lost = match (&grant.grantee, &grant.granted) {
             (Grantee::User(user), Granted::Team(team)) => {

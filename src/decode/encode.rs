@@ -1,4 +1,4 @@
-//! Typed event → Kafka record value: the decoder's inverse, writing records
+//! Typed event (or grant) → Kafka record value: the decoder's inverse, writing records
 //! the way the CRM's producers do (Avro with a writer schema, framed with
 //! its id). The demo producer, the tests, the benchmarks and the fuzz seeds
 //! all write their records with it; a property test checks that decoding
@@ -20,13 +20,15 @@ use apache_avro::types::Value;
 use serde_json::{Map, Value as Json};
 
 use super::{LocalRegistry, frame};
-use crate::domain::{Action, EventBody, TopicKind};
+use crate::domain::{Action, EventBody, Grant, Granted, Grantee, ResourceKind, TopicKind};
 
 /// Why an event could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
     #[error("no writer schema for {} records", .0.label())]
     NoWriter(TopicKind),
+    #[error("no writer schema for grants")]
+    NoGrantWriter,
     #[error("avro: {0}")]
     Avro(#[from] apache_avro::Error),
 }
@@ -35,13 +37,25 @@ pub enum EncodeError {
 /// schema's id. Cheap to share.
 pub struct Encoder {
     writers: HashMap<TopicKind, (u32, Arc<Schema>)>,
+    grants: Option<(u32, Arc<Schema>)>,
 }
 
 impl Encoder {
     /// Writes `kind`'s events with the schema `writers` gives it (id and
     /// schema); a topic it does not name cannot be written.
     pub fn new(writers: HashMap<TopicKind, (u32, Arc<Schema>)>) -> Self {
-        Self { writers }
+        Self {
+            writers,
+            grants: None,
+        }
+    }
+
+    /// Writes grants too, with `writer` (id and schema).
+    pub fn with_grant_writer(self, writer: (u32, Arc<Schema>)) -> Self {
+        Self {
+            grants: Some(writer),
+            ..self
+        }
     }
 
     /// Writes every topic's events with its latest schema in `registry`.
@@ -56,7 +70,10 @@ impl Encoder {
             .into_iter()
             .map(writer)
             .collect::<Result<_, EncodeError>>()?;
-        Ok(Self::new(writers))
+        let grants = registry
+            .latest(GRANT_SUBJECT)
+            .ok_or(EncodeError::NoGrantWriter)?;
+        Ok(Self::new(writers).with_grant_writer(grants))
     }
 
     /// The id of the schema `kind`'s records are written with.
@@ -83,6 +100,43 @@ impl Encoder {
         let value = Value::Record(fields(event_id, org, body)).resolve(schema)?;
         Ok(frame(*id, &apache_avro::to_avro_datum(schema, value)?))
     }
+
+    /// The framed record value of a grant, as the CRM writes it to the
+    /// permissions topic (its revocation is a tombstone: no value at all).
+    pub fn encode_grant(&self, grant: &Grant) -> Result<Vec<u8>, EncodeError> {
+        let (id, schema) = self.grants.as_ref().ok_or(EncodeError::NoGrantWriter)?;
+        let value = Value::Record(grant_fields(grant)).resolve(schema)?;
+        Ok(frame(*id, &apache_avro::to_avro_datum(schema, value)?))
+    }
+}
+
+/// The subject of the permissions topic's schema in the local registry.
+const GRANT_SUBJECT: &str = "crm.access-value";
+
+/// A grant's record fields by name.
+fn grant_fields(grant: &Grant) -> Vec<(String, Value)> {
+    let text = |text: &str| Value::String(text.to_owned());
+    let (principal_type, principal) = match &grant.grantee {
+        Grantee::User(user) => ("USER", user.as_str()),
+        Grantee::Team(team) => ("TEAM", team.as_str()),
+    };
+    let (resource_type, resource) = match &grant.granted {
+        Granted::Resource(ResourceKind::Contact, id) => ("CONTACT", &**id),
+        Granted::Resource(ResourceKind::Deal, id) => ("DEAL", &**id),
+        Granted::Resource(ResourceKind::EmailThread, id) => ("EMAIL_THREAD", &**id),
+        Granted::Team(team) => ("TEAM", team.as_str()),
+    };
+    [
+        ("organizationId", text(grant.org.as_str())),
+        ("principalType", Value::Enum(0, principal_type.to_owned())),
+        ("principalId", text(principal)),
+        ("resourceType", Value::Enum(0, resource_type.to_owned())),
+        ("resourceId", text(resource)),
+        ("grantedAt", Value::Long(grant.granted_at_ms)),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
 }
 
 /// The Avro symbol of an action in its resource's `action` enum: its

@@ -1,14 +1,15 @@
-//! Resolved Avro values → typed events. The value has already been resolved
-//! against the bridge's reader schema, so fields are present with the reader's
-//! types; what is checked here is meaning (non-empty ids, known symbols).
+//! Resolved Avro values → typed events and grants. The value has already
+//! been resolved against the bridge's reader schema, so fields are present
+//! with the reader's types; what is checked here is meaning (non-empty ids,
+//! known symbols).
 
 use apache_avro::types::Value;
 use serde_json::{Map, Number, Value as Json};
 
 use super::DecodeError;
 use crate::domain::{
-    Action, ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, NotificationEvent, OrgId,
-    Position, ResourceKind, TopicKind, UserId,
+    Action, ContactEvent, CrmEvent, DealEvent, EmailEvent, EventBody, Grant, Granted, Grantee,
+    NotificationEvent, OrgId, Position, ResourceKind, TeamId, TopicKind, UserId,
 };
 
 /// The fields of one record, by name.
@@ -56,6 +57,15 @@ impl Fields {
             .ok()
             .and_then(|index| kind.actions().get(index).copied())
             .ok_or(DecodeError::Field(name))
+    }
+
+    /// An enum's symbol (the reader schema's: resolution mapped the
+    /// writer's onto it).
+    fn symbol(&mut self, name: &'static str) -> Result<String, DecodeError> {
+        match self.take(name)? {
+            Value::Enum(_, symbol) => Ok(symbol),
+            _ => Err(DecodeError::Field(name)),
+        }
     }
 
     fn changes(&mut self, name: &'static str) -> Result<Map<String, Json>, DecodeError> {
@@ -143,5 +153,42 @@ pub(super) fn to_event(position: Position, value: Value) -> Result<CrmEvent, Dec
         org,
         position,
         body,
+    })
+}
+
+/// A record of the permissions topic (`schemas/access-grant.avsc`). A team
+/// cannot be granted membership of a team: memberships are one level deep,
+/// so what a user sees never depends on a chain of records.
+pub(super) fn to_grant(value: Value) -> Result<Grant, DecodeError> {
+    let Value::Record(fields) = value else {
+        return Err(DecodeError::Avro("value is not a record".into()));
+    };
+    let mut f = Fields(fields);
+    let org =
+        OrgId::new(&f.string("organizationId")?).ok_or(DecodeError::Field("organizationId"))?;
+    let principal_type = f.symbol("principalType")?;
+    let principal = f.string("principalId")?;
+    let grantee = match principal_type.as_str() {
+        "USER" => UserId::new(&principal).map(Grantee::User),
+        "TEAM" => TeamId::new(&principal).map(Grantee::Team),
+        _ => None,
+    }
+    .ok_or(DecodeError::Field("principalId"))?;
+    let resource_type = f.symbol("resourceType")?;
+    let resource = f.string("resourceId")?;
+    let granted = match (resource_type.as_str(), &grantee) {
+        ("CONTACT", _) => Granted::Resource(ResourceKind::Contact, resource.into()),
+        ("DEAL", _) => Granted::Resource(ResourceKind::Deal, resource.into()),
+        ("EMAIL_THREAD", _) => Granted::Resource(ResourceKind::EmailThread, resource.into()),
+        ("TEAM", Grantee::User(_)) => {
+            Granted::Team(TeamId::new(&resource).ok_or(DecodeError::Field("resourceId"))?)
+        }
+        _ => return Err(DecodeError::Field("resourceType")),
+    };
+    Ok(Grant {
+        org,
+        grantee,
+        granted,
+        granted_at_ms: f.millis("grantedAt")?,
     })
 }

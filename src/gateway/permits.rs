@@ -83,6 +83,14 @@ fn see_resource(
 ) -> Result<(), ClientError> {
     if sees(gateway, session, kind, id) {
         Ok(())
+    } else if !gateway.grants.is_ready() {
+        // A node still reading the permissions topic (it is not ready, so
+        // a load balancer sends it no one, but a client may come straight
+        // here) cannot tell a refusal from a grant it has not read yet.
+        Err(ClientError::new(
+            ErrorCode::ServerError,
+            "permissions are still being read on this node; try again",
+        ))
     } else {
         Err(forbidden(Refusal(format!(
             "no grant lets you see {kind} {id}"

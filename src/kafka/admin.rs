@@ -1,5 +1,5 @@
 //! Creates the CRM topics when asked to (dev and tests; production topics are
-//! provisioned by whoever runs Kafka).
+//! provisioned by whoever runs Kafka), the permissions topic compacted.
 
 use std::time::Duration;
 
@@ -14,6 +14,34 @@ pub async fn ensure_topics(
     names: &[&str],
     partitions: i32,
 ) -> anyhow::Result<()> {
+    create(config, context, names, partitions, &[]).await
+}
+
+/// Creates `name` with `cleanup.policy=compact`, as the CRM's permissions
+/// topic is: a grant stands until its key's tombstone.
+pub async fn ensure_compacted_topic(
+    config: &KafkaConfig,
+    context: &BridgeContext,
+    name: &str,
+    partitions: i32,
+) -> anyhow::Result<()> {
+    create(
+        config,
+        context,
+        &[name],
+        partitions,
+        &[("cleanup.policy", "compact")],
+    )
+    .await
+}
+
+async fn create(
+    config: &KafkaConfig,
+    context: &BridgeContext,
+    names: &[&str],
+    partitions: i32,
+    topic_config: &[(&str, &str)],
+) -> anyhow::Result<()> {
     let admin: AdminClient<BridgeContext> = config
         .client_config()
         .create_with_context(context.for_client("the topic creator"))?;
@@ -21,7 +49,12 @@ pub async fn ensure_topics(
         .iter()
         // -1: the broker's `default.replication.factor` (KIP-464), so a
         // cluster replicates the topics it creates as it would any other.
-        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(-1)))
+        .map(|name| {
+            topic_config.iter().fold(
+                NewTopic::new(name, partitions, TopicReplication::Fixed(-1)),
+                |topic, (key, value)| topic.set(key, value),
+            )
+        })
         .collect();
     // Bounded: a Kafka that refuses the bridge would be waited on for ever
     // (librdkafka retries), and the dev set-up would hang instead of saying why.

@@ -72,6 +72,10 @@ impl Gauge {
         self.0.load(Ordering::Relaxed)
     }
 
+    pub fn set(&self, value: i64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
     /// Counts one until the returned guard is dropped (however the holder
     /// ends: returned early, failed or cancelled).
     pub fn hold(&self) -> GaugeHold<'_> {
