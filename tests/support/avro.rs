@@ -203,6 +203,14 @@ impl Producer {
         self.deliver(record).await;
     }
 
+    /// A record with `key` and no value: on a compacted topic, deletes
+    /// what the key held.
+    pub async fn send_tombstone(&self, topic: &str, key: &str) {
+        let topic = self.broker.topic(topic);
+        self.deliver(FutureRecord::<str, [u8]>::to(&topic).key(key))
+            .await;
+    }
+
     pub async fn send(&self, topic: &str, key: &str, value: &[u8]) {
         let topic = self.broker.topic(topic);
         self.deliver(FutureRecord::to(&topic).key(key).payload(value))
