@@ -3,7 +3,8 @@
 //! each receive their share of the same org-wide subscription, with the
 //! fields their roles hide absent; grants arrive on the permissions topic,
 //! and a tombstone there revokes, mid-stream, with `subscription-revoked`
-//! (its latency measured and printed).
+//! (its latency measured and printed); a resume replays with the
+//! permissions of now, not of when the events were written.
 
 mod support;
 
@@ -66,11 +67,15 @@ fn policy(topic: String) -> PermissionsConfig {
 }
 
 fn grant(grantee: Grantee, granted: Granted) -> Vec<u8> {
+    grant_at(grantee, granted, 0)
+}
+
+fn grant_at(grantee: Grantee, granted: Granted, granted_at_ms: i64) -> Vec<u8> {
     let grant = Grant {
         org: OrgId::new(ORG).unwrap(),
         grantee,
         granted,
-        granted_at_ms: 0,
+        granted_at_ms,
     };
     avro::encoder().encode_grant(&grant).unwrap()
 }
@@ -264,4 +269,63 @@ async fn each_user_receives_their_share_and_loses_it_when_revoked() {
     let stats = bridge.stats().await;
     assert_eq!(stats["revoked"]["subscription"], 1, "{stats}");
     assert!(stats["withheld"]["live"].as_u64().unwrap() >= 6, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_applies_the_permissions_of_now() {
+    let (_broker, bridge, producer, mut clients) = start().await;
+    publish(
+        &producer,
+        &bridge,
+        &[("g-rep-d1", Some(grant(user("rep"), deal_grant("deal_1"))))],
+        1,
+    )
+    .await;
+    let rep = token("rep", &["rep"], &[]);
+    clients
+        .connect("rep", &bridge.url, json!({"token": rep}))
+        .await;
+    let org_wide = json!({"resource": "deal", "filter": {"organizationId": ORG}});
+    let ack = clients.request("rep", "subscribe", org_wide.clone()).await;
+    let cursor = ack["cursor"].as_str().expect("a cursor").to_owned();
+    clients
+        .send(json!({"op": "disconnect", "client": "rep"}))
+        .await;
+
+    // While rep is away: an event of deal_1 (then revoked) and of deal_5
+    // (granted only after it).
+    producer
+        .send("crm.deals", "deal_1", &deal_update("deal_1"))
+        .await;
+    producer
+        .send("crm.deals", "deal_5", &deal_update("deal_5"))
+        .await;
+    bridge.wait_consumed(2).await;
+    let granted_at = avro::now_ms() + 1;
+    let away = [
+        ("g-rep-d1", None),
+        (
+            "g-rep-d5",
+            Some(grant_at(user("rep"), deal_grant("deal_5"), granted_at)),
+        ),
+    ];
+    publish(&producer, &bridge, &away, 3).await;
+    let after_grant = deal_update("deal_5");
+    producer.send("crm.deals", "deal_5", &after_grant).await;
+    bridge.wait_consumed(3).await;
+
+    clients
+        .connect("rep-back", &bridge.url, json!({"token": rep}))
+        .await;
+    let mut resume = org_wide;
+    resume["since"] = json!(cursor);
+    let reply = clients.request("rep-back", "subscribe", resume).await;
+    assert_eq!(reply["replaying"], true, "{reply}");
+    let resumed = clients.event("rep-back", "subscription-resumed").await;
+    assert_eq!(resumed["replayed"], 1, "{resumed}");
+    let replayed = clients.deliveries("rep-back", 1).await;
+    assert_eq!(replayed[0]["id"], "deal_5");
+    assert_eq!(replayed[0]["replayed"], true);
+    let stats = bridge.stats().await;
+    assert_eq!(stats["withheld"]["replayed"], 2, "{stats}");
 }
