@@ -194,7 +194,9 @@ fn every_import_inside_the_gateway_points_down_its_layers() {
 
 #[test]
 fn the_delivery_seam_is_pure() {
-    let allowed = ["domain", "protocol", "routing"];
+    // `access` is pure too: the seam holds each waiting event's hidden
+    // fields (`Mask`), decided before it waits.
+    let allowed = ["access", "domain", "protocol", "routing"];
     for (number, line) in code_lines(&src().join("gateway/seam.rs")) {
         let at = format!("src/gateway/seam.rs:{number}");
         assert!(!line.contains("super::"), "{at}: the seam uses the gateway");

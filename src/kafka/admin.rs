@@ -1,9 +1,11 @@
 //! Creates the CRM topics when asked to (dev and tests; production topics are
-//! provisioned by whoever runs Kafka), the permissions topic compacted.
+//! provisioned by whoever runs Kafka), the permissions topic compacted; and
+//! looks up a topic's partitions, for the followers that assign by hand.
 
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::{BridgeContext, KafkaConfig};
@@ -75,4 +77,25 @@ async fn create(
         }
     }
     Ok(())
+}
+
+/// The partitions of `topic`, as the cluster's metadata lists them; an
+/// error while the topic does not exist (yet) or has none.
+pub fn partitions_of(
+    consumer: &StreamConsumer<BridgeContext>,
+    topic: &str,
+    timeout: Duration,
+) -> anyhow::Result<Vec<i32>> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    anyhow::ensure!(
+        !partitions.is_empty(),
+        "topic {topic} has no partitions yet"
+    );
+    Ok(partitions)
 }

@@ -28,6 +28,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::admin::partitions_of;
 use super::{BridgeContext, KafkaConfig};
 use crate::access::Grants;
 use crate::decode::Decoder;
@@ -216,17 +217,7 @@ fn start_and_ends(
     consumer: &GrantsConsumer,
     topic: &str,
 ) -> anyhow::Result<(TopicPartitionList, HashMap<i32, i64>)> {
-    let metadata = consumer.fetch_metadata(Some(topic), LOOKUP_TIMEOUT)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    anyhow::ensure!(
-        !partitions.is_empty(),
-        "topic {topic} has no partitions yet"
-    );
+    let partitions = partitions_of(consumer, topic, LOOKUP_TIMEOUT)?;
     let mut assignment = TopicPartitionList::new();
     let mut ends = HashMap::new();
     for partition in partitions {

@@ -22,7 +22,7 @@ mod recent;
 mod topic_ids;
 mod watermarks;
 
-pub use admin::{ensure_compacted_topic, ensure_topics};
+pub use admin::{ensure_compacted_topic, ensure_topics, partitions_of};
 pub use config::{KafkaConfig, KafkaProperties, LibrdkafkaBuild, TopicNames, librdkafka_build};
 pub use consumer::{ConsumerHandle, Deliver, spawn_consumer};
 pub use context::{BridgeContext, ConnectionTrouble, Refusal};

@@ -28,7 +28,7 @@ use super::PresenceConfig;
 use super::roster::{Effects, NotInRoom, RoomView, Roster};
 use super::wire::{Envelope, InstanceId, Message};
 use crate::domain::{RoomKey, UserId};
-use crate::kafka::{BridgeContext, KafkaConfig};
+use crate::kafka::{BridgeContext, KafkaConfig, partitions_of};
 use crate::metrics::Metrics;
 use crate::routing::ClientId;
 
@@ -318,17 +318,7 @@ async fn assign_at_end(
 }
 
 fn end_offsets(consumer: &PresenceConsumer, topic: &str) -> anyhow::Result<TopicPartitionList> {
-    let metadata = consumer.fetch_metadata(Some(topic), LOOKUP_TIMEOUT)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    anyhow::ensure!(
-        !partitions.is_empty(),
-        "topic {topic} has no partitions yet"
-    );
+    let partitions = partitions_of(consumer, topic, LOOKUP_TIMEOUT)?;
     let mut assignment = TopicPartitionList::new();
     for partition in partitions {
         let (_, high) = consumer.fetch_watermarks(topic, partition, LOOKUP_TIMEOUT)?;
