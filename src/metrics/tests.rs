@@ -12,6 +12,7 @@ fn touched() -> Metrics {
     metrics.dropped.inc("slow_client");
     metrics.withheld.inc("live");
     metrics.revoked.inc("subscription");
+    metrics.grant_records.inc("granted");
     metrics.auth_failures.inc("missing");
     metrics.replay_reads.inc("memory");
     metrics.replays_cancelled.inc("replaced");
