@@ -329,3 +329,47 @@ async fn a_resume_applies_the_permissions_of_now() {
     let stats = bridge.stats().await;
     assert_eq!(stats["withheld"]["replayed"], 2, "{stats}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_on_partitions_added_later_are_read() {
+    use rdkafka::admin::{AdminOptions, NewPartitions};
+    use rdkafka::producer::FutureRecord;
+    use support::semantics::{admin, producer};
+
+    let broker = Broker::start();
+    let topic = broker.topic(ACCESS);
+    let bridge = TestBridge::start_with(&broker, |config| {
+        config.permissions = policy(topic.clone());
+        config.kafka.partition_refresh_seconds = 1;
+    })
+    .await;
+    let added = admin(&broker)
+        .create_partitions(&[NewPartitions::new(&topic, 3)], &AdminOptions::new())
+        .await
+        .unwrap();
+    for result in added {
+        result.expect("partitions added");
+    }
+    let value = grant(user("rep"), deal_grant("deal_7"));
+    let record = FutureRecord::to(&topic)
+        .key("g-rep-d7")
+        .payload(&value)
+        .partition(2);
+    producer(&broker, &[])
+        .send(record, Duration::from_secs(10))
+        .await
+        .expect("sent");
+    bridge
+        .stats_until("the grant on the new partition to be read", |s| {
+            s["grantRecords"]["granted"] == 1
+        })
+        .await;
+    let mut clients = Clients::spawn().await;
+    let rep = token("rep", &["rep"], &[]);
+    clients
+        .connect("rep", &bridge.url, json!({"token": rep}))
+        .await;
+    clients
+        .subscribe("rep", json!({"resource": "deal", "id": "deal_7"}))
+        .await;
+}

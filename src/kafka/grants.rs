@@ -16,6 +16,8 @@
 //!   transaction marker or a compacted-away tombstone is reached too.
 //! - A registry that cannot be reached holds the record, as for events: a
 //!   grant skipped would be a user wrongly refused for ever.
+//! - Partitions added to the topic later are looked for every
+//!   `kafka.partition_refresh_seconds` and read from their beginning.
 //! - Revocation latency is Kafka's: `fetch.wait.max.ms` is kept low
 //!   ([`FETCH_WAIT_MS`]), and the record is applied the moment it arrives.
 
@@ -72,24 +74,36 @@ pub fn follow_grants(
     let consumer: GrantsConsumer = config
         .consumer_config(&format!("crm-bridge-grants-{node}"), &group, &settings)
         .create_with_context(context.for_client("the permissions topic follower"))?;
-    tasks.spawn(follow(
-        Arc::new(consumer),
-        topic.to_owned(),
-        sources,
-        shutdown,
-    ));
+    let refresh = Duration::from_secs(config.partition_refresh_seconds.max(1));
+    let follower = Follower {
+        consumer: Arc::new(consumer),
+        topic: topic.to_owned(),
+        refresh,
+    };
+    tasks.spawn(follow(follower, sources, shutdown));
     Ok(())
 }
 
-async fn follow(
+struct Follower {
     consumer: Arc<GrantsConsumer>,
     topic: String,
-    sources: GrantSources,
-    shutdown: CancellationToken,
-) {
-    let Some(mut catching_up) = assign_from_start(&consumer, &topic, &shutdown).await else {
+    /// How often to look for partitions added to the topic.
+    refresh: Duration,
+}
+
+async fn follow(follower: Follower, sources: GrantSources, shutdown: CancellationToken) {
+    let Follower {
+        consumer,
+        topic,
+        refresh,
+    } = follower;
+    let Some((mut assigned, mut catching_up)) =
+        assign_from_start(&consumer, &topic, &shutdown).await
+    else {
         return;
     };
+    let mut added = tokio::time::interval(refresh);
+    added.reset();
     let mut check = tokio::time::interval(CATCH_UP_CHECK);
     let mut ready = false;
     loop {
@@ -119,6 +133,7 @@ async fn follow(
                     .warn("permissions topic consume error", &e),
             },
             _ = check.tick(), if !ready => {}
+            _ = added.tick() => assign_added(&consumer, &topic, &mut assigned).await,
         }
     }
 }
@@ -180,14 +195,46 @@ fn caught_up(consumer: &GrantsConsumer, topic: &str, catching_up: &mut HashMap<i
     catching_up.is_empty()
 }
 
+/// Adds the partitions of `topic` not yet in `assigned`, from their
+/// beginning.
+async fn assign_added(consumer: &Arc<GrantsConsumer>, topic: &str, assigned: &mut Vec<i32>) {
+    let lookup = {
+        let (consumer, topic) = (consumer.clone(), topic.to_owned());
+        tokio::task::spawn_blocking(move || partitions_of(&consumer, &topic, LOOKUP_TIMEOUT)).await
+    };
+    let Ok(Ok(partitions)) = lookup else {
+        return; // looked for again at the next refresh
+    };
+    let mut added = TopicPartitionList::new();
+    for partition in partitions.iter().filter(|p| !assigned.contains(p)) {
+        if let Err(e) = added.add_partition_offset(topic, *partition, Offset::Beginning) {
+            tracing::warn!(error = %e, "cannot add a permissions topic partition");
+            return;
+        }
+    }
+    if added.count() == 0 {
+        return;
+    }
+    match consumer.incremental_assign(&added) {
+        Ok(()) => {
+            tracing::info!(
+                partitions = added.count(),
+                "following added permissions topic partitions"
+            );
+            *assigned = partitions;
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot assign added permissions topic partitions"),
+    }
+}
+
 /// Assigns every partition of `topic` at its beginning, waiting for the
-/// topic to exist; returns each partition's high watermark, for those that
-/// hold records. `None` if shut down first.
+/// topic to exist; returns the partitions, and each one's high watermark
+/// for those that hold records. `None` if shut down first.
 async fn assign_from_start(
     consumer: &Arc<GrantsConsumer>,
     topic: &str,
     shutdown: &CancellationToken,
-) -> Option<HashMap<i32, i64>> {
+) -> Option<(Vec<i32>, HashMap<i32, i64>)> {
     loop {
         let lookup = {
             let (consumer, topic) = (consumer.clone(), topic.to_owned());
@@ -195,7 +242,14 @@ async fn assign_from_start(
         };
         match lookup {
             Ok(Ok((assignment, ends))) => match consumer.assign(&assignment) {
-                Ok(()) => return Some(ends),
+                Ok(()) => {
+                    let partitions = assignment
+                        .elements()
+                        .iter()
+                        .map(|e| e.partition())
+                        .collect();
+                    return Some((partitions, ends));
+                }
                 Err(e) => tracing::warn!(error = %e, "cannot assign the permissions topic"),
             },
             Ok(Err(e)) => consumer
