@@ -212,21 +212,15 @@ fn not_ready(state: &HttpState) -> Option<String> {
     if state.leaving.is_cancelled() {
         return Some("draining: this node is shutting down".into());
     }
+    let waiting = |what: &str| format!("{what}{}", state.consumer.kafka_denials());
     state
         .consumer
         .not_ready()
         .or_else(|| {
-            (!state.presence.is_ready()).then(|| {
-                let denials = state.consumer.kafka_denials();
-                format!("waiting for presence from the other nodes{denials}")
-            })
+            (!state.presence.is_ready())
+                .then(|| waiting("waiting for presence from the other nodes"))
         })
-        .or_else(|| {
-            (!state.grants.is_ready()).then(|| {
-                let denials = state.consumer.kafka_denials();
-                format!("reading the permissions topic{denials}")
-            })
-        })
+        .or_else(|| (!state.grants.is_ready()).then(|| waiting("reading the permissions topic")))
 }
 
 async fn stats(State(state): State<HttpState>) -> Json<serde_json::Value> {

@@ -75,28 +75,24 @@ pub fn follow_grants(
         .consumer_config(&format!("crm-bridge-grants-{node}"), &group, &settings)
         .create_with_context(context.for_client("the permissions topic follower"))?;
     let refresh = Duration::from_secs(config.partition_refresh_seconds.max(1));
-    let follower = Follower {
-        consumer: Arc::new(consumer),
-        topic: topic.to_owned(),
+    tasks.spawn(follow(
+        Arc::new(consumer),
+        topic.to_owned(),
         refresh,
-    };
-    tasks.spawn(follow(follower, sources, shutdown));
+        sources,
+        shutdown,
+    ));
     Ok(())
 }
 
-struct Follower {
+/// Reads `topic` into the view; looks for added partitions every `refresh`.
+async fn follow(
     consumer: Arc<GrantsConsumer>,
     topic: String,
-    /// How often to look for partitions added to the topic.
     refresh: Duration,
-}
-
-async fn follow(follower: Follower, sources: GrantSources, shutdown: CancellationToken) {
-    let Follower {
-        consumer,
-        topic,
-        refresh,
-    } = follower;
+    sources: GrantSources,
+    shutdown: CancellationToken,
+) {
     let Some((mut assigned, mut catching_up)) =
         assign_from_start(&consumer, &topic, &shutdown).await
     else {
@@ -105,15 +101,13 @@ async fn follow(follower: Follower, sources: GrantSources, shutdown: Cancellatio
     let mut added = tokio::time::interval(refresh);
     added.reset();
     let mut check = tokio::time::interval(CATCH_UP_CHECK);
-    let mut ready = false;
     loop {
-        if !ready && caught_up(&consumer, &topic, &mut catching_up) {
+        if !sources.grants.is_ready() && caught_up(&consumer, &topic, &mut catching_up) {
             tracing::info!(
                 grants = sources.grants.read().len(),
                 "permissions topic read"
             );
             sources.grants.mark_ready();
-            ready = true;
         }
         tokio::select! {
             biased;
@@ -132,7 +126,7 @@ async fn follow(follower: Follower, sources: GrantSources, shutdown: Cancellatio
                     .trouble()
                     .warn("permissions topic consume error", &e),
             },
-            _ = check.tick(), if !ready => {}
+            _ = check.tick(), if !sources.grants.is_ready() => {}
             _ = added.tick() => assign_added(&consumer, &topic, &mut assigned).await,
         }
     }
