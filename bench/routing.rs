@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crm_bridge::access::{
-    Grants, Mask, Moment, PermissionsConfig, Policy, Reader, RoleConfig, RuleConfig, See, Viewer,
+    Grants, Mask, Moment, PermissionsConfig, Policy, RoleConfig, RuleConfig, See, Viewer,
 };
 use crm_bridge::domain::{
     About, Action, CrmEvent, DealEvent, EventBody, EventKeys, Grant, Granted, Grantee, OrgId,
@@ -260,11 +260,12 @@ fn compare_permissions(
             matched.clear();
             index.route(event.keys(), &mut matched);
             rendered.clear();
-            let mut reader = Reader::new(&grants);
+            let view = grants.read();
+            let held = view.about(event.keys());
             let mut shown = 0;
             for (client, _) in &matched {
                 let viewer = &viewers[client.0 as usize];
-                let Some(mask) = viewer.decide(event.keys(), &mut reader, Moment::Live) else {
+                let Some(mask) = viewer.decide(event.keys(), &held, Moment::Live) else {
                     continue;
                 };
                 shown += 1;

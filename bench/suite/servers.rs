@@ -38,13 +38,22 @@ pub struct Server {
     ops_url: String,
     port: u16,
     node: String,
+    /// Its configuration's extra sections, kept for a restart.
+    extra: String,
     child: Child,
 }
 
 /// Limits raised for one machine posing as 10,000 users on one address,
 /// no drain delay (no load balancer to notice), and the scenario's own
-/// topic names. Everything else is crm-bridge's default configuration.
-fn bridge_config(broker: &Broker, port: u16, internal_port: u16, node: &str) -> String {
+/// topic names, then the scenario's `extra` sections. Everything else is
+/// crm-bridge's default configuration.
+fn bridge_config(
+    broker: &Broker,
+    port: u16,
+    internal_port: u16,
+    node: &str,
+    extra: &str,
+) -> String {
     let topic = |name| broker.topic(name);
     format!(
         "listen = \"127.0.0.1:{port}\"\ninternal_listen = \"127.0.0.1:{internal_port}\"\n\
@@ -57,7 +66,7 @@ fn bridge_config(broker: &Broker, port: u16, internal_port: u16, node: &str) -> 
          [auth.jwt]\nhs_secret = \"{TEST_SECRET}\"\n\
          [guard]\nmax_connections = 20000\nmax_connections_per_address = 20000\n\
          handshakes_per_second_per_address = 100000\nhandshake_burst = 100000\n\
-         engine_opens_per_second_per_address = 100000\nengine_open_burst = 100000\n{}\n",
+         engine_opens_per_second_per_address = 100000\nengine_open_burst = 100000\n{}\n{extra}",
         broker.addr,
         topic("crm.contacts"),
         topic("crm.deals"),
@@ -71,18 +80,18 @@ fn bridge_config(broker: &Broker, port: u16, internal_port: u16, node: &str) -> 
 
 impl Server {
     pub async fn start(kind: Kind, broker: &Broker) -> Self {
-        Self::start_on(
-            kind,
-            broker,
-            free_port(),
-            &format!("bench-{}", fastrand::u32(..)),
-        )
-        .await
+        Self::start_with(kind, broker, "").await
+    }
+
+    /// Starts `kind`, crm-bridge with the configuration sections `extra`.
+    pub async fn start_with(kind: Kind, broker: &Broker, extra: &str) -> Self {
+        let node = format!("bench-{}", fastrand::u32(..));
+        Self::start_on(kind, broker, free_port(), &node, extra).await
     }
 
     /// Starts `kind` on `port`; a crm-bridge `node` id names its consumer
     /// group, so a restart with the same one resumes its offsets.
-    pub async fn start_on(kind: Kind, broker: &Broker, port: u16, node: &str) -> Self {
+    async fn start_on(kind: Kind, broker: &Broker, port: u16, node: &str, extra: &str) -> Self {
         let logs = repo_path("target/bench-logs");
         std::fs::create_dir_all(&logs).unwrap();
         let log = std::fs::OpenOptions::new()
@@ -97,7 +106,8 @@ impl Server {
             Kind::CrmBridge => {
                 let config = logs.join(format!("bridge-{port}.toml"));
                 ops_port = free_port();
-                std::fs::write(&config, bridge_config(broker, port, ops_port, node)).unwrap();
+                let config_text = bridge_config(broker, port, ops_port, node, extra);
+                std::fs::write(&config, config_text).unwrap();
                 // A profiler, e.g. `heaptrack -o FILE` (see main.rs).
                 if let Ok(wrap) = std::env::var("BENCH_BRIDGE_WRAP") {
                     command.args(wrap.split_whitespace());
@@ -129,6 +139,7 @@ impl Server {
             ops_url: format!("http://127.0.0.1:{ops_port}"),
             port,
             node: node.to_owned(),
+            extra: extra.to_owned(),
             child,
         };
         wait_ready(&server.ops_url).await;
@@ -144,7 +155,7 @@ impl Server {
         while matches!(self.child.try_wait(), Ok(None)) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Self::start_on(self.kind, broker, self.port, &self.node).await
+        Self::start_on(self.kind, broker, self.port, &self.node, &self.extra).await
     }
 
     fn proc_file(&self, name: &str) -> String {
@@ -178,6 +189,11 @@ impl Server {
             Kind::CrmBridge => "recordsConsumed",
             Kind::NodePeer => "consumed",
         };
+        self.stat(field).await
+    }
+
+    /// One number of the server's `/stats` (0 while it does not answer).
+    pub async fn stat(&self, field: &str) -> u64 {
         let stats: serde_json::Value = match reqwest::get(format!("{}/stats", self.ops_url)).await {
             Ok(response) => response.json().await.unwrap_or_default(),
             Err(_) => return 0,

@@ -9,16 +9,20 @@
 //! the connections that hold them ([`Grants::take_rechecks`]); the queue is
 //! a set of resources, so it is bounded by the resources the view holds.
 //!
-//! Lookups take `&str` ids and allocate nothing: routing asks once per
-//! matched record.
+//! Lookups take `&str` ids and allocate nothing. Routing looks a record's
+//! resource up once ([`View::about`]) and asks that [`Held`] for each
+//! recipient.
 
+use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use tokio::sync::Notify;
 
-use crate::domain::{Grant, Granted, Grantee, OrgId, ResourceKind, TeamId, UserId};
+use crate::domain::{
+    About, EventKeys, Grant, Granted, Grantee, OrgId, ResourceKind, TeamId, UserId,
+};
 
 /// One resource, named in full: what a revocation asks to recheck.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -50,7 +54,8 @@ impl Grants {
         self.changed.notify_one();
     }
 
-    /// A reader of the view as it is now; hold it only while deciding.
+    /// The view as it is now; hold it only while deciding (a record's
+    /// recipients, one request).
     pub fn read(&self) -> RwLockReadGuard<'_, View> {
         self.view.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -76,31 +81,62 @@ impl Grants {
     }
 }
 
-/// Reads the view for one decision or a run of them, taking its lock on
-/// the first question (an event only shown by role asks none).
-pub struct Reader<'a> {
-    grants: &'a Grants,
-    view: Option<RwLockReadGuard<'a, View>>,
+/// What the view holds of one resource: looked up on the first question,
+/// then asked for each recipient of the record, so a record's resource is
+/// found once however many connections it is decided for.
+pub struct Held<'a> {
+    view: &'a View,
+    resource: Option<Resource<'a>>,
+    found: OnceCell<Option<Found<'a>>>,
 }
 
-impl<'a> Reader<'a> {
-    pub fn new(grants: &'a Grants) -> Self {
-        Self { grants, view: None }
+/// The resource a record is about, as its keys name it.
+#[derive(Clone, Copy)]
+struct Resource<'a> {
+    org: &'a str,
+    kind: ResourceKind,
+    id: &'a str,
+    /// An email thread is also held through its contact.
+    contact: Option<&'a str>,
+}
+
+/// The resource's organisation in the view, and who holds the resource
+/// (and, for an email thread, its contact).
+struct Found<'a> {
+    org: &'a OrgView,
+    holders: [Option<&'a Holders>; 2],
+}
+
+impl<'a> Held<'a> {
+    /// Since when `user` (in `teams` by their token) has held the resource
+    /// through a grant: to them or a team of theirs. `None`: not held, or
+    /// a record about no resource.
+    pub fn since(&self, user: &UserId, teams: &[TeamId]) -> Option<i64> {
+        let found = self.found.get_or_init(|| self.find()).as_ref()?;
+        let memberships = || found.org.memberships.get(user);
+        let [resource, contact] = found
+            .holders
+            .map(|holders| holders?.since(user, teams, memberships));
+        earliest(resource, contact)
     }
 
-    /// See [`View::since`].
-    pub fn since(
-        &mut self,
-        org: &str,
-        kind: ResourceKind,
-        id: &str,
-        contact: Option<&str>,
-        user: &UserId,
-        teams: &[TeamId],
-    ) -> Option<i64> {
-        let grants = self.grants;
-        let view = self.view.get_or_insert_with(|| grants.read());
-        view.since(org, kind, id, contact, user, teams)
+    fn find(&self) -> Option<Found<'a>> {
+        let Resource {
+            org,
+            kind,
+            id,
+            contact,
+        } = self.resource?;
+        let org = self.view.orgs.get(org)?;
+        let holders = |kind, id: &str| org.resources[kind_index(kind)].get(id);
+        let contact = match (kind, contact) {
+            (ResourceKind::EmailThread, Some(contact)) => holders(ResourceKind::Contact, contact),
+            _ => None,
+        };
+        Some(Found {
+            org,
+            holders: [holders(kind, id), contact],
+        })
     }
 }
 
@@ -142,29 +178,42 @@ pub(super) const fn kind_index(kind: ResourceKind) -> usize {
 }
 
 impl View {
-    /// Since when `user` (in `teams` by their token) has held the resource
-    /// `kind`/`id` of `org` through a grant: to them or a team of theirs.
-    /// An email thread is also held through its contact. `None`: not held.
-    pub fn since(
-        &self,
-        org: &str,
-        kind: ResourceKind,
-        id: &str,
-        contact: Option<&str>,
-        user: &UserId,
-        teams: &[TeamId],
-    ) -> Option<i64> {
-        let org = self.orgs.get(org)?;
-        let memberships = org.memberships.get(user);
-        let held = |kind, id: &str| {
-            let holders = org.resources[kind_index(kind)].get(id)?;
-            holders.since(user, teams, memberships)
+    /// What it holds of the resource a record with `keys` is about.
+    pub fn about<'a>(&'a self, keys: EventKeys<'a>) -> Held<'a> {
+        let resource = match keys.about {
+            About::Resource {
+                kind,
+                id,
+                contact_id,
+                ..
+            } => Some(Resource {
+                org: keys.org,
+                kind,
+                id,
+                contact: contact_id,
+            }),
+            About::Inbox(_) => None,
         };
-        let through_contact = match (kind, contact) {
-            (ResourceKind::EmailThread, Some(contact)) => held(ResourceKind::Contact, contact),
-            _ => None,
+        Held {
+            view: self,
+            resource,
+            found: OnceCell::new(),
+        }
+    }
+
+    /// What it holds of the resource `kind`/`id` of `org` itself.
+    pub fn resource<'a>(&'a self, org: &'a str, kind: ResourceKind, id: &'a str) -> Held<'a> {
+        let resource = Resource {
+            org,
+            kind,
+            id,
+            contact: None,
         };
-        earliest(held(kind, id), through_contact)
+        Held {
+            view: self,
+            resource: Some(resource),
+            found: OnceCell::new(),
+        }
     }
 
     /// Grants held, for the metrics.
@@ -273,20 +322,25 @@ impl View {
 }
 
 impl Holders {
-    fn since(
+    /// `memberships`: the user's teams per the topic, looked up only when
+    /// the resource is held by a team at all.
+    fn since<'a>(
         &self,
         user: &UserId,
         token_teams: &[TeamId],
-        memberships: Option<&HashMap<TeamId, Times>>,
+        memberships: impl FnOnce() -> Option<&'a HashMap<TeamId, Times>>,
     ) -> Option<i64> {
         let direct = self.users.get(user).and_then(|t| first(t));
+        if self.teams.is_empty() {
+            return direct;
+        }
         let from_token = token_teams
             .iter()
             .filter_map(|team| self.teams.get(team).and_then(|t| first(t)))
             .min();
         // Through a membership: held once both the team's grant and the
         // membership were.
-        let from_topic = memberships
+        let from_topic = memberships()
             .into_iter()
             .flatten()
             .filter_map(|(team, joined)| {

@@ -23,7 +23,7 @@ mod hidden;
 mod policy;
 mod viewer;
 
-pub use grants::{Grants, Reader, ResourceRef, View};
+pub use grants::{Grants, Held, ResourceRef, View};
 pub use hidden::{Hidden, HiddenField, Mask};
 pub use policy::{PermissionsConfig, Policy, RoleConfig, RuleConfig, See};
 pub use viewer::{Moment, Refusal, Viewer};

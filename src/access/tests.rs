@@ -312,7 +312,7 @@ fn decided(
     let viewer = policy.viewer(&UserId::new(who.user).unwrap(), &roles, &teams);
     let moment = replay.map_or(Moment::Live, |at| policy.replay_moment(at));
     let keys = event.keys();
-    let mask = viewer.decide(keys, &mut Reader::new(grants), moment)?;
+    let mask = viewer.decide(keys, &grants.read().about(keys), moment)?;
     let kind = match &event.body {
         EventBody::Contact(_) => ResourceKind::Contact,
         EventBody::Deal(_) => ResourceKind::Deal,

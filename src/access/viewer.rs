@@ -2,7 +2,7 @@
 //! resource kind, and the decisions made from them for each event, each
 //! subscription and each room.
 
-use super::grants::{Reader, kind_index};
+use super::grants::{Held, kind_index};
 use super::hidden::Mask;
 use crate::domain::{About, Action, ActionSet, EventKeys, ResourceKind, TeamId, UserId};
 
@@ -92,40 +92,27 @@ impl Viewer {
     }
 
     /// Whether this viewer may see the event with `keys`, and if so what it
-    /// must not see of it. A user's own notifications are always theirs.
+    /// must not see of it; `held`: what the view holds of its resource
+    /// ([`super::View::about`] of the same keys). A user's own notifications are always theirs.
     ///
     /// Of the rules that show the event, the fields hidden are those every
     /// one of them hides: a role that shows a field shows it.
-    pub fn decide(
-        &self,
-        keys: EventKeys<'_>,
-        grants: &mut Reader<'_>,
-        moment: Moment,
-    ) -> Option<Mask> {
-        let About::Resource {
-            kind,
-            id,
-            action,
-            contact_id,
-            ..
-        } = keys.about
-        else {
+    pub fn decide(&self, keys: EventKeys<'_>, held: &Held<'_>, moment: Moment) -> Option<Mask> {
+        let About::Resource { kind, action, .. } = keys.about else {
             return Some(0);
         };
         let k = kind_index(kind);
         if !self.actions[k].contains(action) {
             return None;
         }
-        let mut held: Option<Option<i64>> = None;
+        let mut since: Option<Option<i64>> = None;
         let mut shown: Option<Mask> = None;
         for rule in &self.rules[k] {
             if !rule.actions.contains(action) {
                 continue;
             }
             if rule.granted_only {
-                let since = *held.get_or_insert_with(|| {
-                    grants.since(keys.org, kind, id, contact_id, &self.user, &self.teams)
-                });
+                let since = *since.get_or_insert_with(|| held.since(&self.user, &self.teams));
                 let shows = match (since, moment) {
                     (None, _) => false,
                     (Some(_), Moment::Live) => true,
@@ -142,19 +129,12 @@ impl Viewer {
 
     /// Whether it may see the resource `kind`/`id` at all now: what an `id`
     /// subscription and a room need.
-    pub fn can_see(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-        org: &str,
-        grants: &mut Reader<'_>,
-    ) -> bool {
+    /// `held`: what the view holds of that resource.
+    pub fn can_see(&self, kind: ResourceKind, held: &Held<'_>) -> bool {
         let rules = &self.rules[kind_index(kind)];
         rules.iter().any(|r| !r.granted_only)
             || (rules.iter().any(|r| r.granted_only)
-                && grants
-                    .since(org, kind, id, None, &self.user, &self.teams)
-                    .is_some())
+                && held.since(&self.user, &self.teams).is_some())
     }
 
     /// Whether it may see any resource of `kind`.

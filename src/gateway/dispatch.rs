@@ -25,7 +25,7 @@ use tracing::field::Empty;
 
 use super::seam::{Offer, Waiting};
 use super::{Client, Gateway, overflow, permits};
-use crate::access::{Mask, Moment, Reader};
+use crate::access::{Mask, Moment};
 use crate::decode::Decoded;
 use crate::domain::CrmEvent;
 use crate::kafka::Deliver;
@@ -100,17 +100,14 @@ impl Deliver for Dispatcher {
         let live_buffer = gateway.replayer.config().live_buffer;
         let position = event.position;
         let reset_epoch = gateway.live.reset_epoch(position.topic, position.partition);
-        let mut grants = Reader::new(&gateway.grants);
+        // Held for the recipients' decisions; writers wait for this record.
+        let view = gateway.grants.read();
+        let held = view.about(event.keys());
         for (_, client) in self.recipients.drain(..) {
             let session = &client.session;
-            let Some(mask) = permits::decide(
-                gateway,
-                session,
-                event,
-                &mut grants,
-                Moment::Live,
-                Delivery::Live,
-            ) else {
+            let Some(mask) =
+                permits::decide(gateway, session, event, &held, Moment::Live, Delivery::Live)
+            else {
                 continue;
             };
             let outbound = rendered(&mut self.rendered, mask, || {

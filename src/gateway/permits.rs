@@ -2,7 +2,7 @@
 //! to and join (refused `FORBIDDEN`, with the reason), and what of each
 //! event it is shown (see [`crate::access`]).
 
-use crate::access::{Hidden, Mask, Moment, Reader, Refusal};
+use crate::access::{Held, Hidden, Mask, Moment, Refusal};
 use crate::domain::{About, CrmEvent, ResourceKind, RoomKey, RoomKind};
 use crate::protocol::{ClientError, Delivery, ErrorCode, Outbound, SubscriptionRequest};
 use crate::routing::{Scope, Selector};
@@ -71,8 +71,8 @@ pub(super) const fn room_kind(kind: ResourceKind) -> RoomKind {
 /// Whether `session` may see `kind`/`id` now.
 pub(super) fn sees(gateway: &Gateway, session: &Session, kind: ResourceKind, id: &str) -> bool {
     let org = session.principal.org.as_str();
-    let mut grants = Reader::new(&gateway.grants);
-    session.viewer.can_see(kind, id, org, &mut grants)
+    let view = gateway.grants.read();
+    session.viewer.can_see(kind, &view.resource(org, kind, id))
 }
 
 fn see_resource(
@@ -111,15 +111,9 @@ pub(super) fn replayed(
     render: impl FnOnce(Hidden<'_>) -> Outbound,
 ) -> Option<Outbound> {
     let moment = gateway.policy.replay_moment(event.occurred_at_ms());
-    let mut grants = Reader::new(&gateway.grants);
-    let mask = decide(
-        gateway,
-        session,
-        event,
-        &mut grants,
-        moment,
-        Delivery::Replayed,
-    )?;
+    let view = gateway.grants.read();
+    let held = view.about(event.keys());
+    let mask = decide(gateway, session, event, &held, moment, Delivery::Replayed)?;
     Some(render(hidden(gateway, event, mask)))
 }
 
@@ -128,11 +122,11 @@ pub(super) fn decide(
     gateway: &Gateway,
     session: &Session,
     event: &CrmEvent,
-    grants: &mut Reader<'_>,
+    held: &Held<'_>,
     moment: Moment,
     delivery: Delivery,
 ) -> Option<Mask> {
-    let shown = session.viewer.decide(event.keys(), grants, moment);
+    let shown = session.viewer.decide(event.keys(), held, moment);
     if shown.is_none() {
         let label = match delivery {
             Delivery::Live => "live",

@@ -34,7 +34,7 @@ use super::replies::{SubscriptionGap, SubscriptionResumed};
 use super::seam::{ReplayJob, Step, Waiting};
 use super::session::Session;
 use super::{Client, Gateway, permits};
-use crate::access::{Moment, Reader};
+use crate::access::Moment;
 use crate::domain::{Cursor, TopicKind};
 use crate::protocol::{
     ClientError, Delivery, ErrorCode, Outbound, SubscriptionRequest, describe_key, render,
@@ -166,9 +166,16 @@ async fn flush(
 /// `waiting`'s payload as the connection may see it now.
 fn still_shown(gateway: &Gateway, session: &Session, waiting: &Waiting) -> Option<Arc<Outbound>> {
     let event = &waiting.event;
-    let mut grants = Reader::new(&gateway.grants);
+    let view = gateway.grants.read();
     let (live, delivery) = (Moment::Live, Delivery::Live);
-    let mask = permits::decide(gateway, session, event, &mut grants, live, delivery)?;
+    let mask = permits::decide(
+        gateway,
+        session,
+        event,
+        &view.about(event.keys()),
+        live,
+        delivery,
+    )?;
     if mask == waiting.hidden {
         return Some(waiting.outbound.clone());
     }

@@ -47,6 +47,11 @@ pub fn deal_subscription(deal: &str) -> Value {
     json!({"resource": "deal", "id": deal})
 }
 
+/// The user client `index` signs in as.
+pub fn user_of(index: usize) -> String {
+    format!("user_{index}")
+}
+
 /// Client `index`, a user of its own in [`ORG`].
 pub fn client(
     index: usize,
@@ -54,7 +59,7 @@ pub fn client(
     allowed_ids: Option<Vec<String>>,
 ) -> ClientSpec {
     ClientSpec {
-        auth: json!({"token": token(&format!("user_{index}"), ORG)}),
+        auth: json!({"token": token(&user_of(index), ORG)}),
         subscriptions,
         allowed_ids,
     }
