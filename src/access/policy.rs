@@ -19,7 +19,7 @@ pub struct PermissionsConfig {
     /// Applies the policy below, and follows `topic`.
     pub enabled: bool,
     /// The CRM's compacted topic of grants (`schemas/access-grant.avsc`).
-    #[schemars(example = &"crm.permissions")]
+    #[schemars(example = &"crm.access")]
     pub topic: Option<String>,
     /// Replays events from before the grant that lets a user see them.
     /// Off (the default), a user granted a resource while away receives

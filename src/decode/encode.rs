@@ -19,8 +19,9 @@ use apache_avro::Schema;
 use apache_avro::types::Value;
 use serde_json::{Map, Value as Json};
 
+use super::mapping::{TEAM, USER, resource_symbol};
 use super::{LocalRegistry, frame};
-use crate::domain::{Action, EventBody, Grant, Granted, Grantee, ResourceKind, TopicKind};
+use crate::domain::{Action, EventBody, Grant, Granted, Grantee, TopicKind};
 
 /// Why an event could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -117,14 +118,12 @@ const GRANT_SUBJECT: &str = "crm.access-value";
 fn grant_fields(grant: &Grant) -> Vec<(String, Value)> {
     let text = |text: &str| Value::String(text.to_owned());
     let (principal_type, principal) = match &grant.grantee {
-        Grantee::User(user) => ("USER", user.as_str()),
-        Grantee::Team(team) => ("TEAM", team.as_str()),
+        Grantee::User(user) => (USER, user.as_str()),
+        Grantee::Team(team) => (TEAM, team.as_str()),
     };
     let (resource_type, resource) = match &grant.granted {
-        Granted::Resource(ResourceKind::Contact, id) => ("CONTACT", &**id),
-        Granted::Resource(ResourceKind::Deal, id) => ("DEAL", &**id),
-        Granted::Resource(ResourceKind::EmailThread, id) => ("EMAIL_THREAD", &**id),
-        Granted::Team(team) => ("TEAM", team.as_str()),
+        Granted::Resource(kind, id) => (resource_symbol(*kind), &**id),
+        Granted::Team(team) => (TEAM, team.as_str()),
     };
     [
         ("organizationId", text(grant.org.as_str())),

@@ -156,6 +156,19 @@ pub(super) fn to_event(position: Position, value: Value) -> Result<CrmEvent, Dec
     })
 }
 
+/// The grant schema's symbols (`schemas/access-grant.avsc`): a principal
+/// is a `USER` or a `TEAM`; a resource is a kind's symbol or a `TEAM`.
+pub(super) const USER: &str = "USER";
+pub(super) const TEAM: &str = "TEAM";
+
+pub(super) const fn resource_symbol(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Contact => "CONTACT",
+        ResourceKind::Deal => "DEAL",
+        ResourceKind::EmailThread => "EMAIL_THREAD",
+    }
+}
+
 /// A record of the permissions topic (`schemas/access-grant.avsc`). A team
 /// cannot be granted membership of a team: memberships are one level deep,
 /// so what a user sees never depends on a chain of records.
@@ -169,18 +182,19 @@ pub(super) fn to_grant(value: Value) -> Result<Grant, DecodeError> {
     let principal_type = f.symbol("principalType")?;
     let principal = f.string("principalId")?;
     let grantee = match principal_type.as_str() {
-        "USER" => UserId::new(&principal).map(Grantee::User),
-        "TEAM" => TeamId::new(&principal).map(Grantee::Team),
+        USER => UserId::new(&principal).map(Grantee::User),
+        TEAM => TeamId::new(&principal).map(Grantee::Team),
         _ => None,
     }
     .ok_or(DecodeError::Field("principalId"))?;
     let resource_type = f.symbol("resourceType")?;
     let resource = f.string("resourceId")?;
-    let granted = match (resource_type.as_str(), &grantee) {
-        ("CONTACT", _) => Granted::Resource(ResourceKind::Contact, resource.into()),
-        ("DEAL", _) => Granted::Resource(ResourceKind::Deal, resource.into()),
-        ("EMAIL_THREAD", _) => Granted::Resource(ResourceKind::EmailThread, resource.into()),
-        ("TEAM", Grantee::User(_)) => {
+    let kind = ResourceKind::ALL
+        .into_iter()
+        .find(|kind| resource_type == resource_symbol(*kind));
+    let granted = match (kind, resource_type.as_str(), &grantee) {
+        (Some(kind), _, _) => Granted::Resource(kind, resource.into()),
+        (None, TEAM, Grantee::User(_)) => {
             Granted::Team(TeamId::new(&resource).ok_or(DecodeError::Field("resourceId"))?)
         }
         _ => return Err(DecodeError::Field("resourceType")),

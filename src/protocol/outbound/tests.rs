@@ -183,7 +183,7 @@ fn support_policy() -> Policy {
     };
     Policy::new(&PermissionsConfig {
         enabled: true,
-        topic: Some("crm.permissions".into()),
+        topic: Some("crm.access".into()),
         roles: [("support".to_string(), role)].into(),
         ..PermissionsConfig::default()
     })
