@@ -127,11 +127,22 @@ fuzz: native
 	    -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 
+CENTRIFUGO_VERSION := v6.9.1
+CENTRIFUGO := $(HOME)/.cache/crm-bridge/bench-tools/centrifugo-$(CENTRIFUGO_VERSION)/centrifugo
+
+## Centrifugo, the suite's Go peer, built from its Go module at a pinned
+## version (about 2 minutes, once), its version stamped as a release's is.
+$(CENTRIFUGO):
+	GOBIN=$(dir $@) go install \
+	  -ldflags "-X github.com/centrifugal/centrifugo/v6/internal/build.Version=$(CENTRIFUGO_VERSION:v%=%)" \
+	  github.com/centrifugal/centrifugo/v6@$(CENTRIFUGO_VERSION)
+
 ## The benchmark suite: crm-bridge against a Node peer (socket.io 4 + kafkajs,
-## bench/peer) under the same load; prints the table and writes bench/RESULTS.md.
+## bench/peer) and Centrifugo (Go) under the same load; prints the table and
+## writes bench/RESULTS.md.
 ## Needs about 20,000 open files (10,000 clients and the server's ends).
-bench: deps bench/peer/node_modules/.package-lock.json
-	ulimit -n 20000 && cargo bench --bench suite
+bench: deps bench/peer/node_modules/.package-lock.json $(CENTRIFUGO)
+	ulimit -n 20000 && CENTRIFUGO=$(CENTRIFUGO) cargo bench --bench suite
 
 ## Replay catch-up of 100,000 events beside live delivery, in one run (release build).
 bench-replay: deps

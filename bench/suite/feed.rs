@@ -6,16 +6,29 @@
 //! measured on the shared 2-core box under load): at 20,000 records/s, a
 //! fifth of the generator's core, where the hand-written varints it
 //! replaced cost next to nothing.
+//!
+//! For Centrifugo, which reads no Avro, the same events go to a topic of
+//! its own as the JSON crm-bridge would send a client (its renderer, so
+//! the payloads are the same bytes), each naming its channels in the
+//! `centrifugo-channels` header (the pipeline's and the deal's). The
+//! record's Kafka position is not known when it is written, so the payload
+//! carries the partition the feed writes it to and its sequence number in
+//! place of the offset: increasing within a partition, as offsets are, so
+//! the clients' order and duplicate checks hold unchanged.
 
 use std::time::{Duration, Instant};
 
-use crm_bridge::domain::{Action, DealEvent, EventBody};
+use crm_bridge::access::Hidden;
+use crm_bridge::domain::{Action, CrmEvent, DealEvent, EventBody, OrgId, Position, TopicKind};
+use crm_bridge::protocol::{Delivery, render};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::{Map, Value};
 
 use crate::load::session::now_micros;
+use crate::servers::{CENTRIFUGO_PARTITIONS, CENTRIFUGO_TOPIC, Kind};
 use crate::support::Broker;
 use crate::support::avro::encoder;
 
@@ -31,19 +44,27 @@ pub struct Target<'a> {
 
 pub struct Feed {
     producer: ThreadedProducer<DefaultProducerContext>,
-    /// The scenario's name for [`DEALS_TOPIC`].
+    /// What the server reads: Avro on [`DEALS_TOPIC`] or Centrifugo's JSON.
+    format: Format,
+    /// The scenario's name for the topic of `format`.
     topic: String,
     /// The next record's sequence number.
     pub seq: u64,
 }
 
-/// The record value of a deal `update` of `target`, fields as strings.
-fn encode_update(target: &Target<'_>, seq: u64, sent_at_us: u64) -> Vec<u8> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Avro,
+    CentrifugoJson,
+}
+
+/// The body of a deal `update` of `target`, fields as strings.
+fn update(target: &Target<'_>, seq: u64, sent_at_us: u64) -> EventBody {
     let changes = Map::from_iter([
         ("seq".to_owned(), Value::from(seq.to_string())),
         ("sentAtUs".to_owned(), Value::from(sent_at_us.to_string())),
     ]);
-    let body = EventBody::Deal(DealEvent {
+    EventBody::Deal(DealEvent {
         deal_id: target.deal.to_owned(),
         pipeline_id: target.pipeline.to_owned(),
         action: Action::Update,
@@ -52,14 +73,39 @@ fn encode_update(target: &Target<'_>, seq: u64, sent_at_us: u64) -> Vec<u8> {
         previous_stage: None,
         new_stage: None,
         changes,
+    })
+}
+
+/// The partition of Centrifugo's topic a deal's records go to.
+fn centrifugo_partition(deal: &str) -> i32 {
+    let hash = deal.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
-    encoder()
-        .encode(&format!("bench-{seq}"), target.org, &body)
-        .expect("the bundled deal schema writes any deal")
+    (hash % CENTRIFUGO_PARTITIONS as u64) as i32
+}
+
+/// The payload crm-bridge would send for `body`, at `partition` and `seq`.
+fn centrifugo_json(target: &Target<'_>, body: EventBody, partition: i32, seq: u64) -> Vec<u8> {
+    let event = CrmEvent {
+        org: OrgId::new(target.org).expect("a valid organisation"),
+        position: Position {
+            topic: TopicKind::Deals,
+            partition,
+            offset: seq as i64,
+        },
+        body,
+    };
+    let outbound = render(&event, Delivery::Live, None, Hidden::NOTHING);
+    outbound.payload.get().as_bytes().to_vec()
 }
 
 impl Feed {
-    pub fn new(broker: &Broker) -> Self {
+    /// The feed of the server `kind`.
+    pub fn new(broker: &Broker, kind: Kind) -> Self {
+        let (format, topic) = match kind {
+            Kind::Centrifugo => (Format::CentrifugoJson, CENTRIFUGO_TOPIC),
+            Kind::CrmBridge | Kind::NodePeer => (Format::Avro, DEALS_TOPIC),
+        };
         let producer = ClientConfig::new()
             .set("bootstrap.servers", &broker.addr)
             .set("linger.ms", "1")
@@ -70,7 +116,8 @@ impl Feed {
             .expect("creating the producer");
         Self {
             producer,
-            topic: broker.topic(DEALS_TOPIC),
+            format,
+            topic: broker.topic(topic),
             seq: 0,
         }
     }
@@ -79,9 +126,33 @@ impl Feed {
     pub fn send(&mut self, target: &Target<'_>) -> u64 {
         let seq = self.seq;
         self.seq += 1;
-        let value = encode_update(target, seq, now_micros());
+        let body = update(target, seq, now_micros());
+        let (value, partition, headers) = match self.format {
+            Format::Avro => {
+                let value = encoder()
+                    .encode(&format!("bench-{seq}"), target.org, &body)
+                    .expect("the bundled deal schema writes any deal");
+                (value, None, None)
+            }
+            Format::CentrifugoJson => {
+                let partition = centrifugo_partition(target.deal);
+                let channels = format!("pipeline:{},deal:{}", target.pipeline, target.deal);
+                let headers = OwnedHeaders::new().insert(Header {
+                    key: "centrifugo-channels",
+                    value: Some(&channels),
+                });
+                let value = centrifugo_json(target, body, partition, seq);
+                (value, Some(partition), Some(headers))
+            }
+        };
         loop {
-            let record = BaseRecord::to(&self.topic).key(target.deal).payload(&value);
+            let mut record = BaseRecord::to(&self.topic).key(target.deal).payload(&value);
+            if let Some(partition) = partition {
+                record = record.partition(partition);
+            }
+            if let Some(headers) = &headers {
+                record = record.headers(headers.clone());
+            }
             match self.producer.send(record) {
                 Ok(()) => return seq,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {

@@ -1,5 +1,6 @@
 //! The results table: per scenario and measure, crm-bridge's figure, the
-//! peer's, how many times better crm-bridge is, and the goal.
+//! Node peer's and Centrifugo's, how many times better crm-bridge is than
+//! each, and the goal.
 
 use std::fmt::Write as _;
 
@@ -15,22 +16,34 @@ pub enum Better {
 #[derive(Clone, Default)]
 pub struct Figure {
     pub value: Option<f64>,
+    /// What went wrong measuring it (lost, extra, repeated deliveries), or
+    /// why a server cannot be measured the same way.
     pub lossy: Option<String>,
+    /// How this server's figure differs in kind, e.g. what it does not do.
+    pub note: Option<String>,
 }
 
 impl Figure {
     pub fn of(value: f64) -> Self {
-        Self {
-            value: Some(value),
-            lossy: None,
-        }
+        Self::checked(Some(value), None)
     }
 
     pub fn checked(value: Option<f64>, problem: Option<String>) -> Self {
         Self {
             value,
             lossy: problem,
+            note: None,
         }
+    }
+
+    /// A scenario this server cannot run the way the others do, and why.
+    pub fn not_comparable(why: &str) -> Self {
+        Self::checked(None, Some(why.to_owned()))
+    }
+
+    pub fn noted(mut self, note: &str) -> Self {
+        self.note = Some(note.to_owned());
+        self
     }
 
     fn render(&self, unit: &str) -> String {
@@ -40,9 +53,14 @@ impl Figure {
             Some(v) => format!("{v:.2} {unit}"),
             None => "n/a".into(),
         };
-        match &self.lossy {
-            Some(problem) => format!("{number} ({problem})"),
-            None => number,
+        let notes: Vec<&str> = [&self.lossy, &self.note]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        match notes.is_empty() {
+            true => number,
+            false => format!("{number} ({})", notes.join("; ")),
         }
     }
 }
@@ -53,15 +71,17 @@ pub struct Row {
     pub unit: String,
     pub better: Better,
     pub bridge: Figure,
+    /// The Node peer's (the goals are set against it).
     pub peer: Figure,
+    pub centrifugo: Figure,
     /// The goal, and whether crm-bridge met it.
     pub goal: Option<(String, bool)>,
 }
 
 impl Row {
-    /// crm-bridge's advantage: >1 means better than the peer.
-    pub fn advantage(&self) -> Option<f64> {
-        let (bridge, peer) = (self.bridge.value?, self.peer.value?);
+    /// crm-bridge's advantage over `peer`: >1 means better than it.
+    pub fn advantage(&self, peer: &Figure) -> Option<f64> {
+        let (bridge, peer) = (self.bridge.value?, peer.value?);
         if bridge <= 0.0 || peer <= 0.0 {
             return None;
         }
@@ -85,8 +105,9 @@ impl Report {
 
     pub fn table(&self) -> String {
         let mut out = String::from(
-            "| scenario | measure | crm-bridge | node peer | crm-bridge's advantage | goal |\n\
-             |---|---|---|---|---|---|\n",
+            "| scenario | measure | crm-bridge | node peer | centrifugo | \
+             crm-bridge's advantage over node peer | over centrifugo | goal |\n\
+             |---|---|---|---|---|---|---|---|\n",
         );
         for row in &self.rows {
             writeln!(out, "{}", render_row(row)).unwrap();
@@ -96,19 +117,24 @@ impl Report {
 }
 
 fn render_row(row: &Row) -> String {
-    let advantage = row.advantage().map_or("n/a".into(), |a| format!("{a:.2}×"));
+    let advantage = |peer: &Figure| {
+        row.advantage(peer)
+            .map_or("n/a".into(), |a| format!("{a:.2}×"))
+    };
     let goal = match &row.goal {
         Some((text, true)) => format!("{text}: met"),
         Some((text, false)) => format!("{text}: **missed**"),
         None => String::new(),
     };
     format!(
-        "| {} | {} | {} | {} | {} | {} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {} |",
         row.scenario,
         row.measure,
         row.bridge.render(&row.unit),
         row.peer.render(&row.unit),
-        advantage,
+        row.centrifugo.render(&row.unit),
+        advantage(&row.peer),
+        advantage(&row.centrifugo),
         goal
     )
 }

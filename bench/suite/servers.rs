@@ -1,19 +1,26 @@
-//! The two servers under test, each a separate process pinned to core 0
+//! The three servers under test, each a separate process pinned to core 0
 //! (the load generator and the broker keep core 1): crm-bridge's release
-//! binary, and the peer a team would otherwise deploy, `bench/peer` (Node:
-//! socket.io 4 + kafkajs). Both are measured from outside, through /proc:
-//! CPU time (user + system, every thread) and resident memory.
+//! binary; the peer a team would otherwise deploy, `bench/peer` (Node:
+//! socket.io 4 + kafkajs); and Centrifugo (Go), the real-time server teams
+//! pick for speed, built from its Go module by `make bench` (the
+//! `CENTRIFUGO` binary it names), reading a JSON form of the same records
+//! with its own Kafka consumer. All are measured from outside, through
+//! /proc: CPU time (user + system, every thread) and resident memory.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use serde_json::json;
+
+use crate::load::Protocol;
 use crate::support::bridge::{TEST_SECRET, wait_ready};
-use crate::support::{Broker, free_port, repo_path};
+use crate::support::{Broker, eventually, free_port, repo_path};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
     CrmBridge,
     NodePeer,
+    Centrifugo,
 }
 
 impl Kind {
@@ -21,8 +28,71 @@ impl Kind {
         match self {
             Kind::CrmBridge => "crm-bridge",
             Kind::NodePeer => "node peer",
+            Kind::Centrifugo => "centrifugo",
         }
     }
+
+    pub fn protocol(self) -> Protocol {
+        match self {
+            Kind::CrmBridge | Kind::NodePeer => Protocol::SocketIo,
+            Kind::Centrifugo => Protocol::Centrifugo,
+        }
+    }
+}
+
+/// The topic Centrifugo's consumer reads: the deal records as JSON (it
+/// reads no Avro), each naming its channels in a header (see `feed`).
+pub const CENTRIFUGO_TOPIC: &str = "crm.deals.json";
+/// As many as the bridge creates for its topics (`create_topics`).
+pub const CENTRIFUGO_PARTITIONS: i32 = 2;
+
+/// Creates Centrifugo's topic (its consumer creates none).
+async fn create_centrifugo_topic(broker: &Broker) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .create()
+        .expect("an admin client");
+    let name = broker.topic(CENTRIFUGO_TOPIC);
+    let topic = NewTopic::new(&name, CENTRIFUGO_PARTITIONS, TopicReplication::Fixed(1));
+    let created = admin.create_topics([&topic], &AdminOptions::new()).await;
+    match created.expect("creating a topic").remove(0) {
+        Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+        Err((_, error)) => panic!("creating {name}: {error}"),
+    }
+}
+
+/// Centrifugo v6's configuration: the same HS256 secret as the bridge's
+/// tokens; any signed-in client may subscribe to `pipeline:` and `deal:`
+/// channels; no history (the bridge's live path keeps none either); its
+/// Kafka consumer in publication-data mode (a record's value is the
+/// publication, its `centrifugo-channels` header the channels), a group of
+/// its own per start; `/health` and Prometheus `/metrics` on the same port.
+fn centrifugo_config(broker: &Broker, port: u16, node: &str) -> String {
+    let open = |name: &str| json!({"name": name, "allow_subscribe_for_client": true});
+    json!({
+        "http_server": {"address": "127.0.0.1", "port": port},
+        "log": {"level": "warn"},
+        "engine": {"type": "memory"},
+        "usage_stats": {"disabled": true},
+        "http_api": {"disabled": true},
+        "health": {"enabled": true},
+        "prometheus": {"enabled": true},
+        "client": {"token": {"hmac_secret_key": TEST_SECRET}},
+        "channel": {"namespaces": [open("pipeline"), open("deal")]},
+        "consumers": [{
+            "enabled": true,
+            "name": "bench",
+            "type": "kafka",
+            "kafka": {
+                "brokers": [broker.addr],
+                "topics": [broker.topic(CENTRIFUGO_TOPIC)],
+                "consumer_group": format!("centrifugo-{node}"),
+                "publication_data_mode": {"enabled": true},
+            },
+        }],
+    })
+    .to_string()
 }
 
 /// The core the servers run on; the generator takes the other.
@@ -118,6 +188,15 @@ impl Server {
                     "serve",
                 ]);
             }
+            Kind::Centrifugo => {
+                create_centrifugo_topic(broker).await;
+                let config = logs.join(format!("centrifugo-{port}.json"));
+                std::fs::write(&config, centrifugo_config(broker, port, node)).unwrap();
+                let binary = std::env::var("CENTRIFUGO").expect(
+                    "CENTRIFUGO names the Centrifugo binary: run the suite with `make bench`",
+                );
+                command.args([binary.as_str(), "-c", config.to_str().unwrap()]);
+            }
             Kind::NodePeer => {
                 command
                     .args(["node", repo_path("bench/peer/server.mjs").to_str().unwrap()])
@@ -142,8 +221,22 @@ impl Server {
             extra: extra.to_owned(),
             child,
         };
-        wait_ready(&server.ops_url).await;
+        match kind {
+            Kind::Centrifugo => {
+                let health = format!("{}/health", server.ops_url);
+                let healthy = async || match reqwest::get(&health).await {
+                    Ok(response) => response.status().is_success(),
+                    Err(_) => false,
+                };
+                eventually("Centrifugo to answer /health", healthy, |up| *up).await;
+            }
+            _ => wait_ready(&server.ops_url).await,
+        }
         server
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.kind.protocol()
     }
 
     /// A deploy: SIGTERM, wait for the process to finish its shutdown, and
@@ -183,13 +276,27 @@ impl Server {
             * 1024
     }
 
-    /// Records consumed so far, from the server's `/stats`.
+    /// Records consumed so far, from the server's `/stats` (Centrifugo's
+    /// consumer counter in `/metrics`).
     pub async fn consumed(&self) -> u64 {
         let field = match self.kind {
             Kind::CrmBridge => "recordsConsumed",
             Kind::NodePeer => "consumed",
+            Kind::Centrifugo => return self.centrifugo_processed().await,
         };
         self.stat(field).await
+    }
+
+    async fn centrifugo_processed(&self) -> u64 {
+        let metrics = match reqwest::get(format!("{}/metrics", self.ops_url)).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => return 0,
+        };
+        metrics
+            .lines()
+            .filter(|line| line.starts_with("centrifugo_consumers_messages_processed_total"))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum::<f64>() as u64
     }
 
     /// One number of the server's `/stats` (0 while it does not answer).

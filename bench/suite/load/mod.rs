@@ -1,8 +1,10 @@
-//! The load generator: thousands of simulated Socket.IO clients in one
-//! process, written against the wire protocol (not a client library) so it
-//! stays far cheaper than the servers it drives. Each client checks what it
+//! The load generator: thousands of simulated clients in one process
+//! (Socket.IO for crm-bridge and the Node peer, Centrifugo's own protocol
+//! for Centrifugo), written against the wire protocol (not a client
+//! library) so it stays far cheaper than the servers it drives. Each client checks what it
 //! receives as it arrives (see [`ledger`]); the fleet sums the checks.
 
+pub mod centrifugo;
 pub mod histogram;
 pub mod ledger;
 pub mod session;
@@ -18,6 +20,13 @@ use tokio::task::JoinHandle;
 
 use histogram::Histogram;
 use ledger::Ledger;
+
+/// What the clients speak to a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    SocketIo,
+    Centrifugo,
+}
 
 /// Who a client is and what it asks for.
 pub struct ClientSpec {
@@ -79,15 +88,21 @@ pub const RAMP: usize = 200;
 
 pub struct Fleet {
     url: String,
+    protocol: Protocol,
     pub clients: Vec<Arc<Client>>,
     pub shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Fleet {
-    pub fn new(server_url: &str, specs: Vec<ClientSpec>) -> Self {
+    pub fn new(server_url: &str, protocol: Protocol, specs: Vec<ClientSpec>) -> Self {
+        let url = match protocol {
+            Protocol::SocketIo => wire::websocket_url(server_url),
+            Protocol::Centrifugo => centrifugo::websocket_url(server_url),
+        };
         Self {
-            url: wire::websocket_url(server_url),
+            url,
+            protocol,
             clients: specs
                 .into_iter()
                 .map(|spec| {
@@ -118,6 +133,7 @@ impl Fleet {
             let permit = gate.clone().acquire_owned().await.unwrap();
             self.tasks.push(tokio::spawn(session::run(
                 self.url.clone(),
+                self.protocol,
                 client.clone(),
                 self.shared.clone(),
                 resume,

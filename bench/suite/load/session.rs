@@ -1,4 +1,5 @@
-//! One simulated client: a websocket speaking Engine.IO v4 / Socket.IO v5,
+//! One simulated client (Centrifugo's in `centrifugo.rs`): a websocket
+//! speaking Engine.IO v4 / Socket.IO v5,
 //! authenticating, subscribing (resuming from its cursors after the first
 //! time), answering pings and checking every event it receives. After a
 //! disconnect it comes back the way socket.io-client does by default (1 s,
@@ -15,11 +16,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::wire::{self, Inbound};
-use super::{Client, Shared};
+use super::{Client, Protocol, Shared, centrifugo};
 
 /// The clients' own read buffer: small, so 10,000 of them fit beside the
 /// servers without the generator's memory skewing anything.
-const READ_BUFFER: usize = 4096;
+pub(super) const READ_BUFFER: usize = 4096;
 
 pub fn now_micros() -> u64 {
     SystemTime::now()
@@ -30,8 +31,10 @@ pub fn now_micros() -> u64 {
 
 /// Connects, and reconnects while the fleet says so. `gate` is held until
 /// the first session's subscriptions are acknowledged, pacing a ramp-up.
+/// A Centrifugo client never resumes (see `scenarios`).
 pub async fn run(
     url: String,
+    protocol: Protocol,
     client: Arc<Client>,
     shared: Arc<Shared>,
     mut resume: bool,
@@ -39,7 +42,11 @@ pub async fn run(
 ) {
     let mut attempt = 0;
     loop {
-        match session(&url, &client, &shared, resume, &mut gate).await {
+        let ended = match protocol {
+            Protocol::SocketIo => session(&url, &client, &shared, resume, &mut gate).await,
+            Protocol::Centrifugo => centrifugo::session(&url, &client, &shared, &mut gate).await,
+        };
+        match ended {
             Ok(()) => attempt = 0,
             Err(error) => {
                 shared.note_failure(&error);
@@ -165,7 +172,7 @@ async fn session(
 }
 
 /// The hot path: checks and counts one delivered event.
-fn on_delivery(client: &Client, shared: &Shared, raw: &str) {
+pub(super) fn on_delivery(client: &Client, shared: &Shared, raw: &str) {
     let replayed = wire::is_replayed(raw);
     let allowed = match &client.spec.allowed_ids {
         None => true,

@@ -25,8 +25,8 @@ struct Phase {
 
 async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Vec<Phase> {
     let server = Server::start(kind, broker).await;
-    let fleet = pipeline_fleet(&server.url, scale.clients, PIPELINE).await;
-    let mut feed = Feed::new(broker);
+    let fleet = pipeline_fleet(&server, scale.clients, PIPELINE).await;
+    let mut feed = Feed::new(broker, server.kind);
     let mut phases = Vec::new();
     for rate in RATES {
         fleet.reset_counts();
@@ -65,8 +65,9 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Vec<Phase> {
 pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
     let bridge = measure(Kind::CrmBridge, broker, scale).await;
     let peer = measure(Kind::NodePeer, broker, scale).await;
+    let centrifugo = measure(Kind::Centrifugo, broker, scale).await;
     for (index, rate) in RATES.iter().enumerate() {
-        let (b, p) = (&bridge[index], &peer[index]);
+        let (b, p, c) = (&bridge[index], &peer[index], &centrifugo[index]);
         let load = rate * scale.clients as u64;
         let scenario = format!("2. fan-out, {} clients, {load} deliveries/s", scale.clients);
         let figure =
@@ -78,6 +79,7 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
             better: Better::Lower,
             bridge: figure(Some(b.cpu_us_per_delivery), b),
             peer: figure(Some(p.cpu_us_per_delivery), p),
+            centrifugo: figure(Some(c.cpu_us_per_delivery), c),
             goal: Some((
                 "≤ half the peer's".into(),
                 b.problem.is_none() && b.cpu_us_per_delivery * 2.0 <= p.cpu_us_per_delivery,
@@ -90,6 +92,7 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
             better: Better::Higher,
             bridge: figure(Some(b.delivered_per_second), b),
             peer: figure(Some(p.delivered_per_second), p),
+            centrifugo: figure(Some(c.delivered_per_second), c),
             goal: (*rate == 25).then(|| ("250k/s with no loss".into(), b.problem.is_none())),
         });
         report.add(Row {
@@ -99,6 +102,7 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
             better: Better::Lower,
             bridge: figure(b.p50_ms, b),
             peer: figure(p.p50_ms, p),
+            centrifugo: figure(c.p50_ms, c),
             goal: None,
         });
         let met = matches!((b.p99_ms, p.p99_ms), (Some(b), Some(p)) if b * 2.0 <= p);
@@ -109,6 +113,7 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
             better: Better::Lower,
             bridge: figure(b.p99_ms, b),
             peer: figure(p.p99_ms, p),
+            centrifugo: figure(c.p99_ms, c),
             goal: Some(("≤ half the peer's".into(), met && b.problem.is_none())),
         });
     }

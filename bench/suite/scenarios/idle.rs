@@ -26,7 +26,7 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
     let specs = (0..scale.clients)
         .map(|i| client(i, vec![pipeline_subscription("pipeline_idle")], None))
         .collect();
-    let mut fleet = Fleet::new(&server.url, specs);
+    let mut fleet = Fleet::new(&server.url, server.protocol(), specs);
     let ramp = fleet
         .connect_all(false, RAMP, Duration::from_secs(180))
         .await;
@@ -63,6 +63,7 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
 pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
     let bridge = measure(Kind::CrmBridge, broker, scale).await;
     let peer = measure(Kind::NodePeer, broker, scale).await;
+    let centrifugo = measure(Kind::Centrifugo, broker, scale).await;
     let scenario = format!("1. idle, {} clients", scale.clients);
     let kb =
         |m: &Measured| Figure::checked(Some(m.bytes_per_connection / 1000.0), m.problem.clone());
@@ -74,6 +75,7 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
         better: Better::Lower,
         bridge: kb(&bridge),
         peer: kb(&peer),
+        centrifugo: kb(&centrifugo),
         goal: Some((
             "≤ 10 KB".into(),
             bridge_kb <= 10.0 && bridge.problem.is_none(),
@@ -86,6 +88,7 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
         better: Better::Lower,
         bridge: Figure::of(bridge.handshake_cpu_us),
         peer: Figure::of(peer.handshake_cpu_us),
+        centrifugo: Figure::of(centrifugo.handshake_cpu_us),
         goal: None,
     });
     report.add(Row {
@@ -95,6 +98,7 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
         better: Better::Lower,
         bridge: Figure::of(bridge.resting_core_share * 100.0),
         peer: Figure::of(peer.resting_core_share * 100.0),
+        centrifugo: Figure::of(centrifugo.resting_core_share * 100.0),
         goal: None,
     });
     report.add(Row {
@@ -104,6 +108,7 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
         better: Better::Higher,
         bridge: Figure::of(bridge.handshakes_per_second),
         peer: Figure::of(peer.handshakes_per_second),
+        centrifugo: Figure::of(centrifugo.handshakes_per_second),
         goal: None,
     });
 }

@@ -38,14 +38,14 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
             client(i, subscriptions, Some(Vec::new()))
         })
         .collect();
-    let mut fleet = Fleet::new(&server.url, specs);
+    let mut fleet = Fleet::new(&server.url, server.protocol(), specs);
     fleet
         .connect_all(false, RAMP, Duration::from_secs(180))
         .await;
     let count = records();
     let consumed_before = server.consumed().await;
     server.freeze(true);
-    Feed::new(broker).burst(count, ORG, "pipeline_ingest", |seq| {
+    Feed::new(broker, server.kind).burst(count, ORG, "pipeline_ingest", |seq| {
         format!("deal_{}", seq % 10_000)
     });
     let cpu_before = server.cpu_seconds();
@@ -81,9 +81,14 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
     }
 }
 
+/// Centrifugo reads JSON, with its channels in a header: it decodes no Avro
+/// and routes by channel name, not by the record's fields.
+const JSON_NOTE: &str = "JSON, channels in a header: no Avro to decode";
+
 pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
     let b = measure(Kind::CrmBridge, broker, scale).await;
     let p = measure(Kind::NodePeer, broker, scale).await;
+    let c = measure(Kind::Centrifugo, broker, scale).await;
     let scenario = format!(
         "4. ingest, {} subscriptions, none matching, {} records",
         scale.clients * PER_CLIENT,
@@ -97,6 +102,8 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
         better: Better::Higher,
         bridge: Figure::checked(Some(b.records_per_cpu_second), b.problem.clone()),
         peer: Figure::checked(Some(p.records_per_cpu_second), p.problem.clone()),
+        centrifugo: Figure::checked(Some(c.records_per_cpu_second), c.problem.clone())
+            .noted(JSON_NOTE),
         goal: Some((
             "≥ 500,000/s and ≥ 6× the peer's".into(),
             ok && b.records_per_cpu_second >= 500_000.0
@@ -110,6 +117,8 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
         better: Better::Lower,
         bridge: Figure::checked(Some(1e6 / b.records_per_cpu_second), b.problem.clone()),
         peer: Figure::checked(Some(1e6 / p.records_per_cpu_second), p.problem.clone()),
+        centrifugo: Figure::checked(Some(1e6 / c.records_per_cpu_second), c.problem.clone())
+            .noted(JSON_NOTE),
         goal: Some(("≤ 1 µs".into(), ok && b.records_per_cpu_second >= 1e6)),
     });
     report.add(Row {
@@ -119,6 +128,7 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
         better: Better::Higher,
         bridge: Figure::checked(Some(b.records_per_second), b.problem),
         peer: Figure::checked(Some(p.records_per_second), p.problem),
+        centrifugo: Figure::checked(Some(c.records_per_second), c.problem),
         goal: None,
     });
 }

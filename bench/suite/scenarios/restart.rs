@@ -28,12 +28,12 @@ struct Measured {
 
 async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
     let server = Server::start(kind, broker).await;
-    let mut fleet = pipeline_fleet(&server.url, scale.clients, PIPELINE).await;
+    let mut fleet = pipeline_fleet(&server, scale.clients, PIPELINE).await;
     fleet.shared.reconnect.store(true, Relaxed);
     fleet.reset_counts();
 
     let started = Instant::now();
-    let mut feed = Feed::new(broker);
+    let mut feed = Feed::new(broker, server.kind);
     let producing = tokio::spawn(async move {
         feed.paced(RATE, Duration::from_secs(5), ORG, PIPELINE, |seq| {
             format!("deal_{}", seq % 100)
@@ -117,6 +117,9 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
         better: Better::Lower,
         bridge: Figure::checked(b.seconds, b.problem.clone()),
         peer: Figure::checked(p.seconds, p.problem),
+        centrifugo: Figure::not_comparable(
+            "its memory engine's history does not outlive a restart: nothing to resume from",
+        ),
         goal: Some((
             "≤ 10 s".into(),
             b.problem.is_none() && b.seconds.is_some_and(|s| s <= 10.0),

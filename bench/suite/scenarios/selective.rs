@@ -106,11 +106,11 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale, permissions: bool) 
             client(i, subscriptions, Some(deals))
         })
         .collect();
-    let mut fleet = Fleet::new(&server.url, specs);
+    let mut fleet = Fleet::new(&server.url, server.protocol(), specs);
     fleet
         .connect_all(false, RAMP, Duration::from_secs(180))
         .await;
-    let mut feed = Feed::new(broker);
+    let mut feed = Feed::new(broker, server.kind);
     let consumed_before = server.consumed().await;
     let cpu_before = server.cpu_seconds();
     let sent = feed
@@ -150,6 +150,7 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale, permissions: bool) 
 pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
     let b = measure(Kind::CrmBridge, broker, scale, false).await;
     let p = measure(Kind::NodePeer, broker, scale, false).await;
+    let c = measure(Kind::Centrifugo, broker, scale, false).await;
     let on = measure(Kind::CrmBridge, broker, scale, true).await;
     let scenario = format!(
         "3. selective, {} clients × {PER_CLIENT} ids, {RATE} records/s",
@@ -162,6 +163,7 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
         better: Better::Higher,
         bridge: Figure::checked(Some(b.records_per_cpu_second), b.problem.clone()),
         peer: Figure::checked(Some(p.records_per_cpu_second), p.problem.clone()),
+        centrifugo: Figure::checked(Some(c.records_per_cpu_second), c.problem.clone()),
         goal: Some((
             "≥ 3× the peer's".into(),
             b.problem.is_none() && b.records_per_cpu_second >= 3.0 * p.records_per_cpu_second,
@@ -174,6 +176,7 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
         better: Better::Lower,
         bridge: Figure::checked(b.p50_ms, b.problem.clone()),
         peer: Figure::checked(p.p50_ms, p.problem.clone()),
+        centrifugo: Figure::checked(c.p50_ms, c.problem.clone()),
         goal: None,
     });
     let met = matches!((b.p99_ms, p.p99_ms), (Some(b), Some(p)) if b * 2.0 <= p);
@@ -184,6 +187,7 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
         better: Better::Lower,
         bridge: Figure::checked(b.p99_ms, b.problem.clone()),
         peer: Figure::checked(p.p99_ms, p.problem.clone()),
+        centrifugo: Figure::checked(c.p99_ms, c.problem.clone()),
         goal: Some(("≤ half the peer's".into(), met && b.problem.is_none())),
     });
     // CPU per record, on ÷ off, is records per CPU-second off ÷ on.
@@ -191,11 +195,15 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
     println!("  permissions on ÷ off, CPU per record: {cost:.2}×");
     report.add(Row {
         scenario,
-        measure: "records per CPU-second, permissions on (50,000 grants)".into(),
+        measure: format!(
+            "records per CPU-second, permissions on ({} grants)",
+            scale.clients as u64 * PER_CLIENT
+        ),
         unit: "/s".into(),
         better: Better::Higher,
         bridge: Figure::checked(Some(on.records_per_cpu_second), on.problem.clone()),
         peer: Figure::checked(Some(p.records_per_cpu_second), p.problem.clone()),
+        centrifugo: Figure::not_comparable("no per-resource permissions on a Kafka stream"),
         goal: Some((
             format!("CPU per record ≤ 1.2× permissions off ({cost:.2}×)"),
             on.problem.is_none() && b.problem.is_none() && cost <= 1.2,
