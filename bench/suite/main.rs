@@ -11,8 +11,8 @@
 //! the full suite's `bench/RESULTS.md` as it was.
 //! To profile the bridge, `BENCH_BRIDGE_WRAP="heaptrack -o FILE"` starts it
 //! under a wrapper, and `BENCH_HOLD_SECONDS=60` keeps scenario 1's clients
-//! connected after the measurement (send the bridge SIGTERM meanwhile for a
-//! complete trace). `BENCH_BRIDGE_TOML` is appended to the bridge's config,
+//! connected after each server's measurement, printing its pid (to attach
+//! `perf record -p`; or send the bridge SIGTERM for a complete trace). `BENCH_BRIDGE_TOML` is appended to the bridge's config,
 //! to compare settings (e.g. `$'[replay]\nmemory_bytes = 0'`).
 
 #[path = "../../tests/support/mod.rs"]

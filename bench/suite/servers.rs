@@ -251,6 +251,10 @@ impl Server {
         Self::start_on(self.kind, broker, self.port, &self.node, &self.extra).await
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn proc_file(&self, name: &str) -> String {
         std::fs::read_to_string(format!("/proc/{}/{name}", self.child.id())).unwrap_or_default()
     }

@@ -17,6 +17,7 @@ mod context;
 mod dead_letter;
 mod grants;
 mod positions;
+mod producer;
 mod readiness;
 mod recent;
 mod topic_ids;
@@ -28,6 +29,7 @@ pub use consumer::{ConsumerHandle, Deliver, spawn_consumer};
 pub use context::{BridgeContext, ConnectionTrouble, Refusal};
 pub use grants::{GrantSources, follow_grants};
 pub use positions::LivePositions;
+pub use producer::PolledProducer;
 pub use readiness::PartitionLag;
 pub use recent::{RecentChunk, RecentRecords};
 

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use socketioxide::extract::SocketRef;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +28,7 @@ use super::PresenceConfig;
 use super::roster::{Effects, NotInRoom, RoomView, Roster};
 use super::wire::{Envelope, InstanceId, Message};
 use crate::domain::{RoomKey, UserId};
-use crate::kafka::{BridgeContext, KafkaConfig, partitions_of};
+use crate::kafka::{BridgeContext, KafkaConfig, PolledProducer, partitions_of};
 use crate::metrics::Metrics;
 use crate::routing::ClientId;
 
@@ -45,7 +45,7 @@ pub struct Presence {
     topic: String,
     heartbeat: Duration,
     roster: Mutex<Roster<SocketRef>>,
-    producer: ThreadedProducer<BridgeContext>,
+    producer: PolledProducer<BridgeContext>,
     metrics: Arc<Metrics>,
     /// When this instance saw its own `hello` come back (Unix ms; 0: not yet).
     hello_seen_at: AtomicU64,
@@ -67,7 +67,7 @@ impl Presence {
     ) -> anyhow::Result<Arc<Self>> {
         let node = kafka.node_id();
         let me: InstanceId = uuid::Uuid::new_v4().to_string().into();
-        let producer = kafka
+        let producer_config = kafka
             .client_config()
             .set("client.id", format!("crm-bridge-presence-{node}"))
             // Typing is latency-bound: send at once, and keep one request in
@@ -75,7 +75,12 @@ impl Presence {
             .set("linger.ms", "0")
             .set("max.in.flight.requests.per.connection", "1")
             .set("queue.buffering.max.messages", "100000")
-            .create_with_context(context.for_client("the presence producer"))?;
+            .clone();
+        let producer = PolledProducer::create(
+            &producer_config,
+            context.for_client("the presence producer"),
+            "presence-producer",
+        )?;
         let fetch_wait = config.fetch_wait_ms.to_string();
         let settings = [
             ("enable.auto.commit", "false"),

@@ -35,8 +35,8 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
     tokio::time::sleep(rest).await;
     let rss_after = server.rss_bytes();
     let resting_core_share = (server.cpu_seconds() - cpu_after) / rest.as_secs_f64();
-    if let (Kind::CrmBridge, Ok(hold)) = (kind, std::env::var("BENCH_HOLD_SECONDS")) {
-        eprintln!("holding {kind:?} for {hold} s");
+    if let Ok(hold) = std::env::var("BENCH_HOLD_SECONDS") {
+        eprintln!("holding {} (pid {}) for {hold} s", kind.label(), server.pid());
         tokio::time::sleep(Duration::from_secs(hold.parse().unwrap())).await;
     }
     let n = scale.clients as f64;
