@@ -26,6 +26,11 @@ pub struct Viewer {
     rules: [Vec<Rule>; 3],
     /// Per kind, the union of its rules' actions.
     actions: [ActionSet; 3],
+    /// Per kind, the actions a rule shows of every resource with nothing
+    /// hidden: decided without the rules or the grants (every action of
+    /// every kind with no policy, a delivery's common case; measured at 3%
+    /// of the bridge's CPU in fan-out before).
+    open: [ActionSet; 3],
 }
 
 /// Why a request is refused: the `FORBIDDEN` error's message.
@@ -54,6 +59,7 @@ impl Viewer {
             teams: Box::default(),
             rules: ResourceKind::ALL.map(|kind| vec![rule(kind)]),
             actions: ResourceKind::ALL.map(ResourceKind::all_actions),
+            open: ResourceKind::ALL.map(ResourceKind::all_actions),
         }
     }
 
@@ -78,16 +84,20 @@ impl Viewer {
             }
             *kind = unique;
         }
-        let actions = std::array::from_fn(|kind| {
+        let union = |kind: usize, shows: fn(&Rule) -> bool| {
             rules[kind]
                 .iter()
+                .filter(|r| shows(r))
                 .fold(ActionSet::default(), |all, r| all.union(r.actions))
-        });
+        };
+        let actions = std::array::from_fn(|kind| union(kind, |_| true));
+        let open = std::array::from_fn(|kind| union(kind, |r| !r.granted_only && r.hide == 0));
         Self {
             user: user.clone(),
             teams: teams.into(),
             rules,
             actions,
+            open,
         }
     }
 
@@ -102,6 +112,9 @@ impl Viewer {
             return Some(0);
         };
         let k = kind_index(kind);
+        if self.open[k].contains(action) {
+            return Some(0);
+        }
         if !self.actions[k].contains(action) {
             return None;
         }
