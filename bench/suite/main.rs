@@ -1,8 +1,9 @@
 //! `make bench`: crm-bridge against the peer a team would otherwise deploy
-//! (`bench/peer`, Node: socket.io 4 + kafkajs), the same load from the same
-//! generator, one server at a time pinned to core 0 while the generator and
-//! the broker keep core 1. Prints one table (figures, crm-bridge's advantage
-//! as a ratio measured in this run, goals) and writes it to
+//! (`bench/peer`, Node: socket.io 4 + kafkajs) and against Centrifugo (Go),
+//! the same load from the same generator, one server at a time pinned to
+//! core 0 while the generator and the broker keep core 1. Prints one table
+//! (figures, crm-bridge's advantage over each as a ratio measured in this
+//! run, goals) and writes it to
 //! `bench/RESULTS.md` with the date, commit and machine.
 //!
 //! `BENCH_ONLY=idle,fanout,...` runs some scenarios; `BENCH_CLIENTS` and
