@@ -119,7 +119,7 @@ fn write_results(run: &Run, report: &Report) -> std::path::PathBuf {
         "# Benchmark results\n\n\
          - date: {}\n- commit: {}\n- machine: {}, {} cores, {}\n\
          - load average (1, 5, 15 min): {} at the start, {} at the end\n\
-         - command: `make bench` (crm-bridge release build vs `bench/peer`; server on core 0, \
+         - command: `make bench` (crm-bridge release build vs `bench/peer` and Centrifugo; server on core 0, \
          load generator and broker on core 1)\n\n",
         run.date,
         run.commit,
