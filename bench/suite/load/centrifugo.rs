@@ -8,13 +8,12 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use super::session::{READ_BUFFER, on_delivery};
+use super::session::{acknowledged, ended, next_text, on_delivery, open};
 use super::{Client, Shared};
 
 /// The command id of `connect`; `subscribe` `n` (0-based) is `n + 2`.
@@ -47,24 +46,14 @@ pub async fn session(
     shared: &Shared,
     gate: &mut Option<OwnedSemaphorePermit>,
 ) -> Result<(), String> {
-    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
+    let mut ws = open(url).await?;
     let connect = json!({"id": CONNECT_ID, "connect": {"token": client.spec.auth["token"]}});
     ws.send(Message::text(connect.to_string()))
         .await
         .map_err(|e| e.to_string())?;
     let mut awaiting_acks = client.spec.subscriptions.len();
     let mut connected = false;
-    while let Some(frame) = ws.next().await {
-        let frame = frame.map_err(|e| format!("read: {e}"))?;
-        let Message::Text(text) = frame else {
-            if frame.is_close() {
-                break;
-            }
-            continue;
-        };
+    while let Some(text) = next_text(&mut ws).await? {
         for line in text.as_str().split('\n').filter(|l| !l.is_empty()) {
             if line.starts_with("{\"push\"") {
                 on_delivery(client, shared, line);
@@ -103,21 +92,9 @@ pub async fn session(
                     .await
                     .map_err(|e| e.to_string())?;
             } else if id > CONNECT_ID {
-                awaiting_acks -= 1;
-                if awaiting_acks == 0 {
-                    drop(gate.take());
-                    shared.ready.fetch_add(1, Relaxed);
-                }
+                acknowledged(shared, &mut awaiting_acks, gate);
             }
         }
     }
-    if connected {
-        shared.open.fetch_sub(1, Relaxed);
-    }
-    if awaiting_acks > 0 {
-        return Err(format!(
-            "closed by the server before subscribed (connected: {connected})"
-        ));
-    }
-    Ok(())
+    ended(shared, connected, awaiting_acks)
 }

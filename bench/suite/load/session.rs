@@ -11,16 +11,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
+use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::wire::{self, Inbound};
 use super::{Client, Protocol, Shared, centrifugo};
 
 /// The clients' own read buffer: small, so 10,000 of them fit beside the
 /// servers without the generator's memory skewing anything.
-pub(super) const READ_BUFFER: usize = 4096;
+const READ_BUFFER: usize = 4096;
 
 pub fn now_micros() -> u64 {
     SystemTime::now()
@@ -71,10 +73,7 @@ async fn session(
     resume: bool,
     gate: &mut Option<OwnedSemaphorePermit>,
 ) -> Result<(), String> {
-    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
+    let mut ws = open(url).await?;
     let send = |text: String| Message::text(text);
 
     let requests: Vec<Value> = {
@@ -98,14 +97,7 @@ async fn session(
     let mut awaiting_resumes = requests.iter().filter(|r| r.get("since").is_some()).count();
     let mut connected = false;
 
-    while let Some(frame) = ws.next().await {
-        let frame = frame.map_err(|e| format!("read: {e}"))?;
-        let Message::Text(text) = frame else {
-            if frame.is_close() {
-                break;
-            }
-            continue;
-        };
+    while let Some(text) = next_text(&mut ws).await? {
         match wire::classify(text.as_str()) {
             Inbound::Open => {
                 let packet = wire::connect(&client.spec.auth);
@@ -131,11 +123,7 @@ async fn session(
                     .lock()
                     .unwrap()
                     .acknowledged(id as usize, &ack);
-                awaiting_acks -= 1;
-                if awaiting_acks == 0 {
-                    drop(gate.take());
-                    shared.ready.fetch_add(1, Relaxed);
-                }
+                acknowledged(shared, &mut awaiting_acks, gate);
             }
             Inbound::Event { name, raw } => match name {
                 "subscription-resumed" => {
@@ -160,6 +148,47 @@ async fn session(
             Inbound::Other => {}
         }
     }
+    ended(shared, connected, awaiting_acks)
+}
+
+pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A websocket to `url`, with the clients' small read buffer.
+pub(super) async fn open(url: &str) -> Result<Ws, String> {
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    Ok(ws)
+}
+
+/// The next text frame; `None` once the server closes.
+pub(super) async fn next_text(ws: &mut Ws) -> Result<Option<Utf8Bytes>, String> {
+    while let Some(frame) = ws.next().await {
+        match frame.map_err(|e| format!("read: {e}"))? {
+            Message::Text(text) => return Ok(Some(text)),
+            Message::Close(_) => return Ok(None),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+/// Counts one subscription acknowledged; the last opens the ramp's gate.
+pub(super) fn acknowledged(
+    shared: &Shared,
+    awaiting_acks: &mut usize,
+    gate: &mut Option<OwnedSemaphorePermit>,
+) {
+    *awaiting_acks -= 1;
+    if *awaiting_acks == 0 {
+        drop(gate.take());
+        shared.ready.fetch_add(1, Relaxed);
+    }
+}
+
+/// The session's end: an error if the server closed before it subscribed.
+pub(super) fn ended(shared: &Shared, connected: bool, awaiting_acks: usize) -> Result<(), String> {
     if connected {
         shared.open.fetch_sub(1, Relaxed);
     }
