@@ -346,18 +346,39 @@ async fn a_refused_socket_gets_its_error_and_nothing_else() {
         .rposition(|f| f != "1")
         .map_or(0, |last| last + 1);
     assert_eq!(summary(&asked[..told]), refused, "{asked:#?}");
-    let ended = tokio::time::timeout(PATIENCE, reconnecting.frames).await;
-    let again = ended.expect("the bridge ends the refused session").unwrap();
     let limited = ["CONNECT", "error RATE_LIMITED handshake_rate", "DISCONNECT"];
-    assert_eq!(
-        summary(&again),
-        [&refused[..], &limited[..]].concat(),
-        "{again:#?}"
-    );
+    let mut reconnecting = reconnecting;
+    // socketioxide drops a CONNECT that arrives while it is still inside
+    // the previous one's handling (its `ConnectingGuard`, which the
+    // refusal's DISCONNECT is sent from): a CONNECT sent back at once can
+    // fall in that gap, go unanswered, and the bridge ends the session at
+    // the connect timeout. Such a session is tried again from a fresh
+    // address, at most twice more; every other outcome fails at once.
+    let mut sessions = 1;
+    loop {
+        let ended = tokio::time::timeout(PATIENCE, reconnecting.frames).await;
+        let again = ended.expect("the bridge ends the refused session").unwrap();
+        if summary(&again) == refused && sessions < 3 {
+            sessions += 1;
+            let from = format!("127.0.0.{}", 3 + sessions);
+            reconnecting = RawClient::start(&bridge, &from, &forged, None).await;
+            continue;
+        }
+        assert_eq!(
+            summary(&again),
+            [&refused[..], &limited[..]].concat(),
+            "{again:#?}"
+        );
+        break;
+    }
     let stats = bridge.stats().await;
     assert_eq!(stats["clientsConnected"], 1, "{stats}");
     assert_eq!(stats["connectionsRefused"]["handshake_rate"], 1, "{stats}");
-    assert_eq!(stats["authFailures"]["invalid_token"], 2, "{stats}");
+    assert_eq!(
+        stats["authFailures"]["invalid_token"],
+        1 + sessions,
+        "{stats}"
+    );
     bridge.stop().await;
 }
 
