@@ -194,11 +194,7 @@ impl View {
             }),
             About::Inbox(_) => None,
         };
-        Held {
-            view: self,
-            resource,
-            found: OnceCell::new(),
-        }
+        self.held(resource)
     }
 
     /// What it holds of the resource `kind`/`id` of `org` itself.
@@ -209,9 +205,13 @@ impl View {
             id,
             contact: None,
         };
+        self.held(Some(resource))
+    }
+
+    fn held<'a>(&'a self, resource: Option<Resource<'a>>) -> Held<'a> {
         Held {
             view: self,
-            resource: Some(resource),
+            resource,
             found: OnceCell::new(),
         }
     }
