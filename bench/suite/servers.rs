@@ -64,12 +64,23 @@ async fn create_centrifugo_topic(broker: &Broker) {
 
 /// Centrifugo v6's configuration: the same HS256 secret as the bridge's
 /// tokens; any signed-in client may subscribe to `pipeline:` and `deal:`
-/// channels; no history (the bridge's live path keeps none either); its
-/// Kafka consumer in publication-data mode (a record's value is the
-/// publication, its `centrifugo-channels` header the channels), a group of
-/// its own per start; `/health` and Prometheus `/metrics` on the same port.
-fn centrifugo_config(broker: &Broker, port: u16, node: &str) -> String {
-    let open = |name: &str| json!({"name": name, "allow_subscribe_for_client": true});
+/// channels, with the namespace options `extra` (a JSON object) adds; no
+/// history unless those options ask for it (the bridge's live path keeps
+/// none either); its Kafka consumer in publication-data mode (a record's
+/// value is the publication, its `centrifugo-channels` header the
+/// channels), a group of its own per start; `/health` and Prometheus
+/// `/metrics` on the same port.
+fn centrifugo_config(broker: &Broker, port: u16, node: &str, extra: &str) -> String {
+    let options: serde_json::Map<String, serde_json::Value> = match extra {
+        "" => serde_json::Map::new(),
+        extra => serde_json::from_str(extra).expect("Centrifugo's extra: a JSON object"),
+    };
+    let open = |name: &str| {
+        let mut namespace = options.clone();
+        namespace.insert("name".into(), name.into());
+        namespace.insert("allow_subscribe_for_client".into(), true.into());
+        namespace
+    };
     json!({
         "http_server": {"address": "127.0.0.1", "port": port},
         "log": {"level": "warn"},
@@ -108,7 +119,8 @@ pub struct Server {
     ops_url: String,
     port: u16,
     node: String,
-    /// Its configuration's extra sections, kept for a restart.
+    /// Its configuration's extra (see [`Server::start_with`]), kept for a
+    /// restart.
     extra: String,
     child: Child,
 }
@@ -153,7 +165,9 @@ impl Server {
         Self::start_with(kind, broker, "").await
     }
 
-    /// Starts `kind`, crm-bridge with the configuration sections `extra`.
+    /// Starts `kind` with `extra` in its configuration: crm-bridge's TOML
+    /// sections, Centrifugo's namespace options (a JSON object); the Node
+    /// peer takes none.
     pub async fn start_with(kind: Kind, broker: &Broker, extra: &str) -> Self {
         let node = format!("bench-{}", fastrand::u32(..));
         Self::start_on(kind, broker, free_port(), &node, extra).await
@@ -191,7 +205,7 @@ impl Server {
             Kind::Centrifugo => {
                 create_centrifugo_topic(broker).await;
                 let config = logs.join(format!("centrifugo-{port}.json"));
-                std::fs::write(&config, centrifugo_config(broker, port, node)).unwrap();
+                std::fs::write(&config, centrifugo_config(broker, port, node, extra)).unwrap();
                 let binary = std::env::var("CENTRIFUGO").expect(
                     "CENTRIFUGO names the Centrifugo binary: run the suite with `make bench`",
                 );

@@ -66,6 +66,17 @@ pub struct Ledger {
     last_offset: BTreeMap<(char, u32), u64>,
     /// One cursor per subscription, in the order they were requested.
     pub cursors: Vec<Option<Cursor>>,
+    /// A Centrifugo client's counterpart of `cursors`: per subscription
+    /// whose channel keeps a history, where in that history it is.
+    pub streams: Vec<Option<StreamPosition>>,
+}
+
+/// Where a Centrifugo subscriber is in its channel's history: the
+/// history's epoch and the offset of the last publication it received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamPosition {
+    pub epoch: String,
+    pub offset: u64,
 }
 
 impl Ledger {
@@ -100,6 +111,24 @@ impl Ledger {
         }
         if let (None, Some(text)) = (&self.cursors[index], ack["cursor"].as_str()) {
             self.cursors[index] = Some(Cursor::parse(text));
+        }
+    }
+
+    /// Notes that subscription `index` is at `offset` of its channel's
+    /// history `epoch` (a subscribe reply's, or a publication's).
+    pub fn at_stream(&mut self, index: usize, epoch: Option<&str>, offset: u64) {
+        if self.streams.len() <= index {
+            self.streams.resize(index + 1, None);
+        }
+        match (&mut self.streams[index], epoch) {
+            (_, Some(epoch)) => {
+                self.streams[index] = Some(StreamPosition {
+                    epoch: epoch.to_owned(),
+                    offset,
+                });
+            }
+            (Some(stream), None) => stream.offset = stream.offset.max(offset),
+            (None, None) => {}
         }
     }
 

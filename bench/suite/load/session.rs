@@ -33,7 +33,8 @@ pub fn now_micros() -> u64 {
 
 /// Connects, and reconnects while the fleet says so. `gate` is held until
 /// the first session's subscriptions are acknowledged, pacing a ramp-up.
-/// A Centrifugo client never resumes (see `scenarios`).
+/// A Centrifugo client resumes by recovering from its channels' history,
+/// where they keep one.
 pub async fn run(
     url: String,
     protocol: Protocol,
@@ -46,7 +47,9 @@ pub async fn run(
     loop {
         let ended = match protocol {
             Protocol::SocketIo => session(&url, &client, &shared, resume, &mut gate).await,
-            Protocol::Centrifugo => centrifugo::session(&url, &client, &shared, &mut gate).await,
+            Protocol::Centrifugo => {
+                centrifugo::session(&url, &client, &shared, resume, &mut gate).await
+            }
         };
         match ended {
             Ok(()) => attempt = 0,
@@ -143,7 +146,7 @@ async fn session(
                 }
                 "error" => client.ledger.lock().unwrap().errors += 1,
                 "pong" | "subscription-gap" => {}
-                _ => on_delivery(client, shared, raw),
+                _ => on_delivery(client, shared, raw, wire::is_replayed(raw)),
             },
             Inbound::Other => {}
         }
@@ -200,9 +203,9 @@ pub(super) fn ended(shared: &Shared, connected: bool, awaiting_acks: usize) -> R
     Ok(())
 }
 
-/// The hot path: checks and counts one delivered event.
-pub(super) fn on_delivery(client: &Client, shared: &Shared, raw: &str) {
-    let replayed = wire::is_replayed(raw);
+/// The hot path: checks and counts one delivered event, `replayed` or
+/// live (only a live one's latency counts).
+pub(super) fn on_delivery(client: &Client, shared: &Shared, raw: &str, replayed: bool) {
     let allowed = match &client.spec.allowed_ids {
         None => true,
         Some(ids) => wire::string_field(raw, "id").is_some_and(|id| ids.iter().any(|a| a == id)),
