@@ -8,6 +8,13 @@ use crm_bridge::config::Config;
 use crm_bridge::telemetry::TraceExport;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc, not glibc's malloc: every delivered event allocates its
+/// frame, and under glibc the allocator and the page faults of its heap
+/// growing again after a trim were a fifth to a quarter of the CPU of
+/// fan-out and replay (measured: bench/ANALYSIS.md, "Centrifugo").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version, about = "Streams CRM events from Kafka to Socket.IO clients")]
 struct Cli {

@@ -1,22 +1,32 @@
 //! Scenario 2, broadcast fan-out: every client subscribed to one pipeline,
 //! records at 10 and then 25 per second (100k and 250k deliveries/s with
 //! 10,000 clients). Measures server CPU per delivery and end-to-end latency
-//! (producer stamp to client receipt), with every delivery accounted for.
+//! (producer stamp to client receipt), with every delivery accounted for,
+//! and how much of its core each server used: one that used all of it
+//! was saturated, and then its CPU per delivery is only its core divided
+//! by the rate, so its latency says more.
 
 use std::time::{Duration, Instant};
 
 use super::{ORG, Scale, check, pipeline_fleet};
 use crate::feed::Feed;
 use crate::report::{Better, Figure, Report, Row};
-use crate::servers::{Kind, Server};
+use crate::servers::{Kind, Server, generator_cpu_seconds};
 use crate::support::Broker;
 
 const PIPELINE: &str = "pipeline_fanout";
 const RATES: [u64; 2] = [10, 25];
+/// The share of the offered deliveries per second a server must keep up
+/// with, the drain after the last record included, to have sustained it.
+const SUSTAINED_SHARE: f64 = 0.95;
 
 #[derive(Clone)]
 struct Phase {
     cpu_us_per_delivery: f64,
+    /// The server's CPU over the phase's wall-clock time: near 100%, the
+    /// server was saturated, and its CPU per delivery is a core divided by
+    /// the rate it kept up with.
+    core_percent: f64,
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
     delivered_per_second: f64,
@@ -31,6 +41,7 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Vec<Phase> {
     for rate in RATES {
         fleet.reset_counts();
         let cpu_before = server.cpu_seconds();
+        let generator_before = generator_cpu_seconds();
         let started = Instant::now();
         let sent = feed
             .paced(
@@ -46,16 +57,21 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Vec<Phase> {
         fleet.wait_received(all, Duration::from_secs(30)).await;
         let elapsed = started.elapsed().as_secs_f64();
         let cpu = server.cpu_seconds() - cpu_before;
+        let generator = generator_cpu_seconds() - generator_before;
         let delivered = fleet.totals().received;
         phases.push(Phase {
             cpu_us_per_delivery: cpu * 1e6 / delivered.max(1) as f64,
+            core_percent: cpu * 100.0 / elapsed,
             p50_ms: fleet.shared.latency.quantile_ms(0.50),
             p99_ms: fleet.shared.latency.quantile_ms(0.99),
             delivered_per_second: delivered as f64 / elapsed,
             problem: check(&fleet, |_| expected),
         });
+        // The generator's share of its core says whether it, not the
+        // server, set the pace (the broker shares that core).
         println!(
-            "  {} at {rate} records/s: {delivered} of {all} delivered, {cpu:.2} s CPU",
+            "  {} at {rate} records/s: {delivered} of {all} delivered in {elapsed:.1} s, \
+             {cpu:.2} s server CPU, {generator:.2} s generator CPU",
             kind.label()
         );
     }
@@ -87,13 +103,29 @@ pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
         });
         report.add(Row {
             scenario: scenario.clone(),
+            measure: "server CPU over the phase".into(),
+            unit: "% of a core".into(),
+            better: Better::Lower,
+            bridge: figure(Some(b.core_percent), b),
+            peer: figure(Some(p.core_percent), p),
+            centrifugo: figure(Some(c.core_percent), c),
+            goal: None,
+        });
+        report.add(Row {
+            scenario: scenario.clone(),
             measure: "sustained deliveries".into(),
             unit: "/s".into(),
             better: Better::Higher,
             bridge: figure(Some(b.delivered_per_second), b),
             peer: figure(Some(p.delivered_per_second), p),
             centrifugo: figure(Some(c.delivered_per_second), c),
-            goal: (*rate == 25).then(|| ("250k/s with no loss".into(), b.problem.is_none())),
+            goal: (*rate == 25).then(|| {
+                let sustained = b.delivered_per_second >= SUSTAINED_SHARE * load as f64;
+                (
+                    "250k/s with no loss".into(),
+                    b.problem.is_none() && sustained,
+                )
+            }),
         });
         report.add(Row {
             scenario: scenario.clone(),

@@ -35,6 +35,32 @@ fn centrifugo_history() -> String {
         .to_string()
 }
 
+/// A catch-up's time until every client resumed (`None`: not all did), the
+/// server's CPU seconds over that time, and what went wrong, if anything.
+#[derive(Debug, Default)]
+struct Timed {
+    seconds: Option<f64>,
+    cpu_seconds: f64,
+    events: u64,
+    problem: Option<String>,
+}
+
+impl Timed {
+    fn time(&self) -> Figure {
+        Figure::checked(self.seconds, self.problem.clone())
+    }
+
+    fn time_ms(&self) -> Figure {
+        Figure::checked(self.seconds.map(|s| s * 1000.0), self.problem.clone())
+    }
+
+    /// The server's CPU per event it replayed (or recovered), in µs.
+    fn cpu_per_event(&self) -> Figure {
+        let per_event = self.cpu_seconds * 1e6 / self.events.max(1) as f64;
+        Figure::checked(self.seconds.map(|_| per_event), self.problem.clone())
+    }
+}
+
 /// Subscribes `clients` to `pipeline`, drops them, produces `missed` events
 /// there and waits for the server to consume them, then reconnects them all
 /// at once: the time until all have resumed.
@@ -44,7 +70,7 @@ async fn catch_up(
     clients: usize,
     missed: u64,
     pipeline: &str,
-) -> (Option<f64>, Option<String>) {
+) -> Timed {
     let mut fleet = pipeline_fleet(server, clients, pipeline).await;
     fleet.disconnect_all();
     let consumed = server.consumed().await + missed;
@@ -57,6 +83,7 @@ async fn catch_up(
     )
     .await;
     fleet.reset_counts();
+    let cpu = server.cpu_seconds();
     let started = Instant::now();
     fleet
         .connect_all(true, clients, Duration::from_secs(600))
@@ -68,11 +95,13 @@ async fn catch_up(
         )
         .await;
     let elapsed = started.elapsed().as_secs_f64();
-    let problem = check(&fleet, |_| missed);
-    (all_resumed.then_some(elapsed), problem)
+    Timed {
+        seconds: all_resumed.then_some(elapsed),
+        cpu_seconds: server.cpu_seconds() - cpu,
+        events: missed * clients as u64,
+        problem: check(&fleet, |_| missed),
+    }
 }
-
-type Timed = (Option<f64>, Option<String>);
 
 /// One server's catch-ups: 100,000 and 10,000 behind (none for
 /// Centrifugo), then [`RECOVERY_MOST`] behind.
@@ -117,67 +146,81 @@ const RECOVERY_LIMIT: &str = "recovers at most 300 missed publications \
      (client.recovery_max_publication_limit), all or none, from a history held in its own memory: \
      see the 300-behind rows";
 
-fn figure((time, problem): &Timed) -> Figure {
-    Figure::checked(*time, problem.clone())
-}
-
-fn in_ms((time, problem): &Timed) -> Figure {
-    Figure::checked(time.map(|t| t * 1000.0), problem.clone())
-}
-
 pub async fn run(broker: &Broker, scale: &Scale, report: &mut Report) {
     let b = measure(Kind::CrmBridge, broker, scale).await;
     let p = measure(Kind::NodePeer, broker, scale).await;
     let c = measure(Kind::Centrifugo, broker, scale).await;
     let (b_single, p_single) = (b.single.unwrap_or_default(), p.single.unwrap_or_default());
-    let single_ok = b_single.1.is_none() && b_single.0.is_some_and(|t| t <= 1.0);
+    let single_ok = b_single.problem.is_none() && b_single.seconds.is_some_and(|t| t <= 1.0);
+    let beyond_history = || Figure::not_comparable(RECOVERY_LIMIT);
+    let single = format!("5. replay, one client {SINGLE_MISSED} events behind");
     report.add(Row {
-        scenario: format!("5. replay, one client {SINGLE_MISSED} events behind"),
+        scenario: single,
         measure: "time to catch up".into(),
         unit: "s".into(),
         better: Better::Lower,
-        bridge: figure(&b_single),
-        peer: figure(&p_single),
-        centrifugo: Figure::not_comparable(RECOVERY_LIMIT),
+        bridge: b_single.time(),
+        peer: p_single.time(),
+        centrifugo: beyond_history(),
         goal: Some(("≤ 1 s, every event once".into(), single_ok)),
     });
     let storm_clients = (scale.clients / 10).max(1);
     let (b_storm, p_storm) = (b.storm.unwrap_or_default(), p.storm.unwrap_or_default());
-    let storm_ok =
-        b_storm.1.is_none() && matches!((b_storm.0, p_storm.0), (Some(b), Some(p)) if b * 3.0 <= p);
+    let storm_ok = b_storm.problem.is_none()
+        && matches!((b_storm.seconds, p_storm.seconds), (Some(b), Some(p)) if b * 3.0 <= p);
+    let storm = format!("5. replay storm, {storm_clients} clients × {STORM_MISSED} behind");
     report.add(Row {
-        scenario: format!("5. replay storm, {storm_clients} clients × {STORM_MISSED} behind"),
+        scenario: storm.clone(),
         measure: "time until all caught up".into(),
         unit: "s".into(),
         better: Better::Lower,
-        bridge: figure(&b_storm),
-        peer: figure(&p_storm),
-        centrifugo: Figure::not_comparable(RECOVERY_LIMIT),
+        bridge: b_storm.time(),
+        peer: p_storm.time(),
+        centrifugo: beyond_history(),
         goal: Some(("≤ a third of the peer's".into(), storm_ok)),
     });
-    let from_history = "from its history in memory";
     report.add(Row {
-        scenario: format!(
-            "5. recovery, one client {RECOVERY_MOST} events behind (Centrifugo's most)"
-        ),
+        scenario: storm,
+        measure: "server CPU per replayed event".into(),
+        unit: "µs".into(),
+        better: Better::Lower,
+        bridge: b_storm.cpu_per_event(),
+        peer: p_storm.cpu_per_event(),
+        centrifugo: beyond_history(),
+        goal: None,
+    });
+    let from_history = "from its history in memory";
+    let most = "(Centrifugo's most)";
+    report.add(Row {
+        scenario: format!("5. recovery, one client {RECOVERY_MOST} events behind {most}"),
         measure: "time to catch up".into(),
         unit: "ms".into(),
         better: Better::Lower,
-        bridge: in_ms(&b.recovery_single),
-        peer: in_ms(&p.recovery_single),
-        centrifugo: in_ms(&c.recovery_single).noted(from_history),
+        bridge: b.recovery_single.time_ms(),
+        peer: p.recovery_single.time_ms(),
+        centrifugo: c.recovery_single.time_ms().noted(from_history),
         goal: None,
     });
+    let storm =
+        format!("5. recovery storm, {storm_clients} clients × {RECOVERY_MOST} behind {most}");
     report.add(Row {
-        scenario: format!(
-            "5. recovery storm, {storm_clients} clients × {RECOVERY_MOST} behind (Centrifugo's most)"
-        ),
+        scenario: storm.clone(),
         measure: "time until all caught up".into(),
         unit: "s".into(),
         better: Better::Lower,
-        bridge: figure(&b.recovery_storm),
-        peer: figure(&p.recovery_storm),
-        centrifugo: figure(&c.recovery_storm).noted(from_history),
+        bridge: b.recovery_storm.time(),
+        peer: p.recovery_storm.time(),
+        centrifugo: c.recovery_storm.time().noted(from_history),
+        goal: None,
+    });
+    report.add(Row {
+        scenario: storm,
+        measure: "server CPU per recovered event".into(),
+        unit: "µs".into(),
+        better: Better::Lower,
+        bridge: b.recovery_storm.cpu_per_event(),
+        peer: p.recovery_storm.cpu_per_event(),
+        centrifugo: c.recovery_storm.cpu_per_event().noted(from_history),
         goal: None,
     });
 }
