@@ -9,9 +9,11 @@ use crm_bridge::telemetry::TraceExport;
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc, not glibc's malloc: every delivered event allocates its
-/// frame, and under glibc the allocator and the page faults of its heap
-/// growing again after a trim were a fifth to a quarter of the CPU of
-/// fan-out and replay (measured: bench/ANALYSIS.md, "Centrifugo").
+/// frame, and under glibc the allocator (with the page faults of its heap
+/// growing again after a trim) took a seventh of fan-out's CPU and a
+/// quarter of a replay storm's. mimalloc cut replay CPU per event by a
+/// third, jemalloc by a quarter, for 13% and 8% more memory per idle
+/// connection (bench/ANALYSIS.md, "The allocator").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
