@@ -97,15 +97,15 @@ pub async fn session(
                 let index = (id - CONNECT_ID - 1) as usize;
                 let result = &reply["subscribe"];
                 recoverable |= result["recoverable"] == true;
-                let recovering = subscribes.get(index).is_some_and(|s| s.recovering);
-                if recovering && result["recovered"] != true {
-                    shared.note_failure(&format!("not recovered: {line}"));
-                }
                 on_subscribed(client, shared, index, result);
-                if recovering && result["recovered"] == true {
-                    awaiting_recoveries -= 1;
-                    if awaiting_recoveries == 0 {
-                        shared.note_resumed();
+                if subscribes.get(index).is_some_and(|s| s.recovering) {
+                    if result["recovered"] != true {
+                        shared.note_failure(&format!("not recovered: {line}"));
+                    } else {
+                        awaiting_recoveries -= 1;
+                        if awaiting_recoveries == 0 {
+                            shared.note_resumed();
+                        }
                     }
                 }
                 acknowledged(shared, &mut awaiting_acks, gate);

@@ -124,14 +124,12 @@ async fn measure(kind: Kind, broker: &Broker, scale: &Scale) -> Measured {
         println!("  {label}: {clients} clients, {missed} missed: {result:?}");
         result
     };
-    let replays = kind != Kind::Centrifugo;
-    let single = match replays {
-        true => Some(timed(1, SINGLE_MISSED, "pipeline_replay").await),
-        false => None,
-    };
-    let storm = match replays {
-        true => Some(timed(storm_clients, STORM_MISSED, "pipeline_storm").await),
-        false => None,
+    let (single, storm) = match kind {
+        Kind::Centrifugo => (None, None),
+        _ => (
+            Some(timed(1, SINGLE_MISSED, "pipeline_replay").await),
+            Some(timed(storm_clients, STORM_MISSED, "pipeline_storm").await),
+        ),
     };
     Measured {
         single,
